@@ -1,0 +1,116 @@
+//! `forge bench`: replays a workload against any OpenAI-compatible server with an
+//! open-loop schedule and reports vLLM-compatible metrics.
+//!
+//! Layout: [`schedule`] decides when each request is due, [`sse`] parses the stream,
+//! [`client`] sends one request and measures it, [`runner`] drives the schedule under the
+//! concurrency cap, [`metrics`] turns [`record::RequestRecord`]s into a [`metrics::BenchResult`],
+//! [`output`] prints the summary.
+
+pub mod client;
+pub mod metrics;
+pub mod output;
+pub mod record;
+pub mod runner;
+pub mod schedule;
+pub mod sse;
+
+use serde::{Deserialize, Serialize};
+
+/// Which OpenAI-compatible API the requests use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `POST /v1/completions` with `prompt`.
+    #[default]
+    Completions,
+    /// `POST /v1/chat/completions` with `messages`.
+    Chat,
+}
+
+impl Endpoint {
+    /// The request path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Chat => "/v1/chat/completions",
+        }
+    }
+}
+
+/// How arrival times are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// Use each request's `arrival_offset_s` (missing offsets count as 0).
+    Trace,
+    /// Gamma-distributed gaps at `--request-rate` with `--burstiness` (1 = Poisson).
+    Rate,
+}
+
+/// Service-level objectives for goodput: a request is "good" when it meets every bound set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    /// Bound on time to first token, ms.
+    pub ttft_ms: Option<f64>,
+    /// Bound on time per output token, ms.
+    pub tpot_ms: Option<f64>,
+    /// Bound on end-to-end latency, ms.
+    pub e2el_ms: Option<f64>,
+}
+
+impl Slo {
+    /// True when no bound is set.
+    pub fn is_empty(&self) -> bool {
+        self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2el_ms.is_none()
+    }
+}
+
+/// How the load is offered: everything about a replay except the target server.
+/// Shared by `forge bench`, `forge sim predict` and the tuner, so all three schedule
+/// and score a workload identically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadSpec {
+    /// API flavour.
+    pub endpoint: Endpoint,
+    /// Cap on in-flight requests (`None` = unlimited).
+    pub concurrency: Option<usize>,
+    /// Requests per second for rate timing (`None` = infinity: all due at t=0).
+    pub request_rate: Option<f64>,
+    /// Gamma shape for rate timing (1.0 = Poisson).
+    pub burstiness: f64,
+    /// Trace offsets or generated arrivals.
+    pub timing: Timing,
+    /// Requests sent (and discarded) before the measured phase. They are synthesized with
+    /// fresh text of the workload's typical length, so they warm the server without putting
+    /// any measured prompt into its prefix cache.
+    pub num_warmups: usize,
+    /// Goodput bounds.
+    pub slo: Slo,
+    /// Pin output length with `ignore_eos` + `min_tokens` = `max_tokens`.
+    pub pin_output: bool,
+    /// Seed for generated arrivals.
+    pub seed: u64,
+    /// Extra percentiles to report (vLLM's `--metric-percentiles`), e.g. `[90, 95, 99]`.
+    pub percentiles: Vec<f64>,
+    /// Wall seconds per server second, for a simulator running on a scaled clock: the
+    /// schedule is compressed by this factor and measured durations are divided by it.
+    pub time_scale: f64,
+}
+
+impl Default for LoadSpec {
+    fn default() -> Self {
+        LoadSpec {
+            endpoint: Endpoint::Completions,
+            concurrency: None,
+            request_rate: None,
+            burstiness: 1.0,
+            timing: Timing::Rate,
+            num_warmups: 0,
+            slo: Slo::default(),
+            pin_output: true,
+            seed: 0,
+            percentiles: vec![90.0, 95.0, 99.0],
+            time_scale: 1.0,
+        }
+    }
+}

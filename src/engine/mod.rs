@@ -1,0 +1,4 @@
+//! Serving engines: their configuration surfaces (flags, defaults, validation) and, later,
+//! their lifecycles behind the `Engine` trait.
+
+pub mod vllm;

@@ -1,0 +1,1 @@
+//! STUB: vLLM flag table, argparse-compatible parsing and rendering (sim-server work).

@@ -1,0 +1,338 @@
+//! GPU specifications (dense, per GPU) from vendor datasheets, as listed in forge's
+//! serving-engines notes. Memory is what `nvidia-smi` reports as `memory.total` (MiB).
+//! Detection matches on compute capability and memory, never on marketing names alone.
+
+use serde::Serialize;
+
+/// GPU vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    /// NVIDIA (CUDA).
+    Nvidia,
+    /// AMD (ROCm).
+    Amd,
+}
+
+/// One GPU model's performance-relevant specification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpuSpec {
+    /// Canonical name (`H100`, `A100-80GB`, ...), accepted by `--sim-gpu`.
+    pub name: &'static str,
+    /// Other spellings accepted on the command line and in `nvidia-smi` names.
+    pub aliases: &'static [&'static str],
+    /// Vendor.
+    pub vendor: Vendor,
+    /// CUDA compute capability as (major, minor); AMD parts carry their gfx id instead.
+    pub compute_capability: Option<(u32, u32)>,
+    /// AMD architecture id (`gfx942`), if AMD.
+    pub gfx: Option<&'static str>,
+    /// Total memory in MiB as the driver reports it.
+    pub memory_mib: u64,
+    /// Peak memory bandwidth in TB/s.
+    pub bandwidth_tbs: f64,
+    /// Dense BF16 (or FP16 where BF16 is absent) tensor throughput in TFLOP/s.
+    pub bf16_tflops: f64,
+    /// Dense FP8 tensor throughput in TFLOP/s, where the part has native FP8.
+    pub fp8_tflops: Option<f64>,
+    /// Per-direction GPU-to-GPU link bandwidth in GB/s (NVLink / Infinity Fabric / PCIe).
+    pub link_gbs: f64,
+}
+
+impl GpuSpec {
+    /// Total memory in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_mib * 1024 * 1024
+    }
+
+    /// Total memory in GiB.
+    pub fn memory_gib(&self) -> f64 {
+        self.memory_mib as f64 / 1024.0
+    }
+
+    /// Compute capability as vLLM's integer (`90` for 9.0), 0 for non-CUDA parts.
+    pub fn capability_int(&self) -> u32 {
+        self.compute_capability.map_or(0, |(a, b)| a * 10 + b)
+    }
+
+    /// True for parts where bfloat16 is supported (SM >= 8.0, and all AMD CDNA2+).
+    pub fn supports_bf16(&self) -> bool {
+        match self.vendor {
+            Vendor::Nvidia => self.capability_int() >= 80,
+            Vendor::Amd => true,
+        }
+    }
+
+    /// True for A100 parts (vLLM's default batch sizes special-case them).
+    pub fn is_a100(&self) -> bool {
+        self.name.starts_with("A100")
+    }
+}
+
+/// The table. Figures from serving-engines.md (vendor datasheets).
+pub const GPUS: &[GpuSpec] = &[
+    gpu(
+        "T4",
+        &["Tesla T4"],
+        Vendor::Nvidia,
+        Some((7, 5)),
+        None,
+        15360,
+        0.32,
+        65.0,
+        None,
+        32.0,
+    ),
+    gpu(
+        "A10G",
+        &["NVIDIA A10G"],
+        Vendor::Nvidia,
+        Some((8, 6)),
+        None,
+        23028,
+        0.60,
+        70.0,
+        None,
+        32.0,
+    ),
+    gpu(
+        "L4",
+        &["NVIDIA L4"],
+        Vendor::Nvidia,
+        Some((8, 9)),
+        None,
+        23034,
+        0.30,
+        121.0,
+        Some(242.0),
+        32.0,
+    ),
+    gpu(
+        "L40S",
+        &["NVIDIA L40S"],
+        Vendor::Nvidia,
+        Some((8, 9)),
+        None,
+        46068,
+        0.864,
+        362.0,
+        Some(733.0),
+        32.0,
+    ),
+    gpu(
+        "A100-40GB",
+        &[
+            "A100",
+            "A100-SXM4-40GB",
+            "A100-PCIE-40GB",
+            "NVIDIA A100-SXM4-40GB",
+        ],
+        Vendor::Nvidia,
+        Some((8, 0)),
+        None,
+        40960,
+        1.555,
+        312.0,
+        None,
+        300.0,
+    ),
+    gpu(
+        "A100-80GB",
+        &[
+            "A100-SXM4-80GB",
+            "A100-PCIE-80GB",
+            "NVIDIA A100-SXM4-80GB",
+            "NVIDIA A100 80GB PCIe",
+        ],
+        Vendor::Nvidia,
+        Some((8, 0)),
+        None,
+        81920,
+        2.04,
+        312.0,
+        None,
+        300.0,
+    ),
+    gpu(
+        "H100",
+        &["H100-SXM", "H100-SXM5-80GB", "NVIDIA H100 80GB HBM3"],
+        Vendor::Nvidia,
+        Some((9, 0)),
+        None,
+        81559,
+        3.35,
+        989.0,
+        Some(1979.0),
+        450.0,
+    ),
+    gpu(
+        "H100-PCIe",
+        &["NVIDIA H100 PCIe"],
+        Vendor::Nvidia,
+        Some((9, 0)),
+        None,
+        81559,
+        2.0,
+        756.0,
+        Some(1513.0),
+        64.0,
+    ),
+    gpu(
+        "H200",
+        &["NVIDIA H200", "H200-SXM"],
+        Vendor::Nvidia,
+        Some((9, 0)),
+        None,
+        143771,
+        4.8,
+        989.0,
+        Some(1979.0),
+        450.0,
+    ),
+    gpu(
+        "B200",
+        &["NVIDIA B200"],
+        Vendor::Nvidia,
+        Some((10, 0)),
+        None,
+        183359,
+        8.0,
+        2250.0,
+        Some(4500.0),
+        900.0,
+    ),
+    gpu(
+        "MI250X",
+        &["AMD Instinct MI250X"],
+        Vendor::Amd,
+        None,
+        Some("gfx90a"),
+        65536,
+        1.64,
+        191.5,
+        None,
+        100.0,
+    ),
+    gpu(
+        "MI300X",
+        &["AMD Instinct MI300X"],
+        Vendor::Amd,
+        None,
+        Some("gfx942"),
+        196608,
+        5.3,
+        1307.0,
+        Some(2615.0),
+        448.0,
+    ),
+];
+
+#[allow(clippy::too_many_arguments)]
+const fn gpu(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    vendor: Vendor,
+    compute_capability: Option<(u32, u32)>,
+    gfx: Option<&'static str>,
+    memory_mib: u64,
+    bandwidth_tbs: f64,
+    bf16_tflops: f64,
+    fp8_tflops: Option<f64>,
+    link_gbs: f64,
+) -> GpuSpec {
+    GpuSpec {
+        name,
+        aliases,
+        vendor,
+        compute_capability,
+        gfx,
+        memory_mib,
+        bandwidth_tbs,
+        bf16_tflops,
+        fp8_tflops,
+        link_gbs,
+    }
+}
+
+fn norm(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// Find a GPU by canonical name or alias, ignoring case and punctuation
+/// (`h100`, `A100-80GB`, `a100_80gb` all work).
+pub fn lookup(name: &str) -> Option<&'static GpuSpec> {
+    let want = norm(name);
+    GPUS.iter()
+        .find(|g| norm(g.name) == want || g.aliases.iter().any(|a| norm(a) == want))
+}
+
+/// Match a detected NVIDIA GPU by compute capability and reported memory (MiB), within 3 %
+/// on memory so driver-reserved differences do not matter. Ties go to the first table row.
+pub fn match_nvidia(cc: (u32, u32), memory_mib: u64, name_hint: &str) -> Option<&'static GpuSpec> {
+    let close = |g: &&GpuSpec| {
+        g.compute_capability == Some(cc)
+            && (g.memory_mib as f64 - memory_mib as f64).abs() <= 0.03 * g.memory_mib as f64
+    };
+    let candidates: Vec<&GpuSpec> = GPUS.iter().filter(close).collect();
+    if candidates.len() > 1 {
+        // Same capability and memory (H100 SXM vs PCIe): the name decides.
+        let hint = norm(name_hint);
+        if let Some(g) = candidates.iter().find(|g| {
+            let n = norm(g.name);
+            hint.contains(&n) && (n != "h100" || !hint.contains("pcie"))
+        }) {
+            return Some(g);
+        }
+    }
+    candidates.first().copied()
+}
+
+/// Names of every GPU in the table (for help and error messages).
+pub fn names() -> Vec<&'static str> {
+    GPUS.iter().map(|g| g.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_ignores_case_and_punctuation() {
+        assert_eq!(lookup("h100").unwrap().name, "H100");
+        assert_eq!(lookup("a100_80gb").unwrap().name, "A100-80GB");
+        assert_eq!(lookup("NVIDIA L4").unwrap().name, "L4");
+        assert!(lookup("GTX 1080").is_none());
+    }
+
+    #[test]
+    fn match_by_capability_and_memory() {
+        assert_eq!(
+            match_nvidia((9, 0), 81559, "NVIDIA H100 80GB HBM3")
+                .unwrap()
+                .name,
+            "H100"
+        );
+        assert_eq!(
+            match_nvidia((9, 0), 81559, "NVIDIA H100 PCIe")
+                .unwrap()
+                .name,
+            "H100-PCIe"
+        );
+        assert_eq!(
+            match_nvidia((8, 0), 81920, "whatever").unwrap().name,
+            "A100-80GB"
+        );
+        assert_eq!(match_nvidia((9, 0), 143771, "").unwrap().name, "H200");
+        assert!(match_nvidia((8, 0), 24000, "").is_none());
+    }
+
+    #[test]
+    fn gates() {
+        assert!(!lookup("T4").unwrap().supports_bf16());
+        assert!(lookup("A100").unwrap().is_a100());
+        assert_eq!(lookup("H100").unwrap().capability_int(), 90);
+    }
+}

@@ -1,0 +1,18 @@
+//! The `forge` binary: parse the command line, hand it to the library, map the outcome to an
+//! exit code. Everything else lives in the library so tests can drive it.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = forge::cli::Cli::parse();
+    forge::logging::init(cli.verbose);
+    match forge::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
