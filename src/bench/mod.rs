@@ -114,3 +114,90 @@ impl Default for LoadSpec {
         }
     }
 }
+
+/// Parse `--slo ttft_ms=500,tpot_ms=50,e2el_ms=20000` (any subset, any order).
+pub fn parse_slo(text: &str) -> Result<Slo, String> {
+    let mut slo = Slo::default();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--slo: `{part}` is not key=value"))?;
+        let v: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("--slo: {key}: `{value}` is not a number"))?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!("--slo: {key}: must be a positive number of ms"));
+        }
+        match key.trim() {
+            "ttft_ms" => slo.ttft_ms = Some(v),
+            "tpot_ms" => slo.tpot_ms = Some(v),
+            "e2el_ms" => slo.e2el_ms = Some(v),
+            other => {
+                return Err(format!(
+                    "--slo: unknown key `{other}` (ttft_ms, tpot_ms, e2el_ms)"
+                ));
+            }
+        }
+    }
+    if slo.is_empty() {
+        return Err("--slo: give at least one of ttft_ms, tpot_ms, e2el_ms".into());
+    }
+    Ok(slo)
+}
+
+/// Parse `--request-rate`: a positive number, or `inf` (returned as `None`).
+pub fn parse_rate(text: &str) -> Result<Option<f64>, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity") {
+        return Ok(None);
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
+        Ok(v) if v.is_infinite() && v > 0.0 => Ok(None),
+        _ => Err(format!(
+            "--request-rate: `{text}` is not a positive number or `inf`"
+        )),
+    }
+}
+
+/// Parse `--metric-percentiles 90,95,99`.
+pub fn parse_percentiles(text: &str) -> Result<Vec<f64>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.parse::<f64>() {
+            Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+            _ => Err(format!(
+                "--metric-percentiles: `{p}` is not a number in 0..=100"
+            )),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slo_rate_and_percentile_parsing() {
+        let s = parse_slo("ttft_ms=500, e2el_ms=2e4").unwrap();
+        assert_eq!(s.ttft_ms, Some(500.0));
+        assert_eq!(s.tpot_ms, None);
+        assert_eq!(s.e2el_ms, Some(20000.0));
+        assert!(
+            parse_slo("ttft=5")
+                .unwrap_err()
+                .contains("unknown key `ttft`")
+        );
+        assert!(parse_slo("ttft_ms").unwrap_err().contains("not key=value"));
+        assert!(parse_slo("tpot_ms=-1").is_err());
+        assert!(parse_slo("").is_err());
+        assert_eq!(parse_rate("inf"), Ok(None));
+        assert_eq!(parse_rate("2.5"), Ok(Some(2.5)));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert_eq!(parse_percentiles("50, 99.9").unwrap(), vec![50.0, 99.9]);
+        assert!(parse_percentiles("101").is_err());
+    }
+}
