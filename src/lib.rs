@@ -10,6 +10,7 @@ pub mod engine;
 pub mod hardware;
 pub mod logging;
 pub mod sim;
+pub mod store;
 pub mod tokenize;
 pub mod workload;
 
