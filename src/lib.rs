@@ -12,6 +12,7 @@ pub mod logging;
 pub mod sim;
 pub mod store;
 pub mod tokenize;
+pub mod tune;
 pub mod workload;
 
 use std::process::ExitCode;

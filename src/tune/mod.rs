@@ -1,0 +1,3 @@
+//! The tuning loop: propose → validate → launch → bench → score → keep or revert → record.
+
+pub mod verdict;
