@@ -1,0 +1,308 @@
+//! Recipes: the one artifact forge tunes and hands over. The YAML keeps the original tool's
+//! shape — `model`, `hardware`, `config` (layer 1: serving flags), `quant` (layer 2),
+//! `kernels` (layer 3), `parent_id`, `generation`, `id` — plus `engine`.
+//!
+//! `config` holds only what differs from the engine's defaults (the baseline's is empty,
+//! so the baseline really is the engine's own defaults). Every field and value is checked
+//! against the engine's allowlist ([`knobs`]) before anything is rendered to argv.
+
+pub mod knobs;
+pub mod vllm;
+
+use std::collections::BTreeMap;
+use std::hash::Hasher;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use twox_hash::XxHash64;
+
+/// Which engine a recipe is for.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// vLLM (`vllm serve`), or forge's simulator of it.
+    #[default]
+    Vllm,
+    /// llama.cpp's `llama-server`.
+    Llamacpp,
+}
+
+/// Where the recipe runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Hardware {
+    /// `nvidia`, `amd` or `cpu`.
+    pub vendor: String,
+    /// GPU type from the spec table (`H100`, `A100-80GB`, ...) or `cpu`.
+    pub gpu_type: String,
+    /// GPUs used.
+    pub count: u32,
+    /// Memory per GPU, GB (GiB as the driver reports it).
+    pub memory_gb_per_gpu: f64,
+}
+
+/// Layer 2: quantization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Quant {
+    /// Weight quantization (`fp8`, `awq_marlin`, ...); `None` = the checkpoint's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// KV cache precision (`fp8`, ...); `None` = auto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_quant: Option<String>,
+    /// Pre-quantized checkpoint to load instead of `model`, when the method needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+}
+
+impl Quant {
+    /// True when nothing is quantized beyond the checkpoint's own format.
+    pub fn is_empty(&self) -> bool {
+        self.method.is_none() && self.kv_cache_quant.is_none() && self.checkpoint.is_none()
+    }
+}
+
+/// Layer 3: one kernel choice (e.g. `attention_backend: FLASHINFER`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kernel {
+    /// Which kernel slot.
+    pub name: String,
+    /// The implementation chosen.
+    pub value: String,
+}
+
+/// A complete deployment recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    /// Content hash (8 hex digits) of everything below except lineage.
+    #[serde(default)]
+    pub id: String,
+    /// The recipe this one was mutated from.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// Mutations since the baseline along the kept lineage.
+    #[serde(default)]
+    pub generation: u32,
+    /// Engine.
+    #[serde(default)]
+    pub engine: EngineKind,
+    /// Model id or path.
+    pub model: String,
+    /// Hardware.
+    #[serde(default)]
+    pub hardware: Hardware,
+    /// Layer 1: serving flags that differ from the engine's defaults.
+    #[serde(default)]
+    pub config: BTreeMap<String, Value>,
+    /// Layer 2.
+    #[serde(default, skip_serializing_if = "Quant::is_empty")]
+    pub quant: Quant,
+    /// Layer 3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernels: Vec<Kernel>,
+}
+
+/// Why a recipe file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    /// Unreadable file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a recipe.
+    #[error("{path}: {why}")]
+    Invalid {
+        /// The file (with line where known).
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl Recipe {
+    /// A baseline recipe: the engine's defaults for `model` on `hardware`.
+    pub fn baseline(engine: EngineKind, model: &str, hardware: Hardware) -> Recipe {
+        let mut r = Recipe {
+            id: String::new(),
+            parent_id: None,
+            generation: 0,
+            engine,
+            model: model.to_string(),
+            hardware,
+            config: BTreeMap::new(),
+            quant: Quant::default(),
+            kernels: Vec::new(),
+        };
+        r.id = r.content_id();
+        r
+    }
+
+    /// The content hash: equal configurations get equal ids whatever their lineage, so a
+    /// re-proposed configuration is recognised as a duplicate.
+    pub fn content_id(&self) -> String {
+        let key = serde_json::json!({
+            "engine": self.engine,
+            "model": self.model,
+            "hardware": [self.hardware.vendor, self.hardware.gpu_type, self.hardware.count],
+            "config": self.config,
+            "quant": self.quant,
+            "kernels": self.kernels,
+        });
+        let mut h = XxHash64::with_seed(0xf07e);
+        h.write(key.to_string().as_bytes());
+        format!("{:08x}", h.finish() as u32)
+    }
+
+    /// A child recipe with `changes` applied to one layer (`null` removes a config field,
+    /// returning it to the engine default). Lineage and id are updated.
+    pub fn mutate(&self, layer: knobs::Layer, changes: &BTreeMap<String, Value>) -> Recipe {
+        let mut r = self.clone();
+        for (k, v) in changes {
+            match layer {
+                knobs::Layer::Config => {
+                    if v.is_null() {
+                        r.config.remove(k);
+                    } else {
+                        r.config.insert(k.clone(), v.clone());
+                    }
+                }
+                knobs::Layer::Quant => apply_quant(&mut r.quant, k, v),
+                knobs::Layer::Kernel => apply_kernel(&mut r.kernels, k, v),
+            }
+        }
+        r.parent_id = Some(self.id.clone());
+        r.generation = self.generation + 1;
+        r.id = r.content_id();
+        r
+    }
+
+    /// Serialize to YAML.
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).unwrap_or_default()
+    }
+
+    /// Parse YAML (errors carry the YAML parser's line and column).
+    pub fn from_yaml(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
+        serde_norway::from_str(text).map_err(|e| RecipeError::Invalid {
+            path: match e.location() {
+                Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
+                None => path.display().to_string(),
+            },
+            why: e.to_string(),
+        })
+    }
+
+    /// Read a recipe file.
+    pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Recipe::from_yaml(path, &text)
+    }
+}
+
+fn apply_quant(q: &mut Quant, key: &str, v: &Value) {
+    let s = v.as_str().map(str::to_string);
+    match key {
+        "method" => q.method = s.filter(|m| m != "none"),
+        "kv_cache_quant" => q.kv_cache_quant = s.filter(|m| m != "auto"),
+        "checkpoint" => q.checkpoint = s,
+        _ => {}
+    }
+}
+
+fn apply_kernel(k: &mut Vec<Kernel>, name: &str, v: &Value) {
+    k.retain(|x| x.name != name);
+    if let Some(s) = v.as_str()
+        && s != "auto"
+    {
+        k.push(Kernel {
+            name: name.to_string(),
+            value: s.to_string(),
+        });
+        k.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hw() -> Hardware {
+        Hardware {
+            vendor: "nvidia".into(),
+            gpu_type: "H100".into(),
+            count: 1,
+            memory_gb_per_gpu: 79.6,
+        }
+    }
+
+    #[test]
+    fn ids_are_content_hashes() {
+        let a = Recipe::baseline(EngineKind::Vllm, "m", hw());
+        let b = Recipe::baseline(EngineKind::Vllm, "m", hw());
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.id.len(), 8);
+        let mut ch = BTreeMap::new();
+        ch.insert("max_num_seqs".to_string(), json!(128));
+        let c = a.mutate(knobs::Layer::Config, &ch);
+        assert_ne!(c.id, a.id);
+        assert_eq!(c.parent_id.as_deref(), Some(a.id.as_str()));
+        assert_eq!(c.generation, 1);
+        // Setting and unsetting returns to the same content.
+        let mut back = BTreeMap::new();
+        back.insert("max_num_seqs".to_string(), Value::Null);
+        assert_eq!(c.mutate(knobs::Layer::Config, &back).id, a.id);
+    }
+
+    #[test]
+    fn yaml_round_trip_keeps_the_original_shape() {
+        let mut ch = BTreeMap::new();
+        ch.insert("enable_prefix_caching".to_string(), json!(false));
+        let r = Recipe::baseline(EngineKind::Vllm, "meta-llama/Llama-3.1-8B-Instruct", hw())
+            .mutate(knobs::Layer::Config, &ch);
+        let y = r.to_yaml();
+        for key in [
+            "id:",
+            "parent_id:",
+            "generation:",
+            "model:",
+            "hardware:",
+            "config:",
+        ] {
+            assert!(y.contains(key), "{key} missing in\n{y}");
+        }
+        assert_eq!(Recipe::from_yaml(Path::new("r.yaml"), &y).unwrap(), r);
+    }
+
+    #[test]
+    fn yaml_errors_carry_location() {
+        let e = Recipe::from_yaml(Path::new("r.yaml"), "model: [unclosed\n").unwrap_err();
+        assert!(e.to_string().starts_with("r.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn quant_and_kernel_layers() {
+        let base = Recipe::baseline(EngineKind::Vllm, "m", hw());
+        let mut q = BTreeMap::new();
+        q.insert("kv_cache_quant".to_string(), json!("fp8"));
+        let r = base.mutate(knobs::Layer::Quant, &q);
+        assert_eq!(r.quant.kv_cache_quant.as_deref(), Some("fp8"));
+        let mut k = BTreeMap::new();
+        k.insert("attention_backend".to_string(), json!("FLASHINFER"));
+        let r2 = r.mutate(knobs::Layer::Kernel, &k);
+        assert_eq!(r2.kernels.len(), 1);
+        let mut auto = BTreeMap::new();
+        auto.insert("attention_backend".to_string(), json!("auto"));
+        assert!(r2.mutate(knobs::Layer::Kernel, &auto).kernels.is_empty());
+    }
+}
