@@ -9,6 +9,7 @@ pub mod cli;
 pub mod engine;
 pub mod hardware;
 pub mod logging;
+pub mod playbook;
 pub mod recipe;
 pub mod sim;
 pub mod store;
