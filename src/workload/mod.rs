@@ -6,6 +6,9 @@
 //! `FILE:LINE: field: why`; loading reports every bad line and returns no requests, so
 //! nothing is sent from a half-valid file.
 
+pub mod stats;
+pub mod synth;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
