@@ -1,4 +1,5 @@
 //! Serving engines: their configuration surfaces (flags, defaults, validation) and, later,
 //! their lifecycles behind the `Engine` trait.
 
+pub mod process;
 pub mod vllm;
