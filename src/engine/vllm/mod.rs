@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod flags;
+pub mod logs;
 
 pub use config::{KvCacheDtype, PerformanceMode, SchedulingPolicy, VllmArgs, VllmConfig};

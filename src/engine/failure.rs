@@ -1,0 +1,112 @@
+//! Failure classes of an experiment. A failed boot or a crashed server is an experiment
+//! *result*: recorded with its class and the engine's own hint lines, fed to the agent, and
+//! the run goes on. Infeasible configs are never retried from the same base; infrastructure
+//! failures may be retried once.
+
+use serde::{Deserialize, Serialize};
+
+/// Why an experiment produced no (usable) measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The config does not fit in memory (weights, KV blocks, or KV below max_model_len).
+    InfeasibleOom,
+    /// The engine rejected the arguments (argparse exit 2, ValueError).
+    InfeasibleConfig,
+    /// Not ready within the boot timeout.
+    BootTimeout,
+    /// The server died (or returned 5xx/garbage for everything) while being measured.
+    CrashedDuringBench,
+    /// The engine executable (or module) is not installed.
+    EngineMissing,
+    /// Something else answered on the port; it was not measured.
+    ForeignServer,
+}
+
+impl FailureClass {
+    /// Every class, in report order.
+    pub const ALL: [FailureClass; 6] = [
+        FailureClass::InfeasibleOom,
+        FailureClass::InfeasibleConfig,
+        FailureClass::BootTimeout,
+        FailureClass::CrashedDuringBench,
+        FailureClass::EngineMissing,
+        FailureClass::ForeignServer,
+    ];
+
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::InfeasibleOom => "infeasible_oom",
+            FailureClass::InfeasibleConfig => "infeasible_config",
+            FailureClass::BootTimeout => "boot_timeout",
+            FailureClass::CrashedDuringBench => "crashed_during_bench",
+            FailureClass::EngineMissing => "engine_missing",
+            FailureClass::ForeignServer => "foreign_server",
+        }
+    }
+
+    /// A property of the config: never retried, never re-proposed from the same base.
+    pub fn is_infeasible(self) -> bool {
+        matches!(
+            self,
+            FailureClass::InfeasibleOom | FailureClass::InfeasibleConfig
+        )
+    }
+
+    /// A property of the machine or the moment: worth one retry.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            FailureClass::BootTimeout
+                | FailureClass::CrashedDuringBench
+                | FailureClass::ForeignServer
+        )
+    }
+}
+
+/// A classified failure with the evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The class.
+    pub class: FailureClass,
+    /// Exit code of the engine, if it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Signal that ended it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// One-line summary.
+    pub summary: String,
+    /// The engine's own lines that explain it (e.g. "estimated maximum model length is
+    /// 12345"), for the report and the agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+}
+
+/// Last `n` lines of a log, for summaries.
+pub fn tail(log: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert!(FailureClass::InfeasibleOom.is_infeasible());
+        assert!(!FailureClass::BootTimeout.is_infeasible());
+        assert!(FailureClass::BootTimeout.is_retryable());
+        assert!(!FailureClass::EngineMissing.is_retryable());
+        assert_eq!(
+            serde_json::to_string(&FailureClass::CrashedDuringBench).unwrap(),
+            "\"crashed_during_bench\""
+        );
+        assert_eq!(tail("a\nb\nc", 2), vec!["b", "c"]);
+    }
+}

@@ -1,0 +1,217 @@
+//! Reading vLLM's log: why a boot failed (failure class and hint lines) and what a good
+//! boot reported (KV cache size, maximum concurrency, load and capture times).
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::failure::{Failure, FailureClass};
+
+/// Lines that mean "does not fit in memory".
+const OOM_PATTERNS: &[&str] = &[
+    "No available memory for the cache blocks",
+    "larger than the available KV cache memory",
+    "larger than the maximum number of tokens that can be stored in KV cache",
+    "estimated maximum model length is",
+    "is less than desired GPU memory utilization",
+    "torch.OutOfMemoryError",
+    "CUDA out of memory",
+    "HIP out of memory",
+];
+/// Lines that mean "the arguments are invalid".
+const CONFIG_PATTERNS: &[&str] = &[
+    "error: unrecognized arguments",
+    "error: argument ",
+    "ValueError",
+    "is not supported for the current GPU",
+    "ValidationError",
+    "TypeError",
+];
+/// Lines that mean "vLLM is not installed".
+const MISSING_PATTERNS: &[&str] = &[
+    "No module named 'vllm'",
+    "No module named vllm",
+    "vllm: command not found",
+    "vllm: not found",
+];
+/// Lines worth showing to a human and an agent.
+const HINT_PATTERNS: &[&str] = &[
+    "estimated maximum model length is",
+    "Available KV cache memory",
+    "GPU KV cache size",
+    "Maximum concurrency",
+    "Minimum capability",
+    "No available memory",
+    "Try increasing",
+    "Free memory on device",
+    "out of memory",
+    "Error",
+    "error:",
+];
+
+/// Classify a boot that ended without becoming ready.
+pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {
+    let class = if code == Some(127) || has_any(log, MISSING_PATTERNS) {
+        FailureClass::EngineMissing
+    } else if has_any(log, OOM_PATTERNS) {
+        FailureClass::InfeasibleOom
+    } else if code == Some(2) || has_any(log, CONFIG_PATTERNS) {
+        FailureClass::InfeasibleConfig
+    } else {
+        // Died during boot for no stated reason (killed, segfault): an infrastructure
+        // failure as far as forge can tell.
+        FailureClass::CrashedDuringBench
+    };
+    let hints = hints(log);
+    let summary = match hints.last() {
+        Some(h) => h.clone(),
+        None => format!("engine exited during boot (code {code:?}, signal {signal:?})"),
+    };
+    Failure {
+        class,
+        exit_code: code,
+        signal,
+        summary,
+        hints,
+    }
+}
+
+fn has_any(log: &str, patterns: &[&str]) -> bool {
+    patterns.iter().any(|p| log.contains(p))
+}
+
+/// The engine's own explanatory lines (deduplicated, at most 8, log prefixes stripped).
+pub fn hints(log: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in log.lines() {
+        if HINT_PATTERNS.iter().any(|p| line.contains(p)) {
+            let clean = strip_prefix(line).to_string();
+            if !out.contains(&clean) {
+                out.push(clean);
+            }
+        }
+    }
+    let n = out.len();
+    out.split_off(n.saturating_sub(8))
+}
+
+/// Remove vLLM's `INFO 05-13 04:10:00 [file.py:12] ` / `(EngineCore pid=1) ` prefixes.
+fn strip_prefix(line: &str) -> &str {
+    let mut s = line.trim();
+    if let Some(i) = s.find("] ")
+        && s[..i].contains('[')
+        && s[..i].len() < 80
+    {
+        s = &s[i + 2..];
+    }
+    s
+}
+
+/// What a successful boot printed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartupFacts {
+    /// "GPU KV cache size: N tokens".
+    pub kv_cache_tokens: Option<u64>,
+    /// "Available KV cache memory: X GiB".
+    pub kv_cache_gib: Option<f64>,
+    /// "Maximum concurrency for L tokens per request: Cx".
+    pub max_concurrency: Option<f64>,
+    /// "Model loading took X GiB memory".
+    pub weights_gib: Option<f64>,
+    /// "Graph capturing finished in N secs".
+    pub graph_capture_s: Option<f64>,
+}
+
+/// Parse the startup lines.
+pub fn startup_facts(log: &str) -> StartupFacts {
+    StartupFacts {
+        kv_cache_tokens: number_after(log, "GPU KV cache size: ").map(|x| x as u64),
+        kv_cache_gib: number_after(log, "Available KV cache memory: "),
+        max_concurrency: number_after(log, "tokens per request: "),
+        weights_gib: number_after(log, "Model loading took "),
+        graph_capture_s: number_after(log, "Graph capturing finished in "),
+    }
+}
+
+/// The number that follows `marker` on the last line containing it (commas allowed).
+fn number_after(log: &str, marker: &str) -> Option<f64> {
+    let line = log.lines().rev().find(|l| l.contains(marker))?;
+    let rest = &line[line.find(marker)? + marker.len()..];
+    let num: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ',')
+        .filter(|c| *c != ',')
+        .collect();
+    num.trim_end_matches('.').parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KV_TOO_SMALL: &str = "INFO 05-13 04:10:00 [gpu_model_runner.py:2000] Model loading took 14.99 GiB memory and 5.1 seconds\n\
+ERROR 05-13 04:10:09 [core.py:700] ValueError: To serve at least one request with the models's max seq len (131072), (16.00 GiB KV cache is needed, which is larger than the available KV cache memory (9.50 GiB). Based on the available memory, the estimated maximum model length is 77824. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.\n\
+RuntimeError: Engine core initialization failed. See root cause above.\n";
+
+    #[test]
+    fn kv_too_small_is_oom_with_the_hint() {
+        let f = classify_exit(Some(1), None, KV_TOO_SMALL);
+        assert_eq!(f.class, FailureClass::InfeasibleOom);
+        assert!(
+            f.hints
+                .iter()
+                .any(|h| h.contains("estimated maximum model length is 77824")),
+            "{:?}",
+            f.hints
+        );
+        assert!(!f.hints[0].starts_with("INFO"));
+    }
+
+    #[test]
+    fn argparse_and_value_errors_are_config() {
+        let f = classify_exit(
+            Some(2),
+            None,
+            "usage: vllm serve [model_tag] [options]\nvllm serve: error: unrecognized arguments: --swap-space 4\n",
+        );
+        assert_eq!(f.class, FailureClass::InfeasibleConfig);
+        assert_eq!(
+            f.summary,
+            "vllm serve: error: unrecognized arguments: --swap-space 4"
+        );
+        let f = classify_exit(
+            Some(1),
+            None,
+            "ValueError: max_num_batched_tokens (64) must be greater than or equal to max_num_seqs (128).\n",
+        );
+        assert_eq!(f.class, FailureClass::InfeasibleConfig);
+    }
+
+    #[test]
+    fn missing_engine_and_unknown_deaths() {
+        assert_eq!(
+            classify_exit(Some(127), None, "").class,
+            FailureClass::EngineMissing
+        );
+        assert_eq!(
+            classify_exit(Some(1), None, "/usr/bin/python3: No module named vllm\n").class,
+            FailureClass::EngineMissing
+        );
+        assert_eq!(
+            classify_exit(None, Some(9), "INFO starting\n").class,
+            FailureClass::CrashedDuringBench
+        );
+    }
+
+    #[test]
+    fn startup_numbers() {
+        let log = "INFO 05-13 04:10:00 [gpu_worker.py:1] Available KV cache memory: 54.12 GiB\n\
+INFO 05-13 04:10:00 [kv_cache_utils.py:1] GPU KV cache size: 443,328 tokens\n\
+INFO 05-13 04:10:00 [kv_cache_utils.py:1] Maximum concurrency for 131,072 tokens per request: 3.38x\n\
+INFO 05-13 04:10:00 [gpu_model_runner.py:1] Graph capturing finished in 12 secs, took 0.55 GiB\n";
+        let f = startup_facts(log);
+        assert_eq!(f.kv_cache_tokens, Some(443_328));
+        assert_eq!(f.kv_cache_gib, Some(54.12));
+        assert_eq!(f.max_concurrency, Some(3.38));
+        assert_eq!(f.graph_capture_s, Some(12.0));
+        assert_eq!(f.weights_gib, None);
+    }
+}
