@@ -2,5 +2,6 @@
 //! their lifecycles behind the `Engine` trait.
 
 pub mod failure;
+pub mod health;
 pub mod process;
 pub mod vllm;
