@@ -27,6 +27,19 @@ pub enum Command {
     /// The built-in vLLM simulator: serve its HTTP API, or predict a config's metrics.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Tune a deployment: propose, boot, replay, score, keep or revert, repeat.
+    Tune(TuneCli),
+    /// Summarise a run: baseline, best, gain with its interval, every experiment, failures.
+    Report(ReportArgs),
+    /// Show or validate a playbook.
+    #[command(subcommand)]
+    Playbook(PlaybookCmd),
+    /// Work with recipes.
+    #[command(subcommand)]
+    Recipe(RecipeCmd),
+    /// Create or inspect workloads.
+    #[command(subcommand)]
+    Workload(WorkloadCmd),
 }
 
 /// `forge bench`.
@@ -113,4 +126,250 @@ pub struct SimRawArgs {
     /// `vllm serve` flags and --sim-* flags.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+/// `forge tune` and `forge tune resume`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TuneCli {
+    /// `resume` continues an interrupted run.
+    #[command(subcommand)]
+    pub action: Option<TuneAction>,
+    /// Options of a new run.
+    #[command(flatten)]
+    pub args: TuneArgs,
+}
+
+/// `forge tune resume [RUN_DIR]`.
+#[derive(Debug, Subcommand)]
+pub enum TuneAction {
+    /// Resume the latest interrupted run (or RUN_DIR), with every setting and budget it
+    /// started with, spend included.
+    Resume(ResumeArgs),
+}
+
+/// `forge tune resume` options.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Run directory (default: the latest interrupted run under --run-dir).
+    pub run: Option<PathBuf>,
+    /// Store directory to search for the latest interrupted run.
+    #[arg(long, default_value = ".forge")]
+    pub run_dir: PathBuf,
+}
+
+/// Options of `forge tune` (the original's flags, plus forge's own).
+#[derive(Debug, Args, Clone)]
+pub struct TuneArgs {
+    /// Hugging Face model id or local path (GGUF file for llama.cpp).
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+    /// GPU backend: cuda, rocm, or cpu.
+    #[arg(long, short = 'd', default_value = "cuda")]
+    pub device: String,
+    /// Workload JSONL.
+    #[arg(long, short = 'w')]
+    pub workload: Option<PathBuf>,
+    /// Custom playbook (default: the bundled one for the engine).
+    #[arg(long)]
+    pub playbook: Option<PathBuf>,
+    /// Agent LLM as provider/model; the built-in agent runs when no key is available.
+    #[arg(long, default_value = "anthropic/claude-sonnet-4-6")]
+    pub llm: String,
+    /// Base URL of an OpenAI-compatible endpoint for the agent LLM.
+    #[arg(long)]
+    pub llm_base_url: Option<String>,
+    /// Max concurrent requests during benchmarking.
+    #[arg(long, short = 'c', default_value_t = 8)]
+    pub concurrency: usize,
+    /// Experiment budget across all layers.
+    #[arg(long, default_value_t = 50)]
+    pub max_experiments: u32,
+    /// Cap on layer-1 (config) experiments before escalating to quantization.
+    #[arg(long)]
+    pub max_config_experiments: Option<u32>,
+    /// Cap on layer-2 (quantization) experiments.
+    #[arg(long)]
+    pub max_quant_experiments: Option<u32>,
+    /// Wall-clock budget, hours.
+    #[arg(long, default_value_t = 12.0)]
+    pub max_hours: f64,
+    /// LLM spend cap, USD.
+    #[arg(long)]
+    pub max_dollars: Option<f64>,
+    /// Minimum accuracy relative to the baseline (0..1).
+    #[arg(long, default_value_t = 0.99)]
+    pub accuracy_floor: f64,
+    /// Minimum improvement worth keeping, percent.
+    #[arg(long, default_value_t = 1.0)]
+    pub min_improvement_pct: f64,
+    /// Store directory.
+    #[arg(long, default_value = ".forge")]
+    pub run_dir: PathBuf,
+    /// Use the built-in simulator instead of a real engine (the detected GPU, or --sim-gpu).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip layer 1 (config).
+    #[arg(long)]
+    pub skip_config: bool,
+    /// Skip layer 2 (quantization).
+    #[arg(long)]
+    pub skip_quant: bool,
+    /// Skip layer 3 (kernels).
+    #[arg(long)]
+    pub skip_kernel: bool,
+    /// Start at this layer (1 config, 2 quant, 3 kernel).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub start_layer: Option<u8>,
+    /// Engine: vllm, sim (the simulator, same as --dry-run) or llamacpp.
+    #[arg(long, default_value = "vllm")]
+    pub engine: String,
+    /// Launcher for the engine, e.g. "python -m vllm.entrypoints.cli.main" or a container
+    /// wrapper; split on whitespace into argv (never run through a shell).
+    #[arg(long)]
+    pub engine_cmd: Option<String>,
+    /// Seconds to wait for an engine to become ready.
+    #[arg(long, default_value_t = 600.0)]
+    pub boot_timeout: f64,
+    /// GPU the simulator models (dry runs).
+    #[arg(long)]
+    pub sim_gpu: Option<String>,
+    /// Simulator clock: wall seconds per simulated second (dry runs).
+    #[arg(long, default_value_t = 0.1)]
+    pub sim_time_scale: f64,
+    /// Run-to-run noise of the simulator, percent (dry runs).
+    #[arg(long, default_value_t = 0.0)]
+    pub sim_noise: f64,
+    /// What to maximise.
+    #[arg(long, value_enum, default_value_t = Objective::Throughput)]
+    pub objective: Objective,
+    /// SLA: `ttft_ms=..,tpot_ms=..,e2el_ms=..` (p99 bounds; goodput counts requests meeting all).
+    #[arg(long)]
+    pub slo: Option<String>,
+    /// Most paired repeats for one keep/revert decision.
+    #[arg(long, default_value_t = 4)]
+    pub max_repeats: usize,
+    /// Seed for everything random (arrivals, agent tie-breaks, simulator).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// What `forge tune` maximises.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Output tokens per second (with the SLA as a constraint).
+    Throughput,
+    /// Requests per second that meet every SLO.
+    Goodput,
+    /// Lower p99 end-to-end latency.
+    Latency,
+}
+
+/// `forge report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run directory, or a store (`.forge`) whose latest run is shown.
+    #[arg(default_value = ".forge")]
+    pub path: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Human-readable table.
+    Table,
+    /// Tab-separated values.
+    Tsv,
+    /// JSON.
+    Json,
+    /// Markdown.
+    Md,
+}
+
+/// `forge playbook ...`.
+#[derive(Debug, Subcommand)]
+pub enum PlaybookCmd {
+    /// Print a playbook (default: the bundled one).
+    Show(PlaybookArgs),
+    /// Check a playbook's structure, search space and rules; say what is wrong and where.
+    Validate(PlaybookArgs),
+}
+
+/// Playbook selection.
+#[derive(Debug, Args)]
+pub struct PlaybookArgs {
+    /// Playbook file (default: the bundled one for --engine).
+    pub path: Option<PathBuf>,
+    /// Engine whose bundled playbook to use.
+    #[arg(long, value_enum, default_value_t = crate::recipe::EngineKind::Vllm)]
+    pub engine: crate::recipe::EngineKind,
+}
+
+/// `forge recipe ...`.
+#[derive(Debug, Subcommand)]
+pub enum RecipeCmd {
+    /// Print the exact engine command line a recipe deploys as.
+    Command(RecipeCommandArgs),
+}
+
+/// `forge recipe command`.
+#[derive(Debug, Args)]
+pub struct RecipeCommandArgs {
+    /// Recipe YAML (e.g. a run's best_recipe.yaml).
+    pub recipe: PathBuf,
+    /// Port to put on the command line.
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+}
+
+/// `forge workload ...`.
+#[derive(Debug, Subcommand)]
+pub enum WorkloadCmd {
+    /// Generate a random workload, or one of the benchmark gate's fixed scenarios.
+    Synth(SynthArgs),
+    /// Print a workload's statistics (lengths, prefix sharing, arrivals).
+    Stats(WorkloadStatsArgs),
+}
+
+/// `forge workload synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// A fixed scenario of the cross-framework gate (chat 1000/1000, summarization 8000/1000,
+    /// 80 prompts); the length flags then default to it.
+    #[arg(long, value_enum)]
+    pub scenario: Option<crate::workload::synth::Scenario>,
+    /// Input tokens per request.
+    #[arg(long, required_unless_present = "scenario")]
+    pub input_len: Option<u32>,
+    /// Output tokens per request.
+    #[arg(long, required_unless_present = "scenario")]
+    pub output_len: Option<u32>,
+    /// Requests.
+    #[arg(long, required_unless_present = "scenario")]
+    pub num_prompts: Option<usize>,
+    /// Tokens of a prefix shared by every prompt.
+    #[arg(long, default_value_t = 0)]
+    pub prefix_len: u32,
+    /// Lengths vary uniformly within ±ratio.
+    #[arg(long, default_value_t = 0.0)]
+    pub range_ratio: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write here instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+/// `forge workload stats`.
+#[derive(Debug, Args)]
+pub struct WorkloadStatsArgs {
+    /// Workload JSONL.
+    pub workload: PathBuf,
 }

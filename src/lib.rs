@@ -11,8 +11,10 @@ pub mod hardware;
 pub mod logging;
 pub mod playbook;
 pub mod recipe;
+pub mod report;
 pub mod sim;
 pub mod store;
+pub mod term;
 pub mod tokenize;
 pub mod tune;
 pub mod workload;
@@ -28,5 +30,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::runner::main(args),
         Command::Sim(SimCommand::Serve(args)) => sim::cli::serve_main(args),
         Command::Sim(SimCommand::Predict(args)) => sim::cli::predict_main(args),
+        Command::Tune(args) => tune::command::main(args),
+        Command::Report(args) => report::main(args),
+        Command::Playbook(cmd) => playbook::command::main(cmd),
+        Command::Recipe(cmd) => recipe::command::main(cmd),
+        Command::Workload(cmd) => workload::command::main(cmd),
     }
 }

@@ -5,6 +5,7 @@
 //! symptom shows, which knobs to move and why), used by the built-in agent. The bundled
 //! playbooks are compiled into the binary, so `playbook show` works with no files around.
 
+pub mod command;
 pub mod rules;
 
 use std::collections::BTreeMap;

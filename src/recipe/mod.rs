@@ -6,6 +6,7 @@
 //! so the baseline really is the engine's own defaults). Every field and value is checked
 //! against the engine's allowlist ([`knobs`]) before anything is rendered to argv.
 
+pub mod command;
 pub mod knobs;
 pub mod vllm;
 

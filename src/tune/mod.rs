@@ -1,3 +1,4 @@
 //! The tuning loop: propose → validate → launch → bench → score → keep or revert → record.
 
+pub mod command;
 pub mod verdict;

@@ -6,6 +6,7 @@
 //! `FILE:LINE: field: why`; loading reports every bad line and returns no requests, so
 //! nothing is sent from a half-valid file.
 
+pub mod command;
 pub mod stats;
 pub mod synth;
 
