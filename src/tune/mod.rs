@@ -1,5 +1,7 @@
 //! The tuning loop: propose → validate → launch → bench → score → keep or revert → record.
 
 pub mod command;
+pub mod row;
 pub mod settings;
+pub mod state;
 pub mod verdict;

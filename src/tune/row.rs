@@ -1,0 +1,193 @@
+//! One row of `experiments.jsonl`: everything an experiment decided and why — the audit
+//! trail a person reads in the morning and a resumed run rebuilds its state from.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::verdict::Interval;
+use crate::bench::metrics::BenchResult;
+use crate::engine::failure::Failure;
+use crate::recipe::Recipe;
+use crate::recipe::knobs::Layer;
+
+/// What became of an experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Experiment 0: the engine's defaults.
+    Baseline,
+    /// Better by more than the threshold, with confidence: the new incumbent.
+    Kept,
+    /// Not better by the threshold, with confidence.
+    Reverted,
+    /// Repeat budget spent without a clear answer: reverted.
+    Inconclusive,
+    /// No measurement: the failure says why.
+    Failed,
+    /// The proposal repeated a configuration already tried from this base (`dup-*`).
+    Duplicate,
+    /// The proposal was illegal (`rej-*`): outside the allowlist or infeasible by rule.
+    Rejected,
+    /// The agent found nothing left to try in this layer.
+    Converged,
+    /// A layer that was not run, with the reason.
+    Skipped,
+}
+
+impl Status {
+    /// Rows that count against `--max-experiments` (something was booted and measured, or
+    /// tried to be).
+    pub fn is_experiment(self) -> bool {
+        matches!(
+            self,
+            Status::Baseline
+                | Status::Kept
+                | Status::Reverted
+                | Status::Inconclusive
+                | Status::Failed
+        )
+    }
+
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Baseline => "baseline",
+            Status::Kept => "kept",
+            Status::Reverted => "reverted",
+            Status::Inconclusive => "inconclusive",
+            Status::Failed => "failed",
+            Status::Duplicate => "duplicate",
+            Status::Rejected => "rejected",
+            Status::Converged => "converged",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// The figures of one measured run, kept per sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// The objective's raw value (tok/s, req/s, or 1/s for latency).
+    pub value: f64,
+    /// SLA met (and failures under 1 %).
+    pub sla_ok: bool,
+    /// Accuracy relative to the baseline's reference (1.0 = same), when measured.
+    pub accuracy: Option<f64>,
+    /// Output tokens/s.
+    pub output_throughput: f64,
+    /// Completed requests/s.
+    pub request_throughput: f64,
+    /// Requests/s meeting the SLO, when an SLO is set.
+    pub goodput: Option<f64>,
+    /// Median TTFT, ms.
+    pub median_ttft_ms: f64,
+    /// p99 TTFT, ms.
+    pub p99_ttft_ms: f64,
+    /// Median TPOT, ms.
+    pub median_tpot_ms: f64,
+    /// p99 TPOT, ms.
+    pub p99_tpot_ms: f64,
+    /// p99 end-to-end latency, ms.
+    pub p99_e2el_ms: f64,
+    /// Failed requests.
+    pub failed: usize,
+    /// Completed requests.
+    pub completed: usize,
+}
+
+impl Measurement {
+    /// Pull the figures out of a bench result.
+    pub fn from_result(r: &BenchResult) -> Measurement {
+        let p = |k: &str| r.percentile_keys.get(k).copied().unwrap_or(0.0);
+        Measurement {
+            value: 0.0,
+            sla_ok: true,
+            accuracy: None,
+            output_throughput: r.output_throughput,
+            request_throughput: r.request_throughput,
+            goodput: r.request_goodput,
+            median_ttft_ms: r.median_ttft_ms,
+            p99_ttft_ms: p("p99_ttft_ms"),
+            median_tpot_ms: r.median_tpot_ms,
+            p99_tpot_ms: p("p99_tpot_ms"),
+            p99_e2el_ms: p("p99_e2el_ms"),
+            failed: r.failed,
+            completed: r.completed,
+        }
+    }
+}
+
+/// Which configuration a sample measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arm {
+    /// The proposal.
+    Candidate,
+    /// The current best.
+    Incumbent,
+}
+
+/// One measured run inside an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Which configuration.
+    pub arm: Arm,
+    /// What it measured.
+    pub m: Measurement,
+}
+
+/// A row of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentRow {
+    /// Row sequence number (every row, from 0).
+    pub seq: u32,
+    /// Experiment number (rows that count against the budget), `None` for dup/rej/converged/skipped.
+    pub exp: Option<u32>,
+    /// Recipe id; `dup-<id>` / `rej-<n>` for refused proposals.
+    pub id: String,
+    /// Parent recipe id.
+    pub parent_id: Option<String>,
+    /// Generation of the candidate.
+    pub generation: u32,
+    /// Layer the mutation belongs to.
+    pub layer: Layer,
+    /// The mutation (`field: value`; `null` = back to the engine default).
+    pub changes: BTreeMap<String, Value>,
+    /// Why the agent proposed it.
+    pub rationale: String,
+    /// Which agent proposed it (`builtin`, `anthropic/claude-…`).
+    pub agent: String,
+    /// What became of it.
+    pub status: Status,
+    /// Why it has no measurement (failed rows) or why it was refused (rej rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Score relative to the baseline (baseline = 1.0).
+    pub score: Option<f64>,
+    /// Median of the candidate's measurements.
+    pub measurement: Option<Measurement>,
+    /// Gain over the incumbent with its confidence interval.
+    pub interval: Option<Interval>,
+    /// Log ratios of the pairs (feeds the run's pooled noise estimate on resume).
+    #[serde(default)]
+    pub log_ratios: Vec<f64>,
+    /// Every measured run, in order.
+    #[serde(default)]
+    pub samples: Vec<Sample>,
+    /// The agent's predicted gain, % (the surrogate's, for the built-in agent).
+    pub predicted_gain_pct: Option<f64>,
+    /// The candidate recipe (the baseline's for row 0).
+    pub recipe: Recipe,
+    /// LLM spend for this row, USD.
+    #[serde(default)]
+    pub cost_usd: f64,
+    /// Wall seconds this row took.
+    pub wall_s: f64,
+    /// When it finished (UTC, RFC 3339).
+    pub finished_at: String,
+    /// Engine log of the candidate, relative to the run directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_log: Option<String>,
+}

@@ -1,0 +1,264 @@
+//! The run's state, rebuilt from the journal: the incumbent, budgets spent, layers done,
+//! what was tried from which base, and the pooled noise estimate. `tune resume` calls
+//! [`RunState::from_rows`] on the repaired journal, so state is never stored twice.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use super::row::{ExperimentRow, Measurement, Status};
+use super::settings::TuneSettings;
+use super::verdict::NoisePool;
+use crate::recipe::Recipe;
+use crate::recipe::knobs::Layer;
+
+/// After this many refused proposals in a row, the layer counts as converged (an agent
+/// that only repeats itself has nothing left to offer).
+pub const MAX_CONSECUTIVE_REFUSALS: u32 = 5;
+
+/// The current best configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incumbent {
+    /// Its recipe.
+    pub recipe: Recipe,
+    /// Score relative to the baseline.
+    pub score: f64,
+    /// Its latest measurement.
+    pub measurement: Option<Measurement>,
+}
+
+/// Everything the loop needs to continue.
+#[derive(Debug, Clone, Default)]
+pub struct RunState {
+    /// Rows so far.
+    pub rows: Vec<ExperimentRow>,
+    /// Current best (None before the baseline).
+    pub incumbent: Option<Incumbent>,
+    /// Rows that counted as experiments.
+    pub experiments_used: u32,
+    /// Experiments per layer.
+    pub per_layer: BTreeMap<Layer, u32>,
+    /// Layers that converged or were skipped.
+    pub done_layers: BTreeSet<Layer>,
+    /// Pooled noise of log ratios.
+    pub noise: NoisePool,
+    /// LLM spend, USD.
+    pub spent_usd: f64,
+    /// Experiment wall time spent, s (summed across resumes).
+    pub elapsed_s: f64,
+    /// (base id, candidate id) pairs already tried and not kept.
+    pub tried: HashSet<(String, String)>,
+    /// Candidate ids that were infeasible from any base.
+    pub infeasible: HashSet<String>,
+    /// Refused proposals since the last real experiment.
+    pub consecutive_refusals: u32,
+}
+
+impl RunState {
+    /// Rebuild from journal rows.
+    pub fn from_rows(rows: Vec<ExperimentRow>) -> RunState {
+        let mut s = RunState::default();
+        for r in rows {
+            s.apply(r);
+        }
+        s
+    }
+
+    /// Fold one row in (used both when rebuilding and after each new row).
+    pub fn apply(&mut self, r: ExperimentRow) {
+        self.spent_usd += r.cost_usd;
+        self.elapsed_s += r.wall_s;
+        if r.status.is_experiment() {
+            self.experiments_used += 1;
+            *self.per_layer.entry(r.layer).or_default() += 1;
+            self.consecutive_refusals = 0;
+        }
+        self.noise.absorb(&r.log_ratios);
+        match r.status {
+            Status::Baseline | Status::Kept => {
+                self.incumbent = Some(Incumbent {
+                    recipe: r.recipe.clone(),
+                    score: r.score.unwrap_or(1.0),
+                    measurement: r.measurement.clone(),
+                });
+            }
+            Status::Reverted | Status::Inconclusive | Status::Failed | Status::Duplicate => {
+                if let Some(p) = &r.parent_id {
+                    self.tried.insert((p.clone(), r.recipe.id.clone()));
+                }
+                if r.failure.as_ref().is_some_and(|f| f.class.is_infeasible()) {
+                    self.infeasible.insert(r.recipe.id.clone());
+                }
+            }
+            Status::Rejected => {}
+            Status::Converged | Status::Skipped => {
+                self.done_layers.insert(r.layer);
+            }
+        }
+        if matches!(r.status, Status::Duplicate | Status::Rejected) {
+            self.consecutive_refusals += 1;
+            if self.consecutive_refusals >= MAX_CONSECUTIVE_REFUSALS {
+                self.done_layers.insert(r.layer);
+            }
+        }
+        self.rows.push(r);
+    }
+
+    /// Sequence number of the next row.
+    pub fn next_seq(&self) -> u32 {
+        self.rows.len() as u32
+    }
+
+    /// The layer to work on: the first of the run's layers that is neither done nor at its
+    /// cap. `None` when every layer is finished.
+    pub fn current_layer(&self, s: &TuneSettings) -> Option<Layer> {
+        s.layers.iter().copied().find(|l| {
+            let used = self.per_layer.get(l).copied().unwrap_or(0);
+            let cap = match l {
+                Layer::Config => s.max_config_experiments,
+                Layer::Quant => s.max_quant_experiments,
+                Layer::Kernel => None,
+            };
+            !self.done_layers.contains(l) && cap.is_none_or(|c| used < c)
+        })
+    }
+
+    /// True when `candidate` was already tried (and not kept) from `base`, or is known to
+    /// be infeasible.
+    pub fn was_tried(&self, base: &str, candidate: &str) -> bool {
+        self.tried
+            .contains(&(base.to_string(), candidate.to_string()))
+            || self.infeasible.contains(candidate)
+    }
+
+    /// Why the run must stop now, if it must.
+    pub fn budget_exhausted(&self, s: &TuneSettings) -> Option<String> {
+        if self.experiments_used >= s.max_experiments {
+            return Some(format!("experiment budget reached ({})", s.max_experiments));
+        }
+        if self.elapsed_s >= s.max_hours * 3600.0 {
+            return Some(format!("time budget reached ({} h)", s.max_hours));
+        }
+        if let Some(cap) = s.max_dollars
+            && self.spent_usd >= cap
+        {
+            return Some(format!("spend cap reached (${cap:.2})"));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::{EngineKind, Hardware};
+
+    pub(crate) fn row(
+        seq: u32,
+        status: Status,
+        layer: Layer,
+        recipe: &Recipe,
+        parent: Option<&str>,
+    ) -> ExperimentRow {
+        ExperimentRow {
+            seq,
+            exp: status.is_experiment().then_some(seq),
+            id: recipe.id.clone(),
+            parent_id: parent.map(str::to_string),
+            generation: recipe.generation,
+            layer,
+            changes: Default::default(),
+            rationale: String::new(),
+            agent: "builtin".into(),
+            status,
+            failure: None,
+            score: Some(1.0),
+            measurement: None,
+            interval: None,
+            log_ratios: vec![0.01, -0.01],
+            samples: vec![],
+            predicted_gain_pct: None,
+            recipe: recipe.clone(),
+            cost_usd: 0.5,
+            wall_s: 10.0,
+            finished_at: String::new(),
+            engine_log: None,
+        }
+    }
+
+    fn settings() -> TuneSettings {
+        let a = crate::cli::TuneArgs {
+            model: Some("m".into()),
+            workload: Some("w".into()),
+            ..default_args()
+        };
+        TuneSettings::resolve(&a, None).unwrap()
+    }
+
+    fn default_args() -> crate::cli::TuneArgs {
+        use clap::Parser;
+        match crate::cli::Cli::parse_from(["forge", "tune"]).command {
+            crate::cli::Command::Tune(t) => t.args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn rebuilds_incumbent_budgets_and_tried_set() {
+        let base = Recipe::baseline(EngineKind::Vllm, "m", Hardware::default());
+        let mut ch = BTreeMap::new();
+        ch.insert("max_num_seqs".to_string(), serde_json::json!(64));
+        let c1 = base.mutate(Layer::Config, &ch);
+        ch.insert("max_num_seqs".to_string(), serde_json::json!(128));
+        let c2 = base.mutate(Layer::Config, &ch);
+        let rows = vec![
+            row(0, Status::Baseline, Layer::Config, &base, None),
+            row(1, Status::Reverted, Layer::Config, &c1, Some(&base.id)),
+            row(2, Status::Duplicate, Layer::Config, &c1, Some(&base.id)),
+            row(3, Status::Kept, Layer::Config, &c2, Some(&base.id)),
+        ];
+        let s = RunState::from_rows(rows);
+        assert_eq!(s.incumbent.as_ref().unwrap().recipe.id, c2.id);
+        assert_eq!(s.experiments_used, 3);
+        assert_eq!(s.next_seq(), 4);
+        assert!(s.was_tried(&base.id, &c1.id));
+        assert!(!s.was_tried(&c2.id, &c1.id));
+        assert!((s.spent_usd - 2.0).abs() < 1e-12);
+        assert!((s.elapsed_s - 40.0).abs() < 1e-12);
+        assert!(s.noise.df > NoisePool::default().df);
+        assert_eq!(s.consecutive_refusals, 0);
+    }
+
+    #[test]
+    fn layers_escalate_on_convergence_and_caps() {
+        let mut st = settings();
+        st.max_config_experiments = Some(2);
+        let base = Recipe::baseline(EngineKind::Vllm, "m", Hardware::default());
+        let mut s = RunState::from_rows(vec![row(0, Status::Baseline, Layer::Config, &base, None)]);
+        assert_eq!(s.current_layer(&st), Some(Layer::Config));
+        s.apply(row(1, Status::Reverted, Layer::Config, &base, Some("x")));
+        assert_eq!(s.current_layer(&st), Some(Layer::Quant));
+        s.apply(row(2, Status::Converged, Layer::Quant, &base, None));
+        assert_eq!(s.current_layer(&st), Some(Layer::Kernel));
+        s.apply(row(3, Status::Skipped, Layer::Kernel, &base, None));
+        assert_eq!(s.current_layer(&st), None);
+    }
+
+    #[test]
+    fn repeated_refusals_converge_the_layer_and_budgets_stop() {
+        let mut st = settings();
+        let base = Recipe::baseline(EngineKind::Vllm, "m", Hardware::default());
+        let mut s = RunState::default();
+        for i in 0..MAX_CONSECUTIVE_REFUSALS {
+            s.apply(row(i, Status::Rejected, Layer::Config, &base, None));
+        }
+        assert!(s.done_layers.contains(&Layer::Config));
+        st.max_dollars = Some(1.0);
+        assert!(s.budget_exhausted(&st).unwrap().contains("spend cap"));
+        st.max_dollars = None;
+        st.max_experiments = 0;
+        assert!(
+            s.budget_exhausted(&st)
+                .unwrap()
+                .contains("experiment budget")
+        );
+    }
+}
