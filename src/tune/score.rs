@@ -1,0 +1,134 @@
+//! Scoring one measured run: the objective's value, whether it met the SLA (p99 bounds,
+//! and under 1 % failed requests), and its accuracy. A run that misses the SLA or the
+//! accuracy floor is never better than one that meets them, whatever its raw value.
+
+use super::row::Measurement;
+use super::settings::TuneSettings;
+use crate::bench::metrics::BenchResult;
+use crate::cli::Objective;
+
+/// Largest failed-request share a run may have and still meet the SLA.
+pub const MAX_FAILED_SHARE: f64 = 0.01;
+
+/// Score a bench result (accuracy measured separately; `None` = not measured).
+pub fn measure(r: &BenchResult, s: &TuneSettings, accuracy: Option<f64>) -> Measurement {
+    let mut m = Measurement::from_result(r);
+    m.accuracy = accuracy;
+    m.value = objective_value(&m, s.objective);
+    m.sla_ok = sla_violations(&m, s).is_empty();
+    m
+}
+
+/// The objective's value (higher is better).
+pub fn objective_value(m: &Measurement, o: Objective) -> f64 {
+    match o {
+        Objective::Throughput => m.output_throughput,
+        Objective::Goodput => m.goodput.unwrap_or(0.0),
+        Objective::Latency => {
+            if m.p99_e2el_ms > 0.0 {
+                1000.0 / m.p99_e2el_ms
+            } else {
+                0.0
+            }
+        }
+    }
+}
+
+/// Every SLA bound the run missed, in words.
+pub fn sla_violations(m: &Measurement, s: &TuneSettings) -> Vec<String> {
+    let mut v = Vec::new();
+    let total = m.completed + m.failed;
+    if total == 0 || m.completed == 0 {
+        v.push("no request completed".to_string());
+        return v;
+    }
+    let share = m.failed as f64 / total as f64;
+    if share > MAX_FAILED_SHARE {
+        v.push(format!("{:.1} % of requests failed", share * 100.0));
+    }
+    // Goodput already counts only requests within the SLO per request.
+    if s.objective != Objective::Goodput {
+        let checks = [
+            ("p99 TTFT", m.p99_ttft_ms, s.slo.ttft_ms),
+            ("p99 TPOT", m.p99_tpot_ms, s.slo.tpot_ms),
+            ("p99 E2EL", m.p99_e2el_ms, s.slo.e2el_ms),
+        ];
+        for (name, value, bound) in checks {
+            if let Some(b) = bound
+                && value > b
+            {
+                v.push(format!("{name} {value:.0} ms > {b:.0} ms"));
+            }
+        }
+    }
+    if let Some(a) = m.accuracy
+        && a < s.accuracy_floor
+    {
+        v.push(format!("accuracy {a:.3} < floor {:.3}", s.accuracy_floor));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::Slo;
+
+    fn settings(objective: Objective, slo: Slo) -> TuneSettings {
+        use clap::Parser;
+        let args =
+            match crate::cli::Cli::parse_from(["forge", "tune", "-m", "m", "-w", "w"]).command {
+                crate::cli::Command::Tune(t) => t.args,
+                _ => unreachable!(),
+            };
+        let mut s = TuneSettings::resolve(&args, None).unwrap();
+        s.objective = objective;
+        s.slo = slo;
+        s
+    }
+
+    fn m() -> Measurement {
+        Measurement {
+            output_throughput: 1000.0,
+            p99_ttft_ms: 300.0,
+            p99_tpot_ms: 20.0,
+            p99_e2el_ms: 4000.0,
+            completed: 100,
+            failed: 0,
+            goodput: Some(3.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn objectives() {
+        assert_eq!(objective_value(&m(), Objective::Throughput), 1000.0);
+        assert_eq!(objective_value(&m(), Objective::Goodput), 3.0);
+        assert_eq!(objective_value(&m(), Objective::Latency), 0.25);
+    }
+
+    #[test]
+    fn sla_bounds_failures_and_accuracy() {
+        let s = settings(
+            Objective::Throughput,
+            Slo {
+                ttft_ms: Some(200.0),
+                ..Default::default()
+            },
+        );
+        assert_eq!(sla_violations(&m(), &s), vec!["p99 TTFT 300 ms > 200 ms"]);
+        let s = settings(Objective::Throughput, Slo::default());
+        assert!(sla_violations(&m(), &s).is_empty());
+        let mut bad = m();
+        bad.failed = 2;
+        bad.accuracy = Some(0.95);
+        let v = sla_violations(&bad, &s);
+        assert!(v[0].contains("2.0 % of requests failed"), "{v:?}");
+        assert!(v[1].contains("accuracy 0.950 < floor 0.990"), "{v:?}");
+        // Exactly 1 % failed is allowed.
+        let mut one = m();
+        one.completed = 99;
+        one.failed = 1;
+        assert!(sla_violations(&one, &s).is_empty());
+    }
+}
