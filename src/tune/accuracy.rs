@@ -153,7 +153,7 @@ mod tests {
     fn agreement_counts_positions() {
         assert_eq!(agreement(" the model serves", " the model serves"), 1.0);
         // 3 tokens, last differs
-        assert!((agreement(" the model serves", " the model waits") - 2.0 / 3.0).abs() < 1e-12);
+        assert!((agreement(" the step runs", " the step sits") - 2.0 / 3.0).abs() < 1e-12);
     }
 
     #[test]
