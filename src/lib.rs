@@ -4,6 +4,7 @@
 //! The binary is a thin shell over [`run`]; each command lives in its own module.
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod bench;
 pub mod cli;
 pub mod engine;

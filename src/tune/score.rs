@@ -75,13 +75,7 @@ mod tests {
     use crate::bench::Slo;
 
     fn settings(objective: Objective, slo: Slo) -> TuneSettings {
-        use clap::Parser;
-        let args =
-            match crate::cli::Cli::parse_from(["forge", "tune", "-m", "m", "-w", "w"]).command {
-                crate::cli::Command::Tune(t) => t.args,
-                _ => unreachable!(),
-            };
-        let mut s = TuneSettings::resolve(&args, None).unwrap();
+        let mut s = crate::tune::settings::test_settings();
         s.objective = objective;
         s.slo = slo;
         s

@@ -335,3 +335,13 @@ mod tests {
         assert_eq!(back, s);
     }
 }
+
+/// Settings for unit tests: the defaults of `forge tune -m m -w w`.
+#[cfg(test)]
+pub fn test_settings() -> TuneSettings {
+    use clap::Parser;
+    match crate::cli::Cli::parse_from(["forge", "tune", "-m", "m", "-w", "w"]).command {
+        crate::cli::Command::Tune(t) => TuneSettings::resolve(&t.args, None).unwrap(),
+        _ => unreachable!(),
+    }
+}

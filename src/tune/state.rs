@@ -146,6 +146,40 @@ impl RunState {
     }
 }
 
+/// Row builders for other modules' tests.
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    /// A minimal measured row for `recipe`.
+    pub fn row_with_changes(recipe: &Recipe) -> ExperimentRow {
+        ExperimentRow {
+            seq: 0,
+            exp: Some(0),
+            id: recipe.id.clone(),
+            parent_id: recipe.parent_id.clone(),
+            generation: recipe.generation,
+            layer: Layer::Config,
+            changes: Default::default(),
+            rationale: String::new(),
+            agent: "builtin".into(),
+            status: Status::Kept,
+            failure: None,
+            score: Some(1.0),
+            measurement: None,
+            interval: None,
+            log_ratios: vec![],
+            samples: vec![],
+            predicted_gain_pct: None,
+            recipe: recipe.clone(),
+            cost_usd: 0.0,
+            wall_s: 0.0,
+            finished_at: String::new(),
+            engine_log: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,20 +219,7 @@ mod tests {
     }
 
     fn settings() -> TuneSettings {
-        let a = crate::cli::TuneArgs {
-            model: Some("m".into()),
-            workload: Some("w".into()),
-            ..default_args()
-        };
-        TuneSettings::resolve(&a, None).unwrap()
-    }
-
-    fn default_args() -> crate::cli::TuneArgs {
-        use clap::Parser;
-        match crate::cli::Cli::parse_from(["forge", "tune"]).command {
-            crate::cli::Command::Tune(t) => t.args,
-            _ => unreachable!(),
-        }
+        crate::tune::settings::test_settings()
     }
 
     #[test]

@@ -1,0 +1,93 @@
+//! Agents propose one mutation per experiment, with a written rationale. The built-in
+//! agent ([`builtin`]) ranks single-knob moves with the simulator as a surrogate; the LLM
+//! agent reads the playbook and history. Both answer in the original tool's shape:
+//! `{rationale, mutation: {layer, changes}, expected_throughput_delta_pct,
+//! expected_accuracy_delta}`; empty changes mean "converged".
+
+pub mod builtin;
+pub mod space;
+
+use std::collections::BTreeMap;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::playbook::Playbook;
+use crate::recipe::Recipe;
+use crate::recipe::knobs::Layer;
+use crate::tune::row::ExperimentRow;
+use crate::tune::settings::TuneSettings;
+use crate::workload::stats::WorkloadStats;
+
+/// A proposed mutation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Why this change, in a sentence or two.
+    pub rationale: String,
+    /// The layer.
+    pub layer: Layer,
+    /// `field: value` (`null` = back to the engine default). Empty = converged.
+    pub changes: BTreeMap<String, Value>,
+    /// Predicted change of the objective, %.
+    pub expected_throughput_delta_pct: Option<f64>,
+    /// Predicted change of accuracy.
+    pub expected_accuracy_delta: Option<f64>,
+    /// Spend to produce this proposal, USD.
+    #[serde(default)]
+    pub cost_usd: f64,
+}
+
+impl Proposal {
+    /// A "nothing left to try" answer.
+    pub fn converged(layer: Layer, rationale: impl Into<String>) -> Proposal {
+        Proposal {
+            rationale: rationale.into(),
+            layer,
+            changes: BTreeMap::new(),
+            expected_throughput_delta_pct: None,
+            expected_accuracy_delta: None,
+            cost_usd: 0.0,
+        }
+    }
+}
+
+/// Predicts a recipe's objective value (the simulator, for vLLM recipes).
+pub type Surrogate<'a> = dyn Fn(&Recipe) -> Option<f64> + Send + Sync + 'a;
+
+/// What an agent sees when proposing.
+pub struct AgentContext<'a> {
+    /// Run settings.
+    pub settings: &'a TuneSettings,
+    /// The playbook.
+    pub playbook: &'a Playbook,
+    /// The layer to work on.
+    pub layer: Layer,
+    /// The incumbent recipe.
+    pub incumbent: &'a Recipe,
+    /// The incumbent's effective value of every knob (explicit or engine default).
+    pub effective: BTreeMap<String, Value>,
+    /// Observed facts for playbook rules (metrics of the incumbent, workload, SLO).
+    pub facts: BTreeMap<String, f64>,
+    /// Workload statistics.
+    pub workload: &'a WorkloadStats,
+    /// Every row so far.
+    pub history: &'a [ExperimentRow],
+    /// Candidates already tried from this base (ids), and infeasible ones.
+    pub is_tried: &'a (dyn Fn(&Recipe) -> bool + Send + Sync),
+    /// Legality beyond the allowlist (memory, GPU gates, cross-field rules): `Err(why)`.
+    pub legal: &'a (dyn Fn(&Recipe) -> Result<(), String> + Send + Sync),
+    /// The surrogate, when one exists for this engine.
+    pub surrogate: Option<&'a Surrogate<'a>>,
+}
+
+/// A source of proposals.
+pub trait Agent: Send {
+    /// Name for the banner and the journal (`builtin`, `anthropic/claude-…`).
+    fn name(&self) -> String;
+    /// Propose the next mutation.
+    fn propose<'a>(
+        &'a mut self,
+        ctx: &'a AgentContext<'a>,
+    ) -> BoxFuture<'a, anyhow::Result<Proposal>>;
+}
