@@ -241,6 +241,16 @@ fn layers(a: &TuneArgs) -> anyhow::Result<Vec<Layer>> {
     Ok(out)
 }
 
+/// Settings for unit tests: the defaults of `forge tune -m m -w w`.
+#[cfg(test)]
+pub fn test_settings() -> TuneSettings {
+    use clap::Parser;
+    match crate::cli::Cli::parse_from(["forge", "tune", "-m", "m", "-w", "w"]).command {
+        crate::cli::Command::Tune(t) => TuneSettings::resolve(&t.args, None).unwrap(),
+        _ => unreachable!(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,12 +346,3 @@ mod tests {
     }
 }
 
-/// Settings for unit tests: the defaults of `forge tune -m m -w w`.
-#[cfg(test)]
-pub fn test_settings() -> TuneSettings {
-    use clap::Parser;
-    match crate::cli::Cli::parse_from(["forge", "tune", "-m", "m", "-w", "w"]).command {
-        crate::cli::Command::Tune(t) => TuneSettings::resolve(&t.args, None).unwrap(),
-        _ => unreachable!(),
-    }
-}
