@@ -3,5 +3,6 @@
 
 pub mod failure;
 pub mod health;
+pub mod metrics;
 pub mod process;
 pub mod vllm;
