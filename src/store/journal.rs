@@ -62,6 +62,16 @@ pub fn read_journal<T: DeserializeOwned>(path: &Path) -> Result<Journal<T>, Stor
     })
 }
 
+/// Read the complete rows without repairing anything (for readers such as `report`, which
+/// must never modify a run another process may be writing).
+pub fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, StoreError> {
+    match std::fs::read(path) {
+        Ok(text) => Ok(parse_rows(path, &text)?.0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(StoreError::io(path, e)),
+    }
+}
+
 fn parse_rows<T: DeserializeOwned>(
     path: &Path,
     text: &[u8],

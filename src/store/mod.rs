@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 pub use atomic::write_atomic;
-pub use journal::{Journal, append_line, read_journal};
+pub use journal::{Journal, append_line, read_journal, read_rows};
 pub use lock::RunLock;
 
 /// Settings of the run, restored by `tune resume`.

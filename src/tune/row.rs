@@ -34,6 +34,9 @@ pub enum Status {
     Converged,
     /// A layer that was not run, with the reason.
     Skipped,
+    /// End of run: the best recipe measured against the baseline, paired, for the gain's
+    /// confidence interval.
+    Confirmation,
 }
 
 impl Status {
@@ -62,6 +65,7 @@ impl Status {
             Status::Rejected => "rejected",
             Status::Converged => "converged",
             Status::Skipped => "skipped",
+            Status::Confirmation => "confirmation",
         }
     }
 }

@@ -88,7 +88,7 @@ impl RunState {
                     self.infeasible.insert(r.recipe.id.clone());
                 }
             }
-            Status::Rejected => {}
+            Status::Rejected | Status::Confirmation => {}
             Status::Converged | Status::Skipped => {
                 self.done_layers.insert(r.layer);
             }

@@ -1,0 +1,229 @@
+//! Report renderers: table (for people), TSV and JSON (for tools), Markdown (for notes and
+//! pull requests). The TSV and JSON renderers also write the run's own views.
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{Cell, CellAlignment, Table};
+use serde_json::json;
+
+use super::{LoadedRun, RunSummary};
+use crate::tune::row::{ExperimentRow, Status};
+
+/// Columns of the experiment listing (the original's, plus status, layer and interval).
+const COLUMNS: [&str; 12] = [
+    "exp",
+    "id",
+    "gen",
+    "layer",
+    "status",
+    "score",
+    "throughput",
+    "p99_ms",
+    "accuracy",
+    "kept",
+    "gain_ci",
+    "rationale",
+];
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "—".into(), |x| format!("{x:.digits$}"))
+}
+
+fn gain_ci(r: &ExperimentRow) -> String {
+    match r.interval {
+        Some(iv) => format!(
+            "{:+.1}% [{:+.1}, {:+.1}]",
+            iv.gain_pct, iv.lo_pct, iv.hi_pct
+        ),
+        None => "—".into(),
+    }
+}
+
+fn kept_mark(r: &ExperimentRow) -> &'static str {
+    match r.status {
+        Status::Baseline | Status::Kept => "✓",
+        Status::Reverted | Status::Inconclusive | Status::Failed => "✗",
+        _ => "–",
+    }
+}
+
+fn rationale(r: &ExperimentRow) -> String {
+    match (&r.failure, r.status) {
+        (Some(f), Status::Failed) => {
+            format!("[{}] {} — {}", f.class.as_str(), f.summary, r.rationale)
+        }
+        (Some(f), _) => format!("{} — {}", f.summary, r.rationale),
+        _ => r.rationale.clone(),
+    }
+}
+
+fn cells(r: &ExperimentRow) -> [String; 12] {
+    let m = r.measurement.as_ref();
+    [
+        r.exp.map_or_else(|| "—".into(), |e| e.to_string()),
+        r.id.clone(),
+        r.generation.to_string(),
+        r.layer.as_str().to_string(),
+        r.status.as_str().to_string(),
+        fmt_opt(r.score, 4),
+        fmt_opt(m.map(|m| m.output_throughput), 1),
+        fmt_opt(m.map(|m| m.p99_e2el_ms), 0),
+        fmt_opt(m.and_then(|m| m.accuracy), 3),
+        kept_mark(r).to_string(),
+        gain_ci(r),
+        rationale(r),
+    ]
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
+    let mut out = vec![format!("=== Forge Report: {} ===", run.dir.display())];
+    if let Some(st) = &run.settings {
+        out.push(
+            format!(
+                "Model: {} · objective: {:?} · agent LLM: {}",
+                st.model, st.objective, st.llm
+            )
+            .to_lowercase()
+            .replacen("model: ", "Model: ", 1),
+        );
+    }
+    let state = match &s.stop_reason {
+        Some(r) => format!("{} ({r})", s.state),
+        None => s.state.to_string(),
+    };
+    out.push(format!("State: {state}"));
+    out.push(format!(
+        "Total experiments: {} ({} refused proposals)",
+        s.experiments, s.refused
+    ));
+    out.push(format!("Baseline: {} tok/s", fmt_opt(s.baseline_value, 1)));
+    if let Some(id) = &s.best_id {
+        out.push(format!(
+            "Best recipe ID: {id} (generation {})",
+            s.best_generation.unwrap_or(0)
+        ));
+        out.push(format!("Best score: {}", fmt_opt(s.best_score, 4)));
+        out.push(format!("Throughput: {} tok/s", fmt_opt(s.best_value, 1)));
+        out.push(format!("P99 latency: {} ms", fmt_opt(s.best_p99_ms, 0)));
+    }
+    out.push(match &s.gain {
+        Some(g) => format!(
+            "Gain over baseline: {:+.1} % ({:.0} % CI {:+.1} % … {:+.1} %, {})",
+            g.gain_pct,
+            g.confidence * 100.0,
+            g.lo_pct,
+            g.hi_pct,
+            if g.source == "confirmation" {
+                "best and baseline measured side by side"
+            } else {
+                "chained from kept steps, approximate"
+            }
+        ),
+        None => "Gain over baseline: none (no candidate beat the baseline with confidence)".into(),
+    });
+    let changes: Vec<String> = s
+        .best_changes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    out.push(format!(
+        "Best settings vs baseline: {}",
+        if changes.is_empty() {
+            "(engine defaults)".into()
+        } else {
+            changes.join(", ")
+        }
+    ));
+    let fails: Vec<String> = s
+        .failures
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    out.push(format!(
+        "Failures by kind: {}",
+        if fails.is_empty() {
+            "none".into()
+        } else {
+            fails.join(", ")
+        }
+    ));
+    out
+}
+
+/// Human-readable report.
+pub fn table(run: &LoadedRun, s: &RunSummary) -> String {
+    let mut t = Table::new();
+    t.load_style(NOTHING);
+    t.set_header(COLUMNS.iter().map(|c| Cell::new(c)));
+    for r in &run.rows {
+        let mut c = cells(r);
+        c[11] = truncate(&c[11], 60);
+        t.add_row(c.into_iter().enumerate().map(|(i, v)| {
+            let cell = Cell::new(v);
+            if (5..=8).contains(&i) {
+                cell.set_alignment(CellAlignment::Right)
+            } else {
+                cell
+            }
+        }));
+    }
+    let mut out = headline(run, s).join("\n");
+    out.push_str("\n\n");
+    let body = t.to_string();
+    for line in body.lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Tab-separated rows (one header line), full rationales, tabs and newlines flattened.
+pub fn tsv(rows: &[ExperimentRow]) -> String {
+    let mut out = COLUMNS.join("\t");
+    out.push('\n');
+    for r in rows {
+        let c = cells(r).map(|v| v.replace(['\t', '\n'], " "));
+        out.push_str(&c.join("\t"));
+        out.push('\n');
+    }
+    out
+}
+
+/// JSON: summary, settings and every row.
+pub fn json(run: &LoadedRun, s: &RunSummary) -> anyhow::Result<String> {
+    let v = json!({
+        "run": run.dir.display().to_string(),
+        "summary": s,
+        "settings": run.settings,
+        "experiments": run.rows,
+    });
+    Ok(format!("{}\n", serde_json::to_string_pretty(&v)?))
+}
+
+/// Markdown: headline as a list, experiments as a table.
+pub fn markdown(run: &LoadedRun, s: &RunSummary) -> String {
+    let mut h = headline(run, s);
+    let title = h.remove(0).replace("=== ", "").replace(" ===", "");
+    let mut out = format!("# {title}\n\n");
+    for line in h {
+        out.push_str(&format!("- {line}\n"));
+    }
+    out.push_str(&format!(
+        "\n| {} |\n|{}|\n",
+        COLUMNS.join(" | "),
+        COLUMNS.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+    ));
+    for r in &run.rows {
+        let c = cells(r).map(|v| v.replace('|', "\\|").replace('\n', " "));
+        out.push_str(&format!("| {} |\n", c.join(" | ")));
+    }
+    out
+}
