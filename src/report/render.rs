@@ -162,7 +162,7 @@ fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
 pub fn table(run: &LoadedRun, s: &RunSummary) -> String {
     let mut t = Table::new();
     t.load_style(NOTHING);
-    t.set_header(COLUMNS.iter().map(|c| Cell::new(c)));
+    t.set_header(COLUMNS.iter().map(Cell::new));
     for r in &run.rows {
         let mut c = cells(r);
         c[11] = truncate(&c[11], 60);
