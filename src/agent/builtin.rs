@@ -245,6 +245,8 @@ mod tests {
             is_tried: tried,
             legal: &|_| Ok(()),
             surrogate: Some(surrogate),
+            gpu: None,
+            spent_usd: 0.0,
         };
         propose(&ctx)
     }

@@ -79,6 +79,31 @@ pub struct AgentContext<'a> {
     pub legal: &'a (dyn Fn(&Recipe) -> Result<(), String> + Send + Sync),
     /// The surrogate, when one exists for this engine.
     pub surrogate: Option<&'a Surrogate<'a>>,
+    /// Hardware the run tunes for (GPU spec when known).
+    pub gpu: Option<&'static crate::hardware::GpuSpec>,
+    /// LLM spend so far in this run, USD (restored on resume).
+    pub spent_usd: f64,
+}
+
+/// What an agent sees when writing the post-run analysis.
+pub struct AnalysisContext<'a> {
+    /// Run settings.
+    pub settings: &'a TuneSettings,
+    /// Every row of the run.
+    pub history: &'a [ExperimentRow],
+    /// Workload statistics.
+    pub workload: &'a WorkloadStats,
+    /// LLM spend so far, USD.
+    pub spent_usd: f64,
+}
+
+/// A post-run analysis paragraph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// The text.
+    pub text: String,
+    /// Spend to produce it, USD.
+    pub cost_usd: f64,
 }
 
 /// A source of proposals.
