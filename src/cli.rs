@@ -40,6 +40,29 @@ pub enum Command {
     /// Create or inspect workloads.
     #[command(subcommand)]
     Workload(WorkloadCmd),
+    /// A zero-latency OpenAI-compatible SSE server for measuring `forge bench` itself.
+    #[command(hide = true)]
+    LoopbackServer(LoopbackArgs),
+}
+
+/// `forge loopback-server` (hidden; used by `bench/loadgen.sh` and tests).
+#[derive(Debug, Args)]
+pub struct LoopbackArgs {
+    /// Port on 127.0.0.1 (0 = any free port; the bound address is printed).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Delay from receiving a request to its first token, ms.
+    #[arg(long, default_value_t = 0.0)]
+    pub ttft_ms: f64,
+    /// Delay between tokens, ms.
+    #[arg(long, default_value_t = 0.0)]
+    pub itl_ms: f64,
+    /// Model name served by /v1/models and echoed in chunks.
+    #[arg(long, default_value = "loopback")]
+    pub model: String,
+    /// With zero delays, let chunks coalesce into one write instead of one write each.
+    #[arg(long)]
+    pub burst: bool,
 }
 
 /// `forge bench`.
@@ -57,12 +80,14 @@ pub struct BenchArgs {
     /// Model name to request (default: the first id in /v1/models).
     #[arg(long)]
     pub model: Option<String>,
-    /// Cap on requests in flight (default: no cap).
-    #[arg(long, short = 'c')]
+    /// Cap on requests in flight (default: no cap). Requests due while the cap is reached
+    /// wait client-side; that wait is recorded as schedule delay.
+    #[arg(long, short = 'c', alias = "max-concurrency")]
     pub concurrency: Option<usize>,
-    /// Requests per second for rate timing, or `inf` (default) to send all at once.
-    #[arg(long, default_value = "inf")]
-    pub request_rate: String,
+    /// Requests per second for rate timing, or `inf` to send all at once (the default when
+    /// rate timing is used without a rate).
+    #[arg(long)]
+    pub request_rate: Option<String>,
     /// Gamma shape of inter-arrival gaps: 1 = Poisson, < 1 burstier, > 1 smoother.
     #[arg(long, default_value_t = 1.0)]
     pub burstiness: f64,
@@ -82,7 +107,7 @@ pub struct BenchArgs {
     /// Do not pin output length with ignore_eos/min_tokens.
     #[arg(long)]
     pub no_ignore_eos: bool,
-    /// Per-request deadline in seconds.
+    /// Per-request deadline in seconds (server seconds, scaled by --time-scale).
     #[arg(long, default_value_t = 600.0)]
     pub request_timeout: f64,
     /// Seed for generated arrivals and warm-up text.

@@ -36,5 +36,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Playbook(cmd) => playbook::command::main(cmd),
         Command::Recipe(cmd) => recipe::command::main(cmd),
         Command::Workload(cmd) => workload::command::main(cmd),
+        Command::LoopbackServer(args) => bench::loopback::main(args),
     }
 }

@@ -159,6 +159,12 @@ pub struct BenchResult {
     pub median_e2el_ms: f64,
     /// Std of E2EL, ms.
     pub std_e2el_ms: f64,
+    /// Per-request detail (`--save-detailed`): input/output lengths, TTFTs, ITLs, texts,
+    /// errors, in vLLM's list-per-field layout, flattened into the top level as vLLM
+    /// writes them (`ttfts`, `itls`, ...). Declared before `percentile_keys` so that, when
+    /// reading a result back, these lists are taken before that catch-all map.
+    #[serde(flatten, default)]
+    pub detailed: Option<Detailed>,
     /// `p99_ttft_ms`, `p90_tpot_ms`, ... for every requested percentile and metric.
     #[serde(flatten)]
     pub percentile_keys: BTreeMap<String, f64>,
@@ -178,10 +184,6 @@ pub struct BenchResult {
     pub estimated_output_tokens: usize,
     /// The SLO used for goodput.
     pub slo: Slo,
-    /// Per-request detail (`--save-detailed`): input/output lengths, TTFTs, ITLs, texts,
-    /// errors, in vLLM's list-per-field layout.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub detailed: Option<Detailed>,
 }
 
 /// vLLM's `--save-detailed` per-request lists.
@@ -195,6 +197,8 @@ pub struct Detailed {
     pub ttfts: Vec<f64>,
     /// ITL samples per request, s.
     pub itls: Vec<Vec<f64>>,
+    /// E2EL per request, s (0 when failed), vLLM's `latencies`.
+    pub latencies: Vec<f64>,
     /// Generated text per request.
     pub generated_texts: Vec<String>,
     /// Error per request (empty string when none).
@@ -411,6 +415,7 @@ fn detailed(records: &[RequestRecord]) -> Detailed {
         output_lens: records.iter().map(|r| r.output_tokens).collect(),
         ttfts: records.iter().map(|r| r.ttft_s.unwrap_or(0.0)).collect(),
         itls: records.iter().map(|r| r.itl_s.clone()).collect(),
+        latencies: records.iter().map(|r| r.e2el_s.unwrap_or(0.0)).collect(),
         generated_texts: records.iter().map(|r| r.generated_text.clone()).collect(),
         errors: records
             .iter()
@@ -537,7 +542,18 @@ mod tests {
         // chunk ITL: mean of [100, 200] = 150; token ITL: [100, 100, 100] -> 100
         assert!((r.mean_itl_ms - 150.0).abs() < 1e-9);
         assert!((r.itl_per_token.mean - 100.0).abs() < 1e-9);
-        assert_eq!(r.detailed.unwrap().itls, vec![vec![0.1, 0.2]]);
+        assert_eq!(r.detailed.as_ref().unwrap().itls, vec![vec![0.1, 0.2]]);
+        // vLLM's layout: the lists sit at the top level, and read back.
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["itls"], serde_json::json!([[0.1, 0.2]]));
+        assert_eq!(v["latencies"], serde_json::json!([0.4]));
+        assert!(v.get("detailed").is_none());
+        let back: BenchResult = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        let plain = BenchResult::default();
+        let back: BenchResult =
+            serde_json::from_value(serde_json::to_value(&plain).unwrap()).unwrap();
+        assert_eq!(back.detailed, None);
     }
 
     #[test]

@@ -7,12 +7,16 @@
 //! [`output`] prints the summary.
 
 pub mod client;
+pub mod loopback;
 pub mod metrics;
 pub mod output;
 pub mod record;
 pub mod runner;
 pub mod schedule;
+pub mod settings;
 pub mod sse;
+pub mod stream;
+pub mod warmup;
 
 use serde::{Deserialize, Serialize};
 
