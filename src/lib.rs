@@ -24,5 +24,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::runner::main(args),
         Command::Sim(SimCommand::Serve(args)) => sim::cli::serve_main(args),
         Command::Sim(SimCommand::Predict(args)) => sim::cli::predict_main(args),
+        Command::Sim(SimCommand::Worker) => sim::faults::worker_main(),
     }
 }

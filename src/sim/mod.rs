@@ -2,6 +2,16 @@
 //! and step times (roofline), served over vLLM's HTTP API (`forge sim serve`) or run
 //! offline to predict a config's metrics (`forge sim predict`).
 
+pub mod boot;
 pub mod cli;
+pub mod driver;
 pub mod engine;
+pub mod faults;
 pub mod model;
+pub mod options;
+pub mod prom;
+pub mod request;
+pub mod serve;
+pub mod server;
+pub mod sse;
+pub mod vlog;
