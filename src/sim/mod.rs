@@ -1,7 +1,25 @@
 //! The built-in vLLM simulator: a discrete-event model of vLLM V1's scheduler, KV cache
 //! and step times (roofline), served over vLLM's HTTP API (`forge sim serve`) or run
 //! offline to predict a config's metrics (`forge sim predict`).
+//!
+//! Layout: [`model`] and [`catalog`] give architecture numbers; [`quant`], [`validate`] and
+//! [`memory`] decide whether and how a config boots; [`cudagraph`], [`spec`] and
+//! [`roofline`] price one step; [`kv`] and [`scheduler`] decide what a step computes;
+//! [`frontend`] is the API server's CPU; [`engine`] ties them into [`engine::SimEngine`];
+//! [`predict`] replays a workload through it in simulated time.
 
+pub mod catalog;
 pub mod cli;
+pub mod cudagraph;
 pub mod engine;
+pub mod frontend;
+pub mod kv;
+pub mod memory;
 pub mod model;
+pub mod predict;
+pub mod quant;
+pub mod roofline;
+pub mod scheduler;
+pub mod spec;
+pub mod startup;
+pub mod validate;
