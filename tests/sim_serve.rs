@@ -34,7 +34,6 @@ fn prompt_len(text: &str) -> u64 {
 }
 
 #[tokio::test]
-#[ignore = "needs sim core"]
 async fn refuses_connections_until_started() {
     let port = free_port();
     let port_s = port.to_string();
@@ -70,7 +69,6 @@ async fn refuses_connections_until_started() {
 }
 
 #[tokio::test]
-#[ignore = "needs sim core"]
 async fn models_and_version() {
     let mut p = serve(&["--served-model-name", "srv", "alias"]);
     let port = p.ready();
@@ -107,7 +105,6 @@ async fn models_and_version() {
 }
 
 #[tokio::test]
-#[ignore = "needs sim core"]
 async fn completions_stream_is_framed_like_vllm() {
     let mut p = serve(&[]);
     let port = p.ready();
@@ -161,7 +158,6 @@ async fn completions_stream_is_framed_like_vllm() {
 }
 
 #[tokio::test]
-#[ignore = "needs sim core"]
 async fn chat_stream_is_framed_like_vllm() {
     let mut p = serve(&[]);
     let port = p.ready();
@@ -220,7 +216,6 @@ async fn chat_stream_is_framed_like_vllm() {
 }
 
 #[tokio::test]
-#[ignore = "needs sim core"]
 async fn non_streaming_bodies() {
     let mut p = serve(&[]);
     let port = p.ready();
@@ -269,7 +264,6 @@ async fn completion_tokens(port: u16, body: Value) -> (u64, String) {
 }
 
 #[tokio::test]
-#[ignore = "needs sim core"]
 async fn output_length_controls_are_honoured() {
     let mut p = serve(&[]);
     let port = p.ready();
@@ -294,7 +288,6 @@ async fn output_length_controls_are_honoured() {
 }
 
 #[tokio::test]
-#[ignore = "needs sim core"]
 async fn errors_use_vllms_shape() {
     let mut p = serve(&[]);
     let port = p.ready();
@@ -342,7 +335,6 @@ async fn errors_use_vllms_shape() {
 }
 
 #[tokio::test]
-#[ignore = "needs sim core"]
 async fn api_key_guards_v1_routes_only() {
     let mut p = serve(&["--api-key", "s3cret"]);
     let port = p.ready();
@@ -372,7 +364,6 @@ fn metric(text: &str, name_and_labels: &str) -> f64 {
 }
 
 #[tokio::test]
-#[ignore = "needs sim core"]
 async fn metrics_use_vllms_names() {
     let mut p = serve(&[]);
     let port = p.ready();
@@ -430,7 +421,6 @@ async fn metrics_use_vllms_names() {
 }
 
 #[test]
-#[ignore = "needs sim core"]
 fn startup_log_lines() {
     let mut p = serve(&["--max-num-seqs", "64"]);
     p.ready();

@@ -131,7 +131,6 @@ fn predict_reports_injected_startup_failures() {
 }
 
 #[test]
-#[ignore = "needs sim core"]
 fn invalid_combination_exits_1_with_vllm_text() {
     let (code, out, err) = run(&[
         "sim",
@@ -154,7 +153,6 @@ fn invalid_combination_exits_1_with_vllm_text() {
 }
 
 #[test]
-#[ignore = "needs sim core"]
 fn oversized_model_exits_1_with_oom_text() {
     let (code, out, err) = run(&[
         "sim",
@@ -182,7 +180,6 @@ fn oversized_model_exits_1_with_oom_text() {
 }
 
 #[test]
-#[ignore = "needs sim core"]
 fn predict_prints_and_writes_the_result() {
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -215,7 +212,6 @@ fn predict_prints_and_writes_the_result() {
 }
 
 #[test]
-#[ignore = "needs sim core"]
 fn predict_reports_boot_failures_like_serve() {
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),

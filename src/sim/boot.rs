@@ -106,8 +106,7 @@ pub async fn boot(
     if !info.cudagraph_capture_sizes.is_empty() {
         let line = format!(
             "Graph capturing finished in {:.0} secs, took {:.2} GiB",
-            info.graph_capture_seconds,
-            0.02 * info.cudagraph_capture_sizes.len() as f64
+            info.graph_capture_seconds, info.cudagraph_memory_gib
         );
         vlog::emit(pid, Level::Info, "gpu_model_runner.py:3480", &line);
     }

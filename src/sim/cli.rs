@@ -262,7 +262,7 @@ fn predict(
         .served_model_name
         .clone()
         .unwrap_or_else(|| parsed.args.model.clone());
-    let result = match core_predict(setup, workload, load, &model_name)? {
+    let result = match super::predict::predict(setup, &workload.requests, load, &model_name) {
         Ok(r) => r,
         Err(e) => return Ok(boot::print_failure(&e, pid)),
     };
@@ -272,16 +272,6 @@ fn predict(
         write_atomic(&path, &text)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The simulator core's offline predictor (`crate::sim::predict`, branch `simcore`).
-fn core_predict(
-    _setup: super::engine::SimSetup,
-    _workload: &Workload,
-    _load: &LoadSpec,
-    _model_name: &str,
-) -> anyhow::Result<Result<crate::bench::metrics::BenchResult, super::engine::BootError>> {
-    anyhow::bail!("forge sim predict needs the simulator core (branch simcore), not merged yet")
 }
 
 /// Write `text` to `path` via a temporary file in the same directory and a rename, so a

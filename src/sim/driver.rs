@@ -229,9 +229,9 @@ impl Loop {
 
     fn submit(&mut self, req: SimRequest, events: UnboundedSender<Event>, at: Instant) {
         let id = req.id;
-        match self.engine.submit(req) {
+        let arrival = self.sim_since_start(at);
+        match self.engine.submit_at(req, arrival) {
             Ok(()) => {
-                let arrival = self.sim_since_start(at);
                 let _ = events.send(Event::Accepted);
                 let live = Live {
                     events,
