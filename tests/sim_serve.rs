@@ -440,3 +440,28 @@ fn startup_log_lines() {
         insta::assert_snapshot!(text);
     });
 }
+
+#[tokio::test]
+async fn client_disconnect_aborts_the_request() {
+    let mut p = serve(&["--sim-time-scale", "0.05"]);
+    let port = p.ready();
+    let body = json!({"prompt": "A very long answer, please.", "max_tokens": 20_000,
+                      "ignore_eos": true, "stream": true});
+    let mut r = post(port, "/v1/completions", body).await;
+    for _ in 0..3 {
+        r.chunk().await.unwrap().expect("a chunk");
+    }
+    drop(r);
+    let l = format!("model_name=\"{MODEL}\"}}");
+    let aborted = format!("vllm:request_success_total{{engine=\"0\",finished_reason=\"abort\",{l}");
+    let running = format!("vllm:num_requests_running{{engine=\"0\",{l}");
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = get(port, "/metrics").await.text().await.unwrap();
+        if metric(&text, &aborted) == 1.0 && metric(&text, &running) == 0.0 {
+            break;
+        }
+        assert!(Instant::now() < end, "the request was not aborted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

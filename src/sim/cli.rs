@@ -179,25 +179,11 @@ pub fn predict_main(args: SimRawArgs) -> anyhow::Result<ExitCode> {
 
 /// Build the [`LoadSpec`] from predict's flags (defaults as `forge bench`'s).
 pub fn load_spec(f: &PredictFlags, workload: &Workload) -> Result<LoadSpec, String> {
-    let mut load = LoadSpec::default();
-    if let Some(e) = f.get("--endpoint") {
-        load.endpoint = match e {
-            "completions" => Endpoint::Completions,
-            "chat" => Endpoint::Chat,
-            _ => {
-                return Err(format!(
-                    "argument --endpoint: invalid choice: '{e}' (choose from completions, chat)"
-                ));
-            }
-        };
-    }
-    if let Some(c) = f.get("--concurrency") {
-        let n: usize = parse_num("--concurrency", c)?;
-        if n == 0 {
-            return Err("argument --concurrency: must be at least 1".into());
-        }
-        load.concurrency = Some(n);
-    }
+    let mut load = LoadSpec {
+        endpoint: endpoint(f)?,
+        concurrency: concurrency(f)?,
+        ..LoadSpec::default()
+    };
     let rate = f.get("--request-rate");
     load.request_rate = bench::parse_rate(rate.unwrap_or("inf"))?;
     if let Some(b) = f.get("--burstiness") {
@@ -231,6 +217,26 @@ pub fn load_spec(f: &PredictFlags, workload: &Workload) -> Result<LoadSpec, Stri
         load.seed = parse_num("--seed", s)?;
     }
     Ok(load)
+}
+
+fn endpoint(f: &PredictFlags) -> Result<Endpoint, String> {
+    match f.get("--endpoint") {
+        None | Some("completions") => Ok(Endpoint::Completions),
+        Some("chat") => Ok(Endpoint::Chat),
+        Some(e) => Err(format!(
+            "argument --endpoint: invalid choice: '{e}' (choose from completions, chat)"
+        )),
+    }
+}
+
+fn concurrency(f: &PredictFlags) -> Result<Option<usize>, String> {
+    let Some(c) = f.get("--concurrency") else {
+        return Ok(None);
+    };
+    match parse_num::<usize>("--concurrency", c)? {
+        0 => Err("argument --concurrency: must be at least 1".into()),
+        n => Ok(Some(n)),
+    }
 }
 
 fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {

@@ -156,10 +156,16 @@ pub fn print_engine_failure(engine_pid: u32, msg: &str) {
     for line in traceback(&frames, &with_class(msg, "ValueError")) {
         vlog::emit(pid, Level::Error, "core.py:708", &line);
     }
+    print_startup_runtime_error();
+}
+
+/// The API server's side of a failed engine start.
+fn print_startup_runtime_error() {
+    let utils = format!("{SITE}/v1/engine/utils.py");
     let api = [
         ("/usr/local/bin/vllm", 10, "<module>", "sys.exit(main())"),
         (
-            &format!("{SITE}/v1/engine/utils.py")[..],
+            &utils[..],
             887,
             "wait_for_engine_startup",
             "raise RuntimeError(",

@@ -214,56 +214,82 @@ pub fn render(m: &Metrics, model_name: &str) -> String {
         model: model_name.to_string(),
     };
     let s = &m.stats;
-    let t = m.created;
-    o.gauge(
-        "vllm:num_requests_running",
-        "Number of requests in model execution batches.",
-        s.running as f64,
-    );
-    o.gauge(
-        "vllm:num_requests_waiting",
-        "Number of requests waiting to be processed.",
-        s.waiting as f64,
-    );
-    o.gauge(
-        "vllm:kv_cache_usage_perc",
-        "KV-cache usage. 1 means 100 percent usage.",
-        s.kv_usage,
-    );
-    let queries = "Prefix cache queries, in terms of number of queried tokens.";
-    o.counter(
-        "vllm:prefix_cache_queries",
-        queries,
-        s.prefix_cache_queries as f64,
-        t,
-    );
-    let hits = "Prefix cache hits, in terms of number of cached tokens.";
-    o.counter(
-        "vllm:prefix_cache_hits",
-        hits,
-        s.prefix_cache_hits as f64,
-        t,
-    );
-    let preempt = "Cumulative number of preemption from the engine.";
-    o.counter("vllm:num_preemptions", preempt, s.preemptions as f64, t);
-    let prompt = "Number of prefill tokens processed.";
-    o.counter("vllm:prompt_tokens", prompt, s.prompt_tokens as f64, t);
-    let gen_help = "Number of generation tokens processed.";
-    o.counter(
-        "vllm:generation_tokens",
-        gen_help,
-        s.generation_tokens as f64,
-        t,
-    );
+    let gauges = [
+        (
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            s.running as f64,
+        ),
+        (
+            "vllm:num_requests_waiting",
+            "Number of requests waiting to be processed.",
+            s.waiting as f64,
+        ),
+        (
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage. 1 means 100 percent usage.",
+            s.kv_usage,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        o.gauge(name, help, v);
+    }
+    let counters = [
+        (
+            "vllm:prefix_cache_queries",
+            "Prefix cache queries, in terms of number of queried tokens.",
+            s.prefix_cache_queries,
+        ),
+        (
+            "vllm:prefix_cache_hits",
+            "Prefix cache hits, in terms of number of cached tokens.",
+            s.prefix_cache_hits,
+        ),
+        (
+            "vllm:num_preemptions",
+            "Cumulative number of preemption from the engine.",
+            s.preemptions,
+        ),
+        (
+            "vllm:prompt_tokens",
+            "Number of prefill tokens processed.",
+            s.prompt_tokens,
+        ),
+        (
+            "vllm:generation_tokens",
+            "Number of generation tokens processed.",
+            s.generation_tokens,
+        ),
+    ];
+    for (name, help, v) in counters {
+        o.counter(name, help, v as f64, m.created);
+    }
     request_success(&mut o, m);
-    let iter = "Histogram of number of tokens per engine_step.";
-    o.histogram("vllm:iteration_tokens_total", iter, &m.iteration_tokens, t);
-    let ttft = "Histogram of time to first token in seconds.";
-    o.histogram("vllm:time_to_first_token_seconds", ttft, &m.ttft, t);
-    let itl = "Histogram of inter-token latency in seconds.";
-    o.histogram("vllm:inter_token_latency_seconds", itl, &m.itl, t);
-    let e2e = "Histogram of e2e request latency in seconds.";
-    o.histogram("vllm:e2e_request_latency_seconds", e2e, &m.e2e, t);
+    let histograms = [
+        (
+            "vllm:iteration_tokens_total",
+            "Histogram of number of tokens per engine_step.",
+            &m.iteration_tokens,
+        ),
+        (
+            "vllm:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            &m.ttft,
+        ),
+        (
+            "vllm:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            &m.itl,
+        ),
+        (
+            "vllm:e2e_request_latency_seconds",
+            "Histogram of e2e request latency in seconds.",
+            &m.e2e,
+        ),
+    ];
+    for (name, help, h) in histograms {
+        o.histogram(name, help, h, m.created);
+    }
     o.text
 }
 

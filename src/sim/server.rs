@@ -323,19 +323,8 @@ async fn generate(s: Arc<AppState>, body: Bytes, chat: bool) -> Response {
 
 /// Hand the request to the engine and wait for its verdict.
 async fn submit(s: &AppState, req: GenRequest) -> Result<Flow, Response> {
-    let prompt = req.prompt_tokens();
-    let prompt_len = prompt.len() as u32;
-    let id = s.driver.next_id();
-    let max_tokens = req
-        .max_tokens
-        .unwrap_or_else(|| s.max_model_len.saturating_sub(prompt_len));
-    let sim = SimRequest {
-        id,
-        prompt,
-        max_tokens,
-        min_tokens: req.min_tokens,
-        ignore_eos: req.ignore_eos,
-    };
+    let sim = sim_request(s, &req);
+    let (id, prompt_len) = (sim.id, sim.prompt.len() as u32);
     let (tx, mut rx) = unbounded_channel();
     if !s.driver.submit(sim, tx) {
         return Err(engine_dead());
@@ -353,23 +342,37 @@ async fn submit(s: &AppState, req: GenRequest) -> Result<Flow, Response> {
         }
         _ => return Err(engine_dead()),
     }
-    let ctx = Ctx {
-        id: sse::new_id(req.chat),
-        created: chrono::Utc::now().timestamp(),
-        model: s.served[0].clone(),
-        chat: req.chat,
-    };
-    let details = s.options.prompt_tokens_details;
     Ok(Flow {
         rx,
         guard,
-        ctx,
+        ctx: Ctx {
+            id: sse::new_id(req.chat),
+            created: chrono::Utc::now().timestamp(),
+            model: s.served[0].clone(),
+            chat: req.chat,
+        },
         req,
         prompt_len,
         seed: s.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
         emitted: 0,
-        cached: details.then_some(0),
+        cached: s.options.prompt_tokens_details.then_some(0),
     })
+}
+
+/// The engine's view of a request; without a limit, generation may run to the context
+/// limit (vLLM's `get_max_tokens`).
+fn sim_request(s: &AppState, req: &GenRequest) -> SimRequest {
+    let prompt = req.prompt_tokens();
+    let max_tokens = req
+        .max_tokens
+        .unwrap_or_else(|| s.max_model_len.saturating_sub(prompt.len() as u32));
+    SimRequest {
+        id: s.driver.next_id(),
+        prompt,
+        max_tokens,
+        min_tokens: req.min_tokens,
+        ignore_eos: req.ignore_eos,
+    }
 }
 
 fn finish_str(f: FinishReason) -> &'static str {

@@ -234,38 +234,47 @@ impl Ctx {
 
     /// A whole non-streaming response.
     pub fn full_response(&self, text: &str, finish: &str, usage: Usage) -> String {
-        let usage = FullUsage::from(usage);
         if self.chat {
-            let choice = FullChatChoice {
-                index: 0,
-                message: Message {
-                    role: "assistant",
-                    content: text,
-                    refusal: Null,
-                    annotations: Null,
-                    audio: Null,
-                    function_call: Null,
-                    reasoning: Null,
-                },
-                logprobs: Null,
-                finish_reason: finish,
-                stop_reason: Null,
-                token_ids: Null,
-            };
-            return to_json(&FullChat {
-                id: &self.id,
-                object: self.object(false),
-                created: self.created,
-                model: &self.model,
-                choices: vec![choice],
-                service_tier: Null,
-                system_fingerprint: Null,
-                usage,
-                prompt_logprobs: Null,
-                prompt_token_ids: Null,
-                kv_transfer_params: Null,
-            });
+            self.full_chat(text, finish, usage)
+        } else {
+            self.full_completion(text, finish, usage)
         }
+    }
+
+    fn full_chat(&self, text: &str, finish: &str, usage: Usage) -> String {
+        let message = Message {
+            role: "assistant",
+            content: text,
+            refusal: Null,
+            annotations: Null,
+            audio: Null,
+            function_call: Null,
+            reasoning: Null,
+        };
+        let choice = FullChatChoice {
+            index: 0,
+            message,
+            logprobs: Null,
+            finish_reason: finish,
+            stop_reason: Null,
+            token_ids: Null,
+        };
+        to_json(&FullChat {
+            id: &self.id,
+            object: self.object(false),
+            created: self.created,
+            model: &self.model,
+            choices: vec![choice],
+            service_tier: Null,
+            system_fingerprint: Null,
+            usage: usage.into(),
+            prompt_logprobs: Null,
+            prompt_token_ids: Null,
+            kv_transfer_params: Null,
+        })
+    }
+
+    fn full_completion(&self, text: &str, finish: &str, usage: Usage) -> String {
         let choice = FullCompletionChoice {
             index: 0,
             text,
@@ -284,7 +293,7 @@ impl Ctx {
             choices: vec![choice],
             service_tier: Null,
             system_fingerprint: Null,
-            usage,
+            usage: usage.into(),
             kv_transfer_params: Null,
         })
     }

@@ -119,61 +119,30 @@ fn with_flag(flag: &Flag, target: Target, words: Vec<String>) -> Vec<String> {
     out
 }
 
+type Words = Result<Option<Vec<String>>, RenderError>;
+
 /// The checked value words for a set field (`None` when unset).
-fn value_words(
-    a: &VllmArgs,
-    target: Target,
-    version: Version,
-) -> Result<Option<Vec<String>>, RenderError> {
-    let one = |s: String| Ok(Some(vec![s]));
-    let positive = |name, v: Option<u32>| v.map(|v| positive_u32(name, v)).transpose();
+fn value_words(a: &VllmArgs, target: Target, version: Version) -> Words {
+    if let Some((name, v)) = count_field(a, target) {
+        return v.map(|v| positive_u32(name, v)).transpose();
+    }
+    if let Some(v) = switch_field(a, target) {
+        return Ok(v.map(|b| vec![b.to_string()]));
+    }
     match target {
-        Target::ServedModelName => match &a.served_model_name {
-            Some(n) => check_word("--served-model-name", n).map(|_| Some(vec![n.clone()])),
-            None => Ok(None),
-        },
-        Target::Host => match &a.host {
-            Some(h) => check_word("--host", h).map(|_| Some(vec![h.clone()])),
-            None => Ok(None),
-        },
+        Target::ServedModelName => word("--served-model-name", a.served_model_name.as_deref()),
+        Target::Host => word("--host", a.host.as_deref()),
         Target::Port => Ok(a.port.map(|p| vec![p.to_string()])),
-        Target::MaxNumSeqs => positive("--max-num-seqs", a.max_num_seqs),
-        Target::MaxNumBatchedTokens => {
-            positive("--max-num-batched-tokens", a.max_num_batched_tokens)
-        }
-        Target::MaxModelLen => positive("--max-model-len", a.max_model_len),
-        Target::TensorParallelSize => positive("--tensor-parallel-size", a.tensor_parallel_size),
-        Target::PipelineParallelSize => {
-            positive("--pipeline-parallel-size", a.pipeline_parallel_size)
-        }
-        Target::DataParallelSize => positive("--data-parallel-size", a.data_parallel_size),
-        Target::MaxCudagraphCaptureSize => {
-            positive("--max-cudagraph-capture-size", a.max_cudagraph_capture_size)
-        }
         Target::LongPrefillTokenThreshold => {
             Ok(a.long_prefill_token_threshold.map(|v| vec![v.to_string()]))
         }
-        Target::EnablePrefixCaching => Ok(switch(a.enable_prefix_caching)),
-        Target::EnableChunkedPrefill => Ok(switch(a.enable_chunked_prefill)),
-        Target::EnforceEager => Ok(switch(a.enforce_eager)),
-        Target::AsyncScheduling => Ok(switch(a.async_scheduling)),
         Target::GpuMemoryUtilization => a.gpu_memory_utilization.map(utilization).transpose(),
         Target::BlockSize => a.block_size.map(|b| block_size(b, version)).transpose(),
-        Target::KvCacheDtype => match a.kv_cache_dtype {
-            Some(d) => choice(target, d.as_flag(), version).map(Some),
-            None => Ok(None),
-        },
-        Target::Quantization | Target::Dtype => {
-            let v = if target == Target::Dtype {
-                &a.dtype
-            } else {
-                &a.quantization
-            };
-            match v {
-                Some(s) => choice(target, s, version).map(Some),
-                None => Ok(None),
-            }
+        Target::KvCacheDtype => {
+            optional_choice(target, a.kv_cache_dtype.map(|d| d.as_flag()), version)
         }
+        Target::Quantization => optional_choice(target, a.quantization.as_deref(), version),
+        Target::Dtype => optional_choice(target, a.dtype.as_deref(), version),
         Target::OptimizationLevel => a.optimization_level.map(level).transpose(),
         Target::CudagraphCaptureSizes => {
             a.cudagraph_capture_sizes.as_deref().map(sizes).transpose()
@@ -182,13 +151,54 @@ fn value_words(
         Target::SchedulingPolicy => Ok(a.scheduling_policy.map(|p| vec![policy(p).into()])),
         Target::SpeculativeConfig => a.speculative_config.as_ref().map(spec).transpose(),
         Target::AttentionBackend => a.attention_backend.as_deref().map(backend).transpose(),
-        Target::Seed => match a.seed {
-            Some(s) if i64::try_from(s).is_err() => Err(invalid("--seed", s, "above 2^63 - 1")),
-            Some(s) => one(s.to_string()),
-            None => Ok(None),
-        },
+        Target::Seed => a.seed.map(seed).transpose(),
         _ => Ok(None),
     }
+}
+
+/// Fields that must be positive integers, with their flag.
+fn count_field(a: &VllmArgs, target: Target) -> Option<(&'static str, Option<u32>)> {
+    Some(match target {
+        Target::MaxNumSeqs => ("--max-num-seqs", a.max_num_seqs),
+        Target::MaxNumBatchedTokens => ("--max-num-batched-tokens", a.max_num_batched_tokens),
+        Target::MaxModelLen => ("--max-model-len", a.max_model_len),
+        Target::TensorParallelSize => ("--tensor-parallel-size", a.tensor_parallel_size),
+        Target::PipelineParallelSize => ("--pipeline-parallel-size", a.pipeline_parallel_size),
+        Target::DataParallelSize => ("--data-parallel-size", a.data_parallel_size),
+        Target::MaxCudagraphCaptureSize => {
+            ("--max-cudagraph-capture-size", a.max_cudagraph_capture_size)
+        }
+        _ => return None,
+    })
+}
+
+/// `--x` / `--no-x` fields.
+fn switch_field(a: &VllmArgs, target: Target) -> Option<Option<bool>> {
+    Some(match target {
+        Target::EnablePrefixCaching => a.enable_prefix_caching,
+        Target::EnableChunkedPrefill => a.enable_chunked_prefill,
+        Target::EnforceEager => a.enforce_eager,
+        Target::AsyncScheduling => a.async_scheduling,
+        _ => return None,
+    })
+}
+
+fn word(flag: &'static str, v: Option<&str>) -> Words {
+    match v {
+        Some(s) => check_word(flag, s).map(|_| Some(vec![s.to_string()])),
+        None => Ok(None),
+    }
+}
+
+fn optional_choice(target: Target, v: Option<&str>, version: Version) -> Words {
+    v.map(|s| choice(target, s, version)).transpose()
+}
+
+fn seed(s: u64) -> Result<Vec<String>, RenderError> {
+    if i64::try_from(s).is_err() {
+        return Err(invalid("--seed", s, "above 2^63 - 1"));
+    }
+    Ok(vec![s.to_string()])
 }
 
 fn invalid(flag: &'static str, value: impl ToString, why: &str) -> RenderError {
@@ -209,10 +219,6 @@ fn check_word(flag: &'static str, s: &str) -> Result<(), RenderError> {
         ));
     }
     Ok(())
-}
-
-fn switch(v: Option<bool>) -> Option<Vec<String>> {
-    v.map(|b| vec![b.to_string()])
 }
 
 fn positive_u32(flag: &'static str, v: u32) -> Result<Vec<String>, RenderError> {
