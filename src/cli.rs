@@ -132,22 +132,26 @@ pub struct BenchArgs {
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Serve vLLM's HTTP API from the simulator. Takes `vllm serve` flags plus --sim-* flags.
-    #[command(
-        disable_help_flag = false,
-        after_help = crate::sim::cli::SERVE_HELP
-    )]
+    #[command(disable_help_flag = true, after_help = crate::sim::cli::SERVE_HELP)]
     Serve(SimRawArgs),
     /// Predict `forge bench` metrics for a config and workload without HTTP.
-    #[command(after_help = crate::sim::cli::PREDICT_HELP)]
+    #[command(disable_help_flag = true, after_help = crate::sim::cli::PREDICT_HELP)]
     Predict(SimRawArgs),
+    /// The simulated engine-core worker `--sim-spawn-child` starts (sleeps until killed).
+    #[command(hide = true)]
+    Worker,
 }
 
 /// A model followed by `vllm serve`-style flags, parsed by the simulator's own
 /// argparse-compatible parser (so errors read as vLLM's do).
 #[derive(Debug, Args)]
 pub struct SimRawArgs {
+    /// Print help: `--help` this command's, `--help=all` (or any vLLM help key) the vLLM
+    /// flag listing, as `vllm serve --help=KEY` does.
+    #[arg(short = 'h', long = "help", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub help: Option<String>,
     /// Model id (built-in catalogue) or a directory with an HF config.json.
-    pub model: String,
+    pub model: Option<String>,
     /// `vllm serve` flags and --sim-* flags.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,

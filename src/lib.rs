@@ -37,5 +37,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recipe(cmd) => recipe::command::main(cmd),
         Command::Workload(cmd) => workload::command::main(cmd),
         Command::LoopbackServer(args) => bench::loopback::main(args),
+        Command::Sim(SimCommand::Worker) => sim::faults::worker_main(),
     }
 }

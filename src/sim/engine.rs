@@ -2,11 +2,48 @@
 //! Both the HTTP server and the offline predictor drive this same state machine, so they
 //! agree by construction.
 //!
-//! INTERFACE STUB: bodies to be written by the sim-core work.
+//! A caller submits requests as they arrive ([`SimEngine::submit_at`]), calls
+//! [`SimEngine::step`] with the current simulated time, waits `duration_s` and then delivers
+//! the step's `outputs`. Two effects are folded in so callers need not know about them:
+//!
+//! - Async scheduling (vLLM's default): the batch of step N+1 is scheduled while step N
+//!   runs, so a request that arrives while a step is in flight is first scheduled one step
+//!   later; the period is `max(t_gpu, t_cpu)` instead of their sum. Outputs are reported by
+//!   the step at whose end they become visible.
+//! - The API server ([`super::frontend`]): requests reach the engine after their intake
+//!   cost, and when the server falls behind outputs arrive late and merged (`new_tokens >
+//!   1`).
+//!
+//! Output lengths: `ignore_eos` → exactly `max_tokens`; otherwise a natural length drawn
+//! from (seed, prompt tokens, `max_tokens`) — log-normal, median 180 tokens — clamped to
+//! `[max(min_tokens, 1), max_tokens]`, finishing `Stop` below `max_tokens` and `Length` at it.
+//! Generated token `i` of request `id` has id [`super::scheduler::output_token_id`]`(id, i)`
+//! (the token of [`crate::tokenize::output_piece`]`(id, i)`): a server that streams that
+//! text makes multi-turn prompts hit the prefix cache.
+//!
+//! Noise: `noise_pct` draws a run-level speed factor ~ N(1, pct/100) (clamped to
+//! [0.5, 1.5]) at boot and a per-step jitter with a quarter of that spread; 0 makes timing
+//! fully deterministic. Everything random comes from ChaCha8 seeded by `seed`.
 
+use std::collections::VecDeque;
+use std::hash::Hasher;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, LogNormal, Normal};
 use serde::Serialize;
+use twox_hash::XxHash64;
 
+use super::cudagraph::CudaGraphs;
+use super::frontend::Frontend;
+use super::kv::KvCache;
+use super::memory::{GIB, MemoryInputs, MemoryPlan};
 use super::model::ModelShape;
+use super::quant::{self, Precision};
+use super::roofline::{BatchShape, StepModel};
+use super::scheduler::{Request, SchedConfig, Scheduled, Scheduler};
+use super::spec::SpecDecode;
+use super::{startup, validate};
 use crate::engine::vllm::VllmConfig;
 use crate::hardware::GpuSpec;
 
@@ -46,9 +83,17 @@ pub struct BootInfo {
     pub graph_capture_seconds: f64,
     /// Total simulated startup time, s (before the server accepts connections).
     pub startup_seconds: f64,
+    /// KV blocks per GPU (vLLM's `num_gpu_blocks`).
+    pub num_gpu_blocks: u64,
+    /// vLLM's "Estimated CUDA graph memory", GiB (0 when eager).
+    pub cudagraph_memory_gib: f64,
+    /// Run-level speed factor drawn from the seed (1.0 without noise); step times are
+    /// multiplied by it.
+    pub speed_factor: f64,
 }
 
-/// Why the engine cannot start: vLLM's own error text.
+/// Why the engine cannot start: vLLM's own error text, including the exception's class as
+/// vLLM's log prints it (`ValueError: ...`, `torch.OutOfMemoryError: ...`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BootError {
     /// Not enough memory (weights do not fit, no KV blocks, or KV below max_model_len).
@@ -135,46 +180,415 @@ pub struct SimStats {
     pub requests_finished: u64,
 }
 
+/// A submitted request the engine has not queued yet (API-server intake, async lag).
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    slot: usize,
+    ready_at: f64,
+    eligible_step: u64,
+}
+
 /// The simulated engine.
 #[derive(Debug)]
 pub struct SimEngine {
-    _private: (),
+    max_model_len: u32,
+    seed: u64,
+    async_sched: bool,
+    model: StepModel,
+    sched: Scheduler,
+    frontend: Frontend,
+    arrivals: VecDeque<Arrival>,
+    rng: ChaCha8Rng,
+    jitter: Option<Normal<f64>>,
+    speed: f64,
+    clock: f64,
+    steps: u64,
+    busy: bool,
+    info: BootInfo,
 }
+
+/// Median natural output length when `ignore_eos` is off, tokens.
+pub const NATURAL_MEDIAN_TOKENS: f64 = 180.0;
+/// Log-normal spread of natural output lengths.
+pub const NATURAL_SIGMA: f64 = 0.9;
 
 impl SimEngine {
     /// Plan memory, validate the config, and build the engine.
-    pub fn boot(_setup: SimSetup) -> Result<(SimEngine, BootInfo), BootError> {
-        todo!("sim core")
+    pub fn boot(setup: SimSetup) -> Result<(SimEngine, BootInfo), BootError> {
+        let SimSetup {
+            model,
+            gpu,
+            config,
+            seed,
+            noise_pct,
+        } = setup;
+        let max_len = validate::max_model_len(&model, &config)?;
+        validate::check(&model, &config, max_len)?;
+        let prec = quant::resolve(&model, &config, gpu)?;
+        let spec = SpecDecode::from_config(config.speculative_config.as_ref(), model.num_layers)
+            .map_err(BootError::Config)?;
+        let graphs = CudaGraphs::from_config(&config);
+        let step_model = StepModel::new(
+            &model,
+            gpu,
+            &prec,
+            graphs.clone(),
+            config.tensor_parallel_size,
+            config.async_scheduling,
+            spec.clone(),
+        );
+        let plan = MemoryPlan::compute(&memory_inputs(
+            &model,
+            gpu,
+            &config,
+            &prec,
+            &step_model,
+            max_len,
+        ))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (speed, jitter) = noise(&mut rng, noise_pct);
+        let info = boot_info(&plan, &graphs, &model, &config, max_len, speed);
+        let sched = Scheduler::new(
+            sched_config(&config, max_len, spec.as_ref()),
+            KvCache::new(
+                plan.num_blocks as usize,
+                config.block_size,
+                config.enable_prefix_caching,
+            ),
+        );
+        let engine = SimEngine {
+            max_model_len: max_len,
+            seed,
+            async_sched: config.async_scheduling,
+            model: step_model,
+            sched,
+            frontend: Frontend::default(),
+            arrivals: VecDeque::new(),
+            rng,
+            jitter,
+            speed,
+            clock: 0.0,
+            steps: 0,
+            busy: false,
+            info: info.clone(),
+        };
+        Ok((engine, info))
     }
 
     /// Context limit in force.
     pub fn max_model_len(&self) -> u32 {
-        todo!("sim core")
+        self.max_model_len
+    }
+
+    /// What booting reported.
+    pub fn boot_info(&self) -> &BootInfo {
+        &self.info
+    }
+
+    /// Simulated time at the end of the last step.
+    pub fn clock(&self) -> f64 {
+        self.clock
     }
 
     /// Queue a request. Errors carry vLLM's 400 message (e.g. prompt longer than the
-    /// context limit).
-    pub fn submit(&mut self, _req: SimRequest) -> Result<(), String> {
-        todo!("sim core")
+    /// context limit). Same as [`SimEngine::submit_at`] at the end of the last step.
+    pub fn submit(&mut self, req: SimRequest) -> Result<(), String> {
+        self.submit_at(req, self.clock)
+    }
+
+    /// Queue a request that arrived at simulated time `now` (the API server's intake then
+    /// decides when the engine sees it).
+    pub fn submit_at(&mut self, req: SimRequest, now: f64) -> Result<(), String> {
+        self.validate_request(&req)?;
+        let (target, reason) = output_target(self.seed, &req);
+        let prompt_len = req.prompt.len();
+        let slot = self
+            .sched
+            .add(Request::new(req.id, req.prompt, target, reason));
+        let ready_at = self.frontend.intake(now, prompt_len);
+        let lag = u64::from(self.async_sched && self.busy);
+        self.arrivals.push_back(Arrival {
+            slot,
+            ready_at,
+            eligible_step: self.steps + lag,
+        });
+        Ok(())
+    }
+
+    fn validate_request(&self, req: &SimRequest) -> Result<(), String> {
+        if self.sched.contains(req.id) {
+            return Err(format!("Request id {} already running.", req.id));
+        }
+        if req.prompt.is_empty() {
+            return Err("The decoder prompt cannot be empty".into());
+        }
+        if req.max_tokens == 0 {
+            return Err("max_tokens must be at least 1, got 0.".into());
+        }
+        if req.min_tokens > req.max_tokens {
+            return Err(format!(
+                "min_tokens must be less than or equal to max_tokens={}, got {}.",
+                req.max_tokens, req.min_tokens
+            ));
+        }
+        let (p, m, n) = (
+            req.prompt.len() as u64,
+            u64::from(req.max_tokens),
+            u64::from(self.max_model_len),
+        );
+        if p + m > n {
+            return Err(format!(
+                "This model's maximum context length is {n} tokens. However, you requested {m} \
+                 output tokens and your prompt contains {p} input tokens, for a total of {} \
+                 tokens. Please reduce the length of the input prompt or the number of \
+                 requested output tokens.",
+                p + m
+            ));
+        }
+        Ok(())
     }
 
     /// Drop a request (client went away).
-    pub fn abort(&mut self, _id: u64) {
-        todo!("sim core")
+    pub fn abort(&mut self, id: u64) {
+        if let Some(slot) = self.sched.slot_of(id) {
+            self.arrivals.retain(|a| a.slot != slot);
+            self.sched.remove(slot);
+        }
+        self.frontend.drop_request(id);
     }
 
-    /// True when nothing is running or waiting.
+    /// True when nothing is running, waiting or still being delivered.
     pub fn is_idle(&self) -> bool {
-        todo!("sim core")
+        self.sched.num_running() == 0
+            && self.sched.num_waiting() == 0
+            && self.arrivals.is_empty()
+            && self.frontend.is_empty()
     }
 
-    /// Run one scheduler step starting at simulated time `now`.
-    pub fn step(&mut self, _now: f64) -> StepResult {
-        todo!("sim core")
+    /// Run one scheduler step starting at simulated time `now`. With nothing to compute
+    /// the result carries no tokens and a duration up to the next event (a request the API
+    /// server finishes taking in, or a delayed output), or 0 when idle.
+    pub fn step(&mut self, now: f64) -> StepResult {
+        let start = now.max(self.clock);
+        self.admit(start);
+        let sched = self.sched.schedule();
+        if sched.is_empty() {
+            return self.idle_step(start);
+        }
+        let shape = batch_shape(&sched);
+        let period = self.model.step(&shape).period * self.speed * self.jitter_factor();
+        let end = start + period;
+        let outputs = self.sched.apply(&sched);
+        self.frontend.produce(end, outputs);
+        self.finish_step(end, true);
+        StepResult {
+            duration_s: period,
+            outputs: self.frontend.release(end),
+            scheduled_tokens: shape.tokens,
+        }
+    }
+
+    fn idle_step(&mut self, start: f64) -> StepResult {
+        let next = [
+            self.arrivals.front().map(|a| a.ready_at),
+            self.frontend.next_delivery(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(f64::INFINITY, f64::min);
+        let duration = if next.is_finite() {
+            (next - start).max(0.0)
+        } else {
+            0.0
+        };
+        let end = start + duration;
+        self.finish_step(end, false);
+        StepResult {
+            duration_s: duration,
+            outputs: self.frontend.release(end),
+            scheduled_tokens: 0,
+        }
+    }
+
+    fn finish_step(&mut self, end: f64, busy: bool) {
+        self.clock = end;
+        self.steps += 1;
+        self.busy = busy;
+    }
+
+    /// Queue arrivals the API server has handed over and the scheduler can already see.
+    fn admit(&mut self, now: f64) {
+        while let Some(a) = self.arrivals.front() {
+            if a.ready_at > now + 1e-12 || a.eligible_step > self.steps {
+                break;
+            }
+            self.sched.enqueue(a.slot);
+            self.arrivals.pop_front();
+        }
+    }
+
+    fn jitter_factor(&mut self) -> f64 {
+        match &self.jitter {
+            Some(d) => (1.0 + d.sample(&mut self.rng)).clamp(0.8, 1.2),
+            None => 1.0,
+        }
+    }
+
+    /// Drop every cached prefix (vLLM's dev endpoint `/reset_prefix_cache`).
+    pub fn reset_prefix_cache(&mut self) {
+        self.sched.kv.reset_prefix_cache();
     }
 
     /// Counters for `/metrics`.
     pub fn stats(&self) -> SimStats {
-        todo!("sim core")
+        let c = &self.sched.counters;
+        SimStats {
+            running: self.sched.num_running(),
+            waiting: self.sched.num_waiting() + self.arrivals.len(),
+            kv_usage: self.sched.kv.usage(),
+            prefix_cache_queries: c.prefix_queries,
+            prefix_cache_hits: c.prefix_hits,
+            preemptions: c.preemptions,
+            prompt_tokens: c.prompt_tokens,
+            generation_tokens: c.generation_tokens,
+            requests_finished: c.finished,
+        }
     }
 }
+
+/// Summarise a schedule for the roofline.
+fn batch_shape(sched: &[Scheduled]) -> BatchShape {
+    let first = sched.first().map_or(0, |s| s.tokens);
+    let mut b = BatchShape {
+        uniform_decode: true,
+        ..BatchShape::default()
+    };
+    for s in sched {
+        b.tokens += s.tokens;
+        b.seqs += 1;
+        b.sampled += u32::from(s.samples);
+        if s.decode {
+            b.decode_seqs += 1;
+            b.decode_context += u64::from(s.prior);
+        } else {
+            let (n, p) = (f64::from(s.tokens), f64::from(s.prior));
+            b.prefill_context += u64::from(s.prior);
+            b.prefill_attn_work += n * (p + n / 2.0);
+        }
+        b.uniform_decode &= s.decode && s.tokens == first;
+    }
+    b
+}
+
+/// Output length and finish reason of a request (see the module docs).
+pub fn output_target(seed: u64, req: &SimRequest) -> (u32, FinishReason) {
+    if req.ignore_eos {
+        return (req.max_tokens, FinishReason::Length);
+    }
+    let mut h = XxHash64::with_seed(seed);
+    for t in &req.prompt {
+        h.write_u32(*t);
+    }
+    h.write_u32(req.max_tokens);
+    let mut rng = ChaCha8Rng::seed_from_u64(h.finish());
+    let natural = LogNormal::new(NATURAL_MEDIAN_TOKENS.ln(), NATURAL_SIGMA)
+        .map_or(NATURAL_MEDIAN_TOKENS, |d| d.sample(&mut rng))
+        .round() as u32;
+    let n = natural.max(req.min_tokens).max(1);
+    if n >= req.max_tokens {
+        (req.max_tokens, FinishReason::Length)
+    } else {
+        (n, FinishReason::Stop)
+    }
+}
+
+fn noise(rng: &mut ChaCha8Rng, pct: f64) -> (f64, Option<Normal<f64>>) {
+    if !(pct > 0.0 && pct.is_finite()) {
+        return (1.0, None);
+    }
+    let sd = pct / 100.0;
+    let speed = Normal::new(1.0, sd)
+        .map_or(1.0, |d| d.sample(rng))
+        .clamp(0.5, 1.5);
+    (speed, Normal::new(0.0, sd / 4.0).ok())
+}
+
+fn sched_config(c: &VllmConfig, max_len: u32, spec: Option<&SpecDecode>) -> SchedConfig {
+    SchedConfig {
+        max_num_seqs: c.max_num_seqs,
+        max_num_batched_tokens: c.max_num_batched_tokens,
+        long_prefill_token_threshold: c.long_prefill_token_threshold,
+        chunked_prefill: c.enable_chunked_prefill,
+        max_model_len: max_len,
+        spec_k: spec.map_or(0, |s| s.k),
+        spec_tokens_per_step: spec.map_or(1.0, SpecDecode::tokens_per_step),
+    }
+}
+
+fn memory_inputs<'a>(
+    m: &ModelShape,
+    gpu: &'a GpuSpec,
+    c: &VllmConfig,
+    prec: &Precision,
+    step: &StepModel,
+    max_len: u32,
+) -> MemoryInputs<'a> {
+    let tp = f64::from(c.tensor_parallel_size.max(1));
+    let qkv = f64::from(m.num_heads + 2 * m.num_kv_heads) * f64::from(m.head_dim);
+    let mlp = m.moe.as_ref().map_or(m.intermediate_size as f64, |x| {
+        (f64::from(x.top_k) * x.expert_intermediate as f64).max(m.intermediate_size as f64)
+    });
+    MemoryInputs {
+        gpu,
+        utilization: c.gpu_memory_utilization,
+        weight_bytes: m.weight_bytes(prec.method.as_deref()),
+        shards: c.tensor_parallel_size.max(1) * c.pipeline_parallel_size.max(1),
+        layers: m.num_layers,
+        hidden: m.hidden_size,
+        activation_width: (qkv + 3.0 * mlp) / tp,
+        vocab: m.vocab_size,
+        batched_tokens: c.max_num_batched_tokens,
+        max_num_seqs: c.max_num_seqs,
+        act_bytes: prec.act_bytes,
+        graph_sizes: step.graphs().sizes.len(),
+        kv_bytes_per_token: step.kv_bytes_per_token() / f64::from(c.pipeline_parallel_size.max(1)),
+        block_size: c.block_size,
+        max_model_len: max_len,
+    }
+}
+
+fn boot_info(
+    plan: &MemoryPlan,
+    graphs: &CudaGraphs,
+    m: &ModelShape,
+    c: &VllmConfig,
+    max_len: u32,
+    speed: f64,
+) -> BootInfo {
+    let parallel = c.tensor_parallel_size * c.pipeline_parallel_size > 1;
+    let s = startup::estimate(
+        plan.weights,
+        m.num_layers,
+        graphs,
+        c.optimization_level,
+        parallel,
+    );
+    BootInfo {
+        weights_gib: plan.weights_gib(),
+        load_seconds: s.load,
+        kv_cache_gib: plan.kv_gib(),
+        kv_cache_tokens: plan.kv_tokens,
+        max_model_len: max_len,
+        max_concurrency: plan.kv_tokens as f64 / f64::from(max_len.max(1)),
+        cudagraph_capture_sizes: graphs.sizes.clone(),
+        graph_capture_seconds: s.graphs,
+        startup_seconds: s.total,
+        num_gpu_blocks: plan.num_blocks,
+        cudagraph_memory_gib: plan.graphs / GIB,
+        speed_factor: speed,
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,8 +1,12 @@
-//! Model shapes: from a local HF `config.json` or the built-in catalogue.
-//!
-//! INTERFACE STUB: to be completed by the sim-core work.
+//! Model shapes: the architecture numbers the simulator needs, read from a local HF
+//! `config.json` or from the built-in [`super::catalog`] (so no network is needed), plus the
+//! parameter and byte counts derived from them (weights per quantization method, KV bytes per
+//! token, active vs total parameters for mixture-of-experts models).
+
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Mixture-of-experts parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +19,27 @@ pub struct MoeShape {
     pub expert_intermediate: u64,
     /// Shared (always-on) experts.
     pub shared_experts: u32,
+    /// Intermediate size of one shared expert (0 = same as a routed expert).
+    #[serde(default)]
+    pub shared_intermediate: u64,
+    /// Leading layers that use a dense MLP instead of experts (DeepSeek's
+    /// `first_k_dense_replace`).
+    #[serde(default)]
+    pub dense_layers: u32,
+}
+
+/// A checkpoint's own quantization (`quantization_config` in `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantConfig {
+    /// vLLM's method name (`awq`, `gptq`, `fp8`, `compressed-tensors`, ...).
+    pub method: String,
+    /// Bits per weight (4 for AWQ/GPTQ, 8 for FP8).
+    pub weight_bits: u32,
+    /// Bits per activation when activations are quantized too (W8A8), else `None`.
+    pub activation_bits: Option<u32>,
+    /// Weights are floating point (FP8/FP4) rather than integers.
+    #[serde(default)]
+    pub float_weights: bool,
 }
 
 /// The architecture numbers the memory model and the roofline need.
@@ -44,12 +69,513 @@ pub struct ModelShape {
     pub dtype_bytes: f64,
     /// MoE parameters, if any.
     pub moe: Option<MoeShape>,
+    /// The checkpoint's `torch_dtype` (`bfloat16`, `float16`, `float32`).
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+    /// Pre-quantized checkpoint's method, if any.
+    #[serde(default)]
+    pub quant: Option<QuantConfig>,
+}
+
+fn default_dtype() -> String {
+    "bfloat16".into()
+}
+
+/// Bytes per weight of a linear layer under a quantization method (`None` = unquantized).
+/// 4-bit methods carry a group scale every 128 weights (+~3 %).
+pub fn bytes_per_weight(method: Option<&str>, bits: Option<u32>, unquantized: f64) -> f64 {
+    match (method, bits) {
+        (None, _) => unquantized,
+        (Some(_), Some(b)) if b <= 4 => 0.5 * 1.03,
+        (Some(m), None) if is_four_bit_method(m) => 0.5 * 1.03,
+        (Some(_), _) => 1.0,
+    }
+}
+
+/// True for methods whose default checkpoints are 4-bit weights.
+pub fn is_four_bit_method(m: &str) -> bool {
+    matches!(
+        m,
+        "awq" | "awq_marlin" | "gptq" | "gptq_marlin" | "marlin" | "mxfp4" | "auto-round"
+    )
 }
 
 impl ModelShape {
     /// Resolve a model argument: a directory (or file) holding an HF `config.json`, or a
-    /// catalogue id (case-insensitive).
-    pub fn resolve(_model: &str) -> anyhow::Result<ModelShape> {
-        todo!("sim core")
+    /// catalogue id (case-insensitive; `-Instruct` variants share the base shape).
+    pub fn resolve(model: &str) -> anyhow::Result<ModelShape> {
+        let path = Path::new(model);
+        if path.is_dir() {
+            return Ok(Self::from_config_file(&path.join("config.json"), model)?);
+        }
+        if path.is_file() {
+            return Ok(Self::from_config_file(path, model)?);
+        }
+        super::catalog::lookup(model).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown model `{model}`: not a directory with a config.json and not in the \
+                 built-in catalogue ({})",
+                super::catalog::ids().join(", ")
+            )
+        })
+    }
+
+    /// Parse an HF `config.json` file. `id` names the model in the result.
+    pub fn from_config_file(file: &Path, id: &str) -> Result<ModelShape, ShapeError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ShapeError {
+            file: file.to_path_buf(),
+            field: "-".into(),
+            why: format!("cannot read: {e}"),
+        })?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| ShapeError {
+            file: file.to_path_buf(),
+            field: "json".into(),
+            why: format!("line {}: {e}", e.line()),
+        })?;
+        Self::from_config_json(&json, file, id)
+    }
+
+    /// Build a shape from a parsed `config.json` (`file` is only used in errors).
+    pub fn from_config_json(json: &Value, file: &Path, id: &str) -> Result<ModelShape, ShapeError> {
+        let cfg = ConfigReader::new(json, file);
+        let hidden = cfg.u64("hidden_size")?;
+        let heads = cfg.u64("num_attention_heads")? as u32;
+        let dtype = cfg.dtype();
+        Ok(ModelShape {
+            id: id.to_string(),
+            num_layers: cfg.u64("num_hidden_layers")? as u32,
+            hidden_size: hidden,
+            num_heads: heads,
+            num_kv_heads: cfg.opt_u64("num_key_value_heads")?.unwrap_or(heads.into()) as u32,
+            head_dim: match cfg.opt_u64("head_dim")? {
+                Some(d) => d as u32,
+                None => (hidden / u64::from(heads.max(1))) as u32,
+            },
+            intermediate_size: cfg.intermediate()?,
+            vocab_size: cfg.u64("vocab_size")?,
+            tie_word_embeddings: cfg.opt_bool("tie_word_embeddings")?.unwrap_or(false),
+            max_position_embeddings: cfg.opt_u64("max_position_embeddings")?.unwrap_or(2048) as u32,
+            dtype_bytes: dtype_bytes(&dtype),
+            dtype,
+            moe: cfg.moe()?,
+            quant: cfg.quant()?,
+        })
+    }
+
+    /// Input embedding parameters (vocab × hidden).
+    pub fn embedding_params(&self) -> u64 {
+        self.vocab_size * self.hidden_size
+    }
+
+    /// Output head parameters (vocab × hidden; the same tensor as the embedding when tied,
+    /// but it is still a matmul every step).
+    pub fn lm_head_params(&self) -> u64 {
+        self.vocab_size * self.hidden_size
+    }
+
+    /// Attention projection parameters of one layer (q, k, v, o).
+    pub fn attn_params_per_layer(&self) -> u64 {
+        let q = u64::from(self.num_heads) * u64::from(self.head_dim);
+        let kv = u64::from(self.num_kv_heads) * u64::from(self.head_dim);
+        self.hidden_size * (q + 2 * kv) + q * self.hidden_size
+    }
+
+    /// Dense MLP parameters of one layer (gate, up, down).
+    pub fn dense_mlp_params(&self) -> u64 {
+        3 * self.hidden_size * self.intermediate_size
+    }
+
+    /// Parameters of one routed expert.
+    pub fn expert_params(&self) -> u64 {
+        self.moe
+            .as_ref()
+            .map_or(0, |m| 3 * self.hidden_size * m.expert_intermediate)
+    }
+
+    /// Parameters of the always-on part of one MoE layer's MLP (shared experts + router).
+    pub fn moe_fixed_params(&self) -> u64 {
+        self.moe.as_ref().map_or(0, |m| {
+            let inter = if m.shared_intermediate > 0 {
+                m.shared_intermediate
+            } else {
+                m.expert_intermediate
+            };
+            u64::from(m.shared_experts) * 3 * self.hidden_size * inter
+                + self.hidden_size * u64::from(m.num_experts)
+        })
+    }
+
+    /// Layers whose MLP is a mixture of experts.
+    pub fn moe_layers(&self) -> u32 {
+        self.moe
+            .as_ref()
+            .map_or(0, |m| self.num_layers.saturating_sub(m.dense_layers))
+    }
+
+    /// Linear-layer parameters of all decoder layers (everything but embeddings and head).
+    pub fn layer_linear_params_total(&self) -> u64 {
+        let moe_layers = u64::from(self.moe_layers());
+        let dense_layers = u64::from(self.num_layers) - moe_layers;
+        let experts = self.moe.as_ref().map_or(0, |m| u64::from(m.num_experts));
+        u64::from(self.num_layers) * self.attn_params_per_layer()
+            + dense_layers * self.dense_mlp_params()
+            + moe_layers * (experts * self.expert_params() + self.moe_fixed_params())
+    }
+
+    /// Linear-layer parameters one token actually multiplies (top-k experts only).
+    pub fn layer_linear_params_active(&self) -> u64 {
+        let moe_layers = u64::from(self.moe_layers());
+        let dense_layers = u64::from(self.num_layers) - moe_layers;
+        let k = self.moe.as_ref().map_or(0, |m| u64::from(m.top_k));
+        u64::from(self.num_layers) * self.attn_params_per_layer()
+            + dense_layers * self.dense_mlp_params()
+            + moe_layers * (k * self.expert_params() + self.moe_fixed_params())
+    }
+
+    /// All parameters (embeddings counted once when tied).
+    pub fn total_params(&self) -> u64 {
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            self.lm_head_params()
+        };
+        self.embedding_params() + self.layer_linear_params_total() + head
+    }
+
+    /// Parameters used per token (MoE: top-k experts), embeddings counted once when tied.
+    pub fn active_params(&self) -> u64 {
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            self.lm_head_params()
+        };
+        self.embedding_params() + self.layer_linear_params_active() + head
+    }
+
+    /// KV cache bytes per token (all layers, all KV heads) at `kv_dtype_bytes` per element.
+    pub fn kv_bytes_per_token(&self, kv_dtype_bytes: f64) -> f64 {
+        2.0 * f64::from(self.num_layers)
+            * f64::from(self.num_kv_heads)
+            * f64::from(self.head_dim)
+            * kv_dtype_bytes
+    }
+
+    /// Weight bytes of the whole model (all GPUs) under `method` (`None` = the
+    /// checkpoint's own dtype). Embeddings and the output head stay unquantized.
+    pub fn weight_bytes(&self, method: Option<&str>) -> f64 {
+        let bits = self.quant.as_ref().map(|q| q.weight_bits);
+        let bits = match (method, &self.quant) {
+            (Some(m), Some(q)) if q.method == m || same_family(m, &q.method) => bits,
+            _ => None,
+        };
+        let per_w = bytes_per_weight(method, bits, self.dtype_bytes);
+        let head = if self.tie_word_embeddings {
+            0.0
+        } else {
+            self.lm_head_params() as f64
+        };
+        // Quantized checkpoints keep embeddings and the head in 16 bits.
+        let embed_bytes = if method.is_some() {
+            2.0
+        } else {
+            self.dtype_bytes
+        };
+        self.layer_linear_params_total() as f64 * per_w
+            + (self.embedding_params() as f64 + head) * embed_bytes
+    }
+}
+
+/// True when two method names are spellings of the same kernel family (`awq` and
+/// `awq_marlin`, `gptq` and `gptq_marlin`).
+pub fn same_family(a: &str, b: &str) -> bool {
+    let fam = |s: &str| s.trim_end_matches("_marlin").to_string();
+    fam(a) == fam(b)
+}
+
+/// Bytes per element of a `torch_dtype` spelling.
+pub fn dtype_bytes(dtype: &str) -> f64 {
+    match dtype {
+        "float32" | "float" | "fp32" => 4.0,
+        _ => 2.0,
+    }
+}
+
+/// A `config.json` that could not be used: the file, the field and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {field}: {why}", file.display())]
+pub struct ShapeError {
+    /// The config file.
+    pub file: PathBuf,
+    /// The offending field.
+    pub field: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+/// Field access over a config (and its `text_config`, for multimodal wrappers).
+struct ConfigReader<'a> {
+    json: &'a Value,
+    file: &'a Path,
+}
+
+impl<'a> ConfigReader<'a> {
+    fn new(json: &'a Value, file: &'a Path) -> Self {
+        let inner = json.get("text_config").filter(|t| {
+            t.get("num_hidden_layers").is_some() && json.get("num_hidden_layers").is_none()
+        });
+        ConfigReader {
+            json: inner.unwrap_or(json),
+            file,
+        }
+    }
+
+    fn err(&self, field: &str, why: &str) -> ShapeError {
+        ShapeError {
+            file: self.file.to_path_buf(),
+            field: field.into(),
+            why: why.into(),
+        }
+    }
+
+    fn opt_u64(&self, field: &str) -> Result<Option<u64>, ShapeError> {
+        match self.json.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                        .map(|f| f as u64)
+                })
+                .map(Some)
+                .ok_or_else(|| {
+                    self.err(field, &format!("expected a non-negative integer, got {v}"))
+                }),
+        }
+    }
+
+    fn u64(&self, field: &str) -> Result<u64, ShapeError> {
+        self.opt_u64(field)?
+            .ok_or_else(|| self.err(field, "missing (required)"))
+    }
+
+    fn opt_bool(&self, field: &str) -> Result<Option<bool>, ShapeError> {
+        match self.json.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.err(field, &format!("expected true or false, got {v}"))),
+        }
+    }
+
+    fn dtype(&self) -> String {
+        ["torch_dtype", "dtype"]
+            .iter()
+            .find_map(|k| self.json.get(*k).and_then(Value::as_str))
+            .unwrap_or("bfloat16")
+            .to_string()
+    }
+
+    fn intermediate(&self) -> Result<u64, ShapeError> {
+        match self.opt_u64("intermediate_size")? {
+            Some(i) => Ok(i),
+            None => Ok(self
+                .opt_u64("ffn_dim")?
+                .unwrap_or(4 * self.u64("hidden_size")?)),
+        }
+    }
+
+    fn moe(&self) -> Result<Option<MoeShape>, ShapeError> {
+        let experts =
+            match self.first_u64(&["num_local_experts", "num_experts", "n_routed_experts"])? {
+                Some(e) if e > 1 => e,
+                _ => return Ok(None),
+            };
+        let top_k = self
+            .first_u64(&["num_experts_per_tok", "num_experts_per_token", "moe_topk"])?
+            .ok_or_else(|| {
+                self.err(
+                    "num_experts_per_tok",
+                    "missing for a mixture-of-experts model",
+                )
+            })?;
+        let expert_inter = match self.opt_u64("moe_intermediate_size")? {
+            Some(i) => i,
+            None => self.intermediate()?,
+        };
+        let shared_inter = self
+            .opt_u64("shared_expert_intermediate_size")?
+            .unwrap_or(0);
+        let shared = match self.first_u64(&["n_shared_experts", "num_shared_experts"])? {
+            Some(n) => n,
+            None => u64::from(shared_inter > 0),
+        };
+        Ok(Some(MoeShape {
+            num_experts: experts as u32,
+            top_k: top_k as u32,
+            expert_intermediate: expert_inter,
+            shared_experts: shared as u32,
+            shared_intermediate: shared_inter,
+            dense_layers: self.opt_u64("first_k_dense_replace")?.unwrap_or(0) as u32,
+        }))
+    }
+
+    fn first_u64(&self, fields: &[&str]) -> Result<Option<u64>, ShapeError> {
+        for f in fields {
+            if let Some(v) = self.opt_u64(f)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    fn quant(&self) -> Result<Option<QuantConfig>, ShapeError> {
+        let Some(q) = self.json.get("quantization_config") else {
+            return Ok(None);
+        };
+        let method = q
+            .get("quant_method")
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.err("quantization_config.quant_method", "missing"))?
+            .to_ascii_lowercase();
+        let (bits, act) = quant_bits(q, &method);
+        let float = matches!(method.as_str(), "fp8" | "fbgemm_fp8" | "modelopt" | "mxfp4")
+            || q.pointer("/config_groups/group_0/weights/type")
+                .and_then(Value::as_str)
+                == Some("float");
+        Ok(Some(QuantConfig {
+            method,
+            weight_bits: bits,
+            activation_bits: act,
+            float_weights: float,
+        }))
+    }
+}
+
+/// Weight and activation bits of a `quantization_config`.
+fn quant_bits(q: &Value, method: &str) -> (u32, Option<u32>) {
+    let as_u32 = |v: Option<&Value>| v.and_then(Value::as_u64).map(|b| b as u32);
+    if let Some(b) = as_u32(q.get("bits")).or(as_u32(q.get("w_bit"))) {
+        return (b, None);
+    }
+    let group = q
+        .get("config_groups")
+        .and_then(Value::as_object)
+        .and_then(|g| g.values().next());
+    if let Some(g) = group {
+        let w = as_u32(g.pointer("/weights/num_bits")).unwrap_or(8);
+        let a = as_u32(g.pointer("/input_activations/num_bits"));
+        return (w, a);
+    }
+    match method {
+        "fp8" | "fbgemm_fp8" | "modelopt" => (8, Some(8)),
+        "mxfp4" => (4, None),
+        m if is_four_bit_method(m) => (4, None),
+        _ => (8, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_config(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("config.json");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn parses_a_dense_config_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        write_config(
+            dir.path(),
+            r#"{"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+                "intermediate_size": 128, "vocab_size": 1000, "torch_dtype": "float16"}"#,
+        );
+        let s = ModelShape::resolve(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(s.num_kv_heads, 4);
+        assert_eq!(s.head_dim, 16);
+        assert!(!s.tie_word_embeddings);
+        assert_eq!(s.dtype, "float16");
+        assert_eq!(s.max_position_embeddings, 2048);
+        assert!(s.moe.is_none() && s.quant.is_none());
+        // q,k,v,o: 64*(64+2*64) + 64*64 = 16384; mlp 3*64*128 = 24576.
+        assert_eq!(s.attn_params_per_layer(), 16384);
+        assert_eq!(
+            s.total_params(),
+            1000 * 64 + 2 * (16384 + 24576) + 1000 * 64
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_config(
+            dir.path(),
+            r#"{"num_hidden_layers": "two", "hidden_size": 8, "num_attention_heads": 2}"#,
+        );
+        let e = ModelShape::resolve(p.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("config.json: num_hidden_layers: expected a non-negative integer"),
+            "{e}"
+        );
+        let p = write_config(dir.path(), r#"{"num_hidden_layers": 2}"#);
+        let e = ModelShape::resolve(p.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("config.json: hidden_size: missing (required)"),
+            "{e}"
+        );
+        let p = write_config(dir.path(), "{ not json");
+        let e = ModelShape::resolve(p.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config.json: json: line 1"), "{e}");
+    }
+
+    #[test]
+    fn parses_moe_and_quantization() {
+        let dir = tempfile::tempdir().unwrap();
+        write_config(
+            dir.path(),
+            r#"{"num_hidden_layers": 4, "hidden_size": 64, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "intermediate_size": 256, "moe_intermediate_size": 32,
+                "num_experts": 8, "num_experts_per_tok": 2, "vocab_size": 100,
+                "quantization_config": {"quant_method": "AWQ", "bits": 4, "group_size": 128}}"#,
+        );
+        let s = ModelShape::resolve(dir.path().to_str().unwrap()).unwrap();
+        let m = s.moe.clone().unwrap();
+        assert_eq!((m.num_experts, m.top_k, m.expert_intermediate), (8, 2, 32));
+        let q = s.quant.clone().unwrap();
+        assert_eq!((q.method.as_str(), q.weight_bits), ("awq", 4));
+        // Active: 2 of 8 experts; router 64*8 per layer.
+        let attn = s.attn_params_per_layer();
+        let expert = 3 * 64 * 32;
+        assert_eq!(
+            s.layer_linear_params_active(),
+            4 * (attn + 2 * expert + 64 * 8)
+        );
+        assert_eq!(
+            s.layer_linear_params_total(),
+            4 * (attn + 8 * expert + 64 * 8)
+        );
+        // 4-bit weights: ~0.515 byte per linear weight, embeddings and head in 16 bits.
+        let w = s.weight_bytes(Some("awq"));
+        let expect = s.layer_linear_params_total() as f64 * 0.515 + 2.0 * 6400.0 * 2.0;
+        assert!((w - expect).abs() < 1.0, "{w} vs {expect}");
+    }
+
+    #[test]
+    fn compressed_tensors_bits_come_from_config_groups() {
+        let q: Value = serde_json::json!({"quant_method": "compressed-tensors",
+            "config_groups": {"group_0": {"weights": {"num_bits": 8, "type": "float"},
+            "input_activations": {"num_bits": 8}}}});
+        assert_eq!(quant_bits(&q, "compressed-tensors"), (8, Some(8)));
+        let q: Value = serde_json::json!({"quant_method": "compressed-tensors",
+            "config_groups": {"group_0": {"weights": {"num_bits": 4}}}});
+        assert_eq!(quant_bits(&q, "compressed-tensors"), (4, None));
     }
 }

@@ -1,0 +1,265 @@
+//! Shared harness for the `forge sim serve` integration tests: start the real binary in its
+//! own process group, follow its output, and kill the whole group when the test ends, so
+//! no process a test started outlives it (grandchildren included).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// The model most tests serve (small, in the simulator's catalogue).
+pub const MODEL: &str = "Qwen/Qwen3-0.6B";
+
+/// `forge` with `args`, in a new process group.
+pub fn forge(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_forge"));
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    c
+}
+
+/// A running `forge` process and everything it printed so far.
+pub struct Proc {
+    pub child: Child,
+    pub pid: i32,
+    out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+    status: Option<ExitStatus>,
+}
+
+fn follow(stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let reader = BufReader::new(stream);
+        for line in reader.lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+}
+
+/// Start `forge args...`.
+pub fn spawn(args: &[&str]) -> Proc {
+    let mut child = forge(args).spawn().expect("spawn forge");
+    let pid = child.id() as i32;
+    let out = Arc::new(Mutex::new(String::new()));
+    let err = Arc::new(Mutex::new(String::new()));
+    follow(child.stdout.take().unwrap(), out.clone());
+    follow(child.stderr.take().unwrap(), err.clone());
+    Proc {
+        child,
+        pid,
+        out,
+        err,
+        status: None,
+    }
+}
+
+/// Start `forge sim serve MODEL --port 0 --sim-time-scale 0.01 extra...`.
+pub fn serve(extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "sim",
+        "serve",
+        MODEL,
+        "--port",
+        "0",
+        "--sim-time-scale",
+        "0.01",
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args)
+}
+
+impl Proc {
+    pub fn stdout(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+
+    /// Wait until stdout has a line containing `needle`; returns that line.
+    pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> Option<String> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.stdout().lines().find(|l| l.contains(needle)) {
+                return Some(l.to_string());
+            }
+            if Instant::now() > end || self.exited() {
+                // One last look: the line may have landed just before exit.
+                return self
+                    .stdout()
+                    .lines()
+                    .find(|l| l.contains(needle))
+                    .map(String::from);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait for "Application startup complete." and return the bound port.
+    pub fn ready(&mut self) -> u16 {
+        let line = self
+            .wait_line(
+                "Starting vLLM API server 0 on http://",
+                Duration::from_secs(60),
+            )
+            .unwrap_or_else(|| {
+                panic!(
+                    "server never started\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                )
+            });
+        self.wait_line("Application startup complete.", Duration::from_secs(10))
+            .expect("startup complete");
+        let port = line.rsplit(':').next().unwrap().trim();
+        port.parse().expect("port")
+    }
+
+    fn exited(&mut self) -> bool {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status.is_some()
+    }
+
+    /// Wait for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.exited() {
+                // Let the output threads drain.
+                std::thread::sleep(Duration::from_millis(50));
+                return self.status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        let _ = kill(Pid::from_raw(self.pid), sig);
+    }
+
+    /// The pid in the engine-core log prefix (`(EngineCore_DP0 pid=N)`).
+    pub fn engine_pid(&mut self) -> i32 {
+        let line = self
+            .wait_line("(EngineCore_DP0 pid=", Duration::from_secs(30))
+            .expect("engine core line");
+        let rest = line.split("pid=").nth(1).unwrap();
+        rest[..rest.find(')').unwrap()].parse().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// True while `pid` is a live (not zombie) process.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+/// Wait until `pid` is gone.
+pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !alive(pid)
+}
+
+/// `data:` payloads of an SSE body, in order.
+pub fn sse_events(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter(|f| !f.is_empty())
+        .map(|f| f.strip_prefix("data: ").unwrap_or(f).to_string())
+        .collect()
+}
+
+/// An HTTP client.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Replace the parts of a JSON text that change per run (id, created) with fixed values.
+pub fn normalize(json: &str) -> String {
+    let mut out = String::new();
+    let mut rest = json;
+    while let Some(i) = rest.find("\"created\":") {
+        out.push_str(&rest[..i]);
+        out.push_str("\"created\":0");
+        rest = &rest[i + "\"created\":".len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    let mut s = out;
+    for prefix in ["\"chatcmpl-", "\"cmpl-", "\"modelperm-"] {
+        while let Some(i) = s.find(prefix) {
+            let start = i + prefix.len();
+            let end = start + s[start..].find('"').unwrap();
+            let tag = prefix
+                .trim_start_matches('"')
+                .trim_end_matches('-')
+                .to_uppercase();
+            s.replace_range(i..end + 1, &format!("\"<{tag}>\""));
+        }
+    }
+    s
+}
+
+/// The text of a JSON string field, replaced by `"T"` (generated text differs per seed).
+pub fn blank_text(json: &str, field: &str) -> String {
+    let key = format!("\"{field}\":\"");
+    let mut s = json.to_string();
+    let mut from = 0;
+    while let Some(i) = s[from..].find(&key).map(|i| i + from) {
+        let start = i + key.len();
+        let mut end = start;
+        let bytes = s.as_bytes();
+        while bytes[end] != b'"' {
+            end += if bytes[end] == b'\\' { 2 } else { 1 };
+        }
+        s.replace_range(start..end, "T");
+        from = start + 1;
+    }
+    s
+}
+
+/// A free TCP port on loopback (racy by nature; fine for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
