@@ -132,9 +132,21 @@ fn score_move(
         })
         .map(|r| r.why.clone());
     let explored = ctx.history.iter().any(|r| r.changes.contains_key(&mv.knob));
-    let total = calibrated_pct
-        + if rule.is_some() { RULE_BONUS_PCT } else { 0.0 }
-        + if explored { 0.0 } else { EXPLORE_BONUS_PCT };
+    // A knob this run already measured without a clear effect gets no rule weight: the
+    // evidence beats the heuristic.
+    let flat = knob_looks_flat(ctx.history, &mv.knob, ctx.settings.min_improvement_pct);
+    let rule_bonus = if rule.is_some() && !flat {
+        RULE_BONUS_PCT
+    } else {
+        0.0
+    };
+    // Exploration is for when there is no surrogate to predict with.
+    let explore = if explored || predicted_pct.is_some() {
+        0.0
+    } else {
+        EXPLORE_BONUS_PCT
+    };
+    let total = calibrated_pct + rule_bonus + explore;
     // Without a surrogate, only rule-backed or unexplored moves are worth a try.
     if predicted_pct.is_none() && rule.is_none() && explored {
         return None;
@@ -146,6 +158,20 @@ fn score_move(
         rule,
         total,
     })
+}
+
+/// True when every measured experiment on `knob` so far showed a gain within
+/// ±`threshold` % with an interval that contains zero.
+fn knob_looks_flat(history: &[ExperimentRow], knob: &str, threshold: f64) -> bool {
+    let measured: Vec<_> = history
+        .iter()
+        .filter(|r| r.changes.contains_key(knob))
+        .filter_map(|r| r.interval)
+        .collect();
+    !measured.is_empty()
+        && measured.iter().all(|iv| {
+            iv.gain_pct.abs() < threshold.max(0.5) && iv.lo_pct <= 0.0 && iv.hi_pct >= 0.0
+        })
 }
 
 fn proposal(ctx: &AgentContext<'_>, best: Scored, k: f64, n_cal: usize) -> Proposal {

@@ -140,6 +140,9 @@ pub struct Sample {
     pub arm: Arm,
     /// What it measured.
     pub m: Measurement,
+    /// What the server reported about itself (preemptions, peaks, prefix hits).
+    #[serde(default)]
+    pub facts: crate::engine::metrics::ServerFacts,
 }
 
 /// A row of the journal.

@@ -18,10 +18,10 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-/// Prior belief about run-to-run noise of one log ratio (≈ 3 % per run → 4.2 % per pair).
-const PRIOR_SIGMA: f64 = 0.042;
-/// Weight of the prior, in degrees of freedom.
-const PRIOR_DF: f64 = 2.0;
+/// Prior belief about run-to-run noise of one log ratio (≈ 2 % per run → 3 % per pair).
+const PRIOR_SIGMA: f64 = 0.03;
+/// Weight of the prior, in degrees of freedom (one pseudo-pair: the data takes over fast).
+const PRIOR_DF: f64 = 1.0;
 /// Never assume less noise than this per pair (0.5 %), however quiet the run looked.
 const MIN_SIGMA: f64 = 0.005;
 
@@ -105,6 +105,8 @@ pub struct Rule {
     pub confidence: f64,
     /// Most pairs measured for one decision.
     pub max_pairs: usize,
+    /// Fewest pairs before any verdict (the end-of-run confirmation measures them all).
+    pub min_pairs: usize,
 }
 
 impl Default for Rule {
@@ -113,6 +115,7 @@ impl Default for Rule {
             min_improvement_pct: 1.0,
             confidence: 0.95,
             max_pairs: 4,
+            min_pairs: 1,
         }
     }
 }
@@ -148,7 +151,9 @@ pub fn decide(log_ratios: &[f64], pool: &NoisePool, rule: &Rule) -> (Decision, O
     let Some(iv) = interval(log_ratios, pool, rule.confidence) else {
         return (Decision::MeasureMore, None);
     };
-    let d = if iv.lo_pct > rule.min_improvement_pct {
+    let d = if log_ratios.len() < rule.min_pairs {
+        Decision::MeasureMore
+    } else if iv.lo_pct > rule.min_improvement_pct {
         Decision::Keep
     } else if iv.hi_pct < rule.min_improvement_pct {
         Decision::Revert

@@ -1,6 +1,7 @@
 //! vLLM: the performance flags of `vllm serve`, their defaults as vLLM resolves them for a
 //! GPU, and (in [`flags`]) their argv parsing and rendering.
 
+pub mod adapter;
 pub mod config;
 pub mod flags;
 pub mod logs;

@@ -1,0 +1,335 @@
+//! Measuring a recipe: make sure a server for it is running (reusing the current one only
+//! when its argv and environment are identical), reset its prefix cache, replay the
+//! workload with `forge bench`'s own runner while watching `/metrics`, and classify what
+//! went wrong when something did. One engine log per boot under the run's `logs/`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::bench::LoadSpec;
+use crate::bench::metrics::BenchResult;
+use crate::bench::settings::Settings as BenchSettings;
+use crate::engine::adapter::Engine;
+use crate::engine::failure::{Failure, FailureClass};
+use crate::engine::health::{Readiness, free_port, wait_ready};
+use crate::engine::metrics::{ServerFacts, watch_run};
+use crate::engine::process::{self, LaunchSpec, ServerProcess};
+use crate::recipe::Recipe;
+use crate::store::{LOGS_DIR, PIDS_FILE};
+use crate::workload::Workload;
+
+/// Per-request deadline, server seconds.
+const REQUEST_TIMEOUT_S: f64 = 600.0;
+
+/// What one measured run produced.
+#[derive(Debug, Clone)]
+pub struct SampleOutput {
+    /// The benchmark result.
+    pub result: BenchResult,
+    /// What the server reported about itself during the run.
+    pub facts: ServerFacts,
+    /// Generated text per request (for accuracy).
+    pub answers: Vec<String>,
+    /// The engine log of the server that was measured (relative to the run directory).
+    pub log: String,
+}
+
+struct Running {
+    recipe_id: String,
+    spec: LaunchSpec,
+    proc: ServerProcess,
+    base_url: String,
+    served: String,
+    log_rel: String,
+    seq: u64,
+    port: u16,
+}
+
+/// Process groups of live engines, for teardown from a signal handler.
+pub type LiveGroups = Arc<Mutex<Vec<i32>>>;
+
+/// Boots, reuses and measures servers for one run.
+pub struct Measurer {
+    engine: Arc<dyn Engine>,
+    client: reqwest::Client,
+    run_dir: PathBuf,
+    workload: Workload,
+    load: LoadSpec,
+    boot_timeout: Duration,
+    current: Option<Running>,
+    boot_seq: u64,
+    live: LiveGroups,
+}
+
+impl Measurer {
+    /// A measurer for a run directory. `boot_seq` continues from the journal on resume so
+    /// log names and simulator seeds never repeat.
+    pub fn new(
+        engine: Arc<dyn Engine>,
+        run_dir: &Path,
+        workload: Workload,
+        mut load: LoadSpec,
+        boot_timeout: Duration,
+        boot_seq: u64,
+    ) -> Measurer {
+        load.time_scale = engine.time_scale();
+        Measurer {
+            engine,
+            client: reqwest::Client::new(),
+            run_dir: run_dir.to_path_buf(),
+            workload,
+            load,
+            boot_timeout,
+            current: None,
+            boot_seq,
+            live: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Groups to kill if the process is interrupted.
+    pub fn live_groups(&self) -> LiveGroups {
+        self.live.clone()
+    }
+
+    /// Measure `recipe` once. `tag` names the log (`e0003-c1`).
+    pub async fn sample(&mut self, recipe: &Recipe, tag: &str) -> Result<SampleOutput, Failure> {
+        self.ensure_server(recipe, tag).await?;
+        let Some(run) = self.current.as_mut() else {
+            return Err(infra("no server after boot"));
+        };
+        if let Some(path) = self.engine.reset_path() {
+            let _ = self
+                .client
+                .post(format!("{}{path}", run.base_url))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await;
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let period = Duration::from_secs_f64((0.5 * self.load.time_scale).clamp(0.02, 0.5));
+        let watcher = tokio::spawn(watch_run(
+            self.client.clone(),
+            run.base_url.clone(),
+            period,
+            stop_rx,
+        ));
+        let settings = BenchSettings {
+            base_url: run.base_url.clone(),
+            model: Some(run.served.clone()),
+            workload: self.workload.clone(),
+            load: self.load.clone(),
+            request_timeout: Duration::from_secs_f64(REQUEST_TIMEOUT_S),
+            output: None,
+            save_detailed: true,
+            progress: false,
+        };
+        let bench = crate::bench::runner::run(&settings).await;
+        let _ = stop_tx.send(true);
+        let facts = watcher.await.unwrap_or_default();
+        let log = run.log_rel.clone();
+        if let Some(status) = run.proc.try_exit() {
+            let f = self.died_during_bench(status.code(), &log);
+            self.forget_current();
+            return Err(f);
+        }
+        let result = bench.map_err(|e| crashed(format!("benchmark failed: {e:#}")))?;
+        if result.completed == 0 {
+            let why = result
+                .failure_examples
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "no request completed".into());
+            return Err(crashed(format!("no request completed ({why})")));
+        }
+        let answers = result
+            .detailed
+            .as_ref()
+            .map(|d| d.generated_texts.clone())
+            .unwrap_or_default();
+        Ok(SampleOutput {
+            result,
+            facts,
+            answers,
+            log,
+        })
+    }
+
+    /// Stop the current server, if any.
+    pub async fn shutdown(&mut self) {
+        if let Some(run) = self.current.take() {
+            self.live
+                .lock()
+                .map(|mut v| v.retain(|g| *g != run.proc.pgid))
+                .ok();
+            run.proc.stop(self.engine.grace()).await;
+        }
+    }
+
+    /// Boots so far (for resume).
+    pub fn boot_seq(&self) -> u64 {
+        self.boot_seq
+    }
+
+    fn forget_current(&mut self) {
+        if let Some(run) = self.current.take() {
+            process::kill_group(run.proc.pgid);
+            self.live
+                .lock()
+                .map(|mut v| v.retain(|g| *g != run.proc.pgid))
+                .ok();
+        }
+    }
+
+    fn died_during_bench(&self, code: Option<i32>, log_rel: &str) -> Failure {
+        let log = std::fs::read_to_string(self.run_dir.join(log_rel)).unwrap_or_default();
+        let hints = crate::engine::vllm::logs::hints(&log);
+        Failure {
+            class: FailureClass::CrashedDuringBench,
+            exit_code: code,
+            signal: None,
+            summary: format!("engine exited during the benchmark (code {code:?})"),
+            hints,
+        }
+    }
+
+    async fn ensure_server(&mut self, recipe: &Recipe, tag: &str) -> Result<(), Failure> {
+        if let Some(run) = &self.current {
+            let again = self
+                .engine
+                .launch_spec(recipe, run.port, &run.served, &run.spec.log_path, run.seq)
+                .map_err(|e| reject(&e))?;
+            if run.recipe_id == recipe.id
+                && again.args == run.spec.args
+                && again.env == run.spec.env
+            {
+                return Ok(());
+            }
+        }
+        self.shutdown().await;
+        self.boot(recipe, tag).await
+    }
+
+    async fn boot(&mut self, recipe: &Recipe, tag: &str) -> Result<(), Failure> {
+        self.boot_seq += 1;
+        let seq = self.boot_seq;
+        let port = free_port().map_err(|e| infra(&format!("no free port: {e}")))?;
+        let served = format!("forge-{tag}");
+        let log_rel = format!("{LOGS_DIR}/{tag}.log");
+        let log_path = self.run_dir.join(&log_rel);
+        let spec = self
+            .engine
+            .launch_spec(recipe, port, &served, &log_path, seq)
+            .map_err(|e| reject(&e))?;
+        let mut proc = process::spawn(&spec).map_err(|e| spawn_failure(&spec, &e))?;
+        let _ = process::record_launch(
+            &self.run_dir.join(PIDS_FILE),
+            &proc.record(&spec.program.display().to_string()),
+        );
+        self.live.lock().map(|mut v| v.push(proc.pgid)).ok();
+        let base_url = format!("http://127.0.0.1:{port}");
+        match wait_ready(
+            &mut proc,
+            &self.client,
+            &base_url,
+            &served,
+            self.boot_timeout,
+        )
+        .await
+        {
+            Readiness::Ready { .. } => {
+                self.current = Some(Running {
+                    recipe_id: recipe.id.clone(),
+                    spec,
+                    proc,
+                    base_url,
+                    served,
+                    log_rel,
+                    seq,
+                    port,
+                });
+                Ok(())
+            }
+            other => Err(self.boot_failed(proc, other, &log_path).await),
+        }
+    }
+
+    async fn boot_failed(&mut self, proc: ServerProcess, r: Readiness, log_path: &Path) -> Failure {
+        let pgid = proc.pgid;
+        proc.stop(self.engine.grace()).await;
+        self.live.lock().map(|mut v| v.retain(|g| *g != pgid)).ok();
+        let log = std::fs::read_to_string(log_path).unwrap_or_default();
+        match r {
+            Readiness::Exited { code, signal } => {
+                self.engine.classify_boot_failure(code, signal, &log)
+            }
+            Readiness::Timeout => Failure {
+                class: FailureClass::BootTimeout,
+                exit_code: None,
+                signal: None,
+                summary: format!("not ready after {:.0} s", self.boot_timeout.as_secs_f64()),
+                hints: crate::engine::failure::tail(&log, 3),
+            },
+            Readiness::Foreign { models } => Failure {
+                class: FailureClass::ForeignServer,
+                exit_code: None,
+                signal: None,
+                summary: format!(
+                    "another server answered on the port (models: {}); it was not measured",
+                    models.join(", ")
+                ),
+                hints: vec![],
+            },
+            Readiness::Ready { .. } => infra("ready"),
+        }
+    }
+}
+
+fn infra(why: &str) -> Failure {
+    Failure {
+        class: FailureClass::CrashedDuringBench,
+        exit_code: None,
+        signal: None,
+        summary: why.to_string(),
+        hints: vec![],
+    }
+}
+
+fn crashed(why: String) -> Failure {
+    Failure {
+        class: FailureClass::CrashedDuringBench,
+        exit_code: None,
+        signal: None,
+        summary: why,
+        hints: vec![],
+    }
+}
+
+fn reject(why: &str) -> Failure {
+    Failure {
+        class: FailureClass::InfeasibleConfig,
+        exit_code: None,
+        signal: None,
+        summary: format!("cannot render for this engine version: {why}"),
+        hints: vec![],
+    }
+}
+
+fn spawn_failure(spec: &LaunchSpec, e: &std::io::Error) -> Failure {
+    let class = if e.kind() == std::io::ErrorKind::NotFound {
+        FailureClass::EngineMissing
+    } else {
+        FailureClass::CrashedDuringBench
+    };
+    Failure {
+        class,
+        exit_code: None,
+        signal: None,
+        summary: format!("cannot start `{}`: {e}", spec.program.display()),
+        hints: vec![
+            "hint: install the engine or point --engine-cmd at it; `forge doctor` checks".into(),
+        ],
+    }
+}

@@ -1,0 +1,435 @@
+//! The loop: baseline, then propose → validate → measure (paired) → decide → record, layer
+//! by layer, until a budget is spent or every layer has converged; then a confirmation of
+//! the best against the baseline. Every row is journaled (fsync'd) before the next
+//! experiment starts, and the views are rewritten atomically after it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::accuracy::References;
+use super::context::{self, SimModel};
+use super::decide::{self, Outcome};
+use super::measure::Measurer;
+use super::row::{Arm, ExperimentRow, Sample, Status};
+use super::settings::TuneSettings;
+use super::state::RunState;
+use super::verdict::{Decision, Rule};
+use super::views;
+use crate::agent::{Agent, AgentContext, Proposal};
+use crate::engine::failure::{Failure, FailureClass};
+use crate::hardware::GpuSpec;
+use crate::playbook::Playbook;
+use crate::recipe::knobs::{self, Layer};
+use crate::recipe::{EngineKind, Recipe};
+use crate::store::{self, COMPLETED_FILE, JOURNAL_FILE};
+use crate::workload::Workload;
+use crate::workload::stats::WorkloadStats;
+
+/// File holding the baseline's answers (accuracy references).
+pub const REFERENCES_FILE: &str = "references.json";
+
+/// Everything one run works with.
+pub struct Tuner {
+    /// Settings (from `config.json`).
+    pub settings: TuneSettings,
+    /// Run directory.
+    pub dir: PathBuf,
+    /// State rebuilt from the journal.
+    pub state: RunState,
+    /// Server management and measurement.
+    pub measurer: Measurer,
+    /// The agent.
+    pub agent: Box<dyn Agent>,
+    /// The playbook.
+    pub playbook: Playbook,
+    /// The workload.
+    pub workload: Workload,
+    /// Its statistics.
+    pub stats: WorkloadStats,
+    /// GPU spec (None on CPU).
+    pub gpu: Option<&'static GpuSpec>,
+    /// Legality and surrogate (vLLM recipes on a known model).
+    pub sim: Option<SimModel>,
+    /// The baseline recipe (engine defaults).
+    pub baseline: Recipe,
+    /// Accuracy references once the baseline is measured.
+    pub refs: Option<References>,
+}
+
+impl Tuner {
+    fn rule(&self) -> Rule {
+        Rule {
+            min_improvement_pct: self.settings.min_improvement_pct,
+            confidence: 0.95,
+            max_pairs: self.settings.max_repeats,
+            min_pairs: 1,
+        }
+    }
+
+    fn record(&mut self, row: ExperimentRow) -> anyhow::Result<()> {
+        store::append_line(&self.dir.join(JOURNAL_FILE), &row)?;
+        super::progress::row(&row);
+        self.state.apply(row);
+        views::write_all(&self.dir, &self.state.rows)?;
+        Ok(())
+    }
+
+    /// Run until done; returns why it stopped.
+    pub async fn run(&mut self) -> anyhow::Result<String> {
+        if self.state.incumbent.is_none()
+            && let Some(reason) = self.run_baseline().await?
+        {
+            return Ok(reason);
+        }
+        self.load_references();
+        loop {
+            if let Some(reason) = self.state.budget_exhausted(&self.settings) {
+                return Ok(reason);
+            }
+            let Some(layer) = self.state.current_layer(&self.settings) else {
+                return Ok("every layer converged".into());
+            };
+            if let Some(why) = self.layer_unavailable(layer) {
+                let row = self.bare_row(layer, Status::Skipped, &why);
+                self.record(row)?;
+                continue;
+            }
+            let started = Instant::now();
+            let proposal = match self.propose(layer).await {
+                Ok(p) => p,
+                Err(e) if is_budget_stop(&e) => return Ok(format!("{e:#}")),
+                Err(e) => return Err(e),
+            };
+            self.handle(proposal, started).await?;
+        }
+    }
+
+    fn layer_unavailable(&self, layer: Layer) -> Option<String> {
+        let space_empty = self.playbook.space.get(&layer).is_none_or(|k| k.is_empty());
+        if space_empty {
+            return Some(format!(
+                "the playbook has no {} search space for this engine",
+                layer.as_str()
+            ));
+        }
+        None
+    }
+
+    async fn run_baseline(&mut self) -> anyhow::Result<Option<String>> {
+        let started = Instant::now();
+        let recipe = self.baseline.clone();
+        let tag = format!("e{:04}-baseline", self.state.next_seq());
+        let mut row = self.bare_row(
+            Layer::Config,
+            Status::Baseline,
+            "baseline: the engine's own defaults for this GPU",
+        );
+        row.recipe = recipe.clone();
+        row.id = recipe.id.clone();
+        row.exp = Some(0);
+        match decide::sample(&mut self.measurer, &recipe, &tag, &self.settings, None).await {
+            Ok((mut m, out)) => {
+                let refs = References::new(
+                    self.workload
+                        .requests
+                        .iter()
+                        .map(|r| r.expected_output.clone())
+                        .collect(),
+                    out.answers.clone(),
+                );
+                m.accuracy = refs.relative(&out.answers);
+                store::write_atomic(
+                    &self.dir.join(REFERENCES_FILE),
+                    serde_json::to_string(&refs)?.as_bytes(),
+                )?;
+                self.refs = Some(refs);
+                row.score = Some(1.0);
+                row.samples.push(Sample {
+                    arm: Arm::Incumbent,
+                    m: m.clone(),
+                    facts: out.facts,
+                });
+                row.measurement = Some(m);
+                row.engine_log = Some(out.log);
+                row.wall_s = started.elapsed().as_secs_f64();
+                self.record(row)?;
+                Ok(None)
+            }
+            Err(f) => {
+                let reason = format!(
+                    "the baseline could not be measured ({}: {}); nothing to tune against",
+                    f.class.as_str(),
+                    f.summary
+                );
+                row.status = Status::Failed;
+                row.failure = Some(f);
+                row.score = None;
+                row.wall_s = started.elapsed().as_secs_f64();
+                self.record(row)?;
+                Ok(Some(reason))
+            }
+        }
+    }
+
+    fn load_references(&mut self) {
+        if self.refs.is_none()
+            && let Ok(t) = std::fs::read_to_string(self.dir.join(REFERENCES_FILE))
+        {
+            self.refs = serde_json::from_str(&t).ok();
+        }
+    }
+
+    fn bare_row(&self, layer: Layer, status: Status, rationale: &str) -> ExperimentRow {
+        let inc = self
+            .state
+            .incumbent
+            .as_ref()
+            .map_or(&self.baseline, |i| &i.recipe);
+        ExperimentRow {
+            seq: self.state.next_seq(),
+            exp: None,
+            id: inc.id.clone(),
+            parent_id: inc.parent_id.clone(),
+            generation: inc.generation,
+            layer,
+            changes: BTreeMap::new(),
+            rationale: rationale.to_string(),
+            agent: self.agent.name(),
+            status,
+            failure: None,
+            score: None,
+            measurement: None,
+            interval: None,
+            log_ratios: vec![],
+            samples: vec![],
+            predicted_gain_pct: None,
+            recipe: inc.clone(),
+            cost_usd: 0.0,
+            wall_s: 0.0,
+            finished_at: chrono::Utc::now().to_rfc3339(),
+            engine_log: None,
+        }
+    }
+
+    async fn propose(&mut self, layer: Layer) -> anyhow::Result<Proposal> {
+        let inc = self
+            .state
+            .incumbent
+            .as_ref()
+            .map_or_else(|| self.baseline.clone(), |i| i.recipe.clone());
+        let effective = match (self.gpu, inc.engine) {
+            (Some(g), EngineKind::Vllm) => context::effective_vllm(&inc, g),
+            _ => crate::engine::llamacpp_defaults(&inc),
+        };
+        let facts = context::facts(&self.state.rows, &effective, &self.stats, &self.settings);
+        let base = inc.id.clone();
+        let state = &self.state;
+        let is_tried = |r: &Recipe| state.was_tried(&base, &r.id);
+        let sim = self.sim.as_ref();
+        let legal = |r: &Recipe| legality(r, sim);
+        let surrogate_fn = |r: &Recipe| sim.and_then(|s| s.predict(r));
+        let ctx = AgentContext {
+            settings: &self.settings,
+            playbook: &self.playbook,
+            layer,
+            incumbent: &inc,
+            effective,
+            facts,
+            workload: &self.stats,
+            history: &self.state.rows,
+            is_tried: &is_tried,
+            legal: &legal,
+            surrogate: sim.map(|_| &surrogate_fn as &crate::agent::Surrogate<'_>),
+            gpu: self.gpu,
+            spent_usd: self.state.spent_usd,
+        };
+        self.agent.propose(&ctx).await
+    }
+
+    async fn handle(&mut self, p: Proposal, started: Instant) -> anyhow::Result<()> {
+        let layer = p.layer;
+        if p.changes.is_empty() {
+            let mut row = self.bare_row(layer, Status::Converged, &p.rationale);
+            row.cost_usd = p.cost_usd;
+            return self.record(row);
+        }
+        let inc = self
+            .state
+            .incumbent
+            .as_ref()
+            .map_or_else(|| self.baseline.clone(), |i| i.recipe.clone());
+        if let Some(why) = self.illegal(&inc, &p) {
+            let mut row = self.bare_row(layer, Status::Rejected, &p.rationale);
+            row.id = format!("rej-{:04}", row.seq);
+            row.changes = p.changes.clone();
+            row.cost_usd = p.cost_usd;
+            row.failure = Some(Failure {
+                class: FailureClass::InfeasibleConfig,
+                exit_code: None,
+                signal: None,
+                summary: why,
+                hints: vec![],
+            });
+            return self.record(row);
+        }
+        let cand = inc.mutate(layer, &p.changes);
+        if cand.id == inc.id || self.state.was_tried(&inc.id, &cand.id) {
+            let mut row = self.candidate_row(&p, &cand, Status::Duplicate);
+            row.id = format!("dup-{}", cand.id);
+            return self.record(row);
+        }
+        let tag = format!("e{:04}-{}", self.state.next_seq(), cand.id);
+        let judge = decide::Judge {
+            settings: &self.settings,
+            refs: self.refs.as_ref(),
+            pool: &self.state.noise,
+            rule: self.rule(),
+        };
+        let outcome = decide::compare(&mut self.measurer, &cand, &inc, &tag, &judge).await;
+        let mut row = self.candidate_row(&p, &cand, Status::Failed);
+        self.fill_outcome(&mut row, outcome);
+        row.wall_s = started.elapsed().as_secs_f64();
+        self.record(row)
+    }
+
+    fn illegal(&self, inc: &Recipe, p: &Proposal) -> Option<String> {
+        for (k, v) in &p.changes {
+            if let Err(why) = knobs::check(inc.engine, p.layer, k, v) {
+                return Some(why);
+            }
+        }
+        let cand = inc.mutate(p.layer, &p.changes);
+        legality(&cand, self.sim.as_ref()).err()
+    }
+
+    fn candidate_row(&self, p: &Proposal, cand: &Recipe, status: Status) -> ExperimentRow {
+        let mut row = self.bare_row(p.layer, status, &p.rationale);
+        row.id = cand.id.clone();
+        row.parent_id = cand.parent_id.clone();
+        row.generation = cand.generation;
+        row.changes = p.changes.clone();
+        row.recipe = cand.clone();
+        row.cost_usd = p.cost_usd;
+        row.predicted_gain_pct = p.expected_throughput_delta_pct;
+        row
+    }
+
+    fn fill_outcome(&self, row: &mut ExperimentRow, o: Outcome) {
+        row.exp = Some(self.state.experiments_used);
+        row.samples = o.samples;
+        row.log_ratios = o.log_ratios;
+        row.interval = o.interval;
+        row.engine_log = o.log;
+        row.measurement = o.candidate;
+        let inc_score = self.state.incumbent.as_ref().map_or(1.0, |i| i.score);
+        row.score = row
+            .interval
+            .map(|iv| inc_score * (1.0 + iv.gain_pct / 100.0));
+        if let Some(note) = o.note {
+            row.rationale = format!("{} [{note}]", row.rationale);
+        }
+        row.status = match (o.failure, o.decision) {
+            (Some(f), _) => {
+                row.failure = Some(f);
+                Status::Failed
+            }
+            (None, Decision::Keep) => Status::Kept,
+            (None, Decision::Revert) => Status::Reverted,
+            (None, _) => Status::Inconclusive,
+        };
+        if row.status == Status::Kept && row.score.is_none() {
+            row.score = Some(inc_score);
+        }
+    }
+
+    /// Measure the best recipe against the baseline, paired, for the final interval.
+    pub async fn confirm(&mut self) -> anyhow::Result<()> {
+        let Some(best) = self.state.incumbent.as_ref().map(|i| i.recipe.clone()) else {
+            return Ok(());
+        };
+        let already = self
+            .state
+            .rows
+            .iter()
+            .any(|r| r.status == Status::Confirmation && r.recipe.id == best.id);
+        if best.id == self.baseline.id || already {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let tag = format!("e{:04}-confirm", self.state.next_seq());
+        let rule = Rule {
+            min_improvement_pct: 0.0,
+            min_pairs: self.settings.max_repeats,
+            ..self.rule()
+        };
+        let judge = decide::Judge {
+            settings: &self.settings,
+            refs: self.refs.as_ref(),
+            pool: &self.state.noise,
+            rule,
+        };
+        let baseline = self.baseline.clone();
+        let o = decide::compare(&mut self.measurer, &best, &baseline, &tag, &judge).await;
+        let mut row = self.bare_row(
+            Layer::Config,
+            Status::Confirmation,
+            "confirmation: the best recipe against the baseline, measured side by side",
+        );
+        row.samples = o.samples;
+        row.interval = o.interval;
+        row.measurement = o.candidate;
+        row.failure = o.failure;
+        row.score = self.state.incumbent.as_ref().map(|i| i.score);
+        row.wall_s = started.elapsed().as_secs_f64();
+        // The confirmation's pairs are not a decision: keep them out of the noise pool.
+        self.record(row)
+    }
+
+    /// Write `completed.json` (the run is finished and will not be resumed).
+    pub fn complete(&self, reason: &str) -> anyhow::Result<()> {
+        let v = json!({
+            "completed_at": chrono::Utc::now().to_rfc3339(),
+            "reason": reason,
+            "experiments": self.state.experiments_used,
+            "best_recipe_id": self.state.incumbent.as_ref().map(|i| i.recipe.id.clone()),
+            "best_score": self.state.incumbent.as_ref().map(|i| i.score),
+            "spent_usd": self.state.spent_usd,
+        });
+        store::write_atomic(
+            &self.dir.join(COMPLETED_FILE),
+            serde_json::to_string_pretty(&v)?.as_bytes(),
+        )?;
+        Ok(())
+    }
+}
+
+/// Whether a recipe may run: allowlist for its engine, then (vLLM) the simulator's boot
+/// validation and memory model.
+pub fn legality(r: &Recipe, sim: Option<&SimModel>) -> Result<(), String> {
+    if r.engine == EngineKind::Vllm {
+        crate::recipe::vllm::to_vllm_args(r)?;
+    }
+    for (k, v) in &r.config {
+        knobs::check(r.engine, Layer::Config, k, v)?;
+    }
+    match sim {
+        Some(s) => s.legal(r),
+        None => Ok(()),
+    }
+}
+
+fn is_budget_stop(e: &anyhow::Error) -> bool {
+    let s = format!("{e:#}");
+    s.contains("budget") || s.contains("spend cap")
+}
+
+/// JSON value helper for rationale text.
+pub fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
