@@ -355,6 +355,12 @@ pub struct RecipeCommandArgs {
     /// Port to put on the command line.
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
+    /// Host to bind (forge's own servers always use 127.0.0.1; a deployment may differ).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// vLLM version to render flags for (flags were renamed and removed across releases).
+    #[arg(long, default_value = "0.33.0")]
+    pub vllm_version: String,
 }
 
 /// `forge workload ...`.

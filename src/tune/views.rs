@@ -25,7 +25,9 @@ pub fn write_all(dir: &Path, rows: &[ExperimentRow]) -> Result<(), store::StoreE
         let header = format!(
             "# best recipe so far (score {:.4}); deploy with: forge recipe command {}\n",
             best.score.unwrap_or(1.0),
-            dir.join(BEST_RECIPE_FILE).display()
+            std::path::absolute(dir.join(BEST_RECIPE_FILE))
+                .unwrap_or_else(|_| dir.join(BEST_RECIPE_FILE))
+                .display()
         );
         write_atomic(
             &dir.join(BEST_RECIPE_FILE),
