@@ -5,6 +5,8 @@
 //! expected_accuracy_delta}`; empty changes mean "converged".
 
 pub mod builtin;
+pub mod llm;
+pub mod select;
 pub mod space;
 
 use std::collections::BTreeMap;
@@ -115,4 +117,12 @@ pub trait Agent: Send {
         &'a mut self,
         ctx: &'a AgentContext<'a>,
     ) -> BoxFuture<'a, anyhow::Result<Proposal>>;
+    /// Write the post-run analysis paragraph; `None` when this agent writes none (the
+    /// built-in agent), so callers need no special case.
+    fn analyze<'a>(
+        &'a mut self,
+        _ctx: &'a AnalysisContext<'a>,
+    ) -> BoxFuture<'a, anyhow::Result<Option<Analysis>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
