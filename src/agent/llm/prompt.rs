@@ -11,8 +11,10 @@ use super::http::clean;
 use super::parse::{KnobSpace, MAX_CHANGES};
 use crate::agent::space::neighbours;
 use crate::agent::{AgentContext, AnalysisContext};
+use crate::cli::Objective;
 use crate::playbook::Direction;
-use crate::recipe::Recipe;
+use crate::recipe::knobs::Layer;
+use crate::recipe::{EngineKind, Recipe};
 use crate::tune::row::ExperimentRow;
 use crate::workload::stats::{LengthStats, WorkloadStats};
 
@@ -66,12 +68,12 @@ fn task(s: &mut String, ctx: &AgentContext<'_>) {
     let _ = writeln!(s, "# Task");
     let _ = writeln!(
         s,
-        "Tune the {:?} deployment of `{}`. Objective: {:?}. A change is kept only when it \
+        "Tune the {} deployment of `{}`. Objective: {}. A change is kept only when it \
          beats the current best by more than {} % with confidence (paired, repeated runs); \
          accuracy must stay above {} of the baseline's.",
-        ctx.incumbent.engine,
+        engine_name(ctx.incumbent.engine),
         st.model,
-        st.objective,
+        objective(st.objective),
         fmt(st.min_improvement_pct),
         fmt(st.accuracy_floor)
     );
@@ -93,6 +95,21 @@ fn task(s: &mut String, ctx: &AgentContext<'_>) {
         ctx.layer.as_str(),
         ctx.layer.number()
     );
+}
+
+fn engine_name(e: EngineKind) -> &'static str {
+    match e {
+        EngineKind::Vllm => "vLLM",
+        EngineKind::Llamacpp => "llama.cpp",
+    }
+}
+
+fn objective(o: Objective) -> &'static str {
+    match o {
+        Objective::Throughput => "output tokens per second, with the SLO as a constraint",
+        Objective::Goodput => "requests per second that meet every SLO",
+        Objective::Latency => "lower p99 end-to-end latency",
+    }
 }
 
 fn hardware(s: &mut String, ctx: &AgentContext<'_>) {
@@ -424,6 +441,11 @@ fn predictions(s: &mut String, ctx: &AgentContext<'_>) {
 
 fn reply_format(s: &mut String, ctx: &AgentContext<'_>) {
     let layer = ctx.layer.as_str();
+    let reset = if ctx.layer == Layer::Config {
+        " (or null: back to the engine default)"
+    } else {
+        ""
+    };
     let _ = writeln!(s, "# Reply");
     let _ = writeln!(
         s,
@@ -431,8 +453,7 @@ fn reply_format(s: &mut String, ctx: &AgentContext<'_>) {
          {{\"rationale\": \"<one or two sentences: the evidence and why this change>\", \
          \"mutation\": {{\"layer\": \"{layer}\", \"changes\": {{\"<field>\": <value>}}}}, \
          \"expected_throughput_delta_pct\": <number>, \"expected_accuracy_delta\": <number>}}\n\
-         - Change one knob (at most {MAX_CHANGES}) of layer `{layer}`, with a value listed under Legal moves; \
-         in this layer a config field may also be set to null (back to the engine default).\n\
+         - Change one knob (at most {MAX_CHANGES}) of layer `{layer}`, with a value listed under Legal moves{reset}.\n\
          - Do not repeat a configuration from the history; learn from failures and their engine lines.\n\
          - If nothing is worth trying, answer with \"changes\": {{}} (the layer has converged)."
     );
@@ -444,9 +465,9 @@ pub fn render_analysis(ctx: &AnalysisContext<'_>) -> String {
     let st = ctx.settings;
     let _ = writeln!(
         s,
-        "# Run\nModel `{}`, objective {:?}, keep threshold {} %.\n",
+        "# Run\nModel `{}`, objective: {}, keep threshold {} %.\n",
         st.model,
-        st.objective,
+        objective(st.objective),
         fmt(st.min_improvement_pct)
     );
     workload(&mut s, ctx.workload, st.concurrency);
