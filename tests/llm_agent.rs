@@ -541,3 +541,36 @@ async fn no_key_selects_the_builtin_agent_and_calls_nothing() {
         assert_eq!(mock.calls(), 0);
     }
 }
+
+#[tokio::test]
+async fn timed_out_calls_are_counted_as_spent() {
+    // A provider that answers too late may still have generated (and billed) the reply,
+    // so each timed-out attempt is charged at its projection.
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+        .mount(&server)
+        .await;
+    let s = settings("anthropic/claude-sonnet-4-6", Some(&server.uri()), None);
+    let spec = LlmSpec::parse(&s.llm, s.llm_base_url.as_deref()).unwrap();
+    let policy = RetryPolicy {
+        request_timeout: Duration::from_millis(150),
+        ..fast()
+    };
+    let price = Price {
+        input: 0.0,
+        output: 1.0,
+    };
+    let client = Client::new(spec, ApiKey::new(KEY.into()), price, policy).unwrap();
+    let mut agent = LlmAgent::new(client, None);
+    assert!(!format!("{agent:?}").contains("SECRET"), "{agent:?}");
+    let f = Fixture::new(s);
+    let p = agent.propose(&f.ctx(Layer::Config, 0.0)).await.unwrap();
+    assert!(p.rationale.contains("timed out"), "{}", p.rationale);
+    assert!(
+        (p.cost_usd - 3.0 * 1024.0 / 1e6).abs() < 1e-12,
+        "{}",
+        p.cost_usd
+    );
+    assert_eq!(agent.calls_made(), 3);
+}

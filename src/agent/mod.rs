@@ -1,6 +1,7 @@
 //! Agents propose one mutation per experiment, with a written rationale. The built-in
 //! agent ([`builtin`]) ranks single-knob moves with the simulator as a surrogate; the LLM
-//! agent reads the playbook and history. Both answer in the original tool's shape:
+//! agent ([`llm`]) reads the playbook and history; [`select`] picks one from the settings.
+//! Both answer in the original tool's shape:
 //! `{rationale, mutation: {layer, changes}, expected_throughput_delta_pct,
 //! expected_accuracy_delta}`; empty changes mean "converged".
 

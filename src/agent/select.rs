@@ -52,29 +52,13 @@ pub fn select_with(
     let spec = LlmSpec::parse(&settings.llm, settings.llm_base_url.as_deref())?;
     let key = providers::key_from_env(&spec, env);
     if spec.key_required && key.is_none() {
-        let var = spec.key_env.clone().unwrap_or_default();
-        let notice = format!(
-            "no {var} in the environment: the built-in agent proposes the experiments \
-             (set {var} to use {}, or pass --llm builtin to silence this notice)",
-            spec.label()
-        );
-        let banner = format!("agent: builtin (no {var} for {})", spec.label());
-        return Ok(builtin(&banner, Some(notice)));
+        return Ok(no_key(&spec));
     }
     let file = cost::default_price_file(env)
         .map(|p| PriceFile::load(&p))
         .transpose()?;
     let (price, source) = cost::resolve_price(&spec, file.as_ref());
-    let notice = (source == PriceSource::Conservative).then(|| {
-        format!(
-            "no price known for {}: spend is counted at ${}/${} per million input/output \
-             tokens; set its price in a price file (${} or ~/.config/forge/prices.yaml)",
-            spec.label(),
-            price.input,
-            price.output,
-            cost::PRICES_ENV
-        )
-    });
+    let notice = (source == PriceSource::Conservative).then(|| unpriced_notice(&spec, price));
     let banner = banner(&spec, price, &source, settings.max_dollars);
     let client = Client::new(spec, key, price, policy)?;
     Ok(Selection {
@@ -82,6 +66,30 @@ pub fn select_with(
         banner,
         notice,
     })
+}
+
+fn no_key(spec: &LlmSpec) -> Selection {
+    let var = spec.key_env.clone().unwrap_or_default();
+    let notice = format!(
+        "no {var} in the environment: the built-in agent proposes the experiments \
+         (set {var} to use {}, or pass --llm builtin to silence this notice)",
+        spec.label()
+    );
+    builtin(
+        &format!("agent: builtin (no {var} for {})", spec.label()),
+        Some(notice),
+    )
+}
+
+fn unpriced_notice(spec: &LlmSpec, price: cost::Price) -> String {
+    format!(
+        "no price known for {}: spend is counted at ${}/${} per million input/output \
+         tokens; set its price in a price file (${} or ~/.config/forge/prices.yaml)",
+        spec.label(),
+        price.input,
+        price.output,
+        cost::PRICES_ENV
+    )
 }
 
 fn builtin(banner: &str, notice: Option<String>) -> Selection {

@@ -123,8 +123,14 @@ pub struct Completion {
 
 /// One attempt's failure.
 enum Attempt {
-    /// Worth another try; `wait` is what the server asked for.
-    Retry { why: String, wait: Option<Duration> },
+    /// Worth another try; `wait` is what the server asked for; `maybe_billed` when the
+    /// request reached the provider and no answer came back (a timeout), so it may have
+    /// been charged.
+    Retry {
+        why: String,
+        wait: Option<Duration>,
+        maybe_billed: bool,
+    },
     /// Not worth another try.
     Fatal(LlmError),
 }
@@ -189,7 +195,14 @@ impl Client {
                     return Ok(c);
                 }
                 Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Retry { why, wait }) => {
+                Err(Attempt::Retry {
+                    why,
+                    wait,
+                    maybe_billed,
+                }) => {
+                    if maybe_billed {
+                        meter.charge(projected);
+                    }
                     last = why;
                     if attempt == tries {
                         break;
@@ -237,18 +250,25 @@ impl Client {
             .send()
             .await
             .map_err(|e| Attempt::Retry {
+                maybe_billed: e.is_timeout(),
                 why: format!("request failed: {}", describe(e)),
                 wait: None,
             })?;
         let status = resp.status().as_u16();
+        let ok = (200..300).contains(&status);
         let wait = retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| Attempt::Retry {
             why: format!("reading the response failed: {}", describe(e)),
             wait: None,
+            maybe_billed: ok,
         })?;
-        if (200..300).contains(&status) {
-            return parse_completion(self.spec.api, &text)
-                .map_err(|why| Attempt::Retry { why, wait: None });
+        if ok {
+            // A 2xx whose body is not a completion may still have been generated and billed.
+            return parse_completion(self.spec.api, &text).map_err(|why| Attempt::Retry {
+                why,
+                wait: None,
+                maybe_billed: true,
+            });
         }
         Err(self.classify(status, &text, wait))
     }
@@ -324,6 +344,7 @@ impl Client {
             408 | 409 | 429 | 500..=599 => Attempt::Retry {
                 why: format!("HTTP {status}{}", brief(&message)),
                 wait,
+                maybe_billed: false,
             },
             _ => Attempt::Fatal(LlmError::Refused {
                 provider,
@@ -543,6 +564,34 @@ mod tests {
         );
         assert!(!is_out_of_credit(&k, &m));
         assert_eq!(error_detail("Bad Gateway").1, "Bad Gateway");
+    }
+
+    fn body_for(llm: &str, base: Option<&str>) -> Value {
+        let spec = LlmSpec::parse(llm, base).unwrap();
+        let c = Client::new(spec, None, Price::FREE, RetryPolicy::default()).unwrap();
+        let msgs = [Message {
+            role: Role::User,
+            content: "hi".into(),
+        }];
+        c.body(&Turn {
+            system: "sys",
+            messages: &msgs,
+            max_tokens: 77,
+        })
+    }
+
+    #[test]
+    fn request_bodies_per_shape() {
+        let a = body_for("anthropic/claude-sonnet-4-6", None);
+        assert_eq!(a["system"], "sys");
+        assert_eq!(a["max_tokens"], 77);
+        assert_eq!(a["messages"][0]["role"], "user");
+        let o = body_for("openai/gpt-5", None);
+        assert_eq!(o["max_completion_tokens"], 77);
+        assert!(o.get("max_tokens").is_none());
+        assert_eq!(o["messages"][0]["role"], "system");
+        let v = body_for("vllm/llama", Some("http://127.0.0.1:8000/v1"));
+        assert_eq!(v["max_tokens"], 77);
     }
 
     #[test]

@@ -334,6 +334,28 @@ fn history(s: &mut String, rows: &[ExperimentRow]) {
 }
 
 fn history_row(s: &mut String, r: &ExperimentRow) {
+    let _ = writeln!(s, "{}", row_summary(r));
+    if !r.rationale.is_empty() {
+        let _ = writeln!(s, "  - why ({}): {}", r.agent, clean(&r.rationale, 240));
+    }
+    if let Some(f) = &r.failure {
+        let code = f
+            .exit_code
+            .map_or(String::new(), |c| format!(" (exit {c})"));
+        let _ = writeln!(
+            s,
+            "  - failure: {}{code}: {}",
+            f.class.as_str(),
+            clean(&f.summary, 240)
+        );
+        for h in f.hints.iter().take(4) {
+            let _ = writeln!(s, "  - engine said: {}", clean(h, 240));
+        }
+    }
+}
+
+/// One line: what was tried, what became of it, and the numbers.
+fn row_summary(r: &ExperimentRow) -> String {
     let exp = r.exp.map_or("-".to_string(), |e| e.to_string());
     let mut line = format!(
         "- row {} · exp {exp} · {} · {} · {} {}",
@@ -369,24 +391,7 @@ fn history_row(s: &mut String, r: &ExperimentRow) {
     if let Some(p) = r.predicted_gain_pct {
         let _ = write!(line, " · predicted {p:+.1} %");
     }
-    let _ = writeln!(s, "{line}");
-    if !r.rationale.is_empty() {
-        let _ = writeln!(s, "  - why ({}): {}", r.agent, clean(&r.rationale, 240));
-    }
-    if let Some(f) = &r.failure {
-        let code = f
-            .exit_code
-            .map_or(String::new(), |c| format!(" (exit {c})"));
-        let _ = writeln!(
-            s,
-            "  - failure: {}{code}: {}",
-            f.class.as_str(),
-            clean(&f.summary, 240)
-        );
-        for h in f.hints.iter().take(4) {
-            let _ = writeln!(s, "  - engine said: {}", clean(h, 240));
-        }
-    }
+    line
 }
 
 /// The surrogate's view of the best single-knob moves (largest |predicted change| first).
