@@ -13,7 +13,7 @@ use forge::agent::llm::cost::Price;
 use forge::agent::llm::http::{Client, RetryPolicy};
 use forge::agent::llm::providers::{ApiKey, LlmSpec};
 use forge::agent::llm::{LlmAgent, LlmError, MAX_CALLS_PER_STEP, MAX_FAILED_STEPS};
-use forge::agent::select::select_with;
+use forge::agent::select::{SelectOptions, select_with};
 use forge::agent::{Agent, AnalysisContext, Proposal};
 use forge::recipe::knobs::{self, Layer};
 use llm_ctx::{Fixture, settings};
@@ -33,6 +33,13 @@ fn fast() -> RetryPolicy {
     }
 }
 
+fn opts() -> SelectOptions {
+    SelectOptions {
+        policy: fast(),
+        price_file: None,
+    }
+}
+
 fn answer(layer: &str, changes: Value) -> String {
     json!({
         "rationale": "Preemptions point at KV pressure; fewer sequences should remove them.",
@@ -48,7 +55,7 @@ fn selected(mock: &ScriptedLlm, max_dollars: Option<f64>) -> (Box<dyn Agent>, Fi
     let s = settings(mock.shape.llm(), Some(&mock.base_url()), max_dollars);
     let var = mock.shape.key_env();
     let env = move |k: &str| (k == var).then(|| KEY.to_string());
-    let sel = select_with(&s, &env, fast()).unwrap();
+    let sel = select_with(&s, &env, &opts()).unwrap();
     assert_eq!(sel.agent.name(), mock.shape.llm(), "{}", sel.banner);
     (sel.agent, Fixture::new(s))
 }
@@ -531,7 +538,7 @@ async fn no_key_selects_the_builtin_agent_and_calls_nothing() {
         let mock = ScriptedLlm::start(shape, vec![]).await;
         // The provider's own URL (no --llm-base-url), no key in the environment.
         let s = settings(shape.llm(), None, None);
-        let sel = select_with(&s, &|_| None, fast()).unwrap();
+        let sel = select_with(&s, &|_| None, &opts()).unwrap();
         assert_eq!(sel.agent.name(), "builtin");
         assert!(sel.notice.as_deref().unwrap().contains(shape.key_env()));
         let mut agent = sel.agent;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use forge::agent::llm::http::RetryPolicy;
-use forge::agent::select::select_with;
+use forge::agent::select::{SelectOptions, select_with};
 use forge::recipe::Recipe;
 use forge::recipe::knobs::Layer;
 use llm_ctx::{Fixture, settings};
@@ -30,6 +30,13 @@ fn fast() -> RetryPolicy {
     }
 }
 
+fn opts() -> SelectOptions {
+    SelectOptions {
+        policy: fast(),
+        price_file: None,
+    }
+}
+
 #[tokio::test]
 async fn a_recorded_conversation_drives_every_layer() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm/conversation.json");
@@ -39,7 +46,7 @@ async fn a_recorded_conversation_drives_every_layer() {
         let s = settings(shape.llm(), Some(&mock.base_url()), Some(1.0));
         let var = shape.key_env();
         let env = move |k: &str| (k == var).then(|| "sk-test".to_string());
-        let mut agent = select_with(&s, &env, fast()).unwrap().agent;
+        let mut agent = select_with(&s, &env, &opts()).unwrap().agent;
         let mut f = Fixture::new(s);
         let mut tried: Vec<String> = Vec::new();
         let mut spent = 0.0;

@@ -4,6 +4,8 @@
 //! built-in agent without a notice. The banner line says which agent runs and, for an
 //! LLM, where it is called, what it costs and under which bounds.
 
+use std::path::PathBuf;
+
 use super::Agent;
 use super::builtin::BuiltinAgent;
 use super::llm::cost::{self, PriceFile, PriceSource};
@@ -32,16 +34,30 @@ impl std::fmt::Debug for Selection {
     }
 }
 
-/// Choose from the settings and the process environment.
-pub fn select(settings: &TuneSettings) -> Result<Selection, LlmError> {
-    select_with(settings, &|k| std::env::var(k).ok(), RetryPolicy::default())
+/// Knobs of the selection beyond the settings.
+#[derive(Debug, Clone, Default)]
+pub struct SelectOptions {
+    /// Retry timing (tests shorten it).
+    pub policy: RetryPolicy,
+    /// A price file named on the command line; wins over `$FORGE_LLM_PRICES` and
+    /// `~/.config/forge/prices.yaml`.
+    pub price_file: Option<PathBuf>,
 }
 
-/// Choose with an explicit environment lookup and retry policy (tests).
+/// Choose from the settings and the process environment.
+pub fn select(settings: &TuneSettings) -> Result<Selection, LlmError> {
+    select_with(
+        settings,
+        &|k| std::env::var(k).ok(),
+        &SelectOptions::default(),
+    )
+}
+
+/// Choose with an explicit environment lookup and options.
 pub fn select_with(
     settings: &TuneSettings,
     env: &dyn Fn(&str) -> Option<String>,
-    policy: RetryPolicy,
+    opts: &SelectOptions,
 ) -> Result<Selection, LlmError> {
     if settings.llm.trim() == providers::BUILTIN {
         return Ok(builtin(
@@ -54,13 +70,16 @@ pub fn select_with(
     if spec.key_required && key.is_none() {
         return Ok(no_key(&spec));
     }
-    let file = cost::default_price_file(env)
+    let file = opts
+        .price_file
+        .clone()
+        .or_else(|| cost::default_price_file(env))
         .map(|p| PriceFile::load(&p))
         .transpose()?;
     let (price, source) = cost::resolve_price(&spec, file.as_ref());
     let notice = (source == PriceSource::Conservative).then(|| unpriced_notice(&spec, price));
     let banner = banner(&spec, price, &source, settings.max_dollars);
-    let client = Client::new(spec, key, price, policy)?;
+    let client = Client::new(spec, key, price, opts.policy)?;
     Ok(Selection {
         agent: Box::new(LlmAgent::new(client, settings.max_dollars)),
         banner,
@@ -134,7 +153,7 @@ mod tests {
         let sel = select_with(
             &settings("anthropic/claude-sonnet-4-6", None),
             &none,
-            RetryPolicy::default(),
+            &SelectOptions::default(),
         )
         .unwrap();
         assert_eq!(sel.agent.name(), "builtin");
@@ -152,7 +171,7 @@ mod tests {
         let sel = select_with(
             &settings("anthropic/claude-sonnet-4-6", None),
             &env,
-            RetryPolicy::default(),
+            &SelectOptions::default(),
         )
         .unwrap();
         assert_eq!(sel.agent.name(), "anthropic/claude-sonnet-4-6");
@@ -163,12 +182,13 @@ mod tests {
         let sel = select_with(
             &settings("ollama/qwen3:8b", None),
             &none,
-            RetryPolicy::default(),
+            &SelectOptions::default(),
         )
         .unwrap();
         assert_eq!(sel.agent.name(), "ollama/qwen3:8b");
         assert!(sel.banner.contains("unpriced"), "{}", sel.banner);
-        let sel = select_with(&settings("builtin", None), &none, RetryPolicy::default()).unwrap();
+        let sel =
+            select_with(&settings("builtin", None), &none, &SelectOptions::default()).unwrap();
         assert_eq!(sel.agent.name(), "builtin");
         assert!(sel.notice.is_none());
     }
@@ -179,11 +199,39 @@ mod tests {
         let sel = select_with(
             &settings("groq/llama-3.3-70b", None),
             &env,
-            RetryPolicy::default(),
+            &SelectOptions::default(),
         )
         .unwrap();
         assert!(sel.notice.unwrap().contains("no price known"));
         let none = |_: &str| None;
-        assert!(select_with(&settings("nosuch/x", None), &none, RetryPolicy::default()).is_err());
+        assert!(
+            select_with(
+                &settings("nosuch/x", None),
+                &none,
+                &SelectOptions::default()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn an_explicit_price_file_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("prices.yaml");
+        std::fs::write(&p, "groq/*: {input: 0.5, output: 0.75}\n").unwrap();
+        let env = |k: &str| (k == "GROQ_API_KEY").then(|| "g".to_string());
+        let opts = SelectOptions {
+            price_file: Some(p),
+            ..SelectOptions::default()
+        };
+        let sel = select_with(&settings("groq/llama-3.3-70b", None), &env, &opts).unwrap();
+        assert!(sel.notice.is_none());
+        assert!(sel.banner.contains("$0.5/$0.75"), "{}", sel.banner);
+        let bad = SelectOptions {
+            price_file: Some(dir.path().join("missing.yaml")),
+            ..SelectOptions::default()
+        };
+        let e = select_with(&settings("groq/llama-3.3-70b", None), &env, &bad).unwrap_err();
+        assert!(e.to_string().contains("missing.yaml"), "{e}");
     }
 }
