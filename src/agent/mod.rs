@@ -1,10 +1,13 @@
 //! Agents propose one mutation per experiment, with a written rationale. The built-in
 //! agent ([`builtin`]) ranks single-knob moves with the simulator as a surrogate; the LLM
-//! agent reads the playbook and history. Both answer in the original tool's shape:
+//! agent ([`llm`]) reads the playbook and history; [`select`] picks one from the settings.
+//! Both answer in the original tool's shape:
 //! `{rationale, mutation: {layer, changes}, expected_throughput_delta_pct,
 //! expected_accuracy_delta}`; empty changes mean "converged".
 
 pub mod builtin;
+pub mod llm;
+pub mod select;
 pub mod space;
 
 use std::collections::BTreeMap;
@@ -115,4 +118,12 @@ pub trait Agent: Send {
         &'a mut self,
         ctx: &'a AgentContext<'a>,
     ) -> BoxFuture<'a, anyhow::Result<Proposal>>;
+    /// Write the post-run analysis paragraph; `None` when this agent writes none (the
+    /// built-in agent), so callers need no special case.
+    fn analyze<'a>(
+        &'a mut self,
+        _ctx: &'a AnalysisContext<'a>,
+    ) -> BoxFuture<'a, anyhow::Result<Option<Analysis>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
