@@ -465,3 +465,31 @@ async fn client_disconnect_aborts_the_request() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn prompt_tokens_details_report_prefix_cache_hits() {
+    let mut p = serve(&["--enable-prompt-tokens-details"]);
+    let port = p.ready();
+    let prompt = "You are a careful assistant. ".repeat(20);
+    let body = json!({"prompt": prompt, "max_tokens": 2, "ignore_eos": true, "stream": true,
+                      "stream_options": {"include_usage": true}});
+    let mut cached = Vec::new();
+    for _ in 0..2 {
+        let text = post(port, "/v1/completions", body.clone())
+            .await
+            .text()
+            .await
+            .unwrap();
+        let events = sse_events(&text);
+        let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+        cached.push(
+            usage["usage"]["prompt_tokens_details"]["cached_tokens"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    let pl = prompt_len(&prompt);
+    assert_eq!(cached[0], 0);
+    // Whole 16-token blocks of the prompt, never the last token (vLLM's rule).
+    assert_eq!(cached[1], (pl - 1) / 16 * 16);
+}

@@ -234,3 +234,29 @@ fn predict_reports_boot_failures_like_serve() {
         "{err}"
     );
 }
+
+fn predict_json(extra: &[&str]) -> serde_json::Value {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sim_small.jsonl"
+    );
+    let mut args = vec!["sim", "predict", MODEL, "--workload", fixture];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v.as_object_mut().unwrap().remove("date");
+    v
+}
+
+#[test]
+fn predict_is_deterministic_and_noise_is_seeded() {
+    assert_eq!(predict_json(&[]), predict_json(&[]));
+    let a = predict_json(&["--sim-noise", "5", "--sim-seed", "1"]);
+    assert_eq!(a, predict_json(&["--sim-noise", "5", "--sim-seed", "1"]));
+    let b = predict_json(&["--sim-noise", "5", "--sim-seed", "2"]);
+    assert_ne!(
+        a["mean_ttft_ms"], b["mean_ttft_ms"],
+        "noise follows the seed"
+    );
+}

@@ -160,6 +160,35 @@ struct Loop {
     live: HashMap<u64, Live>,
     started: u64,
     window: StatsWindow,
+    lag: Lag,
+}
+
+/// Tracks how far the engine thread runs behind its wall-clock schedule (a time scale
+/// too small for the machine): latencies seen over HTTP are then inflated, so it says so.
+#[derive(Debug, Default)]
+struct Lag {
+    warned_at: Option<Instant>,
+}
+
+/// Lag worth a warning.
+const LAG_WARN: Duration = Duration::from_millis(50);
+/// At most one lag warning per this much wall time.
+const LAG_WARN_EVERY: Duration = Duration::from_secs(10);
+
+impl Lag {
+    fn note(&mut self, behind: Duration, scale: f64) {
+        if behind < LAG_WARN || self.warned_at.is_some_and(|t| t.elapsed() < LAG_WARN_EVERY) {
+            return;
+        }
+        self.warned_at = Some(Instant::now());
+        let msg = format!(
+            "forge simulator: the engine is {:.0} ms (wall) behind its schedule; this machine \
+             cannot run --sim-time-scale {scale} in real time, so latencies measured over HTTP \
+             are inflated. Use a larger --sim-time-scale.",
+            behind.as_secs_f64() * 1e3
+        );
+        vlog::emit(Proc::Api, Level::Warning, "sim_driver.rs:1", &msg);
+    }
 }
 
 /// Seconds between vLLM's stats lines.
@@ -176,6 +205,7 @@ impl Loop {
             now: 0.0,
             live: HashMap::new(),
             started: 0,
+            lag: Lag::default(),
             window: StatsWindow {
                 at: 0.0,
                 prompt: 0,
@@ -258,8 +288,11 @@ impl Loop {
         let result = self.engine.step(self.now);
         let end = self.now + result.duration_s.max(0.0);
         let deadline = self.t0 + Duration::from_secs_f64(end * self.cfg.time_scale);
-        if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+        match deadline.checked_duration_since(Instant::now()) {
+            Some(wait) => std::thread::sleep(wait),
+            None => self
+                .lag
+                .note(Instant::now() - deadline, self.cfg.time_scale),
         }
         self.now = end;
         if result.duration_s <= 0.0 && result.outputs.is_empty() && result.scheduled_tokens == 0 {

@@ -420,22 +420,37 @@ impl Flow {
         engine_dead()
     }
 
-    /// The frames for the next engine event (`None`: the stream is over).
-    async fn next_frames(&mut self, garbage_after: Option<u32>) -> Option<String> {
-        let ev = self.rx.recv().await;
-        let out = match ev {
-            Some(Event::Tokens(out)) => out,
-            Some(Event::Died(msg)) => return Some(self.error_frames(&msg)),
-            Some(_) => return Some(String::new()),
-            None => return Some(self.error_frames(ENGINE_DEAD)),
-        };
-        let text = self.text(&out);
+    /// Frames for every engine event ready now (waiting for the first), so outputs that
+    /// piled up go out in one write; `true` when the stream is over.
+    async fn next_frames(&mut self, garbage_after: Option<u32>) -> (String, bool) {
+        let first = self.rx.recv().await;
+        let (mut frames, mut over) = self.frames_for(first, garbage_after);
+        while !over {
+            let Ok(ev) = self.rx.try_recv() else { break };
+            let (more, end) = self.frames_for(Some(ev), garbage_after);
+            frames.push_str(&more);
+            over = end;
+        }
+        (frames, over)
+    }
+
+    fn frames_for(&mut self, ev: Option<Event>, garbage_after: Option<u32>) -> (String, bool) {
+        match ev {
+            Some(Event::Tokens(out)) => self.token_frames(&out, garbage_after),
+            Some(Event::Died(msg)) => (self.error_frames(&msg), true),
+            Some(_) => (String::new(), false),
+            None => (self.error_frames(ENGINE_DEAD), true),
+        }
+    }
+
+    fn token_frames(&mut self, out: &TokenOutput, garbage_after: Option<u32>) -> (String, bool) {
+        let text = self.text(out);
         let finish = out.finish.map(finish_str);
         let usage = self.req.continuous_usage.then(|| self.usage());
         let chunk = self.ctx.token_chunk(&text, finish, usage);
         if garbage_after.is_some_and(|n| self.emitted > n) {
             // Half a chunk, then the connection ends: no valid JSON, no [DONE].
-            return Some(sse::frame(&chunk[..chunk.len() / 2]));
+            return (sse::frame(&chunk[..chunk.len() / 2]), true);
         }
         let mut frames = sse::frame(&chunk);
         if finish.is_some() {
@@ -445,7 +460,7 @@ impl Flow {
             }
             frames.push_str(sse::DONE);
         }
-        Some(frames)
+        (frames, finish.is_some())
     }
 
     fn error_frames(&mut self, msg: &str) -> String {
@@ -466,16 +481,14 @@ enum Phase {
 fn stream_response(flow: Flow, garbage_after: Option<u32>) -> Response {
     let state = (flow, Phase::Start);
     let stream = futures::stream::unfold(state, move |(mut flow, phase)| async move {
-        let frames = match phase {
+        let (frames, over) = match phase {
             Phase::Over => return None,
             Phase::Start if flow.req.chat => {
                 let usage = flow.req.continuous_usage.then(|| flow.usage());
-                sse::frame(&flow.ctx.role_chunk(usage))
+                (sse::frame(&flow.ctx.role_chunk(usage)), false)
             }
-            _ => flow.next_frames(garbage_after).await?,
+            _ => flow.next_frames(garbage_after).await,
         };
-        let over = frames.ends_with(sse::DONE)
-            || (garbage_after.is_some_and(|n| flow.emitted > n) && !frames.is_empty());
         let next = if over { Phase::Over } else { Phase::Tokens };
         Some((Ok::<Bytes, Infallible>(Bytes::from(frames)), (flow, next)))
     });

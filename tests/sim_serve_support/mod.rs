@@ -127,9 +127,19 @@ impl Proc {
         port.parse().expect("port")
     }
 
+    /// Peek at the exit status without reaping: while the leader is an unreaped zombie its
+    /// pid — the group id — cannot be reused, so the group kill in `Drop` can never hit
+    /// another test's server.
     fn exited(&mut self) -> bool {
+        use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+        use std::os::unix::process::ExitStatusExt;
         if self.status.is_none() {
-            self.status = self.child.try_wait().ok().flatten();
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
+            self.status = match waitid(Id::Pid(Pid::from_raw(self.pid)), flags) {
+                Ok(WaitStatus::Exited(_, code)) => Some(ExitStatus::from_raw((code & 0xff) << 8)),
+                Ok(WaitStatus::Signaled(_, sig, _)) => Some(ExitStatus::from_raw(sig as i32)),
+                _ => None,
+            };
         }
         self.status.is_some()
     }
@@ -164,6 +174,8 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // The leader is not reaped before this point (see `exited`), so the group id is
+        // still ours.
         let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
         let _ = self.child.wait();
     }
