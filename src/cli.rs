@@ -40,6 +40,8 @@ pub enum Command {
     /// Create or inspect workloads.
     #[command(subcommand)]
     Workload(WorkloadCmd),
+    /// Check this machine for a tuning run: engine, GPUs, NVML, API key, disk.
+    Doctor(DoctorArgs),
 }
 
 /// `forge bench`.
@@ -372,4 +374,27 @@ pub struct SynthArgs {
 pub struct WorkloadStatsArgs {
     /// Workload JSONL.
     pub workload: PathBuf,
+}
+
+/// `forge doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Engine to check.
+    #[arg(long, value_enum, default_value_t = crate::recipe::EngineKind::Vllm)]
+    pub engine: crate::recipe::EngineKind,
+    /// Launcher for the engine, as for `forge tune` (split on whitespace, never a shell).
+    #[arg(long)]
+    pub engine_cmd: Option<String>,
+    /// Store directory whose disk to check.
+    #[arg(long, default_value = ".forge")]
+    pub run_dir: PathBuf,
+    /// Agent LLM as provider/model: whose API key to look for.
+    #[arg(long, default_value = "anthropic/claude-sonnet-4-6")]
+    pub llm: String,
+    /// GPU backend: cuda, rocm, or cpu.
+    #[arg(long, short = 'd', value_enum, default_value_t = crate::hardware::Device::Cuda)]
+    pub device: crate::hardware::Device,
+    /// Warn when the run directory's disk has less free space than this, GiB.
+    #[arg(long, default_value_t = 5.0)]
+    pub min_free_gib: f64,
 }

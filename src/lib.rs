@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod bench;
 pub mod cli;
+pub mod doctor;
 pub mod engine;
 pub mod hardware;
 pub mod logging;
@@ -36,5 +37,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Playbook(cmd) => playbook::command::main(cmd),
         Command::Recipe(cmd) => recipe::command::main(cmd),
         Command::Workload(cmd) => workload::command::main(cmd),
+        Command::Doctor(args) => doctor::main(args),
     }
 }

@@ -246,10 +246,17 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        // The grandchild `sleep` was in the tool's process group and is gone (or a zombie
-        // awaiting reaping by init): signal 0 fails or /proc shows state Z.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        assert!(stat.is_empty() || stat.contains(") Z "), "{stat}");
+        // The grandchild `sleep` was in the tool's process group: it was killed. It may still
+        // be finishing its exit, so allow it a moment to become gone or a zombie.
+        let dead = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.is_empty() || stat.contains(") Z ")
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !dead() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(dead(), "sleep {pid} survived the timeout");
     }
 
     #[test]

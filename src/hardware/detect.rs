@@ -142,7 +142,7 @@ fn run_smi(opts: &DetectOptions, fields: &[&str]) -> Result<Vec<DetectedGpu>, Sm
     let args = smi::query_args(fields);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = command::capture(&opts.nvidia_smi, &argv, opts.timeout)
-        .map_err(|e| SmiError::DriverUnreachable(e.to_string()))?;
+        .map_err(|e| SmiError::Tool(e.to_string()))?;
     interpret_smi(&out, fields)
 }
 
@@ -162,7 +162,7 @@ pub fn interpret_smi(out: &Captured, fields: &[&str]) -> Result<Vec<DetectedGpu>
         let code = out
             .code
             .map_or("a signal".into(), |c| format!("status {c}"));
-        return Err(SmiError::DriverUnreachable(format!(
+        return Err(SmiError::Tool(format!(
             "nvidia-smi exited with {code}: {line}"
         )));
     }

@@ -41,14 +41,17 @@ pub fn init(mode: &NvmlMode) -> Result<Nvml, NvmlUnavailable> {
         NvmlMode::Off => Err(NvmlUnavailable("disabled by FORGE_NVML=off".into())),
         NvmlMode::Lib(p) => init_from(p.as_os_str()),
         NvmlMode::Auto => {
-            let mut last = NvmlUnavailable("no library name to try".into());
+            // Report the failure of the canonical name, not of the fallback.
+            let mut first = None;
             for lib in DEFAULT_LIBS {
                 match init_from(OsStr::new(lib)) {
                     Ok(n) => return Ok(n),
-                    Err(e) => last = e,
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
                 }
             }
-            Err(last)
+            Err(first.unwrap_or_else(|| NvmlUnavailable("no library name to try".into())))
         }
     }
 }
@@ -63,7 +66,14 @@ fn init_from(lib: &OsStr) -> Result<Nvml, NvmlUnavailable> {
 /// One line saying why NVML failed, in the user's terms.
 fn describe(lib: &str, e: &NvmlError) -> String {
     match e {
-        NvmlError::LibloadingError(inner) => format!("cannot load {lib}: {}", innermost(inner)),
+        NvmlError::LibloadingError(inner) => {
+            let why = innermost(inner);
+            let why = why
+                .strip_prefix(&format!("{lib}: "))
+                .unwrap_or(&why)
+                .to_string();
+            format!("cannot load {lib}: {why}")
+        }
         NvmlError::DriverNotLoaded => "the NVIDIA driver is not loaded".into(),
         NvmlError::NoPermission => "no permission to talk to the NVIDIA driver".into(),
         NvmlError::LibraryNotFound => format!("{lib} not found"),

@@ -53,6 +53,9 @@ pub enum SmiError {
     /// It printed nothing at all.
     #[error("nvidia-smi printed nothing")]
     Empty,
+    /// It could not be run (not installed, hung, killed) or exited with an unknown error.
+    #[error("{0}")]
+    Tool(String),
     /// A line that does not fit the columns.
     #[error("nvidia-smi output line {line}: {field}: {why}")]
     Malformed {
