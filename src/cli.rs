@@ -41,6 +41,7 @@ pub enum Command {
     #[command(subcommand)]
     Workload(WorkloadCmd),
     /// Check this machine for a tuning run: engine, GPUs, NVML, API key, disk.
+    #[command(after_help = DOCTOR_ENV_HELP)]
     Doctor(DoctorArgs),
 }
 
@@ -375,6 +376,14 @@ pub struct WorkloadStatsArgs {
     /// Workload JSONL.
     pub workload: PathBuf,
 }
+
+/// Environment that `forge doctor` (and GPU detection everywhere) reads.
+pub const DOCTOR_ENV_HELP: &str = "Environment:
+  CUDA_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES   GPUs an engine would see
+  FORGE_NVIDIA_SMI, FORGE_ROCM_SMI   nvidia-smi / rocm-smi to run (default: from PATH)
+  FORGE_NVML=off                     skip NVML and use nvidia-smi
+  FORGE_NVML_LIB                     path of libnvidia-ml (default libnvidia-ml.so.1)
+  <PROVIDER>_API_KEY                 checked for presence only; never printed";
 
 /// `forge doctor`.
 #[derive(Debug, Args)]

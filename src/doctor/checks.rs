@@ -283,7 +283,7 @@ pub fn nvml(r: &HardwareReport) -> Check {
 
 /// The agent LLM's API key: set or not. The value is never read into the output.
 pub fn api_key(llm: &str, env: &dyn Fn(&str) -> Option<String>) -> Check {
-    let Some((provider, model)) = llm
+    let Some((provider, _)) = llm
         .split_once('/')
         .filter(|(p, m)| !p.is_empty() && !m.is_empty())
     else {
@@ -293,7 +293,6 @@ pub fn api_key(llm: &str, env: &dyn Fn(&str) -> Option<String>) -> Check {
             "pass --llm like anthropic/claude-sonnet-4-6",
         );
     };
-    let _ = model;
     let Some((_, var)) = PROVIDERS.iter().find(|(p, _)| *p == provider) else {
         let known: Vec<&str> = PROVIDERS.iter().map(|(p, _)| *p).collect();
         return Check::fail(

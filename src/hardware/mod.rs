@@ -209,6 +209,30 @@ impl HardwareReport {
     pub fn gpu_type(&self) -> Option<&'static str> {
         self.recipe_gpu().and_then(|g| g.spec).map(|g| g.name)
     }
+
+    /// The recipe's `hardware` block for this machine: vendor, spec-table GPU type (or the
+    /// reported name when the table lacks it), visible GPU count, memory per GPU in GiB
+    /// (reported, else the table's).
+    pub fn recipe_hardware(&self) -> crate::recipe::Hardware {
+        let Some(g) = self.recipe_gpu() else {
+            return crate::recipe::Hardware {
+                vendor: "cpu".into(),
+                gpu_type: "cpu".into(),
+                count: 0,
+                memory_gb_per_gpu: 0.0,
+            };
+        };
+        let mib = g.memory_mib.or(g.spec.map(|s| s.memory_mib)).unwrap_or(0);
+        crate::recipe::Hardware {
+            vendor: match g.vendor {
+                Vendor::Nvidia => "nvidia".into(),
+                Vendor::Amd => "amd".into(),
+            },
+            gpu_type: g.spec.map_or(g.name.clone(), |s| s.name.to_string()),
+            count: u32::try_from(self.gpus.len()).unwrap_or(u32::MAX),
+            memory_gb_per_gpu: mib as f64 / 1024.0,
+        }
+    }
 }
 
 /// True when the GPUs differ in name, memory, compute capability or gfx target.
@@ -231,4 +255,65 @@ pub fn group_summary(gpus: &[DetectedGpu]) -> String {
         .map(|(d, n)| format!("{n}× {d}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(name: &str, mib: Option<u64>, spec: Option<&'static GpuSpec>) -> DetectedGpu {
+        DetectedGpu {
+            index: 0,
+            vendor: Vendor::Nvidia,
+            name: name.into(),
+            memory_mib: mib,
+            compute_capability: None,
+            gfx: None,
+            driver_version: None,
+            uuid: None,
+            spec,
+        }
+    }
+
+    #[test]
+    fn recipe_hardware_from_a_report() {
+        let mut r = HardwareReport::new(Device::Cuda);
+        assert_eq!(r.recipe_hardware().vendor, "cpu");
+        let h100 = gpus::lookup("H100");
+        r.gpus = vec![gpu("NVIDIA H100 80GB HBM3", Some(81559), h100); 2];
+        let h = r.recipe_hardware();
+        assert_eq!(
+            (h.vendor.as_str(), h.gpu_type.as_str(), h.count),
+            ("nvidia", "H100", 2)
+        );
+        assert!((h.memory_gb_per_gpu - 79.647).abs() < 0.001);
+        r.gpus = vec![gpu("NVIDIA GB10", None, None)];
+        let h = r.recipe_hardware();
+        assert_eq!(
+            (h.gpu_type.as_str(), h.memory_gb_per_gpu),
+            ("NVIDIA GB10", 0.0)
+        );
+    }
+
+    #[test]
+    fn describe_and_group() {
+        let a = gpu("A", Some(10), None);
+        let mut b = gpu("B", None, None);
+        b.compute_capability = Some((8, 9));
+        assert_eq!(a.describe(), "A (10 MiB)");
+        assert_eq!(b.describe(), "B (CC 8.9)");
+        assert_eq!(gpu("C", None, None).describe(), "C");
+        assert_eq!(
+            group_summary(&[a.clone(), a.clone(), b.clone()]),
+            "2× A (10 MiB), 1× B (CC 8.9)"
+        );
+        assert!(is_mixed(&[a.clone(), b]));
+        assert!(!is_mixed(&[a.clone(), a]));
+    }
+
+    #[test]
+    fn device_names() {
+        assert_eq!("rocm".parse::<Device>(), Ok(Device::Rocm));
+        assert!("tpu".parse::<Device>().is_err());
+    }
 }
