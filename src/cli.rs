@@ -43,6 +43,9 @@ pub enum Command {
     /// A zero-latency OpenAI-compatible SSE server for measuring `forge bench` itself.
     #[command(hide = true)]
     LoopbackServer(LoopbackArgs),
+    /// Check this machine for a tuning run: engine, GPUs, NVML, API key, disk.
+    #[command(after_help = DOCTOR_ENV_HELP)]
+    Doctor(DoctorArgs),
 }
 
 /// `forge loopback-server` (hidden; used by `bench/loadgen.sh` and tests).
@@ -407,4 +410,35 @@ pub struct SynthArgs {
 pub struct WorkloadStatsArgs {
     /// Workload JSONL.
     pub workload: PathBuf,
+}
+
+/// Environment that `forge doctor` (and GPU detection everywhere) reads.
+pub const DOCTOR_ENV_HELP: &str = "Environment:
+  CUDA_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES   GPUs an engine would see
+  FORGE_NVIDIA_SMI, FORGE_ROCM_SMI   nvidia-smi / rocm-smi to run (default: from PATH)
+  FORGE_NVML=off                     skip NVML and use nvidia-smi
+  FORGE_NVML_LIB                     path of libnvidia-ml (default libnvidia-ml.so.1)
+  <PROVIDER>_API_KEY                 checked for presence only; never printed";
+
+/// `forge doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Engine to check.
+    #[arg(long, value_enum, default_value_t = crate::recipe::EngineKind::Vllm)]
+    pub engine: crate::recipe::EngineKind,
+    /// Launcher for the engine, as for `forge tune` (split on whitespace, never a shell).
+    #[arg(long)]
+    pub engine_cmd: Option<String>,
+    /// Store directory whose disk to check.
+    #[arg(long, default_value = ".forge")]
+    pub run_dir: PathBuf,
+    /// Agent LLM as provider/model: whose API key to look for.
+    #[arg(long, default_value = "anthropic/claude-sonnet-4-6")]
+    pub llm: String,
+    /// GPU backend: cuda, rocm, or cpu.
+    #[arg(long, short = 'd', value_enum, default_value_t = crate::hardware::Device::Cuda)]
+    pub device: crate::hardware::Device,
+    /// Warn when the run directory's disk has less free space than this, GiB.
+    #[arg(long, default_value_t = 5.0)]
+    pub min_free_gib: f64,
 }

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod bench;
 pub mod cli;
+pub mod doctor;
 pub mod engine;
 pub mod hardware;
 pub mod logging;
@@ -38,5 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workload(cmd) => workload::command::main(cmd),
         Command::LoopbackServer(args) => bench::loopback::main(args),
         Command::Sim(SimCommand::Worker) => sim::faults::worker_main(),
+        Command::Doctor(args) => doctor::main(args),
     }
 }

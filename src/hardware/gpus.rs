@@ -290,6 +290,74 @@ pub fn match_nvidia(cc: (u32, u32), memory_mib: u64, name_hint: &str) -> Option<
     candidates.first().copied()
 }
 
+/// Match an NVIDIA GPU from whatever the driver reported. With capability and memory this
+/// is [`match_nvidia`]; without them (old drivers lack `compute_cap`, unified-memory parts
+/// print `[N/A]` for memory) the name must be a known spelling, and any reported capability
+/// or memory must still agree with the table.
+pub fn match_nvidia_detected(
+    cc: Option<(u32, u32)>,
+    memory_mib: Option<u64>,
+    name: &str,
+) -> Option<&'static GpuSpec> {
+    if let (Some(cc), Some(mib)) = (cc, memory_mib) {
+        return match_nvidia(cc, mib, name);
+    }
+    let g = lookup(name).filter(|g| g.vendor == Vendor::Nvidia)?;
+    let cc_ok = cc.is_none_or(|c| g.compute_capability == Some(c));
+    let mem_ok = memory_mib
+        .is_none_or(|m| (g.memory_mib as f64 - m as f64).abs() <= 0.03 * g.memory_mib as f64);
+    (cc_ok && mem_ok).then_some(g)
+}
+
+/// PCI device ids of AMD parts in the table (`rocm-smi` `Device ID`, or `Card Model` in
+/// ROCm 6.1+), with a note where one id covers more than one product.
+const AMD_DEVICE_IDS: &[(&str, &str, Option<&str>)] = &[
+    ("0x74a1", "MI300X", None),
+    ("0x7408", "MI250X", None),
+    (
+        "0x740c",
+        "MI250X",
+        Some("device 0x740c is an MI250X or an MI250; assuming MI250X"),
+    ),
+];
+
+/// How an AMD GPU matched the table, and anything the user should know about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AmdMatch {
+    /// The matched part.
+    pub spec: Option<&'static GpuSpec>,
+    /// Caveat about the match (ambiguous id, architecture-only evidence).
+    pub note: Option<String>,
+}
+
+/// Match an AMD GPU by product name, then by PCI device id. The gfx target alone does not
+/// decide: gfx942 is MI300X, MI300A and MI325X alike, gfx90a is MI250X, MI250 and MI210.
+pub fn match_amd(name: &str, device_id: Option<&str>, gfx: Option<&str>) -> AmdMatch {
+    let n = norm(name);
+    for g in GPUS.iter().filter(|g| g.vendor == Vendor::Amd) {
+        if n.contains(&norm(g.name)) {
+            return AmdMatch {
+                spec: Some(g),
+                note: None,
+            };
+        }
+    }
+    let id = device_id.map(str::to_ascii_lowercase);
+    if let Some((_, part, note)) = AMD_DEVICE_IDS
+        .iter()
+        .find(|(d, _, _)| Some(*d) == id.as_deref())
+    {
+        return AmdMatch {
+            spec: lookup(part),
+            note: note.map(str::to_string),
+        };
+    }
+    let note = gfx
+        .filter(|x| GPUS.iter().any(|g| g.gfx == Some(*x)))
+        .map(|x| format!("{x} alone does not identify the product (several parts share it)"));
+    AmdMatch { spec: None, note }
+}
+
 /// Names of every GPU in the table (for help and error messages).
 pub fn names() -> Vec<&'static str> {
     GPUS.iter().map(|g| g.name).collect()
@@ -327,6 +395,46 @@ mod tests {
         );
         assert_eq!(match_nvidia((9, 0), 143771, "").unwrap().name, "H200");
         assert!(match_nvidia((8, 0), 24000, "").is_none());
+    }
+
+    #[test]
+    fn partial_nvidia_information_needs_a_known_name_that_agrees() {
+        let m = |cc, mib, name| match_nvidia_detected(cc, mib, name).map(|g| g.name);
+        assert_eq!(m(None, Some(143771), "NVIDIA H200"), Some("H200"));
+        assert_eq!(m(None, Some(81559), "NVIDIA H100 PCIe"), Some("H100-PCIe"));
+        assert_eq!(m(Some((9, 0)), None, "NVIDIA H100 80GB HBM3"), Some("H100"));
+        // A known name whose memory disagrees is not that part.
+        assert_eq!(m(None, Some(40960), "NVIDIA H200"), None);
+        assert_eq!(m(Some((8, 0)), None, "NVIDIA H200"), None);
+        assert_eq!(m(None, None, "NVIDIA GB10"), None);
+        // Full information goes through match_nvidia (name is only a tie-breaker).
+        assert_eq!(m(Some((8, 0)), Some(81920), "whatever"), Some("A100-80GB"));
+    }
+
+    #[test]
+    fn amd_by_name_then_device_id_never_by_gfx_alone() {
+        let m = match_amd("AMD Instinct MI300X OAM", None, Some("gfx942"));
+        assert_eq!((m.spec.map(|g| g.name), m.note), (Some("MI300X"), None));
+        let m = match_amd(
+            "AMD INSTINCT MI200 (MCM) OAM LC MBA HPE C2",
+            Some("0x7408"),
+            None,
+        );
+        assert_eq!(m.spec.map(|g| g.name), Some("MI250X"));
+        let m = match_amd("AMD INSTINCT MI250 (MCM) OAM AC MBA", Some("0x740C"), None);
+        assert_eq!(m.spec.map(|g| g.name), Some("MI250X"));
+        assert!(m.note.unwrap().contains("MI250"));
+        let m = match_amd("AMD Instinct MI300A", Some("0x74a0"), Some("gfx942"));
+        assert_eq!(m.spec, None);
+        assert!(m.note.unwrap().starts_with("gfx942 alone"));
+        let m = match_amd("Navi 23", Some("0x73ff"), Some("gfx1032"));
+        assert_eq!(
+            m,
+            AmdMatch {
+                spec: None,
+                note: None
+            }
+        );
     }
 
     #[test]
