@@ -28,7 +28,7 @@ pub enum Command {
     #[command(subcommand)]
     Sim(SimCommand),
     /// Tune a deployment: propose, boot, replay, score, keep or revert, repeat.
-    Tune(TuneCli),
+    Tune(Box<TuneCli>),
     /// Summarise a run: baseline, best, gain with its interval, every experiment, failures.
     Report(ReportArgs),
     /// Show or validate a playbook.
@@ -269,6 +269,10 @@ pub struct TuneArgs {
     /// Simulator clock: wall seconds per simulated second (dry runs).
     #[arg(long, default_value_t = 0.1)]
     pub sim_time_scale: f64,
+    /// Simulator clock for model loading and graph capture (dry runs): a boot need not take
+    /// a scaled minute.
+    #[arg(long, default_value_t = 0.01)]
+    pub sim_boot_time_scale: f64,
     /// Run-to-run noise of the simulator, percent (dry runs).
     #[arg(long, default_value_t = 0.0)]
     pub sim_noise: f64,

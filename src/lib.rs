@@ -32,7 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::runner::main(args),
         Command::Sim(SimCommand::Serve(args)) => sim::cli::serve_main(args),
         Command::Sim(SimCommand::Predict(args)) => sim::cli::predict_main(args),
-        Command::Tune(args) => tune::command::main(args),
+        Command::Tune(args) => tune::command::main(*args),
         Command::Report(args) => report::main(args),
         Command::Playbook(cmd) => playbook::command::main(cmd),
         Command::Recipe(cmd) => recipe::command::main(cmd),

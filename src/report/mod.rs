@@ -26,6 +26,8 @@ pub struct LoadedRun {
     pub rows: Vec<ExperimentRow>,
     /// Whether `completed.json` exists, and its content.
     pub completed: Option<serde_json::Value>,
+    /// The agent's post-run analysis, if it wrote one.
+    pub analysis: Option<String>,
 }
 
 /// Read a run without modifying it.
@@ -41,11 +43,16 @@ pub fn load(dir: &Path) -> anyhow::Result<LoadedRun> {
     let completed = std::fs::read_to_string(dir.join(store::COMPLETED_FILE))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
+    let analysis = std::fs::read_to_string(dir.join(crate::tune::run::ANALYSIS_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_string));
     Ok(LoadedRun {
         dir: dir.to_path_buf(),
         settings,
         rows,
         completed,
+        analysis,
     })
 }
 

@@ -85,14 +85,12 @@ fn truncate(s: &str, n: usize) -> String {
 fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
     let mut out = vec![format!("=== Forge Report: {} ===", run.dir.display())];
     if let Some(st) = &run.settings {
-        out.push(
-            format!(
-                "Model: {} · objective: {:?} · agent LLM: {}",
-                st.model, st.objective, st.llm
-            )
-            .to_lowercase()
-            .replacen("model: ", "Model: ", 1),
-        );
+        let agent = run.rows.last().map_or("—", |r| r.agent.as_str());
+        out.push(format!(
+            "Model: {} · objective: {} · agent: {agent}",
+            st.model,
+            format!("{:?}", st.objective).to_lowercase()
+        ));
     }
     let state = match &s.stop_reason {
         Some(r) => format!("{} ({r})", s.state),
@@ -147,6 +145,9 @@ fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
         .filter(|(_, n)| **n > 0)
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
+    if let Some(a) = &run.analysis {
+        out.push(format!("Analysis: {a}"));
+    }
     out.push(format!(
         "Failures by kind: {}",
         if fails.is_empty() {

@@ -58,7 +58,7 @@ pub async fn sim_sleep(sim_s: f64, scale: f64) {
 /// taken to get there.
 pub async fn fail(err: &BootError, sim: &SimOptions, engine_pid: u32) -> ExitCode {
     if matches!(err, BootError::Oom(_)) {
-        sim_sleep(OOM_AFTER_S, sim.time_scale).await;
+        sim_sleep(OOM_AFTER_S, sim.boot_scale()).await;
     }
     print_failure(err, engine_pid)
 }
@@ -98,11 +98,11 @@ pub async fn boot(
         Err(e) => return Err(fail(&e, sim, engine_pid).await),
     };
     vlog::emit(pid, Level::Info, "core.py:77", &summary);
-    sim_sleep(info.load_seconds, sim.time_scale).await;
+    sim_sleep(info.load_seconds, sim.boot_scale()).await;
     for (src, line) in kv_lines(&info) {
         vlog::emit(pid, Level::Info, src, &line);
     }
-    sim_sleep(info.graph_capture_seconds, sim.time_scale).await;
+    sim_sleep(info.graph_capture_seconds, sim.boot_scale()).await;
     if !info.cudagraph_capture_sizes.is_empty() {
         let line = format!(
             "Graph capturing finished in {:.0} secs, took {:.2} GiB",
@@ -111,7 +111,7 @@ pub async fn boot(
         vlog::emit(pid, Level::Info, "gpu_model_runner.py:3480", &line);
     }
     let rest = info.startup_seconds - info.load_seconds - info.graph_capture_seconds;
-    sim_sleep(rest, sim.time_scale).await;
+    sim_sleep(rest, sim.boot_scale()).await;
     let init = format!(
         "init engine (profile, create kv cache, warmup model) took {:.2} seconds",
         info.startup_seconds - info.load_seconds

@@ -46,6 +46,7 @@ pub enum Event {
 enum Cmd {
     Submit(SimRequest, UnboundedSender<Event>, Instant),
     Abort(u64),
+    ResetPrefixCache,
     Shutdown,
 }
 
@@ -128,6 +129,11 @@ impl Driver {
     /// Drop a request (client went away).
     pub fn abort(&self, id: u64) {
         let _ = self.tx.send(Cmd::Abort(id));
+    }
+
+    /// Drop the prefix cache (vLLM's dev endpoint `/reset_prefix_cache`).
+    pub fn reset_prefix_cache(&self) {
+        let _ = self.tx.send(Cmd::ResetPrefixCache);
     }
 
     /// Stop the engine thread.
@@ -248,6 +254,7 @@ impl Loop {
         match cmd {
             Cmd::Submit(req, events, at) => self.submit(req, events, at),
             Cmd::Abort(id) => self.abort(id),
+            Cmd::ResetPrefixCache => self.engine.reset_prefix_cache(),
             Cmd::Shutdown => return false,
         }
         self.publish_stats();

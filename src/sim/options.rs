@@ -24,6 +24,7 @@ const fn spec(name: &'static str, takes_value: bool) -> Spec {
 pub const SIM_SPECS: &[Spec] = &[
     spec("--sim-gpu", true),
     spec("--sim-time-scale", true),
+    spec("--sim-boot-time-scale", true),
     spec("--sim-seed", true),
     spec("--sim-noise", true),
     spec("--sim-fail-startup", true),
@@ -142,6 +143,9 @@ pub struct SimOptions {
     pub gpu: &'static GpuSpec,
     /// `--sim-time-scale`: wall seconds per simulated second (0.1 = 10x faster).
     pub time_scale: f64,
+    /// `--sim-boot-time-scale`: the same for the startup delay only (default: time scale),
+    /// so dry runs need not wait out a scaled minute of model loading per boot.
+    pub boot_time_scale: Option<f64>,
     /// `--sim-seed`.
     pub seed: u64,
     /// `--sim-noise PCT`: run-to-run timing noise.
@@ -154,12 +158,18 @@ pub struct SimOptions {
 pub const DEFAULT_GPU: &str = "H100";
 
 impl SimOptions {
+    /// Wall seconds per simulated second of startup.
+    pub fn boot_scale(&self) -> f64 {
+        self.boot_time_scale.unwrap_or(self.time_scale)
+    }
+
     /// Build from the `--sim-*` flags found.
     pub fn from_found(found: &Found, command: &'static str) -> Result<SimOptions, OptionError> {
         let err = |message: String| OptionError { command, message };
         let mut o = SimOptions {
             gpu: lookup(DEFAULT_GPU).ok_or_else(|| err("no default GPU".into()))?,
             time_scale: 1.0,
+            boot_time_scale: None,
             seed: 0,
             noise_pct: 0.0,
             faults: Faults::default(),
@@ -180,6 +190,7 @@ impl SimOptions {
                 })?
             }
             "--sim-time-scale" => self.time_scale = positive(v)?,
+            "--sim-boot-time-scale" => self.boot_time_scale = Some(positive(v)?),
             "--sim-seed" => self.seed = number(v)?,
             "--sim-noise" => self.noise_pct = non_negative(v)?,
             "--sim-fail-startup" => {

@@ -54,6 +54,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models))
         .route("/version", get(version))
         .route("/metrics", get(metrics))
+        .route("/reset_prefix_cache", post(reset_prefix_cache))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
         .fallback(not_found)
@@ -111,6 +112,15 @@ fn json_response(status: StatusCode, body: String) -> Response {
 
 async fn not_found() -> Response {
     json_response(StatusCode::NOT_FOUND, r#"{"detail":"Not Found"}"#.into())
+}
+
+/// `POST /reset_prefix_cache`: vLLM mounts it only with `VLLM_SERVER_DEV_MODE=1`.
+async fn reset_prefix_cache(State(s): State<Arc<AppState>>) -> StatusCode {
+    if std::env::var("VLLM_SERVER_DEV_MODE").as_deref() != Ok("1") {
+        return StatusCode::NOT_FOUND;
+    }
+    s.driver.reset_prefix_cache();
+    StatusCode::OK
 }
 
 async fn health(State(s): State<Arc<AppState>>) -> StatusCode {

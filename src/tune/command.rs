@@ -12,13 +12,14 @@ use super::measure::{LiveGroups, Measurer};
 use super::run::Tuner;
 use super::settings::{EngineChoice, TuneSettings};
 use super::state::RunState;
-use crate::agent::builtin::BuiltinAgent;
 use crate::bench::{Endpoint, LoadSpec, Timing};
 use crate::cli::{ResumeArgs, TuneAction, TuneCli};
 use crate::engine::adapter::Engine;
 use crate::engine::vllm::adapter::{SimLaunch, VllmEngine};
 use crate::engine::vllm::flags::Version;
-use crate::hardware::{GpuSpec, gpus};
+use crate::hardware::detect::DetectOptions;
+use crate::hardware::memory::MemoryProbe;
+use crate::hardware::{self, Device, GpuSpec, HardwareReport, gpus};
 use crate::playbook;
 use crate::recipe::{Hardware, Recipe};
 use crate::store::{self, CONFIG_FILE, JOURNAL_FILE, PIDS_FILE, RunLock, Store};
@@ -37,8 +38,48 @@ pub fn main(cli: TuneCli) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Detect the machine's GPUs (blocking work off the runtime's threads).
+async fn detect(device: Device) -> anyhow::Result<HardwareReport> {
+    Ok(tokio::task::spawn_blocking(move || {
+        hardware::detect::detect(&DetectOptions::from_env(device))
+    })
+    .await?)
+}
+
 async fn start(args: crate::cli::TuneArgs) -> anyhow::Result<ExitCode> {
-    let settings = TuneSettings::resolve(&args, None)?;
+    let device: Device = args.device.parse().map_err(anyhow::Error::msg)?;
+    let simulated = args.dry_run || args.engine == "sim";
+    let report = if simulated && args.sim_gpu.is_some() {
+        None
+    } else {
+        Some(detect(device).await?)
+    };
+    for w in report.iter().flat_map(|r| r.warnings.iter()) {
+        eprintln!("forge: warning: {w}");
+    }
+    let mut settings = TuneSettings::resolve(&args, report.as_ref().and_then(|r| r.gpu_type()))?;
+    if simulated && args.sim_gpu.is_none() && report.as_ref().and_then(|r| r.gpu_type()).is_none() {
+        eprintln!(
+            "forge: no GPU detected; the simulator models an {} (choose with --sim-gpu)",
+            super::settings::DEFAULT_SIM_GPU
+        );
+    }
+    if !simulated {
+        let r = report
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("hardware detection did not run"))?;
+        anyhow::ensure!(
+            device == Device::Cpu || !r.gpus.is_empty(),
+            "no GPU detected for --device {} ({}).\nhint: run `forge doctor` to see why; use --device cpu for llama.cpp on CPU, or --dry-run to use the simulator",
+            args.device,
+            r.failures
+                .iter()
+                .map(|f| format!("{:?}: {}", f.source, f.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        settings.hardware = Some(r.recipe_hardware());
+    }
     // Bad input fails here, before a run directory exists.
     workload::load(&settings.workload)?;
     playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
@@ -121,8 +162,7 @@ fn load_spec(s: &TuneSettings, w: &workload::Workload) -> LoadSpec {
 fn gpu_of(s: &TuneSettings) -> Option<&'static GpuSpec> {
     match &s.engine {
         EngineChoice::Sim { gpu, .. } => gpus::lookup(gpu),
-        // Real engines: hardware detection fills this in.
-        _ => None,
+        _ => s.hardware.as_ref().and_then(|h| gpus::lookup(&h.gpu_type)),
     }
 }
 
@@ -131,11 +171,13 @@ fn engine_of(s: &TuneSettings) -> anyhow::Result<Arc<dyn Engine>> {
         EngineChoice::Sim {
             gpu,
             time_scale,
+            boot_time_scale,
             noise_pct,
         } => Arc::new(VllmEngine::simulated(SimLaunch {
             exe: std::env::current_exe()?,
             gpu: gpu.clone(),
             time_scale: *time_scale,
+            boot_time_scale: *boot_time_scale,
             noise_pct: *noise_pct,
             seed: s.seed,
             extra: sim_extra_args(),
@@ -158,6 +200,9 @@ fn sim_extra_args() -> Vec<String> {
 }
 
 fn hardware_of(s: &TuneSettings, gpu: Option<&GpuSpec>) -> Hardware {
+    if let Some(h) = &s.hardware {
+        return h.clone();
+    }
     match gpu {
         Some(g) => Hardware {
             vendor: format!("{:?}", g.vendor).to_lowercase(),
@@ -172,6 +217,27 @@ fn hardware_of(s: &TuneSettings, gpu: Option<&GpuSpec>) -> Hardware {
             memory_gb_per_gpu: 0.0,
         },
     }
+}
+
+/// For real engines on GPUs: the probe and the idle memory reading taken now, before this
+/// process boots anything.
+async fn memory_probe(s: &TuneSettings) -> Option<(MemoryProbe, Vec<u64>)> {
+    if matches!(s.engine, EngineChoice::Sim { .. }) {
+        return None;
+    }
+    let device: Device = s.device.parse().ok()?;
+    if device == Device::Cpu {
+        return None;
+    }
+    let opts = DetectOptions::from_env(device);
+    let report = detect(device).await.ok()?;
+    let probe = MemoryProbe::for_report(&report, &opts);
+    let p = probe.clone();
+    let idle = tokio::task::spawn_blocking(move || p.used_mib())
+        .await
+        .ok()?
+        .ok()?;
+    Some((probe, idle))
 }
 
 fn boots_so_far(dir: &Path) -> u64 {
@@ -190,7 +256,7 @@ async fn execute(
     let engine = engine_of(&settings)?;
     let gpu = gpu_of(&settings);
     let load = load_spec(&settings, &workload);
-    let measurer = Measurer::new(
+    let mut measurer = Measurer::new(
         engine.clone(),
         &dir,
         workload.clone(),
@@ -198,6 +264,13 @@ async fn execute(
         Duration::from_secs_f64(settings.boot_timeout_s),
         boots_so_far(&dir),
     );
+    if let Some((probe, idle)) = memory_probe(&settings).await {
+        measurer.set_memory_probe(probe, idle);
+    }
+    let selection = crate::agent::select::select(&settings)?;
+    if let Some(n) = &selection.notice {
+        eprintln!("forge: {n}");
+    }
     let live = measurer.live_groups();
     let sim =
         gpu.and_then(|g| super::context::SimModel::new(&settings, g, &workload.requests, &load));
@@ -206,13 +279,13 @@ async fn execute(
         &settings.model,
         hardware_of(&settings, gpu),
     );
-    banner(&settings, engine.as_ref(), "builtin", &dir);
+    banner(&settings, engine.as_ref(), &selection.banner, &dir);
     let mut tuner = Tuner {
         settings,
         dir,
         state,
         measurer,
-        agent: Box::new(BuiltinAgent),
+        agent: selection.agent,
         playbook,
         workload,
         stats,
@@ -249,6 +322,7 @@ async fn drive(t: &mut Tuner) -> anyhow::Result<String> {
     if !reason.starts_with("time budget") && !reason.starts_with("the baseline") {
         t.confirm().await?;
     }
+    t.analyze().await;
     Ok(reason)
 }
 
@@ -288,7 +362,8 @@ async fn teardown(live: &LiveGroups, grace: Duration) {
     }
 }
 
-fn banner(s: &TuneSettings, engine: &dyn Engine, agent: &str, dir: &Path) {
+fn banner(s: &TuneSettings, engine: &dyn Engine, agent_line: &str, dir: &Path) {
+    let agent = agent_line.trim_start_matches("agent: ");
     eprintln!(
         "forge tune · model {} · engine {}",
         s.model,

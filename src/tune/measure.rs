@@ -17,6 +17,7 @@ use crate::engine::failure::{Failure, FailureClass};
 use crate::engine::health::{Readiness, free_port, wait_ready};
 use crate::engine::metrics::{ServerFacts, watch_run};
 use crate::engine::process::{self, LaunchSpec, ServerProcess};
+use crate::hardware::memory::{MemoryProbe, wait_for_idle_memory};
 use crate::recipe::Recipe;
 use crate::store::{LOGS_DIR, PIDS_FILE};
 use crate::workload::Workload;
@@ -62,7 +63,14 @@ pub struct Measurer {
     current: Option<Running>,
     boot_seq: u64,
     live: LiveGroups,
+    memory: Option<(MemoryProbe, Vec<u64>)>,
+    notes: Vec<String>,
 }
+
+/// How far above its idle reading GPU memory may be before a boot, MiB.
+const IDLE_TOLERANCE_MIB: u64 = 1024;
+/// How long to wait for GPU memory to return to idle before booting anyway.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Measurer {
     /// A measurer for a run directory. `boot_seq` continues from the journal on resume so
@@ -86,6 +94,39 @@ impl Measurer {
             current: None,
             boot_seq,
             live: Arc::new(Mutex::new(Vec::new())),
+            memory: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Before each boot, wait until GPU memory is back near `baseline` (the idle reading
+    /// taken before the run's first boot).
+    pub fn set_memory_probe(&mut self, probe: MemoryProbe, baseline: Vec<u64>) {
+        self.memory = Some((probe, baseline));
+    }
+
+    /// Notes gathered since the last call (for the next journal row).
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    async fn wait_gpu_idle(&mut self) {
+        let Some((probe, baseline)) = &self.memory else {
+            return;
+        };
+        match wait_for_idle_memory(probe, baseline, IDLE_TOLERANCE_MIB, IDLE_TIMEOUT).await {
+            Ok(w) if w.waited > Duration::from_secs(2) => {
+                self.notes.push(format!(
+                    "waited {:.0} s for GPU memory to return to idle",
+                    w.waited.as_secs_f64()
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let note = format!("GPU memory not back to idle before boot: {e}");
+                eprintln!("forge: warning: {note}");
+                self.notes.push(note);
+            }
         }
     }
 
@@ -213,6 +254,7 @@ impl Measurer {
     }
 
     async fn boot(&mut self, recipe: &Recipe, tag: &str) -> Result<(), Failure> {
+        self.wait_gpu_idle().await;
         self.boot_seq += 1;
         let seq = self.boot_seq;
         let port = free_port().map_err(|e| infra(&format!("no free port: {e}")))?;

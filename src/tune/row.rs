@@ -197,4 +197,8 @@ pub struct ExperimentRow {
     /// Engine log of the candidate, relative to the run directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_log: Option<String>,
+    /// Things that happened on the machine while this row ran (e.g. GPU memory that did
+    /// not return to idle before a boot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }

@@ -30,6 +30,8 @@ use crate::workload::stats::WorkloadStats;
 
 /// File holding the baseline's answers (accuracy references).
 pub const REFERENCES_FILE: &str = "references.json";
+/// The agent's post-run analysis.
+pub const ANALYSIS_FILE: &str = "analysis.json";
 
 /// Everything one run works with.
 pub struct Tuner {
@@ -69,7 +71,8 @@ impl Tuner {
         }
     }
 
-    fn record(&mut self, row: ExperimentRow) -> anyhow::Result<()> {
+    fn record(&mut self, mut row: ExperimentRow) -> anyhow::Result<()> {
+        row.notes.extend(self.measurer.take_notes());
         store::append_line(&self.dir.join(JOURNAL_FILE), &row)?;
         super::progress::row(&row);
         self.state.apply(row);
@@ -211,6 +214,7 @@ impl Tuner {
             wall_s: 0.0,
             finished_at: chrono::Utc::now().to_rfc3339(),
             engine_log: None,
+            notes: vec![],
         }
     }
 
@@ -388,6 +392,28 @@ impl Tuner {
         self.record(row)
     }
 
+    /// Ask the agent for its post-run analysis and store it as `analysis.json`.
+    pub async fn analyze(&mut self) {
+        let ctx = crate::agent::AnalysisContext {
+            settings: &self.settings,
+            history: &self.state.rows,
+            workload: &self.stats,
+            spent_usd: self.state.spent_usd,
+        };
+        match self.agent.analyze(&ctx).await {
+            Ok(Some(a)) => {
+                self.state.spent_usd += a.cost_usd;
+                let body = serde_json::to_string_pretty(&a).unwrap_or_default();
+                if let Err(e) = store::write_atomic(&self.dir.join(ANALYSIS_FILE), body.as_bytes())
+                {
+                    eprintln!("forge: warning: cannot save the analysis: {e}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("forge: warning: no post-run analysis: {e:#}"),
+        }
+    }
+
     /// Write `completed.json` (the run is finished and will not be resumed).
     pub fn complete(&self, reason: &str) -> anyhow::Result<()> {
         let v = json!({
@@ -422,8 +448,10 @@ pub fn legality(r: &Recipe, sim: Option<&SimModel>) -> Result<(), String> {
 }
 
 fn is_budget_stop(e: &anyhow::Error) -> bool {
-    let s = format!("{e:#}");
-    s.contains("budget") || s.contains("spend cap")
+    matches!(
+        e.downcast_ref::<crate::agent::llm::LlmError>(),
+        Some(crate::agent::llm::LlmError::BudgetExhausted { .. })
+    )
 }
 
 /// JSON value helper for rationale text.

@@ -29,6 +29,9 @@ pub enum EngineChoice {
         gpu: String,
         /// Wall seconds per simulated second.
         time_scale: f64,
+        /// Wall seconds per simulated second of startup.
+        #[serde(default = "default_boot_scale")]
+        boot_time_scale: f64,
         /// Run-to-run noise, percent.
         noise_pct: f64,
     },
@@ -47,6 +50,10 @@ impl EngineChoice {
             EngineChoice::Llamacpp { .. } => EngineKind::Llamacpp,
         }
     }
+}
+
+fn default_boot_scale() -> f64 {
+    0.01
 }
 
 /// Everything a run needs to know, as stored in `config.json`.
@@ -100,6 +107,9 @@ pub struct TuneSettings {
     pub seed: u64,
     /// Original flags as typed, for the record.
     pub dry_run: bool,
+    /// The hardware detected when the run started (real engines), restored on resume.
+    #[serde(default)]
+    pub hardware: Option<crate::recipe::Hardware>,
 }
 
 /// Default GPU the simulator models when none is detected and none is named.
@@ -168,6 +178,7 @@ impl TuneSettings {
             max_repeats: a.max_repeats,
             seed: a.seed,
             dry_run: a.dry_run,
+            hardware: None,
         })
     }
 }
@@ -197,12 +208,17 @@ fn engine_choice(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<Eng
         );
         anyhow::ensure!(a.sim_time_scale > 0.0, "--sim-time-scale must be positive");
         anyhow::ensure!(
+            a.sim_boot_time_scale > 0.0,
+            "--sim-boot-time-scale must be positive"
+        );
+        anyhow::ensure!(
             (0.0..=50.0).contains(&a.sim_noise),
             "--sim-noise must be in 0..50"
         );
         return Ok(EngineChoice::Sim {
             gpu,
             time_scale: a.sim_time_scale,
+            boot_time_scale: a.sim_boot_time_scale,
             noise_pct: a.sim_noise,
         });
     }

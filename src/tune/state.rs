@@ -176,6 +176,7 @@ pub mod tests_support {
             wall_s: 0.0,
             finished_at: String::new(),
             engine_log: None,
+            notes: vec![],
         }
     }
 }
@@ -215,6 +216,7 @@ mod tests {
             wall_s: 10.0,
             finished_at: String::new(),
             engine_log: None,
+            notes: vec![],
         }
     }
 

@@ -21,6 +21,8 @@ pub struct SimLaunch {
     pub gpu: String,
     /// Wall seconds per simulated second.
     pub time_scale: f64,
+    /// Wall seconds per simulated second of startup.
+    pub boot_time_scale: f64,
     /// Run-to-run noise, percent.
     pub noise_pct: f64,
     /// Base seed (each boot gets its own, derived from this and the boot sequence).
@@ -132,6 +134,8 @@ fn sim_args(s: &SimLaunch, boot_seq: u64) -> Vec<String> {
         s.gpu.clone(),
         "--sim-time-scale".into(),
         s.time_scale.to_string(),
+        "--sim-boot-time-scale".into(),
+        s.boot_time_scale.to_string(),
         "--sim-seed".into(),
         s.seed
             .wrapping_mul(1_000_003)
