@@ -435,3 +435,51 @@ async fn summary_table_snapshot() {
         insta::assert_snapshot!(run.stdout);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_reports_what_finished_and_exits_130() {
+    let fake = Fake::start(Script::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = prompts(2, 3);
+    lines.push(json!({"prompt": "fail=hang", "expected_output_tokens": 3}));
+    let w = workload(dir.path(), "w.jsonl", &lines);
+    let out = dir.path().join("r.json");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_forge"))
+        .args([
+            "bench",
+            "--base-url",
+            &fake.url(),
+            "--model",
+            "m",
+            "--no-progress",
+        ])
+        .arg("--workload")
+        .arg(&w)
+        .arg("--output")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until the hanging request is on the server, then interrupt.
+    for _ in 0..200 {
+        if fake.posts().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(ms(10)).await;
+    }
+    tokio::time::sleep(ms(200)).await;
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(130));
+    let r = result(&out);
+    assert_eq!(r["interrupted"], true);
+    assert_eq!(r["completed"], 2);
+    assert_eq!(r["num_prompts"], 2);
+    assert!(String::from_utf8_lossy(&done.stderr).contains("interrupted"));
+}

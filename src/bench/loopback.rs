@@ -63,6 +63,7 @@ pub fn main(args: LoopbackArgs) -> anyhow::Result<ExitCode> {
         burst: args.burst,
         stats: Stats::default(),
     });
+    crate::bench::runner::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -177,6 +177,13 @@ fn f2(v: f64) -> String {
 /// Diagnostics on stderr: failure examples, a client that fell behind, estimated lengths.
 pub fn warnings(r: &BenchResult) {
     let mut err = std::io::stderr().lock();
+    if r.interrupted {
+        let _ = writeln!(
+            err,
+            "warning: interrupted: only the {} requests that finished are reported",
+            r.num_prompts
+        );
+    }
     for (i, e) in r.failure_examples.iter().enumerate() {
         let _ = writeln!(err, "failure {i}: {e}");
     }
