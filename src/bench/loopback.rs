@@ -173,11 +173,7 @@ fn respond(cfg: Arc<Config>, body: Bytes, chat: bool, recv: Instant) -> Response
         .or(req.max_tokens)
         .unwrap_or(16)
         .max(1);
-    let prompt = match (&req.prompt, &req.messages) {
-        (Some(p), _) => crate::tokenize::count(p),
-        (None, Some(m)) => m.iter().map(|m| crate::tokenize::count(&m.content)).sum(),
-        _ => 0,
-    } as u64;
+    let prompt = req.prompt_tokens();
     let opts = req.stream_options.as_ref();
     let stream_gen = Gen {
         chat,
@@ -193,6 +189,21 @@ fn respond(cfg: Arc<Config>, body: Bytes, chat: bool, recv: Instant) -> Response
     if !req.stream {
         return json_response(stream_gen.whole());
     }
+    sse_response(stream_gen)
+}
+
+impl Req {
+    fn prompt_tokens(&self) -> u64 {
+        let n = match (&self.prompt, &self.messages) {
+            (Some(p), _) => crate::tokenize::count(p),
+            (None, Some(m)) => m.iter().map(|m| crate::tokenize::count(&m.content)).sum(),
+            _ => 0,
+        };
+        n as u64
+    }
+}
+
+fn sse_response(stream_gen: Gen) -> Response {
     let stream = futures::stream::unfold(stream_gen, |mut g| async move {
         let item = g.next().await?;
         Some((Ok::<Bytes, Infallible>(item), g))
