@@ -180,13 +180,25 @@ def run_pair(a, name, server_args, n, out_tokens, conc, rate, tmp, repeats=1):
     return res
 
 
+def psi_cpu_us():
+    """Cumulative µs during which some task on the machine waited for a CPU (PSI)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return int(line.rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def run_one(a, tool, mark, server_args, wl, n, conc, rate, out):
     srv = Server(a.forge, a.server_cpu, a.nice, *server_args)
     try:
         cmd = (forge_cmd(a, srv.url, wl, out, conc, rate) if tool == "forge"
                else vllm_cmd(a, srv.url, wl, n, out, conc, rate))
+        p0, t0 = psi_cpu_us(), time.monotonic()
         cpu = run_client(cmd, a.client_cpu, a.nice, mark)
+        p1, t1 = psi_cpu_us(), time.monotonic()
         s = summarize(out, cpu)
+        s["psi"] = None if p0 is None or p1 is None else (p1 - p0) / 1e4 / (t1 - t0)
         s["server_max_in_flight"] = srv.stats()["max_in_flight"]
         return s
     finally:
@@ -242,6 +254,8 @@ def perf_table(title, res):
          lambda r: str(max(x["server_max_in_flight"] for x in r))),
         ("added TTFT p50 (ms)", lambda r: spread(r, "added_p50", 3)),
         ("added TTFT p99 (ms)", lambda r: spread(r, "added_p99", 3)),
+        ("machine CPU pressure during the run (PSI some, %)",
+         lambda r: "-" if None in [x["psi"] for x in r] else spread(r, "psi", 0)),
     ]
     out = [f"### {title}", "", "| | " + " | ".join(tools) + " |",
            "|---|" + "---:|" * len(tools)]
