@@ -101,7 +101,9 @@ async fn latencies_match_the_scripted_truth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_json_has_vllm_keys() {
     let fake = Fake::start(Script::default()).await;
-    let (run, r) = bench(&fake.url(), &prompts(2, 3), &["--slo", "ttft_ms=5000"]).await;
+    // A base URL ending in /v1 (as OpenAI SDKs take it) means the same server root.
+    let url = format!("{}/v1/", fake.url());
+    let (run, r) = bench(&url, &prompts(2, 3), &["--slo", "ttft_ms=5000"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     for key in [
         "duration",
@@ -482,4 +484,11 @@ async fn ctrl_c_reports_what_finished_and_exits_130() {
     assert_eq!(r["completed"], 2);
     assert_eq!(r["num_prompts"], 2);
     assert!(String::from_utf8_lossy(&done.stderr).contains("interrupted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_help_snapshot() {
+    let run = forge(&["bench", "--help"]).await;
+    assert_eq!(run.code, 0);
+    insta::assert_snapshot!(run.stdout);
 }

@@ -36,7 +36,10 @@ pub struct Settings {
 impl Settings {
     /// Validate arguments and load the workload.
     pub fn resolve(args: BenchArgs) -> anyhow::Result<Self> {
+        // The server root is wanted; `.../v1` (as OpenAI SDKs take it) would double the
+        // prefix into `/v1/v1/completions`.
         let url = args.base_url.trim().trim_end_matches('/');
+        let url = url.strip_suffix("/v1").unwrap_or(url);
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("--base-url: `{url}` must start with http:// or https://");
         }
