@@ -209,9 +209,10 @@ async fn trace_timing_follows_arrival_offsets() {
     let (run, r) = bench(&fake.url(), &lines, &["--model", "m"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(r["request_rate"], "trace");
+    // On an absolute schedule: each arrival at its offset after the first, never early.
     let t: Vec<f64> = fake.posts().iter().map(|p| p.0.as_secs_f64()).collect();
-    for w in t.windows(2) {
-        within(w[1] - w[0], 0.10, 0.20, "gap between trace arrivals");
+    for (i, off) in [0.0, 0.15, 0.3, 0.45].iter().enumerate() {
+        within(t[i] - t[0], off - 0.06, off + 0.1, "trace arrival");
     }
 }
 
@@ -232,14 +233,14 @@ async fn rate_timing_rescales_arrivals_to_n_over_rate() {
     let last = intended.iter().cloned().fold(0.0, f64::max);
     assert!((last - 0.25).abs() < 1e-9, "{last}");
     for (i, s) in intended.iter().zip(&sent) {
-        within(s - i, -0.001, 0.05, "send delay");
+        within(s - i, -0.001, 0.1, "send delay");
     }
     let t: Vec<f64> = fake.posts().iter().map(|p| p.0.as_secs_f64()).collect();
     let first = intended.iter().cloned().fold(f64::MAX, f64::min);
     within(
         t[9] - t[0],
-        last - first - 0.05,
-        last - first + 0.05,
+        last - first - 0.1,
+        last - first + 0.1,
         "server-side span",
     );
 }
@@ -265,7 +266,7 @@ async fn concurrency_cap_is_honoured_and_queueing_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_hidden_connection_cap() {
     let fake = Fake::start(Script {
-        ttft: ms(700),
+        ttft: ms(1500),
         itl: ms(5),
         ..Default::default()
     })
@@ -425,7 +426,7 @@ async fn time_scale_compresses_the_schedule_and_rescales_durations() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     within(f(&r, "median_ttft_ms"), 120.0, 200.0, "TTFT in server ms");
     let t: Vec<f64> = fake.posts().iter().map(|p| p.0.as_secs_f64()).collect();
-    within(t[1] - t[0], 0.25, 0.35, "wall gap");
+    within(t[1] - t[0], 0.27, 0.4, "wall gap");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
