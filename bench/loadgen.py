@@ -299,44 +299,54 @@ def main():
                     help="priority for server and clients (needs CAP_SYS_NICE; 0 = leave)")
     ap.add_argument("--quick", action="store_true", help="a tenth of the requests")
     ap.add_argument("--keep", help="copy raw result JSONs into this directory")
+    ap.add_argument("--only", help="comma-separated: throughput,overhead,agreement")
     ap.add_argument("--repeats", type=int, default=3,
                     help="runs of the overhead scenario per tool (its tail is noisy)")
     a = ap.parse_args()
     if a.vllm and not a.tokenizer:
         sys.exit("--tokenizer is required with --vllm")
     scale = 10 if a.quick else 1
+    only = set(a.only.split(",")) if a.only else {"throughput", "overhead", "agreement"}
     floor = jitter(a, 2 if a.quick else 5)
+    thr = ovh = agr = None
     with tempfile.TemporaryDirectory() as tmp:
-        print("throughput: zero-latency server, 1,000 concurrent streams", file=sys.stderr)
-        thr = run_pair(a, "throughput", (0, 0), 20000 // scale, 10, 1000, "inf", tmp)
-        print("overhead: 50 ms/token streams, Poisson 1,000 req/s (~1,000 in flight)",
-              file=sys.stderr)
-        ovh = run_pair(a, "overhead", (0, 50), 10000 // scale, 20, None, "1000", tmp,
-                       repeats=a.repeats)
-        print("agreement: TTFT 50 ms, ITL 10 ms, Poisson 40 req/s", file=sys.stderr)
-        agr = run_pair(a, "agreement", (50, 10), 400 // max(1, scale // 4), 32, None, "40",
-                       tmp)
+        if "throughput" in only:
+            print("throughput: zero-latency server, 1,000 concurrent streams", file=sys.stderr)
+            thr = run_pair(a, "throughput", (0, 0), 20000 // scale, 10, 1000, "inf", tmp)
+        if "overhead" in only:
+            print("overhead: 50 ms/token streams, Poisson 1,000 req/s (~1,000 in flight)",
+                  file=sys.stderr)
+            ovh = run_pair(a, "overhead", (0, 50), 10000 // scale, 20, None, "1000", tmp,
+                           repeats=a.repeats)
+        if "agreement" in only:
+            print("agreement: TTFT 50 ms, ITL 10 ms, Poisson 40 req/s", file=sys.stderr)
+            agr = run_pair(a, "agreement", (50, 10), 400 // max(1, scale // 4), 32, None,
+                           "40", tmp)
         if a.keep:
             os.makedirs(a.keep, exist_ok=True)
             for f in Path(tmp).glob("*.json"):
                 Path(a.keep, f.name).write_bytes(f.read_bytes())
-    # The server's own receive->first-chunk times (from the forge run) are TTFT's truth.
-    emit = agr["forge"][0]["emit"]
-    truth = {"mean_tpot_ms": "10", "median_tpot_ms": "10", "median_itl_ms": "10",
-             "mean_ttft_ms": fmt(sum(emit) / max(1, len(emit))),
-             "median_ttft_ms": fmt(pct(emit, 50)), "p99_ttft_ms": fmt(pct(emit, 99))}
     print(f"Client on CPU {a.client_cpu}, server on CPU {a.server_cpu}, nice {a.nice}; "
           f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M')}. Machine floor: an idle "
           f"1 ms sleeper on the client core wakes late by {floor[0]:.3f} ms p50, "
           f"{floor[1]:.3f} ms p99, {floor[2]:.1f} ms max.\n")
-    print(perf_table("Throughput: zero-latency streams, 10 tokens, concurrency 1,000", thr))
-    print("\n(The client is saturated here: added TTFT is its queueing, not its overhead.)\n")
-    title = "Overhead: 20 tokens at 50 ms, Poisson 1,000 req/s (~1,000 streams)"
-    if a.repeats > 1:
-        title += f"; median (range) of {a.repeats} runs"
-    print(perf_table(title, ovh))
-    print()
-    print(agreement_table(agr, truth))
+    if thr:
+        print(perf_table("Throughput: zero-latency streams, 10 tokens, concurrency 1,000", thr))
+        print("\n(The client is saturated here: added TTFT is its queueing, not its "
+              "overhead.)\n")
+    if ovh:
+        title = "Overhead: 20 tokens at 50 ms, Poisson 1,000 req/s (~1,000 streams)"
+        if a.repeats > 1:
+            title += f"; median (range) of {a.repeats} runs"
+        print(perf_table(title, ovh))
+        print()
+    if agr:
+        # The server's own receive->first-chunk times (forge's run) are TTFT's truth.
+        emit = agr["forge"][0]["emit"]
+        truth = {"mean_tpot_ms": "10", "median_tpot_ms": "10", "median_itl_ms": "10",
+                 "mean_ttft_ms": fmt(sum(emit) / max(1, len(emit))),
+                 "median_ttft_ms": fmt(pct(emit, 50)), "p99_ttft_ms": fmt(pct(emit, 99))}
+        print(agreement_table(agr, truth))
 
 
 if __name__ == "__main__":
