@@ -163,46 +163,99 @@ def summarize(result_path, cpu_s):
     }
 
 
-def run_pair(a, name, server_args, n, out_tokens, conc, rate, tmp):
-    """Both tools, one after the other, each against a fresh server."""
+def run_pair(a, name, server_args, n, out_tokens, conc, rate, tmp, repeats=1):
+    """Both tools, alternating, each run against a fresh server; `repeats` runs each."""
     wl = os.path.join(tmp, f"{name}.jsonl")
     workload(wl, n, out_tokens)
     res = {}
     clients = [("forge", None)] + ([("vllm", VLLM_MARK)] if a.vllm else [])
-    for tool, mark in clients:
-        srv = Server(a.forge, a.server_cpu, a.nice, *server_args)
-        try:
-            out = os.path.join(tmp, f"{name}-{tool}.json")
-            cmd = (forge_cmd(a, srv.url, wl, out, conc, rate) if tool == "forge"
-                   else vllm_cmd(a, srv.url, wl, n, out, conc, rate))
-            t = time.time()
-            cpu = run_client(cmd, a.client_cpu, a.nice, mark)
-            s = summarize(out, cpu)
-            s["wall"] = time.time() - t
-            s["server_max_in_flight"] = srv.stats()["max_in_flight"]
-            res[tool] = s
-        finally:
-            srv.stop()
-        print(f"  {name}/{tool}: {s['completed']} ok, {s['req_s']:.0f} req/s, "
-              f"{s['chunks_s']:.0f} chunks/s, {s['cpu_s']:.2f} CPU s", file=sys.stderr)
+    for k in range(repeats):
+        for tool, mark in clients:
+            s = run_one(a, tool, mark, server_args, wl, n, conc, rate,
+                        os.path.join(tmp, f"{name}-{tool}-{k}.json"))
+            res.setdefault(tool, []).append(s)
+            print(f"  {name}/{tool}#{k}: {s['completed']} ok, {s['req_s']:.0f} req/s, "
+                  f"{s['chunks_s']:.0f} chunks/s, {s['cpu_s']:.2f} CPU s, "
+                  f"added TTFT p99 {s['added_p99']:.3f} ms", file=sys.stderr)
     return res
+
+
+def psi_cpu_us():
+    """Cumulative µs during which some task on the machine waited for a CPU (PSI)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return int(line.rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def run_one(a, tool, mark, server_args, wl, n, conc, rate, out):
+    srv = Server(a.forge, a.server_cpu, a.nice, *server_args)
+    try:
+        cmd = (forge_cmd(a, srv.url, wl, out, conc, rate) if tool == "forge"
+               else vllm_cmd(a, srv.url, wl, n, out, conc, rate))
+        p0, t0 = psi_cpu_us(), time.monotonic()
+        cpu = run_client(cmd, a.client_cpu, a.nice, mark)
+        p1, t1 = psi_cpu_us(), time.monotonic()
+        s = summarize(out, cpu)
+        s["psi"] = None if p0 is None or p1 is None else (p1 - p0) / 1e4 / (t1 - t0)
+        s["server_max_in_flight"] = srv.stats()["max_in_flight"]
+        return s
+    finally:
+        srv.stop()
+
+
+JITTER = """
+import time
+lat = []
+end = time.monotonic() + %f
+while time.monotonic() < end:
+    t = time.monotonic(); time.sleep(0.001); lat.append(time.monotonic() - t - 0.001)
+lat.sort()
+print(lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3, lat[-1] * 1e3)
+"""
+
+
+def jitter(a, secs):
+    """Wake-up lateness of an idle 1 ms sleeper on the client core: the machine's floor."""
+    out = subprocess.run([sys.executable, "-c", JITTER % secs], capture_output=True,
+                         text=True, preexec_fn=pin(a.client_cpu, a.nice), check=True)
+    return [float(x) for x in out.stdout.split()]
 
 
 def fmt(v, d=2):
     return "-" if v is None or v != v else f"{v:,.{d}f}"
 
 
+def med(runs, key):
+    return pct([r[key] for r in runs], 50)
+
+
+def spread(runs, key, d):
+    """Median over repeats, with the range when there were several."""
+    v = [r[key] for r in runs]
+    if len(v) == 1:
+        return fmt(v[0], d)
+    return f"{fmt(pct(v, 50), d)} ({fmt(min(v), d)}–{fmt(max(v), d)})"
+
+
 def perf_table(title, res):
     tools = list(res)
     rows = [
-        ("requests completed / failed", lambda s: f"{s['completed']} / {s['failed']}"),
-        ("achieved request rate (req/s)", lambda s: fmt(s["req_s"], 0)),
-        ("SSE chunks/s", lambda s: fmt(s["chunks_s"], 0)),
-        ("client CPU s (measured phase)", lambda s: fmt(s["cpu_s"])),
-        ("CPU µs per chunk", lambda s: fmt(1e6 * s["cpu_s"] / max(1, s["chunks_s"] * s["duration"]), 1)),
-        ("max streams in flight (server-side)", lambda s: str(s["server_max_in_flight"])),
-        ("added TTFT p50 (ms)", lambda s: fmt(s["added_p50"], 3)),
-        ("added TTFT p99 (ms)", lambda s: fmt(s["added_p99"], 3)),
+        ("requests completed / failed",
+         lambda r: f"{sum(x['completed'] for x in r)} / {sum(x['failed'] for x in r)}"),
+        ("achieved request rate (req/s)", lambda r: spread(r, "req_s", 0)),
+        ("SSE chunks/s", lambda r: spread(r, "chunks_s", 0)),
+        ("client CPU s (measured phase)", lambda r: spread(r, "cpu_s", 2)),
+        ("client CPU µs per chunk",
+         lambda r: fmt(pct([1e6 * x["cpu_s"] / max(1, x["chunks_s"] * x["duration"])
+                            for x in r], 50), 1)),
+        ("max streams in flight (server-side)",
+         lambda r: str(max(x["server_max_in_flight"] for x in r))),
+        ("added TTFT p50 (ms)", lambda r: spread(r, "added_p50", 3)),
+        ("added TTFT p99 (ms)", lambda r: spread(r, "added_p99", 3)),
+        ("machine CPU pressure during the run (PSI some, %)",
+         lambda r: "-" if None in [x["psi"] for x in r] else spread(r, "psi", 0)),
     ]
     out = [f"### {title}", "", "| | " + " | ".join(tools) + " |",
            "|---|" + "---:|" * len(tools)]
@@ -222,7 +275,7 @@ def agreement_table(res, truth):
     out = ["### Metric agreement", "", head,
            "|---|---:|" + "---:|" * len(tools) + ("---:|" if len(tools) == 2 else "")]
     for k, label in keys:
-        vals = [res[t]["r"].get(k) for t in tools]
+        vals = [res[t][0]["r"].get(k) for t in tools]
         row = f"| {label} | {truth.get(k, '')} | " + " | ".join(fmt(v) for v in vals)
         if len(tools) == 2 and None not in vals and vals[1]:
             row += f" | {100 * (vals[0] - vals[1]) / vals[1]:+.1f} % |"
@@ -246,36 +299,54 @@ def main():
                     help="priority for server and clients (needs CAP_SYS_NICE; 0 = leave)")
     ap.add_argument("--quick", action="store_true", help="a tenth of the requests")
     ap.add_argument("--keep", help="copy raw result JSONs into this directory")
+    ap.add_argument("--only", help="comma-separated: throughput,overhead,agreement")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs of the overhead scenario per tool (its tail is noisy)")
     a = ap.parse_args()
     if a.vllm and not a.tokenizer:
         sys.exit("--tokenizer is required with --vllm")
     scale = 10 if a.quick else 1
+    only = set(a.only.split(",")) if a.only else {"throughput", "overhead", "agreement"}
+    floor = jitter(a, 2 if a.quick else 5)
+    thr = ovh = agr = None
     with tempfile.TemporaryDirectory() as tmp:
-        print("throughput: zero-latency server, 1,000 concurrent streams", file=sys.stderr)
-        thr = run_pair(a, "throughput", (0, 0), 20000 // scale, 10, 1000, "inf", tmp)
-        print("overhead: 50 ms/token streams, Poisson 1,000 req/s (~1,000 in flight)",
-              file=sys.stderr)
-        ovh = run_pair(a, "overhead", (0, 50), 10000 // scale, 20, None, "1000", tmp)
-        print("agreement: TTFT 50 ms, ITL 10 ms, Poisson 40 req/s", file=sys.stderr)
-        agr = run_pair(a, "agreement", (50, 10), 400 // max(1, scale // 4), 32, None, "40",
-                       tmp)
+        if "throughput" in only:
+            print("throughput: zero-latency server, 1,000 concurrent streams", file=sys.stderr)
+            thr = run_pair(a, "throughput", (0, 0), 20000 // scale, 10, 1000, "inf", tmp)
+        if "overhead" in only:
+            print("overhead: 50 ms/token streams, Poisson 1,000 req/s (~1,000 in flight)",
+                  file=sys.stderr)
+            ovh = run_pair(a, "overhead", (0, 50), 10000 // scale, 20, None, "1000", tmp,
+                           repeats=a.repeats)
+        if "agreement" in only:
+            print("agreement: TTFT 50 ms, ITL 10 ms, Poisson 40 req/s", file=sys.stderr)
+            agr = run_pair(a, "agreement", (50, 10), 400 // max(1, scale // 4), 32, None,
+                           "40", tmp)
         if a.keep:
             os.makedirs(a.keep, exist_ok=True)
             for f in Path(tmp).glob("*.json"):
                 Path(a.keep, f.name).write_bytes(f.read_bytes())
-    # The server's own receive->first-chunk times (from the forge run) are TTFT's truth.
-    emit = agr["forge"]["emit"]
-    truth = {"mean_tpot_ms": "10", "median_tpot_ms": "10", "median_itl_ms": "10",
-             "mean_ttft_ms": fmt(sum(emit) / max(1, len(emit))),
-             "median_ttft_ms": fmt(pct(emit, 50)), "p99_ttft_ms": fmt(pct(emit, 99))}
     print(f"Client on CPU {a.client_cpu}, server on CPU {a.server_cpu}, nice {a.nice}; "
-          f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M')}\n")
-    print(perf_table("Throughput: zero-latency streams, 10 tokens, concurrency 1,000", thr))
-    print("\n(The client is saturated here: added TTFT is its queueing, not its overhead.)")
-    print()
-    print(perf_table("Overhead: 20 tokens at 50 ms, Poisson 1,000 req/s (~1,000 streams)", ovh))
-    print()
-    print(agreement_table(agr, truth))
+          f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M')}. Machine floor: an idle "
+          f"1 ms sleeper on the client core wakes late by {floor[0]:.3f} ms p50, "
+          f"{floor[1]:.3f} ms p99, {floor[2]:.1f} ms max.\n")
+    if thr:
+        print(perf_table("Throughput: zero-latency streams, 10 tokens, concurrency 1,000", thr))
+        print("\n(The client is saturated here: added TTFT is its queueing, not its "
+              "overhead.)\n")
+    if ovh:
+        title = "Overhead: 20 tokens at 50 ms, Poisson 1,000 req/s (~1,000 streams)"
+        if a.repeats > 1:
+            title += f"; median (range) of {a.repeats} runs"
+        print(perf_table(title, ovh))
+        print()
+    if agr:
+        # The server's own receive->first-chunk times (forge's run) are TTFT's truth.
+        emit = agr["forge"][0]["emit"]
+        truth = {"mean_tpot_ms": "10", "median_tpot_ms": "10", "median_itl_ms": "10",
+                 "mean_ttft_ms": fmt(sum(emit) / max(1, len(emit))),
+                 "median_ttft_ms": fmt(pct(emit, 50)), "p99_ttft_ms": fmt(pct(emit, 99))}
+        print(agreement_table(agr, truth))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Replay a workload against any OpenAI-compatible server and report its metrics.
+    #[command(after_help = BENCH_AFTER_HELP)]
     Bench(BenchArgs),
     /// The built-in vLLM simulator: serve its HTTP API, or predict a config's metrics.
     #[command(subcommand)]
@@ -67,6 +68,16 @@ pub struct LoopbackArgs {
     #[arg(long)]
     pub burst: bool,
 }
+
+/// Extra help for `forge bench`: metrics, outputs and exit status.
+const BENCH_AFTER_HELP: &str = "\
+Metrics follow `vllm bench serve` (TTFT, TPOT, ITL, E2EL, throughputs, goodput; JSON keys
+match its result files), plus token-correct ITL, latency from the intended send time, failures
+by kind and schedule accuracy. The summary goes to stdout, progress and warnings to stderr.
+
+Exit status: 0 when the run completed (failed requests are data, counted in the result),
+1 on errors (bad arguments or workload, no model to request), 2 on usage errors,
+130 when interrupted (the requests that finished are still reported and written).";
 
 /// `forge bench`.
 #[derive(Debug, Args)]
@@ -123,7 +134,8 @@ pub struct BenchArgs {
     /// Write the result JSON here.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
-    /// Include per-request lists (lengths, TTFTs, ITLs, texts, errors) in the JSON.
+    /// Include per-request lists (lengths, TTFTs, ITLs, texts, errors, send times) in the
+    /// JSON, at its top level as vLLM writes them.
     #[arg(long)]
     pub save_detailed: bool,
     /// No progress bar.

@@ -101,7 +101,9 @@ async fn latencies_match_the_scripted_truth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_json_has_vllm_keys() {
     let fake = Fake::start(Script::default()).await;
-    let (run, r) = bench(&fake.url(), &prompts(2, 3), &["--slo", "ttft_ms=5000"]).await;
+    // A base URL ending in /v1 (as OpenAI SDKs take it) means the same server root.
+    let url = format!("{}/v1/", fake.url());
+    let (run, r) = bench(&url, &prompts(2, 3), &["--slo", "ttft_ms=5000"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     for key in [
         "duration",
@@ -207,9 +209,10 @@ async fn trace_timing_follows_arrival_offsets() {
     let (run, r) = bench(&fake.url(), &lines, &["--model", "m"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(r["request_rate"], "trace");
+    // On an absolute schedule: each arrival at its offset after the first, never early.
     let t: Vec<f64> = fake.posts().iter().map(|p| p.0.as_secs_f64()).collect();
-    for w in t.windows(2) {
-        within(w[1] - w[0], 0.10, 0.20, "gap between trace arrivals");
+    for (i, off) in [0.0, 0.15, 0.3, 0.45].iter().enumerate() {
+        within(t[i] - t[0], off - 0.06, off + 0.1, "trace arrival");
     }
 }
 
@@ -230,14 +233,14 @@ async fn rate_timing_rescales_arrivals_to_n_over_rate() {
     let last = intended.iter().cloned().fold(0.0, f64::max);
     assert!((last - 0.25).abs() < 1e-9, "{last}");
     for (i, s) in intended.iter().zip(&sent) {
-        within(s - i, -0.001, 0.05, "send delay");
+        within(s - i, -0.001, 0.1, "send delay");
     }
     let t: Vec<f64> = fake.posts().iter().map(|p| p.0.as_secs_f64()).collect();
     let first = intended.iter().cloned().fold(f64::MAX, f64::min);
     within(
         t[9] - t[0],
-        last - first - 0.05,
-        last - first + 0.05,
+        last - first - 0.1,
+        last - first + 0.1,
         "server-side span",
     );
 }
@@ -263,7 +266,7 @@ async fn concurrency_cap_is_honoured_and_queueing_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_hidden_connection_cap() {
     let fake = Fake::start(Script {
-        ttft: ms(700),
+        ttft: ms(1500),
         itl: ms(5),
         ..Default::default()
     })
@@ -423,7 +426,7 @@ async fn time_scale_compresses_the_schedule_and_rescales_durations() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     within(f(&r, "median_ttft_ms"), 120.0, 200.0, "TTFT in server ms");
     let t: Vec<f64> = fake.posts().iter().map(|p| p.0.as_secs_f64()).collect();
-    within(t[1] - t[0], 0.25, 0.35, "wall gap");
+    within(t[1] - t[0], 0.27, 0.4, "wall gap");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,4 +437,59 @@ async fn summary_table_snapshot() {
     insta::with_settings!({filters => vec![(r"\| -?\d+\.\d+ +\|", "| [f] |")]}, {
         insta::assert_snapshot!(run.stdout);
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_reports_what_finished_and_exits_130() {
+    let fake = Fake::start(Script::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = prompts(2, 3);
+    lines.push(json!({"prompt": "fail=hang", "expected_output_tokens": 3}));
+    let w = workload(dir.path(), "w.jsonl", &lines);
+    let out = dir.path().join("r.json");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_forge"))
+        .args([
+            "bench",
+            "--base-url",
+            &fake.url(),
+            "--model",
+            "m",
+            "--no-progress",
+        ])
+        .arg("--workload")
+        .arg(&w)
+        .arg("--output")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until the hanging request is on the server, then interrupt.
+    for _ in 0..200 {
+        if fake.posts().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(ms(10)).await;
+    }
+    tokio::time::sleep(ms(200)).await;
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(130));
+    let r = result(&out);
+    assert_eq!(r["interrupted"], true);
+    assert_eq!(r["completed"], 2);
+    assert_eq!(r["num_prompts"], 2);
+    assert!(String::from_utf8_lossy(&done.stderr).contains("interrupted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_help_snapshot() {
+    let run = forge(&["bench", "--help"]).await;
+    assert_eq!(run.code, 0);
+    insta::assert_snapshot!(run.stdout);
 }

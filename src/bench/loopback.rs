@@ -63,6 +63,7 @@ pub fn main(args: LoopbackArgs) -> anyhow::Result<ExitCode> {
         burst: args.burst,
         stats: Stats::default(),
     });
+    crate::bench::runner::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -172,11 +173,7 @@ fn respond(cfg: Arc<Config>, body: Bytes, chat: bool, recv: Instant) -> Response
         .or(req.max_tokens)
         .unwrap_or(16)
         .max(1);
-    let prompt = match (&req.prompt, &req.messages) {
-        (Some(p), _) => crate::tokenize::count(p),
-        (None, Some(m)) => m.iter().map(|m| crate::tokenize::count(&m.content)).sum(),
-        _ => 0,
-    } as u64;
+    let prompt = req.prompt_tokens();
     let opts = req.stream_options.as_ref();
     let stream_gen = Gen {
         chat,
@@ -192,6 +189,21 @@ fn respond(cfg: Arc<Config>, body: Bytes, chat: bool, recv: Instant) -> Response
     if !req.stream {
         return json_response(stream_gen.whole());
     }
+    sse_response(stream_gen)
+}
+
+impl Req {
+    fn prompt_tokens(&self) -> u64 {
+        let n = match (&self.prompt, &self.messages) {
+            (Some(p), _) => crate::tokenize::count(p),
+            (None, Some(m)) => m.iter().map(|m| crate::tokenize::count(&m.content)).sum(),
+            _ => 0,
+        };
+        n as u64
+    }
+}
+
+fn sse_response(stream_gen: Gen) -> Response {
     let stream = futures::stream::unfold(stream_gen, |mut g| async move {
         let item = g.next().await?;
         Some((Ok::<Bytes, Infallible>(item), g))
@@ -369,5 +381,83 @@ impl Gen {
                       "total_tokens": self.prompt + u64::from(self.n)}
         })
         .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::Endpoint;
+    use crate::bench::sse::SseParser;
+    use crate::bench::stream::StreamState;
+
+    fn config() -> Arc<Config> {
+        Arc::new(Config {
+            model: "m\"x".into(),
+            model_json: serde_json::Value::from("m\"x").to_string(),
+            ttft: Duration::ZERO,
+            itl: Duration::ZERO,
+            burst: true,
+            stats: Stats::default(),
+        })
+    }
+
+    /// Generate a whole stream and read it back with forge's own client-side parsing.
+    async fn roundtrip(chat: bool, n: u32, usage_each: bool) -> (StreamState, Vec<String>) {
+        let cfg = config();
+        let mut g = Gen {
+            chat,
+            n,
+            i: 0,
+            prompt: 5,
+            usage_each,
+            usage_end: true,
+            recv: Instant::now(),
+            stage: Stage::Tokens,
+            guard: InFlight::new(cfg.clone()),
+        };
+        let endpoint = if chat {
+            Endpoint::Chat
+        } else {
+            Endpoint::Completions
+        };
+        let mut st = StreamState::new(endpoint, Instant::now(), n);
+        let (mut parser, mut frames) = (SseParser::new(), Vec::new());
+        while let Some(b) = g.next().await {
+            frames.push(String::from_utf8(b.to_vec()).unwrap());
+            parser.feed(&b, |e| st.on_data(e.data, Instant::now()));
+        }
+        assert_eq!(cfg.stats.chunks.load(Ordering::Relaxed), u64::from(n));
+        st.close(Some(n));
+        (st, frames)
+    }
+
+    #[tokio::test]
+    async fn completions_stream_reads_back_complete() {
+        let (st, frames) = roundtrip(false, 4, true).await;
+        assert!(st.failure.is_none(), "{:?}", st.failure);
+        assert!(st.done && st.finished);
+        assert_eq!(st.output_tokens(), (4, false));
+        assert_eq!(st.usage_prompt, Some(5));
+        assert_eq!(st.itl_tokens, vec![1, 1, 1]);
+        assert!(st.text.starts_with("[emit_us=") && st.text.ends_with("] tok tok tok"));
+        // Four token chunks, the usage chunk, [DONE].
+        assert_eq!(frames.len(), 6);
+        assert!(frames[4].contains("\"choices\":[]"));
+        assert_eq!(frames[5], "data: [DONE]\n\n");
+    }
+
+    #[tokio::test]
+    async fn chat_stream_opens_with_a_role_chunk() {
+        let (st, frames) = roundtrip(true, 2, false).await;
+        assert!(st.failure.is_none(), "{:?}", st.failure);
+        assert!(frames[0].contains("\"role\":\"assistant\""));
+        assert!(frames[0].contains("\"model\":\"m\\\"x\""));
+        assert_eq!(st.token_chunks, 2);
+        assert_eq!(st.output_tokens(), (2, false));
+        assert!(
+            !frames[1].contains("usage"),
+            "no per-chunk usage unless asked"
+        );
     }
 }

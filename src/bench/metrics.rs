@@ -182,6 +182,10 @@ pub struct BenchResult {
     pub schedule: ScheduleStats,
     /// Requests whose output length had to be estimated (no usage from the server).
     pub estimated_output_tokens: usize,
+    /// The run was stopped (Ctrl-C) before every request finished: only the requests that
+    /// completed are in this result.
+    #[serde(default)]
+    pub interrupted: bool,
     /// The SLO used for goodput.
     pub slo: Slo,
 }
@@ -309,6 +313,7 @@ pub fn aggregate(records: &[RequestRecord], info: &RunInfo<'_>) -> BenchResult {
             .collect(),
         schedule: schedule_stats(records, info.load),
         estimated_output_tokens: ok.iter().filter(|r| r.output_tokens_estimated).count(),
+        interrupted: false,
         slo: info.load.slo,
         detailed: info.save_detailed.then(|| detailed(records)),
     }

@@ -15,29 +15,10 @@ pub fn summary(r: &BenchResult) -> String {
     let mut t = Table::new();
     t.load_style(presets::ASCII_FULL_CONDENSED).force_no_tty();
     t.set_header(vec!["Serving Benchmark Result", "forge bench"]);
-    for (k, v) in headline_rows(r) {
+    for (k, v) in count_rows(r).into_iter().chain(throughput_rows(r)) {
         t.add_row(vec![k, v]);
     }
-    let labels = percentile_labels(r);
-    let sections = [
-        ("Time to First Token", "TTFT", "ttft"),
-        ("Time per Output Token (excl. 1st token)", "TPOT", "tpot"),
-        ("Inter-token Latency", "ITL", "itl"),
-        ("End-to-end Latency", "E2EL", "e2el"),
-    ];
-    for (title, short, key) in sections {
-        section(&mut t, title);
-        let (mean, median) = vllm_mean_median(r, key);
-        t.add_row(vec![format!("Mean {short} (ms)"), f2(mean)]);
-        t.add_row(vec![format!("Median {short} (ms)"), f2(median)]);
-        for l in &labels {
-            let v = r.percentile_keys.get(&format!("p{l}_{key}_ms"));
-            t.add_row(vec![
-                format!("P{l} {short} (ms)"),
-                f2(v.copied().unwrap_or(0.0)),
-            ]);
-        }
-    }
+    vllm_sections(&mut t, r);
     summary_section(
         &mut t,
         "Inter-token Latency per token",
@@ -60,7 +41,32 @@ pub fn summary(r: &BenchResult) -> String {
     format!("{t}\n")
 }
 
-fn headline_rows(r: &BenchResult) -> Vec<(String, String)> {
+/// vLLM's four latency blocks: mean, median and each requested percentile.
+fn vllm_sections(t: &mut Table, r: &BenchResult) {
+    let labels = percentile_labels(r);
+    let sections = [
+        ("Time to First Token", "TTFT", "ttft"),
+        ("Time per Output Token (excl. 1st token)", "TPOT", "tpot"),
+        ("Inter-token Latency", "ITL", "itl"),
+        ("End-to-end Latency", "E2EL", "e2el"),
+    ];
+    for (title, short, key) in sections {
+        section(t, title);
+        let (mean, median) = vllm_mean_median(r, key);
+        t.add_row(vec![format!("Mean {short} (ms)"), f2(mean)]);
+        t.add_row(vec![format!("Median {short} (ms)"), f2(median)]);
+        for l in &labels {
+            let v = r.percentile_keys.get(&format!("p{l}_{key}_ms"));
+            t.add_row(vec![
+                format!("P{l} {short} (ms)"),
+                f2(v.copied().unwrap_or(0.0)),
+            ]);
+        }
+    }
+}
+
+/// Requests, failures by kind, the offered load and the duration.
+fn count_rows(r: &BenchResult) -> Vec<(String, String)> {
     let mut rows = vec![
         ("Successful requests".into(), r.completed.to_string()),
         ("Failed requests".into(), r.failed.to_string()),
@@ -77,19 +83,26 @@ fn headline_rows(r: &BenchResult) -> Vec<(String, String)> {
     };
     rows.push(("Request rate configured (RPS)".into(), rate));
     rows.push(("Benchmark duration (s)".into(), f2(r.duration)));
-    rows.push((
-        "Total input tokens".into(),
-        r.total_input_tokens.to_string(),
-    ));
+    rows
+}
+
+/// Token totals, throughputs and peak concurrency.
+fn throughput_rows(r: &BenchResult) -> Vec<(String, String)> {
     let mut out = r.total_output_tokens.to_string();
     if r.estimated_output_tokens > 0 {
         out.push_str(&format!(" ({} req. estimated)", r.estimated_output_tokens));
     }
-    rows.push(("Total generated tokens".into(), out));
-    rows.push((
-        "Request throughput (req/s)".into(),
-        f2(r.request_throughput),
-    ));
+    let mut rows = vec![
+        (
+            "Total input tokens".into(),
+            r.total_input_tokens.to_string(),
+        ),
+        ("Total generated tokens".into(), out),
+        (
+            "Request throughput (req/s)".into(),
+            f2(r.request_throughput),
+        ),
+    ];
     if let Some(g) = r.request_goodput {
         rows.push(("Request goodput (req/s)".into(), f2(g)));
     }
@@ -177,6 +190,13 @@ fn f2(v: f64) -> String {
 /// Diagnostics on stderr: failure examples, a client that fell behind, estimated lengths.
 pub fn warnings(r: &BenchResult) {
     let mut err = std::io::stderr().lock();
+    if r.interrupted {
+        let _ = writeln!(
+            err,
+            "warning: interrupted: only the {} requests that finished are reported",
+            r.num_prompts
+        );
+    }
     for (i, e) in r.failure_examples.iter().enumerate() {
         let _ = writeln!(err, "failure {i}: {e}");
     }

@@ -31,6 +31,7 @@ use crate::cli::BenchArgs;
 /// `forge bench`: validate, replay, print the summary, write the JSON.
 pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(args)?;
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,7 +42,24 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &settings.output {
         output::write_json_atomic(path, &result)?;
     }
-    Ok(ExitCode::SUCCESS)
+    // 128 + SIGINT, as a shell reports an interrupted command.
+    Ok(if result.interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Every stream in flight holds a socket: lift the soft open-files limit (often 1,024) to
+/// the hard limit, so a high concurrency is not silently capped by `EMFILE` connect errors.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::debug!("cannot raise the open-files limit from {soft}: {e}");
+    }
 }
 
 /// Replay the workload against the server and aggregate the measurements.
@@ -63,7 +81,7 @@ pub async fn run(s: &Settings) -> anyhow::Result<BenchResult> {
     warm_up(&client, s, &model).await;
     let offsets = intended_offsets(reqs, load);
     let driver = Driver::new(client, jobs, offsets, s);
-    let (records, max_in_flight) = driver.run(progress_bar(s, reqs.len())).await;
+    let (records, max_in_flight, interrupted) = driver.run(progress_bar(s, reqs.len())).await;
     let info = RunInfo {
         backend: "forge-bench",
         model_id: &model,
@@ -72,7 +90,9 @@ pub async fn run(s: &Settings) -> anyhow::Result<BenchResult> {
         max_concurrent_requests: max_in_flight,
         save_detailed: s.save_detailed,
     };
-    Ok(metrics::aggregate(&records, &info))
+    let mut result = metrics::aggregate(&records, &info);
+    result.interrupted = interrupted;
+    Ok(result)
 }
 
 /// Send the synthesized warm-ups (all at once, under the concurrency cap) and wait for
@@ -150,16 +170,27 @@ impl Driver {
     }
 
     /// Run every request; records come back in workload order, with the most requests
-    /// seen in flight at once.
-    async fn run(self, bar: ProgressBar) -> (Vec<RequestRecord>, usize) {
+    /// seen in flight at once. Ctrl-C stops the run: nothing more is sent, requests in
+    /// flight are abandoned, and the records so far are returned (flagged interrupted).
+    async fn run(self, bar: ProgressBar) -> (Vec<RequestRecord>, usize, bool) {
         let n = self.shared.jobs.len();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let start = Instant::now();
-        let shared = self.shared.clone();
-        let dispatcher = tokio::spawn(dispatch(shared, self.cap, start, tx));
+        let dispatcher = tokio::spawn(dispatch(self.shared.clone(), self.cap, start, tx));
         let mut slots: Vec<Option<RequestRecord>> = vec![None; n];
-        let mut failed = 0usize;
-        while let Some(rec) = rx.recv().await {
+        let (mut failed, mut interrupted) = (0usize, false);
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            let rec = tokio::select! {
+                rec = rx.recv() => rec,
+                _ = &mut ctrl_c => {
+                    interrupted = true;
+                    dispatcher.abort();
+                    None
+                }
+            };
+            let Some(rec) = rec else { break };
             failed += usize::from(!rec.ok());
             bar.inc(1);
             if failed > 0 {
@@ -169,9 +200,9 @@ impl Driver {
             slots[i] = Some(rec);
         }
         bar.finish_and_clear();
-        let _ = dispatcher.await;
         let records = slots.into_iter().flatten().collect();
-        (records, self.shared.max_in_flight.load(Ordering::Relaxed))
+        let max = self.shared.max_in_flight.load(Ordering::Relaxed);
+        (records, max, interrupted)
     }
 }
 

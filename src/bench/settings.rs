@@ -36,7 +36,10 @@ pub struct Settings {
 impl Settings {
     /// Validate arguments and load the workload.
     pub fn resolve(args: BenchArgs) -> anyhow::Result<Self> {
+        // The server root is wanted; `.../v1` (as OpenAI SDKs take it) would double the
+        // prefix into `/v1/v1/completions`.
         let url = args.base_url.trim().trim_end_matches('/');
+        let url = url.strip_suffix("/v1").unwrap_or(url);
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("--base-url: `{url}` must start with http:// or https://");
         }
@@ -114,4 +117,71 @@ fn load_spec(args: &BenchArgs, workload: &Workload) -> anyhow::Result<LoadSpec> 
         percentiles,
         time_scale: args.time_scale,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn resolve(workload: &str, extra: &[&str]) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("w.jsonl");
+        std::fs::write(&path, workload)?;
+        let mut argv = vec!["forge", "bench", "--base-url", "http://h:1/v1/", "-w"];
+        let p = path.to_string_lossy().to_string();
+        argv.push(&p);
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Bench(args) => Settings::resolve(args),
+            _ => anyhow::bail!("not bench"),
+        }
+    }
+
+    const TRACE: &str = r#"{"prompt":"a","expected_output_tokens":1,"arrival_offset_s":0.5}"#;
+    const PLAIN: &str = r#"{"prompt":"a","expected_output_tokens":1}"#;
+
+    #[test]
+    fn timing_defaults_to_trace_only_when_offsets_and_no_rate() {
+        let s = resolve(TRACE, &[]).unwrap();
+        assert_eq!(s.load.timing, Timing::Trace);
+        assert_eq!(s.base_url, "http://h:1");
+        let s = resolve(TRACE, &["--request-rate", "5"]).unwrap();
+        assert_eq!(
+            (s.load.timing, s.load.request_rate),
+            (Timing::Rate, Some(5.0))
+        );
+        let s = resolve(PLAIN, &[]).unwrap();
+        assert_eq!((s.load.timing, s.load.request_rate), (Timing::Rate, None));
+        let e = resolve(PLAIN, &["--timing", "trace", "--request-rate", "2"]).unwrap_err();
+        assert!(
+            e.to_string().contains("not used with --timing trace"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected_before_anything_runs() {
+        for (flag, v) in [
+            ("--time-scale", "0"),
+            ("--request-timeout", "-1"),
+            ("--burstiness", "0"),
+            ("--concurrency", "0"),
+            ("--slo", "ttft=1"),
+            ("--metric-percentiles", "120"),
+        ] {
+            assert!(resolve(PLAIN, &[flag, v]).is_err(), "{flag} {v}");
+        }
+        let s = resolve(PLAIN, &["--time-scale", "0.5", "--request-timeout", "10"]).unwrap();
+        assert_eq!(s.wall_timeout(), Duration::from_secs(5));
+        assert!(s.load.pin_output);
+        assert!(
+            !resolve(PLAIN, &["--no-ignore-eos"])
+                .unwrap()
+                .load
+                .pin_output
+        );
+    }
 }
