@@ -25,7 +25,6 @@
 //! [0.5, 1.5]) at boot and a per-step jitter with a quarter of that spread; 0 makes timing
 //! fully deterministic. Everything random comes from ChaCha8 seeded by `seed`.
 
-use std::collections::VecDeque;
 use std::hash::Hasher;
 
 use rand::SeedableRng;
@@ -180,14 +179,6 @@ pub struct SimStats {
     pub requests_finished: u64,
 }
 
-/// A submitted request the engine has not queued yet (API-server intake, async lag).
-#[derive(Debug, Clone, Copy)]
-struct Arrival {
-    slot: usize,
-    ready_at: f64,
-    eligible_step: u64,
-}
-
 /// The simulated engine.
 #[derive(Debug)]
 pub struct SimEngine {
@@ -197,7 +188,6 @@ pub struct SimEngine {
     model: StepModel,
     sched: Scheduler,
     frontend: Frontend,
-    arrivals: VecDeque<Arrival>,
     rng: ChaCha8Rng,
     jitter: Option<Normal<f64>>,
     speed: f64,
@@ -263,7 +253,6 @@ impl SimEngine {
             model: step_model,
             sched,
             frontend: Frontend::default(),
-            arrivals: VecDeque::new(),
             rng,
             jitter,
             speed,
@@ -305,13 +294,9 @@ impl SimEngine {
         let slot = self
             .sched
             .add(Request::new(req.id, req.prompt, target, reason));
-        let ready_at = self.frontend.intake(now, prompt_len);
         let lag = u64::from(self.async_sched && self.busy);
-        self.arrivals.push_back(Arrival {
-            slot,
-            ready_at,
-            eligible_step: self.steps + lag,
-        });
+        self.frontend
+            .submit(slot, self.steps + lag, now, prompt_len);
         Ok(())
     }
 
@@ -351,18 +336,14 @@ impl SimEngine {
     /// Drop a request (client went away).
     pub fn abort(&mut self, id: u64) {
         if let Some(slot) = self.sched.slot_of(id) {
-            self.arrivals.retain(|a| a.slot != slot);
+            self.frontend.drop_request(slot, id);
             self.sched.remove(slot);
         }
-        self.frontend.drop_request(id);
     }
 
     /// True when nothing is running, waiting or still being delivered.
     pub fn is_idle(&self) -> bool {
-        self.sched.num_running() == 0
-            && self.sched.num_waiting() == 0
-            && self.arrivals.is_empty()
-            && self.frontend.is_empty()
+        self.sched.num_running() == 0 && self.sched.num_waiting() == 0 && self.frontend.is_empty()
     }
 
     /// Run one scheduler step starting at simulated time `now`. With nothing to compute
@@ -390,7 +371,7 @@ impl SimEngine {
 
     fn idle_step(&mut self, start: f64) -> StepResult {
         let next = [
-            self.arrivals.front().map(|a| a.ready_at),
+            self.frontend.next_intake(start),
             self.frontend.next_delivery(),
         ]
         .into_iter()
@@ -418,12 +399,9 @@ impl SimEngine {
 
     /// Queue arrivals the API server has handed over and the scheduler can already see.
     fn admit(&mut self, now: f64) {
-        while let Some(a) = self.arrivals.front() {
-            if a.ready_at > now + 1e-12 || a.eligible_step > self.steps {
-                break;
-            }
-            self.sched.enqueue(a.slot);
-            self.arrivals.pop_front();
+        self.frontend.progress(now);
+        while let Some(slot) = self.frontend.pop_ready(self.steps) {
+            self.sched.enqueue(slot);
         }
     }
 
@@ -444,7 +422,7 @@ impl SimEngine {
         let c = &self.sched.counters;
         SimStats {
             running: self.sched.num_running(),
-            waiting: self.sched.num_waiting() + self.arrivals.len(),
+            waiting: self.sched.num_waiting() + self.frontend.intake_len(),
             kv_usage: self.sched.kv.usage(),
             prefix_cache_queries: c.prefix_queries,
             prefix_cache_hits: c.prefix_hits,

@@ -48,9 +48,9 @@ pub mod calib {
     /// Weight-only quantized GEMMs reach this fraction of the BF16 compute rate.
     pub const DEQUANT_COMPUTE: f64 = 0.8;
     /// Engine-core CPU time per step (scheduler, input preparation, output handling).
-    pub const CPU_BASE: f64 = 1.2e-3;
+    pub const CPU_BASE: f64 = 2.0e-3;
     /// CPU time per scheduled sequence.
-    pub const CPU_PER_SEQ: f64 = 8e-6;
+    pub const CPU_PER_SEQ: f64 = 50e-6;
     /// CPU time per scheduled token.
     pub const CPU_PER_TOKEN: f64 = 0.03e-6;
 }
