@@ -18,8 +18,7 @@
 //! from (seed, prompt tokens, `max_tokens`) — log-normal, median 180 tokens — clamped to
 //! `[max(min_tokens, 1), max_tokens]`, finishing `Stop` below `max_tokens` and `Length` at it.
 //! Generated token `i` of request `id` has id [`super::scheduler::output_token_id`]`(id, i)`
-//! (the token of [`crate::tokenize::output_piece`]`(id, i)`): a server that streams that
-//! text makes multi-turn prompts hit the prefix cache.
+//! (its KV blocks are cached like prompt blocks).
 //!
 //! Noise: `noise_pct` draws a run-level speed factor ~ N(1, pct/100) (clamped to
 //! [0.5, 1.5]) at boot and a per-step jitter with a quarter of that spread; 0 makes timing

@@ -13,9 +13,10 @@
 //! The costs are calibrated on the kvcached H100 Qwen3-0.6B measurements cited in
 //! `tests/sim_fidelity.rs` (~94 requests/s of 512 + 128 tokens saturate the server).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::engine::TokenOutput;
+use super::fasthash::U64Map;
 
 /// API-server CPU cost of taking in a request, seconds.
 pub const PER_REQUEST: f64 = 3.5e-3;
@@ -131,15 +132,23 @@ impl Frontend {
 
     /// Outputs sent by time `t`, one merged chunk per request.
     pub fn release(&mut self, t: f64) -> Vec<TokenOutput> {
+        let due = self
+            .pending
+            .iter()
+            .take_while(|(at, _)| *at <= t + 1e-12)
+            .count();
+        let single_batch = self
+            .pending
+            .front()
+            .is_some_and(|(first, _)| self.pending.iter().take(due).all(|(at, _)| at == first));
+        let batch = self.pending.drain(..due).map(|(_, o)| o);
+        if single_batch {
+            // One batch holds at most one output per request: nothing to merge.
+            return batch.collect();
+        }
         let mut out: Vec<TokenOutput> = Vec::new();
-        let mut pos: HashMap<u64, usize> = HashMap::new();
-        while let Some((at, _)) = self.pending.front() {
-            if *at > t + 1e-12 {
-                break;
-            }
-            let Some((_, o)) = self.pending.pop_front() else {
-                break;
-            };
+        let mut pos: U64Map<usize> = U64Map::default();
+        for o in batch {
             match pos.get(&o.id) {
                 Some(&i) => merge(&mut out[i], &o),
                 None => {

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod cli;
 pub mod cudagraph;
 pub mod engine;
+pub mod fasthash;
 pub mod frontend;
 pub mod kv;
 pub mod memory;

@@ -16,9 +16,13 @@
 //! `--scheduling-policy priority` is treated as FCFS: requests here carry no priority, and
 //! vLLM orders equal priorities by arrival, which is FCFS.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::Hasher;
+
+use twox_hash::XxHash64;
 
 use super::engine::{FinishReason, TokenOutput};
+use super::fasthash::U64Map;
 use super::kv::{KvCache, ROOT_HASH, block_hash};
 
 /// Scheduler limits.
@@ -105,21 +109,26 @@ impl Request {
         while self.hashes.len() < full_blocks {
             let i = self.hashes.len();
             let parent = self.hashes.last().copied().unwrap_or(ROOT_HASH);
-            let tokens: Vec<u32> = (i * bs..(i + 1) * bs).map(|p| self.token_at(p)).collect();
-            self.hashes.push(block_hash(parent, &tokens));
+            let end = (i + 1) * bs;
+            let h = if end <= self.prompt.len() {
+                block_hash(parent, &self.prompt[i * bs..end])
+            } else {
+                let tokens: Vec<u32> = (i * bs..end).map(|p| self.token_at(p)).collect();
+                block_hash(parent, &tokens)
+            };
+            self.hashes.push(h);
         }
     }
 }
 
-/// Token id of generated token `index` of request `id`: the stand-in tokenizer's id of
-/// [`crate::tokenize::output_piece`]`(id, index)`'s first piece. A server that streams that
-/// text for that request makes follow-up turns hit the prefix cache as vLLM's would.
+/// Token id of generated token `index` of request `id` (what its KV blocks hash). A
+/// deterministic hash: the stand-in tokenizer re-tokenizes streamed output words into a
+/// different number of tokens, so a follow-up turn that quotes the answer hits the prefix
+/// cache up to the answer, not through it (the shared history before it still hits).
 pub fn output_token_id(id: u64, index: u32) -> u32 {
-    let piece = crate::tokenize::output_piece(id, index);
-    crate::tokenize::tokenize(piece)
-        .first()
-        .copied()
-        .unwrap_or(0)
+    let mut h = XxHash64::with_seed(id);
+    h.write_u32(index);
+    (h.finish() % u64::from(crate::tokenize::VOCAB)) as u32
 }
 
 /// One request's share of a step.
@@ -162,7 +171,7 @@ pub struct Scheduler {
     pub kv: KvCache,
     reqs: Vec<Option<Request>>,
     free_slots: Vec<usize>,
-    index: HashMap<u64, usize>,
+    index: U64Map<usize>,
     waiting: VecDeque<usize>,
     running: Vec<usize>,
     /// Counters.
@@ -177,7 +186,7 @@ impl Scheduler {
             kv,
             reqs: Vec::new(),
             free_slots: Vec::new(),
-            index: HashMap::new(),
+            index: U64Map::default(),
             waiting: VecDeque::new(),
             running: Vec::new(),
             counters: Counters::default(),
