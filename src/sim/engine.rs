@@ -216,41 +216,23 @@ impl SimEngine {
         let prec = quant::resolve(&model, &config, gpu)?;
         let spec = SpecDecode::from_config(config.speculative_config.as_ref(), model.num_layers)
             .map_err(BootError::Config)?;
-        let graphs = CudaGraphs::from_config(&config);
-        let step_model = StepModel::new(
-            &model,
-            gpu,
-            &prec,
-            graphs.clone(),
-            config.tensor_parallel_size,
-            config.async_scheduling,
-            spec.clone(),
-        );
-        let plan = MemoryPlan::compute(&memory_inputs(
-            &model,
-            gpu,
-            &config,
-            &prec,
-            &step_model,
-            max_len,
-        ))?;
+        let step = StepModel::new(&model, gpu, &prec, &config, spec.clone());
+        let inputs = memory_inputs(&model, gpu, &config, &prec, &step, max_len);
+        let plan = MemoryPlan::compute(&inputs)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (speed, jitter) = noise(&mut rng, noise_pct);
-        let info = boot_info(&plan, &graphs, &model, &config, max_len, speed);
-        let sched = Scheduler::new(
-            sched_config(&config, max_len, spec.as_ref()),
-            KvCache::new(
-                plan.num_blocks as usize,
-                config.block_size,
-                config.enable_prefix_caching,
-            ),
+        let info = boot_info(&plan, step.graphs(), &model, &config, max_len, speed);
+        let kv = KvCache::new(
+            plan.num_blocks as usize,
+            config.block_size,
+            config.enable_prefix_caching,
         );
         let engine = SimEngine {
             max_model_len: max_len,
             seed,
             async_sched: config.async_scheduling,
-            model: step_model,
-            sched,
+            model: step,
+            sched: Scheduler::new(sched_config(&config, max_len, spec.as_ref()), kv),
             frontend: Frontend::default(),
             rng,
             jitter,
