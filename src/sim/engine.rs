@@ -261,7 +261,8 @@ impl SimEngine {
     }
 
     /// Queue a request. Errors carry vLLM's 400 message (e.g. prompt longer than the
-    /// context limit). Same as [`SimEngine::submit_at`] at the end of the last step.
+    /// context limit). Same as [`SimEngine::submit_at`] at the end of the last step; a
+    /// caller with its own clock (a server after an idle spell) should use `submit_at`.
     pub fn submit(&mut self, req: SimRequest) -> Result<(), String> {
         self.submit_at(req, self.clock)
     }

@@ -10,7 +10,10 @@
 //! ```
 //! Everything per GPU: FLOPs and bytes divide by TP; two all-reduces per layer cost
 //! `α + 2(tp−1)/tp · T·hidden·2 B / link`. η_c(T) = η_max·T/(T+T½).
-//! Calibration (see [`Calib`]) reproduces the notes' sanity anchors for Llama-3-8B on H100
+//! Pipeline parallelism only splits memory (weights and KV per GPU divide by TP·PP); step
+//! times are those of one TP group running every layer (micro-batch pipelining is not
+//! modelled). Data parallelism is a matter of running several engines.
+//! Calibration (see [`calib`]) reproduces the notes' sanity anchors for Llama-3-8B on H100
 //! SXM and A100-40GB within ±20 % (checked in `tests/sim_fidelity.rs`).
 
 use super::cudagraph::{CudaGraphs, Launch};
