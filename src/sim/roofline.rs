@@ -193,7 +193,7 @@ impl StepModel {
             expert,
             head_flops_per_token: 2.0 * m.lm_head_params() as f64 / tp,
             head_bytes: m.lm_head_params() as f64 * prec.act_bytes / tp,
-            kv_bytes_per_token: m.kv_bytes_per_token(prec.kv_bytes) / tp,
+            kv_bytes_per_token: m.kv_bytes_per_token_per_gpu(prec.kv_bytes, c.tensor_parallel_size),
             p_lin,
             p_attn,
             bw: gpu.bandwidth_tbs * 1e12,
