@@ -18,14 +18,12 @@
 //! from (seed, prompt tokens, `max_tokens`) — log-normal, median 180 tokens — clamped to
 //! `[max(min_tokens, 1), max_tokens]`, finishing `Stop` below `max_tokens` and `Length` at it.
 //! Generated token `i` of request `id` has id [`super::scheduler::output_token_id`]`(id, i)`
-//! (the token of [`crate::tokenize::output_piece`]`(id, i)`): a server that streams that
-//! text makes multi-turn prompts hit the prefix cache.
+//! (its KV blocks are cached like prompt blocks).
 //!
 //! Noise: `noise_pct` draws a run-level speed factor ~ N(1, pct/100) (clamped to
 //! [0.5, 1.5]) at boot and a per-step jitter with a quarter of that spread; 0 makes timing
 //! fully deterministic. Everything random comes from ChaCha8 seeded by `seed`.
 
-use std::collections::VecDeque;
 use std::hash::Hasher;
 
 use rand::SeedableRng;
@@ -180,14 +178,6 @@ pub struct SimStats {
     pub requests_finished: u64,
 }
 
-/// A submitted request the engine has not queued yet (API-server intake, async lag).
-#[derive(Debug, Clone, Copy)]
-struct Arrival {
-    slot: usize,
-    ready_at: f64,
-    eligible_step: u64,
-}
-
 /// The simulated engine.
 #[derive(Debug)]
 pub struct SimEngine {
@@ -197,7 +187,6 @@ pub struct SimEngine {
     model: StepModel,
     sched: Scheduler,
     frontend: Frontend,
-    arrivals: VecDeque<Arrival>,
     rng: ChaCha8Rng,
     jitter: Option<Normal<f64>>,
     speed: f64,
@@ -227,43 +216,24 @@ impl SimEngine {
         let prec = quant::resolve(&model, &config, gpu)?;
         let spec = SpecDecode::from_config(config.speculative_config.as_ref(), model.num_layers)
             .map_err(BootError::Config)?;
-        let graphs = CudaGraphs::from_config(&config);
-        let step_model = StepModel::new(
-            &model,
-            gpu,
-            &prec,
-            graphs.clone(),
-            config.tensor_parallel_size,
-            config.async_scheduling,
-            spec.clone(),
-        );
-        let plan = MemoryPlan::compute(&memory_inputs(
-            &model,
-            gpu,
-            &config,
-            &prec,
-            &step_model,
-            max_len,
-        ))?;
+        let step = StepModel::new(&model, gpu, &prec, &config, spec.clone());
+        let inputs = memory_inputs(&model, gpu, &config, &prec, &step, max_len);
+        let plan = MemoryPlan::compute(&inputs)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (speed, jitter) = noise(&mut rng, noise_pct);
-        let info = boot_info(&plan, &graphs, &model, &config, max_len, speed);
-        let sched = Scheduler::new(
-            sched_config(&config, max_len, spec.as_ref()),
-            KvCache::new(
-                plan.num_blocks as usize,
-                config.block_size,
-                config.enable_prefix_caching,
-            ),
+        let info = boot_info(&plan, step.graphs(), &model, &config, max_len, speed);
+        let kv = KvCache::new(
+            plan.num_blocks as usize,
+            config.block_size,
+            config.enable_prefix_caching,
         );
         let engine = SimEngine {
             max_model_len: max_len,
             seed,
             async_sched: config.async_scheduling,
-            model: step_model,
-            sched,
+            model: step,
+            sched: Scheduler::new(sched_config(&config, max_len, spec.as_ref()), kv),
             frontend: Frontend::default(),
-            arrivals: VecDeque::new(),
             rng,
             jitter,
             speed,
@@ -291,7 +261,8 @@ impl SimEngine {
     }
 
     /// Queue a request. Errors carry vLLM's 400 message (e.g. prompt longer than the
-    /// context limit). Same as [`SimEngine::submit_at`] at the end of the last step.
+    /// context limit). Same as [`SimEngine::submit_at`] at the end of the last step; a
+    /// caller with its own clock (a server after an idle spell) should use `submit_at`.
     pub fn submit(&mut self, req: SimRequest) -> Result<(), String> {
         self.submit_at(req, self.clock)
     }
@@ -305,13 +276,9 @@ impl SimEngine {
         let slot = self
             .sched
             .add(Request::new(req.id, req.prompt, target, reason));
-        let ready_at = self.frontend.intake(now, prompt_len);
         let lag = u64::from(self.async_sched && self.busy);
-        self.arrivals.push_back(Arrival {
-            slot,
-            ready_at,
-            eligible_step: self.steps + lag,
-        });
+        self.frontend
+            .submit(slot, self.steps + lag, now, prompt_len);
         Ok(())
     }
 
@@ -351,18 +318,14 @@ impl SimEngine {
     /// Drop a request (client went away).
     pub fn abort(&mut self, id: u64) {
         if let Some(slot) = self.sched.slot_of(id) {
-            self.arrivals.retain(|a| a.slot != slot);
+            self.frontend.drop_request(slot, id);
             self.sched.remove(slot);
         }
-        self.frontend.drop_request(id);
     }
 
     /// True when nothing is running, waiting or still being delivered.
     pub fn is_idle(&self) -> bool {
-        self.sched.num_running() == 0
-            && self.sched.num_waiting() == 0
-            && self.arrivals.is_empty()
-            && self.frontend.is_empty()
+        self.sched.num_running() == 0 && self.sched.num_waiting() == 0 && self.frontend.is_empty()
     }
 
     /// Run one scheduler step starting at simulated time `now`. With nothing to compute
@@ -390,7 +353,7 @@ impl SimEngine {
 
     fn idle_step(&mut self, start: f64) -> StepResult {
         let next = [
-            self.arrivals.front().map(|a| a.ready_at),
+            self.frontend.next_intake(start),
             self.frontend.next_delivery(),
         ]
         .into_iter()
@@ -418,12 +381,9 @@ impl SimEngine {
 
     /// Queue arrivals the API server has handed over and the scheduler can already see.
     fn admit(&mut self, now: f64) {
-        while let Some(a) = self.arrivals.front() {
-            if a.ready_at > now + 1e-12 || a.eligible_step > self.steps {
-                break;
-            }
-            self.sched.enqueue(a.slot);
-            self.arrivals.pop_front();
+        self.frontend.progress(now);
+        while let Some(slot) = self.frontend.pop_ready(self.steps) {
+            self.sched.enqueue(slot);
         }
     }
 
@@ -444,7 +404,7 @@ impl SimEngine {
         let c = &self.sched.counters;
         SimStats {
             running: self.sched.num_running(),
-            waiting: self.sched.num_waiting() + self.arrivals.len(),
+            waiting: self.sched.num_waiting() + self.frontend.intake_len(),
             kv_usage: self.sched.kv.usage(),
             prefix_cache_queries: c.prefix_queries,
             prefix_cache_hits: c.prefix_hits,

@@ -186,6 +186,11 @@ fn invalid_combinations_use_vllm_texts() {
         e.to_string(),
         "ValueError: Total number of attention heads (32) must be divisible by tensor parallel size (3)."
     );
+}
+
+#[test]
+fn model_and_hardware_limits_use_vllm_texts() {
+    let m = "meta-llama/Llama-3.1-8B";
     let e = boot_err(
         "Qwen/Qwen3-8B",
         "H100",

@@ -13,10 +13,9 @@
 //!
 //! The hash map is only ever looked up, never iterated, so decisions stay deterministic.
 
-use std::collections::HashMap;
-use std::hash::Hasher;
-
 use twox_hash::XxHash64;
+
+use super::fasthash::U64Map;
 
 const NIL: u32 = u32::MAX;
 /// Parent hash of a request's first block.
@@ -24,11 +23,15 @@ pub const ROOT_HASH: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// `h_i = H(h_{i−1}, tokens of block i)`.
 pub fn block_hash(parent: u64, tokens: &[u32]) -> u64 {
-    let mut h = XxHash64::with_seed(parent);
-    for t in tokens {
-        h.write_u32(*t);
+    let mut buf = [0u8; 256];
+    if tokens.len() * 4 <= buf.len() {
+        for (chunk, t) in buf.chunks_exact_mut(4).zip(tokens) {
+            chunk.copy_from_slice(&t.to_le_bytes());
+        }
+        return XxHash64::oneshot(parent, &buf[..tokens.len() * 4]);
     }
-    h.finish()
+    let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
+    XxHash64::oneshot(parent, &bytes)
 }
 
 /// The block pool.
@@ -44,7 +47,7 @@ pub struct KvCache {
     head: u32,
     tail: u32,
     free_count: usize,
-    cached: HashMap<u64, u32>,
+    cached: U64Map<u32>,
 }
 
 impl KvCache {
@@ -62,7 +65,7 @@ impl KvCache {
             head: NIL,
             tail: NIL,
             free_count: 0,
-            cached: HashMap::new(),
+            cached: U64Map::default(),
         };
         for b in 0..n as u32 {
             kv.push_back(b);

@@ -20,6 +20,7 @@ pub mod cudagraph;
 pub mod driver;
 pub mod engine;
 pub mod faults;
+pub mod fasthash;
 pub mod frontend;
 pub mod kv;
 pub mod memory;

@@ -260,6 +260,16 @@ impl ModelShape {
             * kv_dtype_bytes
     }
 
+    /// KV cache bytes per token on one of `tp` GPUs: vLLM gives each GPU
+    /// `max(1, kv_heads / tp)` KV heads (replicating them when TP exceeds the KV heads).
+    pub fn kv_bytes_per_token_per_gpu(&self, kv_dtype_bytes: f64, tp: u32) -> f64 {
+        let heads = (self.num_kv_heads / tp.max(1)).max(1);
+        2.0 * f64::from(self.num_layers)
+            * f64::from(heads)
+            * f64::from(self.head_dim)
+            * kv_dtype_bytes
+    }
+
     /// Weight bytes of the whole model (all GPUs) under `method` (`None` = the
     /// checkpoint's own dtype). Embeddings and the output head stay unquantized.
     pub fn weight_bytes(&self, method: Option<&str>) -> f64 {

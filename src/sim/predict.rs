@@ -16,13 +16,14 @@
 //! simulated time to the next arrival whenever the engine is idle, so 10,000 requests take
 //! well under a second.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Uniform};
 
 use super::engine::{BootError, SimEngine, SimRequest, SimSetup, TokenOutput};
+use super::fasthash::U64Map;
 use crate::bench::metrics::{BenchResult, RunInfo, aggregate};
 use crate::bench::record::{Failure, FailureKind, RequestRecord};
 use crate::bench::schedule::{dispatch_order, intended_offsets};
@@ -43,11 +44,7 @@ pub fn predict(
     model_name: &str,
 ) -> Result<BenchResult, BootError> {
     let (mut engine, _) = SimEngine::boot(setup)?;
-    let prepared: Vec<SimRequest> = requests
-        .iter()
-        .enumerate()
-        .map(|(i, r)| prepare(i as u64, r, load))
-        .collect();
+    let prepared = prepare_all(requests, load);
     let start = run_warmups(&mut engine, &prepared, load);
     let offsets = intended_offsets(requests, load);
     let mut replay = Replay::new(prepared, offsets, load.concurrency, start);
@@ -69,6 +66,32 @@ pub fn prompt_tokens(r: &WorkloadRequest, endpoint: Endpoint) -> Vec<u32> {
         Endpoint::Completions => tokenize::tokenize(&r.input.as_prompt_text()),
         Endpoint::Chat => tokenize::tokenize(&tokenize::render_chat(&r.input.as_messages())),
     }
+}
+
+/// Tokenize every request, in parallel over the available cores (order preserved).
+fn prepare_all(requests: &[WorkloadRequest], load: &LoadSpec) -> Vec<SimRequest> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(16);
+    let chunk = requests.len().div_ceil(threads.max(1)).max(256);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = requests
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                s.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, r)| prepare((c * chunk + i) as u64, r, load))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 fn prepare(id: u64, r: &WorkloadRequest, load: &LoadSpec) -> SimRequest {
@@ -125,7 +148,7 @@ struct Replay {
     pending: VecDeque<usize>,
     free_slots: Option<VecDeque<f64>>,
     origin: f64,
-    by_id: HashMap<u64, usize>,
+    by_id: U64Map<usize>,
     last_chunk: Vec<f64>,
     records: Vec<RequestRecord>,
     in_flight: usize,

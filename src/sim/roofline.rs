@@ -10,13 +10,17 @@
 //! ```
 //! Everything per GPU: FLOPs and bytes divide by TP; two all-reduces per layer cost
 //! `α + 2(tp−1)/tp · T·hidden·2 B / link`. η_c(T) = η_max·T/(T+T½).
-//! Calibration (see [`Calib`]) reproduces the notes' sanity anchors for Llama-3-8B on H100
+//! Pipeline parallelism only splits memory (weights and KV per GPU divide by TP·PP); step
+//! times are those of one TP group running every layer (micro-batch pipelining is not
+//! modelled). Data parallelism is a matter of running several engines.
+//! Calibration (see [`calib`]) reproduces the notes' sanity anchors for Llama-3-8B on H100
 //! SXM and A100-40GB within ±20 % (checked in `tests/sim_fidelity.rs`).
 
 use super::cudagraph::{CudaGraphs, Launch};
 use super::model::ModelShape;
 use super::quant::Precision;
 use super::spec::SpecDecode;
+use crate::engine::vllm::VllmConfig;
 use crate::hardware::GpuSpec;
 
 /// Calibrated constants. Public so reports can print them.
@@ -48,9 +52,9 @@ pub mod calib {
     /// Weight-only quantized GEMMs reach this fraction of the BF16 compute rate.
     pub const DEQUANT_COMPUTE: f64 = 0.8;
     /// Engine-core CPU time per step (scheduler, input preparation, output handling).
-    pub const CPU_BASE: f64 = 1.2e-3;
+    pub const CPU_BASE: f64 = 2.0e-3;
     /// CPU time per scheduled sequence.
-    pub const CPU_PER_SEQ: f64 = 8e-6;
+    pub const CPU_PER_SEQ: f64 = 50e-6;
     /// CPU time per scheduled token.
     pub const CPU_PER_TOKEN: f64 = 0.03e-6;
 }
@@ -120,6 +124,40 @@ struct ExpertCost {
     bytes_per_expert: f64,
 }
 
+/// Tensor rates (FLOP/s) of linear layers and of attention/the output head under `prec`.
+fn compute_rates(gpu: &GpuSpec, prec: &Precision) -> (f64, f64) {
+    let bf16 = gpu.bf16_tflops * 1e12 / (prec.act_bytes / 2.0);
+    let p_lin = if prec.fp8_compute || prec.int8_compute {
+        gpu.fp8_tflops.map_or(2.0 * bf16, |f| f * 1e12)
+    } else if prec.weight_only {
+        bf16 * calib::DEQUANT_COMPUTE
+    } else {
+        bf16
+    };
+    (p_lin, bf16)
+}
+
+/// Per-GPU FLOPs per token and bytes of the always-active linear layers, and the routed
+/// experts' costs of a MoE model.
+fn linear_terms(m: &ModelShape, prec: &Precision, tp: f64) -> (f64, f64, Option<ExpertCost>) {
+    let w_bytes = super::model::bytes_per_weight(
+        prec.method.as_deref(),
+        m.quant.as_ref().map(|q| q.weight_bits),
+        prec.act_bytes,
+    );
+    let moe_layers = f64::from(m.moe_layers());
+    let expert_params = m.expert_params() as f64;
+    let top_k = m.moe.as_ref().map_or(0.0, |x| f64::from(x.top_k));
+    let active_dense = m.layer_linear_params_active() as f64 - moe_layers * top_k * expert_params;
+    let expert = m.moe.as_ref().map(|x| ExpertCost {
+        experts: f64::from(x.num_experts),
+        top_k,
+        flops_per_token_per_expert: 2.0 * expert_params * moe_layers / tp,
+        bytes_per_expert: expert_params * moe_layers * w_bytes / tp,
+    });
+    (2.0 * active_dense / tp, active_dense * w_bytes / tp, expert)
+}
+
 /// η_c(T) = η_max·T/(T+T½).
 pub fn eta_compute(tokens: f64) -> f64 {
     calib::ETA_COMPUTE_MAX * tokens / (tokens + calib::T_HALF)
@@ -131,40 +169,17 @@ pub fn experts_touched(e: f64, k: f64, tokens: f64) -> f64 {
 }
 
 impl StepModel {
-    /// Precompute the roofline terms.
+    /// Precompute the roofline terms for `m` on `gpu` under `c`.
     pub fn new(
         m: &ModelShape,
         gpu: &GpuSpec,
         prec: &Precision,
-        graphs: CudaGraphs,
-        tp: u32,
-        async_sched: bool,
+        c: &VllmConfig,
         spec: Option<SpecDecode>,
     ) -> StepModel {
-        let tp = f64::from(tp.max(1));
-        let w_bytes = super::model::bytes_per_weight(
-            prec.method.as_deref(),
-            m.quant.as_ref().map(|q| q.weight_bits),
-            prec.act_bytes,
-        );
-        let moe_layers = f64::from(m.moe_layers());
-        let expert_params = m.expert_params() as f64;
-        let active_dense = m.layer_linear_params_active() as f64
-            - moe_layers * m.moe.as_ref().map_or(0.0, |x| f64::from(x.top_k)) * expert_params;
-        let bf16 = gpu.bf16_tflops * 1e12 / (prec.act_bytes / 2.0);
-        let p_lin = if prec.fp8_compute || prec.int8_compute {
-            gpu.fp8_tflops.map_or(2.0 * bf16, |f| f * 1e12)
-        } else if prec.weight_only {
-            bf16 * calib::DEQUANT_COMPUTE
-        } else {
-            bf16
-        };
-        let eager_layer = calib::TAU_LAYER_EAGER
-            + if prec.weight_only {
-                calib::TAU_LAYER_EAGER_QUANT
-            } else {
-                0.0
-            };
+        let tp = f64::from(c.tensor_parallel_size.max(1));
+        let (p_lin, p_attn) = compute_rates(gpu, prec);
+        let (dense_flops, dense_bytes, expert) = linear_terms(m, prec, tp);
         StepModel {
             layers: f64::from(m.num_layers),
             hidden: m.hidden_size as f64,
@@ -173,19 +188,14 @@ impl StepModel {
                 * f64::from(m.num_heads)
                 * f64::from(m.head_dim)
                 / tp,
-            dense_flops_per_token: 2.0 * active_dense / tp,
-            dense_bytes: active_dense * w_bytes / tp,
-            expert: m.moe.as_ref().map(|x| ExpertCost {
-                experts: f64::from(x.num_experts),
-                top_k: f64::from(x.top_k),
-                flops_per_token_per_expert: 2.0 * expert_params * moe_layers / tp,
-                bytes_per_expert: expert_params * moe_layers * w_bytes / tp,
-            }),
+            dense_flops_per_token: dense_flops,
+            dense_bytes,
+            expert,
             head_flops_per_token: 2.0 * m.lm_head_params() as f64 / tp,
             head_bytes: m.lm_head_params() as f64 * prec.act_bytes / tp,
-            kv_bytes_per_token: m.kv_bytes_per_token(prec.kv_bytes) / tp,
+            kv_bytes_per_token: m.kv_bytes_per_token_per_gpu(prec.kv_bytes, c.tensor_parallel_size),
             p_lin,
-            p_attn: bf16,
+            p_attn,
             bw: gpu.bandwidth_tbs * 1e12,
             tp,
             link: gpu.link_gbs * 1e9,
@@ -194,9 +204,14 @@ impl StepModel {
             } else {
                 calib::ALLREDUCE_ALPHA_SLOW
             },
-            eager_layer,
-            graphs,
-            async_sched,
+            eager_layer: calib::TAU_LAYER_EAGER
+                + if prec.weight_only {
+                    calib::TAU_LAYER_EAGER_QUANT
+                } else {
+                    0.0
+                },
+            graphs: CudaGraphs::from_config(c),
+            async_sched: c.async_scheduling,
             spec,
         }
     }

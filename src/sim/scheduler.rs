@@ -16,9 +16,13 @@
 //! `--scheduling-policy priority` is treated as FCFS: requests here carry no priority, and
 //! vLLM orders equal priorities by arrival, which is FCFS.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::Hasher;
+
+use twox_hash::XxHash64;
 
 use super::engine::{FinishReason, TokenOutput};
+use super::fasthash::U64Map;
 use super::kv::{KvCache, ROOT_HASH, block_hash};
 
 /// Scheduler limits.
@@ -67,6 +71,8 @@ pub struct Request {
     spec_carry: f64,
     /// Times this request was preempted.
     pub preemptions: u32,
+    /// False for a slot whose request was removed.
+    active: bool,
 }
 
 impl Request {
@@ -86,6 +92,15 @@ impl Request {
             scheduled_once: false,
             spec_carry: 0.0,
             preemptions: 0,
+            active: true,
+        }
+    }
+
+    /// A placeholder for an empty slot.
+    fn inactive() -> Request {
+        Request {
+            active: false,
+            ..Request::new(0, Vec::new(), 0, FinishReason::Stop)
         }
     }
 
@@ -105,21 +120,26 @@ impl Request {
         while self.hashes.len() < full_blocks {
             let i = self.hashes.len();
             let parent = self.hashes.last().copied().unwrap_or(ROOT_HASH);
-            let tokens: Vec<u32> = (i * bs..(i + 1) * bs).map(|p| self.token_at(p)).collect();
-            self.hashes.push(block_hash(parent, &tokens));
+            let end = (i + 1) * bs;
+            let h = if end <= self.prompt.len() {
+                block_hash(parent, &self.prompt[i * bs..end])
+            } else {
+                let tokens: Vec<u32> = (i * bs..end).map(|p| self.token_at(p)).collect();
+                block_hash(parent, &tokens)
+            };
+            self.hashes.push(h);
         }
     }
 }
 
-/// Token id of generated token `index` of request `id`: the stand-in tokenizer's id of
-/// [`crate::tokenize::output_piece`]`(id, index)`'s first piece. A server that streams that
-/// text for that request makes follow-up turns hit the prefix cache as vLLM's would.
+/// Token id of generated token `index` of request `id` (what its KV blocks hash). A
+/// deterministic hash: the stand-in tokenizer re-tokenizes streamed output words into a
+/// different number of tokens, so a follow-up turn that quotes the answer hits the prefix
+/// cache up to the answer, not through it (the shared history before it still hits).
 pub fn output_token_id(id: u64, index: u32) -> u32 {
-    let piece = crate::tokenize::output_piece(id, index);
-    crate::tokenize::tokenize(piece)
-        .first()
-        .copied()
-        .unwrap_or(0)
+    let mut h = XxHash64::with_seed(id);
+    h.write_u32(index);
+    (h.finish() % u64::from(crate::tokenize::VOCAB)) as u32
 }
 
 /// One request's share of a step.
@@ -160,9 +180,10 @@ pub struct Scheduler {
     cfg: SchedConfig,
     /// The block pool.
     pub kv: KvCache,
-    reqs: Vec<Option<Request>>,
+    /// Request slots; a removed request's slot is inactive until reused.
+    reqs: Vec<Request>,
     free_slots: Vec<usize>,
-    index: HashMap<u64, usize>,
+    index: U64Map<usize>,
     waiting: VecDeque<usize>,
     running: Vec<usize>,
     /// Counters.
@@ -177,7 +198,7 @@ impl Scheduler {
             kv,
             reqs: Vec::new(),
             free_slots: Vec::new(),
-            index: HashMap::new(),
+            index: U64Map::default(),
             waiting: VecDeque::new(),
             running: Vec::new(),
             counters: Counters::default(),
@@ -194,11 +215,11 @@ impl Scheduler {
         let id = req.id;
         let slot = match self.free_slots.pop() {
             Some(s) => {
-                self.reqs[s] = Some(req);
+                self.reqs[s] = req;
                 s
             }
             None => {
-                self.reqs.push(Some(req));
+                self.reqs.push(req);
                 self.reqs.len() - 1
             }
         };
@@ -213,7 +234,7 @@ impl Scheduler {
 
     /// The request in `slot`.
     pub fn request(&self, slot: usize) -> Option<&Request> {
-        self.reqs.get(slot).and_then(Option::as_ref)
+        self.reqs.get(slot).filter(|r| r.active)
     }
 
     /// Slot of request `id`.
@@ -235,7 +256,8 @@ impl Scheduler {
     pub fn remove(&mut self, slot: usize) {
         self.waiting.retain(|&s| s != slot);
         self.running.retain(|&s| s != slot);
-        if let Some(r) = self.reqs.get_mut(slot).and_then(Option::take) {
+        if let Some(r) = self.reqs.get_mut(slot).filter(|r| r.active) {
+            let r = std::mem::replace(r, Request::inactive());
             self.kv.free(&r.blocks);
             self.index.remove(&r.id);
             self.free_slots.push(slot);
@@ -243,10 +265,7 @@ impl Scheduler {
     }
 
     fn req(&mut self, slot: usize) -> &mut Request {
-        // Slots in the queues always hold a request: `remove` clears both together.
-        self.reqs[slot]
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("empty slot {slot}"))
+        &mut self.reqs[slot]
     }
 
     /// Decide the next step.
@@ -274,7 +293,7 @@ impl Scheduler {
         let mut i = 0;
         while i < self.running.len() && *budget > 0 {
             let slot = self.running[i];
-            let r = self.reqs[slot].as_ref().unwrap_or_else(|| unreachable!());
+            let r = &self.reqs[slot];
             let n = self.new_tokens(r, *budget);
             if n == 0 {
                 i += 1;
@@ -292,10 +311,10 @@ impl Scheduler {
                     scheduled = true;
                     break;
                 }
-                let victim = self.preempt_last();
                 preempted = true;
-                if victim == slot {
-                    break;
+                match self.preempt_last() {
+                    Some(victim) if victim != slot => {}
+                    _ => break,
                 }
             }
             if !scheduled {
@@ -319,12 +338,10 @@ impl Scheduler {
         }
     }
 
-    fn preempt_last(&mut self) -> usize {
-        let slot = self
-            .running
-            .pop()
-            .unwrap_or_else(|| unreachable!("preemption with nothing running"));
-        let r = self.reqs[slot].as_mut().unwrap_or_else(|| unreachable!());
+    /// Preempt the most recently admitted running request (recompute); its slot.
+    fn preempt_last(&mut self) -> Option<usize> {
+        let slot = self.running.pop()?;
+        let r = &mut self.reqs[slot];
         let blocks = std::mem::take(&mut r.blocks);
         r.num_computed = 0;
         r.cached_blocks = 0;
@@ -332,7 +349,7 @@ impl Scheduler {
         self.kv.free(&blocks);
         self.waiting.push_front(slot);
         self.counters.preemptions += 1;
-        slot
+        Some(slot)
     }
 
     fn schedule_waiting(&mut self, budget: &mut u32, out: &mut Vec<Scheduled>) {
@@ -342,7 +359,7 @@ impl Scheduler {
             };
             let hits = self.prefix_hits(slot);
             let bs = self.kv.block_size();
-            let r = self.reqs[slot].as_ref().unwrap_or_else(|| unreachable!());
+            let r = &self.reqs[slot];
             let computed = hits.len() as u32 * bs;
             let remaining = r.num_tokens() - computed;
             if !self.cfg.chunked_prefill && remaining > *budget {
@@ -366,7 +383,7 @@ impl Scheduler {
     /// Prefix-cache hit blocks for a waiting request with nothing computed.
     fn prefix_hits(&mut self, slot: usize) -> Vec<u32> {
         let bs = self.kv.block_size() as usize;
-        let r = self.reqs[slot].as_mut().unwrap_or_else(|| unreachable!());
+        let r = &mut self.reqs[slot];
         if r.num_computed > 0 {
             return Vec::new();
         }
@@ -382,7 +399,7 @@ impl Scheduler {
             return false;
         }
         let caching = self.kv.caching();
-        let r = self.reqs[slot].as_mut().unwrap_or_else(|| unreachable!());
+        let r = &mut self.reqs[slot];
         let hit_tokens = hits.len() as u32 * bs;
         if !r.scheduled_once {
             r.cached_tokens = hit_tokens.min(r.prompt.len() as u32);
@@ -400,7 +417,7 @@ impl Scheduler {
     /// is short.
     fn allocate(&mut self, slot: usize, n: u32, hits: &[u32]) -> bool {
         let bs = self.kv.block_size();
-        let r = self.reqs[slot].as_mut().unwrap_or_else(|| unreachable!());
+        let r = &mut self.reqs[slot];
         let computed = r.num_computed + hits.len() as u32 * bs;
         let need = (computed + n).div_ceil(bs) as usize;
         let new = need.saturating_sub(r.blocks.len() + hits.len());
@@ -448,7 +465,7 @@ impl Scheduler {
             self.cfg.spec_tokens_per_step,
             self.cfg.max_model_len,
         );
-        let r = self.reqs[s.slot].as_mut().unwrap_or_else(|| unreachable!());
+        let r = &mut self.reqs[s.slot];
         if !s.samples {
             r.num_computed += s.tokens;
             return None;
