@@ -89,6 +89,30 @@ pub fn output_piece(seed: u64, index: u32) -> &'static str {
     WORDS[(h.finish() % WORDS.len() as u64) as usize]
 }
 
+/// Seed of a response's text: a function of the prompt alone, so every configuration of
+/// the same model answers a prompt with the same words (as greedy decoding does), and a
+/// changed answer means changed numerics.
+pub fn text_seed(prompt: &[u32]) -> u64 {
+    let mut h = XxHash64::with_seed(0x7e57);
+    for t in prompt {
+        h.write_u32(*t);
+    }
+    h.finish()
+}
+
+/// [`output_piece`], except that a `rate` share of positions (chosen by hash) come out as a
+/// different word: the simulator's stand-in for numerics that quantization perturbs.
+pub fn perturbed_piece(seed: u64, index: u32, rate: f64) -> &'static str {
+    if rate > 0.0 {
+        let mut h = XxHash64::with_seed(seed ^ 0x9e37_79b9);
+        h.write_u32(index);
+        if (h.finish() % 1_000_000) as f64 / 1_000_000.0 < rate {
+            return output_piece(seed.wrapping_add(1), index);
+        }
+    }
+    output_piece(seed, index)
+}
+
 fn piece_id(piece: &str) -> u32 {
     let mut h = XxHash64::with_seed(0x5eed);
     h.write(piece.as_bytes());

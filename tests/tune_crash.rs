@@ -19,9 +19,22 @@ const KILLS: usize = 20;
 
 fn start_args(workload: &Path) -> Vec<String> {
     [
-        "tune", "--dry-run", "--model", "Qwen/Qwen3-0.6B", "--workload",
-        workload.to_str().unwrap(), "--max-experiments", "8", "--max-repeats", "2",
-        "--sim-time-scale", "0.05", "--llm", "builtin", "--seed", "7",
+        "tune",
+        "--dry-run",
+        "--model",
+        "Qwen/Qwen3-0.6B",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--max-experiments",
+        "8",
+        "--max-repeats",
+        "2",
+        "--sim-time-scale",
+        "0.05",
+        "--llm",
+        "builtin",
+        "--seed",
+        "7",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -43,7 +56,12 @@ fn kill_after(child: &mut Child, after: Duration) -> bool {
 }
 
 fn assert_prefix(before: &[String], after: &[String], when: &str) {
-    assert!(after.len() >= before.len(), "{when}: rows lost ({} → {})", before.len(), after.len());
+    assert!(
+        after.len() >= before.len(),
+        "{when}: rows lost ({} → {})",
+        before.len(),
+        after.len()
+    );
     for (i, (a, b)) in before.iter().zip(after).enumerate() {
         assert_eq!(a, b, "{when}: row {i} changed");
     }
@@ -52,12 +70,22 @@ fn assert_prefix(before: &[String], after: &[String], when: &str) {
 fn assert_run_consistent(run: &Path) {
     let rows = journal(run);
     let seqs: Vec<u64> = rows.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (0..rows.len() as u64).collect::<Vec<_>>(), "seq not contiguous");
+    assert_eq!(
+        seqs,
+        (0..rows.len() as u64).collect::<Vec<_>>(),
+        "seq not contiguous"
+    );
     let exps: Vec<u64> = rows.iter().filter_map(|r| r["exp"].as_u64()).collect();
-    assert_eq!(exps, (0..exps.len() as u64).collect::<Vec<_>>(), "experiment numbers lost or duplicated");
+    assert_eq!(
+        exps,
+        (0..exps.len() as u64).collect::<Vec<_>>(),
+        "experiment numbers lost or duplicated"
+    );
     assert_eq!(rows.iter().filter(|r| r["status"] == "baseline").count(), 1);
     assert!(run.join("completed.json").exists());
-    let done: Value = serde_json::from_str(&std::fs::read_to_string(run.join("completed.json")).unwrap()).unwrap();
+    let done: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("completed.json")).unwrap())
+            .unwrap();
     assert_eq!(done["experiments"].as_u64().unwrap() as usize, exps.len());
 }
 
@@ -77,7 +105,8 @@ fn killed_twenty_times_and_resumed_the_run_completes_intact() {
         } else {
             sb.forge(&["tune", "resume"])
         };
-        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         let mut child = cmd.spawn().unwrap();
         let at = Duration::from_millis(rng.random_range(200..1800));
         let killed = kill_after(&mut child, at);
@@ -103,7 +132,11 @@ fn killed_twenty_times_and_resumed_the_run_completes_intact() {
     }
     // The last interrupted run resumes to completion.
     let out = sb.run(&["tune", "resume"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = latest_run(&sb);
     assert_prefix(&seen, &journal_lines(&run), "final resume");
     assert_run_consistent(&run);
@@ -112,7 +145,19 @@ fn killed_twenty_times_and_resumed_the_run_completes_intact() {
 }
 
 fn latest_run(sb: &Sandbox) -> std::path::PathBuf {
-    let mut runs: Vec<_> = std::fs::read_dir(sb.store().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
-    runs.sort_by_key(|p| p.file_name().unwrap().to_string_lossy().split('_').next().unwrap().parse::<u64>().unwrap());
+    let mut runs: Vec<_> = std::fs::read_dir(sb.store().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort_by_key(|p| {
+        p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .split('_')
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    });
     runs.pop().unwrap()
 }

@@ -25,7 +25,14 @@ fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("agent: builtin"), "{stderr}");
     let run = sb.run_dir();
-    for f in ["config.json", "experiments.jsonl", "experiments.tsv", "experiments.json", "best_recipe.yaml", "completed.json"] {
+    for f in [
+        "config.json",
+        "experiments.jsonl",
+        "experiments.tsv",
+        "experiments.json",
+        "best_recipe.yaml",
+        "completed.json",
+    ] {
         assert!(run.join(f).exists(), "{f} missing");
     }
     let rows = journal(&run);
@@ -33,7 +40,10 @@ fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
     let experiments = rows.iter().filter(|r| !r["exp"].is_null()).count();
     assert!(experiments <= 12, "{experiments}");
     // One engine log per boot, and every measured row points at its candidate's log.
-    for r in rows.iter().filter(|r| r["status"] == "kept" || r["status"] == "reverted") {
+    for r in rows
+        .iter()
+        .filter(|r| r["status"] == "kept" || r["status"] == "reverted")
+    {
         let log = r["engine_log"].as_str().unwrap();
         assert!(run.join(log).exists(), "{log}");
     }
@@ -41,7 +51,10 @@ fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
     let report = sb.run(&["report", run.to_str().unwrap()]);
     assert!(report.status.success());
     let text = String::from_utf8_lossy(&report.stdout);
-    let gain_line = text.lines().find(|l| l.starts_with("Gain over baseline:")).unwrap();
+    let gain_line = text
+        .lines()
+        .find(|l| l.starts_with("Gain over baseline:"))
+        .unwrap();
     assert!(gain_line.contains("measured side by side"), "{text}");
     // "+55.0 % (95 % CI +49.5 % … +60.8 %, ...)": the lower bound is above zero.
     let lo: f64 = gain_line
@@ -51,7 +64,16 @@ fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| panic!("{gain_line}"));
     assert!(lo > 0.0, "{gain_line}");
-    let score: f64 = text.lines().find_map(|l| l.strip_prefix("Best score: ")).unwrap().parse().unwrap();
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Best score: "))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(score > 1.0, "{text}");
-    assert!(sb.survivors_after(Duration::from_secs(5)).is_empty(), "{:?}", sb.tagged_processes());
+    assert!(
+        sb.survivors_after(Duration::from_secs(5)).is_empty(),
+        "{:?}",
+        sb.tagged_processes()
+    );
 }

@@ -134,7 +134,7 @@ fn score_move(
     let explored = ctx.history.iter().any(|r| r.changes.contains_key(&mv.knob));
     // A knob this run already measured without a clear effect gets no rule weight: the
     // evidence beats the heuristic.
-    let flat = knob_looks_flat(ctx.history, &mv.knob, ctx.settings.min_improvement_pct);
+    let flat = knob_looks_flat(ctx.history, &mv.knob);
     let rule_bonus = if rule.is_some() && !flat {
         RULE_BONUS_PCT
     } else {
@@ -160,18 +160,18 @@ fn score_move(
     })
 }
 
-/// True when every measured experiment on `knob` so far showed a gain within
-/// ±`threshold` % with an interval that contains zero.
-fn knob_looks_flat(history: &[ExperimentRow], knob: &str, threshold: f64) -> bool {
+/// True when every measured experiment on `knob` so far showed no measurable effect: an
+/// interval that contains zero (whatever its width).
+fn knob_looks_flat(history: &[ExperimentRow], knob: &str) -> bool {
     let measured: Vec<_> = history
         .iter()
         .filter(|r| r.changes.contains_key(knob))
         .filter_map(|r| r.interval)
         .collect();
     !measured.is_empty()
-        && measured.iter().all(|iv| {
-            iv.gain_pct.abs() < threshold.max(0.5) && iv.lo_pct <= 0.0 && iv.hi_pct >= 0.0
-        })
+        && measured
+            .iter()
+            .all(|iv| iv.lo_pct <= 0.0 && iv.hi_pct >= 0.0)
 }
 
 fn proposal(ctx: &AgentContext<'_>, best: Scored, k: f64, n_cal: usize) -> Proposal {

@@ -49,6 +49,8 @@ pub struct SchedConfig {
 pub struct Request {
     /// Caller's id.
     pub id: u64,
+    /// Seed of its generated text ([`crate::tokenize::text_seed`] of the prompt).
+    pub text_seed: u64,
     /// Prompt token ids.
     pub prompt: Vec<u32>,
     /// Output tokens to produce before finishing.
@@ -80,6 +82,7 @@ impl Request {
     pub fn new(id: u64, prompt: Vec<u32>, target: u32, target_reason: FinishReason) -> Request {
         Request {
             id,
+            text_seed: crate::tokenize::text_seed(&prompt),
             prompt,
             target,
             target_reason,
@@ -112,7 +115,7 @@ impl Request {
     fn token_at(&self, pos: usize) -> u32 {
         match self.prompt.get(pos) {
             Some(t) => *t,
-            None => output_token_id(self.id, (pos - self.prompt.len()) as u32),
+            None => output_token_id(self.text_seed, (pos - self.prompt.len()) as u32),
         }
     }
 

@@ -263,6 +263,7 @@ fn app_state(cmd: &ServeCommand, driver: Driver, max_model_len: u32) -> AppState
         max_model_len,
         options: p.server.clone(),
         seed: cmd.sim.seed,
+        perturb_rate: crate::sim::quant::text_perturbation(&p.args),
         garbage_after: cmd.sim.faults.garbage_after,
         created: chrono::Utc::now().timestamp(),
         version: VLLM_VERSION.to_string(),

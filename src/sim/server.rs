@@ -22,7 +22,7 @@ use super::request::GenRequest;
 use super::sse::{self, Ctx, Usage};
 use super::vlog;
 use crate::engine::vllm::flags::ServerOptions;
-use crate::tokenize::output_piece;
+use crate::tokenize::perturbed_piece;
 
 /// What every handler needs.
 #[derive(Debug)]
@@ -39,6 +39,9 @@ pub struct AppState {
     pub options: ServerOptions,
     /// Seed for generated text.
     pub seed: u64,
+    /// Share of generated tokens the configured quantization changes
+    /// ([`crate::sim::quant::text_perturbation`]).
+    pub perturb_rate: f64,
     /// `--sim-garbage-after N`.
     pub garbage_after: Option<u32>,
     /// Unix seconds the server started (`created` in `/v1/models`).
@@ -302,6 +305,7 @@ struct Flow {
     req: GenRequest,
     prompt_len: u32,
     seed: u64,
+    perturb_rate: f64,
     emitted: u32,
     cached: Option<u32>,
 }
@@ -335,6 +339,7 @@ async fn generate(s: Arc<AppState>, body: Bytes, chat: bool) -> Response {
 async fn submit(s: &AppState, req: GenRequest) -> Result<Flow, Response> {
     let sim = sim_request(s, &req);
     let (id, prompt_len) = (sim.id, sim.prompt.len() as u32);
+    let seed = crate::tokenize::text_seed(&sim.prompt);
     let (tx, mut rx) = unbounded_channel();
     if !s.driver.submit(sim, tx) {
         return Err(engine_dead());
@@ -363,7 +368,8 @@ async fn submit(s: &AppState, req: GenRequest) -> Result<Flow, Response> {
         },
         req,
         prompt_len,
-        seed: s.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        seed,
+        perturb_rate: s.perturb_rate,
         emitted: 0,
         cached: s.options.prompt_tokens_details.then_some(0),
     })
@@ -399,7 +405,7 @@ impl Flow {
             self.cached = Some(out.cached_tokens);
         }
         let text: String = (self.emitted..self.emitted + out.new_tokens)
-            .map(|i| output_piece(self.seed, i))
+            .map(|i| perturbed_piece(self.seed, i, self.perturb_rate))
             .collect();
         self.emitted += out.new_tokens;
         text

@@ -26,7 +26,11 @@ impl Sandbox {
     /// A fresh sandbox.
     pub fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
-        let tag = format!("t{}-{}", std::process::id(), dir.path().display().to_string().replace('/', "_"));
+        let tag = format!(
+            "t{}-{}",
+            std::process::id(),
+            dir.path().display().to_string().replace('/', "_")
+        );
         Sandbox { dir, tag }
     }
 
@@ -85,7 +89,10 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         // Whatever a failed test left behind must not outlive it.
         for (pid, _) in tagged(&self.tag) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -94,13 +101,20 @@ fn tagged(tag: &str) -> Vec<(i32, String)> {
     let needle = format!("{TAG_VAR}={tag}");
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
         if !env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
             continue;
         }
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'));
         if !zombie {
             let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
             out.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
@@ -132,8 +146,14 @@ pub fn journal_lines(run_dir: &Path) -> Vec<String> {
 pub fn small_workload(dir: &Path, n: usize) -> PathBuf {
     let mut text = String::new();
     for i in 0..n {
-        let prompt = format!("Request {i}: explain why the sky looks blue in about {} words.", 20 + 5 * i);
-        text.push_str(&serde_json::json!({"prompt": prompt, "expected_output_tokens": 24 + 8 * (i % 4)}).to_string());
+        let prompt = format!(
+            "Request {i}: explain why the sky looks blue in about {} words.",
+            20 + 5 * i
+        );
+        text.push_str(
+            &serde_json::json!({"prompt": prompt, "expected_output_tokens": 24 + 8 * (i % 4)})
+                .to_string(),
+        );
         text.push('\n');
     }
     let p = dir.join("small.jsonl");
