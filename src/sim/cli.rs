@@ -3,7 +3,7 @@
 //! are vLLM's: 2 for a command line argparse would reject, 1 for a config that cannot
 //! boot, 0 otherwise.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::boot::{self, VLLM_VERSION};
@@ -169,13 +169,17 @@ pub fn predict_main(args: SimRawArgs) -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(msg) => return Ok(predict_error(msg)),
     };
-    predict(
-        &parsed,
-        &sim,
-        &workload,
-        &load,
-        flags.get("--output").map(PathBuf::from),
-    )
+    let out = Output {
+        path: flags.get("--output").map(PathBuf::from),
+        detailed: flags.has("--save-detailed"),
+    };
+    predict(&parsed, &sim, &workload, &load, out)
+}
+
+/// Where and how much of the prediction to write.
+struct Output {
+    path: Option<PathBuf>,
+    detailed: bool,
 }
 
 /// Build the [`LoadSpec`] from predict's flags (defaults as `forge bench`'s).
@@ -251,7 +255,7 @@ fn predict(
     sim: &SimOptions,
     workload: &Workload,
     load: &LoadSpec,
-    output: Option<PathBuf>,
+    output: Output,
 ) -> anyhow::Result<ExitCode> {
     let pid = std::process::id();
     if let Some(err) = boot::injected_failure(sim) {
@@ -269,34 +273,22 @@ fn predict(
         .served_model_name
         .clone()
         .unwrap_or_else(|| parsed.args.model.clone());
-    let result = match super::predict::predict(setup, &workload.requests, load, &model_name) {
+    let result = match super::predict::predict_with(
+        setup,
+        &workload.requests,
+        load,
+        &model_name,
+        output.detailed,
+    ) {
         Ok(r) => r,
         Err(e) => return Ok(boot::print_failure(&e, pid)),
     };
-    let text = serde_json::to_string_pretty(&result)?;
-    println!("{text}");
-    if let Some(path) = output {
-        write_atomic(&path, &text)?;
+    let text = serde_json::to_string_pretty(&result)? + "\n";
+    crate::term::print(&text)?;
+    if let Some(path) = output.path {
+        crate::store::write_atomic(&path, text.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Write `text` to `path` via a temporary file in the same directory and a rename, so a
-/// reader never sees half a file.
-pub fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "output".into());
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    let mut f =
-        std::fs::File::create(&tmp).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -315,7 +307,7 @@ mod tests {
         } else {
             r#"{"prompt":"hi","expected_output_tokens":4}"#
         };
-        workload::parse(Path::new("w.jsonl"), line).unwrap()
+        workload::parse(std::path::Path::new("w.jsonl"), line).unwrap()
     }
 
     #[test]
@@ -344,15 +336,5 @@ mod tests {
         assert_eq!(l.slo.ttft_ms, Some(100.0));
         assert!(load_spec(&flags_of("--concurrency 0"), &workload(false)).is_err());
         assert!(load_spec(&flags_of("--endpoint grpc"), &workload(false)).is_err());
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("out.json");
-        std::fs::write(&p, "old").unwrap();
-        write_atomic(&p, "{}").unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{}\n");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

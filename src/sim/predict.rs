@@ -33,6 +33,10 @@ use crate::workload::WorkloadRequest;
 
 /// Ids given to warm-up requests start here (workload requests use their index).
 const WARMUP_ID_BASE: u64 = 1 << 40;
+/// One-way delay between the client and the engine on loopback (HTTP handling, request
+/// parsing, delivery of a chunk), s. A request sent the instant another finishes therefore
+/// reaches the engine just after the next step started, as it does over real HTTP.
+const LOOPBACK_S: f64 = 0.0003;
 /// Consecutive zero-length idle steps after which the replay gives up on stuck requests.
 const MAX_STALLED_STEPS: u32 = 10_000;
 
@@ -42,6 +46,17 @@ pub fn predict(
     requests: &[WorkloadRequest],
     load: &LoadSpec,
     model_name: &str,
+) -> Result<BenchResult, BootError> {
+    predict_with(setup, requests, load, model_name, false)
+}
+
+/// [`predict`], optionally keeping the per-request lists (`--save-detailed`).
+pub fn predict_with(
+    setup: SimSetup,
+    requests: &[WorkloadRequest],
+    load: &LoadSpec,
+    model_name: &str,
+    save_detailed: bool,
 ) -> Result<BenchResult, BootError> {
     let (mut engine, _) = SimEngine::boot(setup)?;
     let prepared = prepare_all(requests, load);
@@ -55,7 +70,7 @@ pub fn predict(
         base_url: "",
         load,
         max_concurrent_requests: replay.max_in_flight,
-        save_detailed: false,
+        save_detailed,
     };
     Ok(aggregate(&replay.records, &info))
 }
@@ -246,7 +261,7 @@ impl Replay {
         rec.prompt_tokens = req.prompt.len() as u64;
         self.in_flight += 1;
         self.max_in_flight = self.max_in_flight.max(self.in_flight);
-        if let Err(message) = engine.submit_at(req, self.origin + at) {
+        if let Err(message) = engine.submit_at(req, self.origin + at + LOOPBACK_S) {
             rec.failure = Some(Failure {
                 kind: FailureKind::HttpStatus,
                 message: format!("400 Bad Request: {message}"),
@@ -267,6 +282,8 @@ impl Replay {
             return;
         };
         let rec = &mut self.records[i];
+        // The client sees the chunk a loopback hop after the step that made it.
+        let t = t + LOOPBACK_S;
         let since = t - rec.dispatched_s;
         if rec.ttft_s.is_none() {
             rec.ttft_s = Some(since);
