@@ -6,7 +6,8 @@
 //! pair measured so far in this run (same machine, same workload) plus a weak prior, so even
 //! the first decision has a sane width and later ones get tight quickly. The decision rule:
 //!
-//! - keep when the whole interval lies above `+min_improvement_pct`;
+//! - keep when the whole interval lies above `+min_improvement_pct` (after at least two
+//!   pairs);
 //! - revert when the whole interval lies below it;
 //! - otherwise measure another pair, up to the repeat budget; an interval still straddling
 //!   the threshold then is reverted as *inconclusive* (the incumbent is never displaced
@@ -24,6 +25,9 @@ const PRIOR_SIGMA: f64 = 0.03;
 const PRIOR_DF: f64 = 1.0;
 /// Never assume less noise than this per pair (0.5 %), however quiet the run looked.
 const MIN_SIGMA: f64 = 0.005;
+/// The incumbent is never displaced on one pair: one lucky run pair is the commonest way a
+/// no-better candidate gets kept (a revert may still come after one clear pair).
+const MIN_PAIRS_TO_KEEP: usize = 2;
 
 /// Running estimate of the noise of a log ratio, pooled over the run's decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -151,10 +155,13 @@ pub fn decide(log_ratios: &[f64], pool: &NoisePool, rule: &Rule) -> (Decision, O
     let Some(iv) = interval(log_ratios, pool, rule.confidence) else {
         return (Decision::MeasureMore, None);
     };
-    let d = if log_ratios.len() < rule.min_pairs {
+    let n = log_ratios.len();
+    let d = if n < rule.min_pairs {
         Decision::MeasureMore
-    } else if iv.lo_pct > rule.min_improvement_pct {
+    } else if iv.lo_pct > rule.min_improvement_pct && n >= MIN_PAIRS_TO_KEEP.min(rule.max_pairs) {
         Decision::Keep
+    } else if iv.lo_pct > rule.min_improvement_pct {
+        Decision::MeasureMore
     } else if iv.hi_pct < rule.min_improvement_pct {
         Decision::Revert
     } else if log_ratios.len() >= rule.max_pairs {
@@ -234,9 +241,16 @@ mod tests {
             df: 100.0,
         };
         let rule = Rule::default();
-        // Clear 10 % gain on a quiet machine: keep after one pair.
-        assert_eq!(decide(&[0.1f64.ln_1p()], &quiet, &rule).0, Decision::Keep);
-        // Clear 10 % loss: revert.
+        // Clear 10 % gain on a quiet machine: still a second pair before keeping...
+        assert_eq!(
+            decide(&[0.1f64.ln_1p()], &quiet, &rule).0,
+            Decision::MeasureMore
+        );
+        assert_eq!(
+            decide(&[0.1f64.ln_1p(), 0.1f64.ln_1p()], &quiet, &rule).0,
+            Decision::Keep
+        );
+        // ...but a clear 10 % loss is reverted after one.
         assert_eq!(
             decide(&[(-0.1f64).ln_1p()], &quiet, &rule).0,
             Decision::Revert
