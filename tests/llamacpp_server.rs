@@ -70,6 +70,10 @@ async fn a_real_boot_is_ready_and_a_refused_one_is_classified() {
         e.describe()
     );
     let model = p.model.display().to_string();
+    // The GGUF header gives llama-server's default context (SmolLM2: llama, 8192, 30 layers).
+    let g = forge::engine::llamacpp::gguf::read(&p.model).unwrap();
+    assert_eq!(g.architecture.as_deref(), Some("llama"));
+    assert_eq!((g.context_length, g.block_count), (Some(8192), Some(30)));
 
     let (ready, log, models) = boot(
         &e,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use forge::tune::row::{ExperimentRow, Status};
+use forge::tune::row::{Arm, ExperimentRow, Status};
 
 /// Generous: a run takes 2–4 minutes on 2 cores; a hung run must still end the test.
 const RUN_LIMIT: Duration = Duration::from_secs(20 * 60);
@@ -118,7 +118,28 @@ fn assert_rows(dir: &Path, rows: &[ExperimentRow]) {
             .and_then(|v| v.as_u64())
             .unwrap_or(4);
         assert_eq!(slots_in(dir, log), want, "row {} ({log})", r.seq);
+        // llamacpp:requests_processing counts busy slots: never more than the slots.
+        for s in r
+            .samples
+            .iter()
+            .filter(|s| s.arm != Arm::Incumbent || r.status == Status::Baseline)
+        {
+            assert!(
+                s.facts.peak_running <= want as f64,
+                "row {}: {:?}",
+                r.seq,
+                s.facts
+            );
+        }
     }
+    let busy = rows
+        .iter()
+        .flat_map(|r| &r.samples)
+        .map(|s| s.facts.peak_running);
+    assert!(
+        busy.fold(0.0, f64::max) >= 1.0,
+        "/metrics never showed a busy slot"
+    );
     for r in rows.iter().filter(|r| r.status == Status::Confirmation) {
         assert_real_samples(r);
     }

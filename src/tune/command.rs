@@ -83,6 +83,9 @@ async fn start(args: crate::cli::TuneArgs) -> anyhow::Result<ExitCode> {
     }
     // Bad input fails here, before a run directory exists.
     workload::load(&settings.workload)?;
+    if let EngineChoice::Llamacpp { .. } = settings.engine {
+        crate::engine::llamacpp::check_model(&settings.model)?;
+    }
     playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
     let store = Store::new(&settings.run_dir);
     let run = store.create_run(chrono::Utc::now())?;

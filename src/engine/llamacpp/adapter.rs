@@ -63,13 +63,17 @@ impl LlamacppEngine {
         workload: &Path,
         run_dir: &Path,
     ) -> anyhow::Result<LlamacppEngine> {
-        anyhow::ensure!(
-            Path::new(model).is_file(),
-            "--model {model}: no such file (llama.cpp serves a local GGUF file)"
-        );
+        super::check_model(model)?;
         let stats = crate::workload::stats::compute(&crate::workload::load(workload)?);
         let need = (stats.prompt_tokens.max + stats.output_tokens.max).ceil() as u64;
-        let (engine, warnings) = LlamacppEngine::probe(launcher, run_dir);
+        let (engine, mut warnings) = LlamacppEngine::probe(launcher, run_dir);
+        if let Some(train) = super::model_context_length(model)
+            && need > train
+        {
+            warnings.push(format!(
+                "the workload's longest request may need {need} tokens, more than {model}'s context ({train}); such requests will fail"
+            ));
+        }
         for w in warnings {
             eprintln!("forge: warning: {w}");
         }

@@ -163,6 +163,7 @@ fn run_to_file(launcher: &[String], arg: &str, out: &Path) -> Result<Option<i32>
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = std::fs::remove_file(&tmp);
             return Err(ProbeError::Timeout {
                 program,
                 arg: arg.to_string(),

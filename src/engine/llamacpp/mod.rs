@@ -82,6 +82,18 @@ pub fn ctx_per_slot(ctx_size: u64, parallel: Option<u64>, n_ctx_train: Option<u6
     n_ctx_train.map_or(per, |t| per.min(t))
 }
 
+/// `--model` for llama.cpp must be a local GGUF file (llama-server would otherwise fail every
+/// boot with "failed to load model").
+pub fn check_model(model: &str) -> anyhow::Result<()> {
+    let path = Path::new(model);
+    anyhow::ensure!(
+        path.is_file(),
+        "--model {model}: no such file (llama.cpp serves a local GGUF file)"
+    );
+    gguf::read(path).map_err(|e| anyhow::anyhow!("--model {e}"))?;
+    Ok(())
+}
+
 /// The training context of a GGUF model (read once per path; `None` when the file cannot be
 /// read or does not say).
 pub fn model_context_length(model: &str) -> Option<u64> {
@@ -161,6 +173,19 @@ mod tests {
         assert_eq!(d["threads"], json!(1));
         assert_eq!(d["threads_batch"], json!(1));
         assert_eq!(d["parallel"], json!(8));
+    }
+
+    #[test]
+    fn the_model_must_be_a_local_gguf_file() {
+        let e = check_model("/no/such.gguf").unwrap_err().to_string();
+        assert!(e.contains("no such file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.gguf");
+        std::fs::write(&f, "not gguf").unwrap();
+        let e = check_model(&f.display().to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a GGUF file"), "{e}");
     }
 
     #[test]
