@@ -9,13 +9,16 @@
 use crate::engine::failure::{Failure, FailureClass};
 
 /// Lines that mean "does not fit in memory" (`ggml_aligned_malloc`, the CPU and GPU buffer
-/// allocators, the KV-cache allocation in `llama_init_from_model`).
+/// allocators in `ggml-backend.cpp`/`ggml-alloc.c`, `cudaMalloc failed: out of memory`, the
+/// KV-cache and compute-buffer allocations in `llama-kv-cache.cpp`/`llama-context.cpp`,
+/// weights in `llama-model.cpp`: "unable to allocate CPU buffer").
 const OOM_PATTERNS: &[&str] = &[
     "insufficient memory",
     "failed to allocate buffer for kv cache",
+    "failed to allocate buffer of size",
     "failed to allocate CPU buffer",
     "failed to allocate CUDA",
-    "cudaMalloc failed: out of memory",
+    "failed to allocate compute",
     "out of memory",
     "std::bad_alloc",
     "unable to allocate",
