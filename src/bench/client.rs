@@ -3,9 +3,11 @@
 //!
 //! The HTTP client has no connection cap (the original tool's client pooled at most 100
 //! connections, silently queueing the rest): every request in flight has its own HTTP/1.1
-//! connection, reused when the server keeps it alive and reopened when it does not (as
-//! llama.cpp's server closes after each stream). Proxies are ignored: a proxy in the path
-//! would be measured as server latency.
+//! connection, reused when the server keeps it alive and reopened when it does not. A
+//! server that closes after each stream while advertising keep-alive (llama.cpp's) makes
+//! reuse race its close — "connection closed before message completed" on a request it
+//! never saw — so for it the pool is off and every request opens its own connection.
+//! Proxies are ignored: a proxy in the path would be measured as server latency.
 
 use std::time::{Duration, Instant};
 
@@ -118,6 +120,12 @@ impl Client {
     /// A client for `base_url` (server root, e.g. `http://127.0.0.1:8000`). Sends
     /// `Authorization: Bearer $OPENAI_API_KEY` when that variable is set, as vLLM does.
     pub fn new(base_url: &str, endpoint: Endpoint) -> anyhow::Result<Self> {
+        Client::with_pooling(base_url, endpoint, true)
+    }
+
+    /// [`Client::new`], choosing whether idle connections are kept for reuse (`false`: a new
+    /// connection per request, for servers that close after each streamed response).
+    pub fn with_pooling(base_url: &str, endpoint: Endpoint, pool: bool) -> anyhow::Result<Self> {
         let base = base_url.trim_end_matches('/').to_string();
         let mut headers = HeaderMap::new();
         if let Ok(key) = std::env::var("OPENAI_API_KEY")
@@ -132,7 +140,7 @@ impl Client {
             .no_proxy()
             .http1_only()
             .tcp_nodelay(true)
-            .pool_max_idle_per_host(usize::MAX)
+            .pool_max_idle_per_host(if pool { usize::MAX } else { 0 })
             .pool_idle_timeout(Duration::from_secs(90))
             .default_headers(headers)
             .build()

@@ -64,7 +64,7 @@ pub fn raise_fd_limit() {
 
 /// Replay the workload against the server and aggregate the measurements.
 pub async fn run(s: &Settings) -> anyhow::Result<BenchResult> {
-    let client = Client::new(&s.base_url, s.load.endpoint)?;
+    let client = Client::with_pooling(&s.base_url, s.load.endpoint, !s.fresh_connections)?;
     let model = match &s.model {
         Some(m) => m.clone(),
         None => client

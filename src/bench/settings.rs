@@ -31,6 +31,10 @@ pub struct Settings {
     pub save_detailed: bool,
     /// Draw a progress bar (only on a terminal).
     pub progress: bool,
+    /// Open a new connection for every request instead of reusing idle ones: for servers
+    /// that close the connection after each streamed response (llama.cpp), where reusing
+    /// one races the server's close and fails the request.
+    pub fresh_connections: bool,
 }
 
 impl Settings {
@@ -65,6 +69,7 @@ impl Settings {
             output: args.output,
             save_detailed: args.save_detailed,
             progress: !args.no_progress,
+            fresh_connections: false,
         })
     }
 

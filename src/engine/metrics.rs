@@ -70,11 +70,9 @@ fn pick(m: &BTreeMap<String, f64>, names: &[&str]) -> Option<f64> {
 
 const RUNNING: &[&str] = &["vllm:num_requests_running", "llamacpp:requests_processing"];
 const WAITING: &[&str] = &["vllm:num_requests_waiting", "llamacpp:requests_deferred"];
-const KV_USAGE: &[&str] = &[
-    "vllm:kv_cache_usage_perc",
-    "vllm:gpu_cache_usage_perc",
-    "llamacpp:kv_cache_usage_ratio",
-];
+/// llama.cpp's server exports no KV-usage gauge (its `llamacpp:kv_cache_usage_ratio` is
+/// gone; `tests/fixtures/llamacpp/metrics.txt` is what current builds export).
+const KV_USAGE: &[&str] = &["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"];
 const PREEMPT: &[&str] = &["vllm:num_preemptions_total", "vllm:num_preemptions"];
 const PQ: &[&str] = &[
     "vllm:prefix_cache_queries_total",
@@ -167,6 +165,20 @@ vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="m"} 10
         assert_eq!(m["vllm:e2e_request_latency_seconds_bucket"], 10.0);
         assert_eq!(pick(&m, PQ), Some(1000.0));
         assert_eq!(pick(&m, &["nope"]), None);
+    }
+
+    #[test]
+    fn llama_cpp_names_are_what_llama_server_exports() {
+        let m = parse(include_str!("../../tests/fixtures/llamacpp/metrics.txt"));
+        for names in [RUNNING, WAITING] {
+            assert!(
+                names
+                    .iter()
+                    .any(|n| n.starts_with("llamacpp:") && m.contains_key(*n)),
+                "{names:?}"
+            );
+        }
+        assert!(m.keys().all(|k| !k.contains("kv_cache")), "{m:?}");
     }
 
     #[tokio::test]

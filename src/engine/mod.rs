@@ -1,9 +1,10 @@
-//! Serving engines: their configuration surfaces (flags, defaults, validation) and, later,
-//! their lifecycles behind the `Engine` trait.
+//! Serving engines: their configuration surfaces (flags, defaults, validation) and their
+//! lifecycles behind the `Engine` trait — vLLM (and forge's simulator of it) and llama.cpp.
 
 pub mod adapter;
 pub mod failure;
 pub mod health;
+pub mod llamacpp;
 pub mod metrics;
 pub mod process;
 pub mod vllm;
@@ -14,8 +15,8 @@ use serde_json::Value;
 
 use crate::recipe::Recipe;
 
-/// Effective knob values of a llama.cpp recipe (explicit values; llama-server's defaults
-/// where known).
+/// Effective knob values of a llama.cpp recipe: its explicit values, and llama-server's
+/// own defaults for the rest (see [`llamacpp::defaults`]).
 pub fn llamacpp_defaults(r: &Recipe) -> BTreeMap<String, Value> {
-    r.config.clone()
+    llamacpp::defaults(r)
 }

@@ -15,6 +15,7 @@ use super::state::RunState;
 use crate::bench::{Endpoint, LoadSpec, Timing};
 use crate::cli::{ResumeArgs, TuneAction, TuneCli};
 use crate::engine::adapter::Engine;
+use crate::engine::llamacpp::adapter::LlamacppEngine;
 use crate::engine::vllm::adapter::{SimLaunch, VllmEngine};
 use crate::engine::vllm::flags::Version;
 use crate::hardware::detect::DetectOptions;
@@ -82,6 +83,9 @@ async fn start(args: crate::cli::TuneArgs) -> anyhow::Result<ExitCode> {
     }
     // Bad input fails here, before a run directory exists.
     workload::load(&settings.workload)?;
+    if let EngineChoice::Llamacpp { .. } = settings.engine {
+        crate::engine::llamacpp::check_model(&settings.model)?;
+    }
     playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
     let store = Store::new(&settings.run_dir);
     let run = store.create_run(chrono::Utc::now())?;
@@ -166,7 +170,7 @@ fn gpu_of(s: &TuneSettings) -> Option<&'static GpuSpec> {
     }
 }
 
-fn engine_of(s: &TuneSettings) -> anyhow::Result<Arc<dyn Engine>> {
+fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>> {
     Ok(match &s.engine {
         EngineChoice::Sim {
             gpu,
@@ -185,9 +189,12 @@ fn engine_of(s: &TuneSettings) -> anyhow::Result<Arc<dyn Engine>> {
         EngineChoice::Vllm { launcher } => {
             Arc::new(VllmEngine::real(launcher.clone(), Version::CURRENT))
         }
-        EngineChoice::Llamacpp { .. } => {
-            anyhow::bail!("the llama.cpp engine is not available in this build")
-        }
+        EngineChoice::Llamacpp { launcher } => Arc::new(LlamacppEngine::for_run(
+            launcher.clone(),
+            &s.model,
+            &s.workload,
+            dir,
+        )?),
     })
 }
 
@@ -253,7 +260,7 @@ async fn execute(
     let workload = workload::load(&settings.workload)?;
     let stats = workload::stats::compute(&workload);
     let playbook = playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
-    let engine = engine_of(&settings)?;
+    let engine = engine_of(&settings, &dir)?;
     let gpu = gpu_of(&settings);
     let load = load_spec(&settings, &workload);
     let mut measurer = Measurer::new(

@@ -113,6 +113,10 @@ pub fn facts(
     f.insert("mean_prompt_tokens".into(), stats.prompt_tokens.mean);
     f.insert("mean_output_tokens".into(), stats.output_tokens.mean);
     f.insert("concurrency".into(), s.concurrency as f64);
+    if s.engine.recipe_engine() == EngineKind::Llamacpp {
+        let cores = crate::engine::llamacpp::host::physical_cores();
+        f.insert("cpu_cores".into(), cores as f64);
+    }
     if let Some(r) = stats.mean_arrival_rate {
         f.insert("request_rate".into(), r);
     }

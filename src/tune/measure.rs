@@ -166,6 +166,7 @@ impl Measurer {
             output: None,
             save_detailed: true,
             progress: false,
+            fresh_connections: self.engine.bench_quirks().closes_connections,
         };
         let bench = crate::bench::runner::run(&settings).await;
         let _ = stop_tx.send(true);

@@ -438,6 +438,9 @@ pub fn legality(r: &Recipe, sim: Option<&SimModel>) -> Result<(), String> {
     if r.engine == EngineKind::Vllm {
         crate::recipe::vllm::to_vllm_args(r)?;
     }
+    if r.engine == EngineKind::Llamacpp {
+        crate::engine::llamacpp::legal::legal(r)?;
+    }
     for (k, v) in &r.config {
         knobs::check(r.engine, Layer::Config, k, v)?;
     }

@@ -1,0 +1,249 @@
+//! llama.cpp's `llama-server` behind the `Engine` trait. Built once per run: the binary's
+//! `--help` and `--version` are captured into the run directory, the workload's longest
+//! request fixes the smallest legal per-slot context, and every launch renders the recipe
+//! against that help. Readiness is the shared one (`/health` answers 503 while the model
+//! loads, then 200; `/v1/models` lists the served name, passed as `--alias`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::help::{self, HelpFlags, Probe};
+use super::legal::{self, RunLimits};
+use super::{flags, logs};
+use crate::engine::adapter::{BenchQuirks, Engine};
+use crate::engine::failure::Failure;
+use crate::engine::process::LaunchSpec;
+use crate::recipe::{EngineKind, Recipe};
+
+/// Environment variables llama-server reads as flags (`LLAMA_ARG_THREADS`, ...) or as its
+/// API key; set in forge's environment, they would change the baseline or refuse the
+/// benchmark's requests.
+const ENV_PREFIXES: &[&str] = &["LLAMA_ARG_", "LLAMA_API_KEY"];
+
+/// llama-server.
+#[derive(Debug, Clone)]
+pub struct LlamacppEngine {
+    /// Launcher argv prefix (`["llama-server"]`, `["/path/to/llama-server"]`).
+    pub launcher: Vec<String>,
+    /// What the binary said about itself (`None` when it could not be run: every boot then
+    /// fails as the spawn does, `engine_missing`).
+    pub probe: Option<Probe>,
+}
+
+impl LlamacppEngine {
+    /// Probe `launcher` (saving its help and version into `run_dir`) and return the engine
+    /// with warnings for the user: a binary that cannot be probed, always-on flags it
+    /// lacks, `LLAMA_ARG_*` variables that would change its defaults.
+    pub fn probe(launcher: Vec<String>, run_dir: &Path) -> (LlamacppEngine, Vec<String>) {
+        let mut warnings = Vec::new();
+        let probe = match help::probe(&launcher, run_dir) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                warnings.push(format!("{e}; flags are not checked against the binary"));
+                None
+            }
+        };
+        if let Some(p) = &probe {
+            for f in flags::missing_optional(&p.flags) {
+                warnings.push(format!(
+                    "this llama-server has no `{f}`; it is left out of every launch"
+                ));
+            }
+        }
+        warnings.extend(env_warnings(std::env::vars().map(|(k, _)| k)));
+        (LlamacppEngine { launcher, probe }, warnings)
+    }
+
+    /// The engine for a run of `forge tune` serving the GGUF file `model` to `workload`:
+    /// probe the binary (warnings go to stderr), and fix the run's legality limits (the
+    /// workload's longest request, the binary's flags).
+    pub fn for_run(
+        launcher: Vec<String>,
+        model: &str,
+        workload: &Path,
+        run_dir: &Path,
+    ) -> anyhow::Result<LlamacppEngine> {
+        super::check_model(model)?;
+        let stats = crate::workload::stats::compute(&crate::workload::load(workload)?);
+        let need = (stats.prompt_tokens.max + stats.output_tokens.max).ceil() as u64;
+        let (engine, mut warnings) = LlamacppEngine::probe(launcher, run_dir);
+        if let Some(train) = super::model_context_length(model)
+            && need > train
+        {
+            warnings.push(format!(
+                "the workload's longest request may need {need} tokens, more than {model}'s context ({train}); such requests will fail"
+            ));
+        }
+        for w in warnings {
+            eprintln!("forge: warning: {w}");
+        }
+        legal::set_run_limits(RunLimits {
+            need_tokens: Some(need),
+            flags: engine.flags().cloned(),
+        });
+        Ok(engine)
+    }
+
+    /// The binary's options, when known.
+    pub fn flags(&self) -> Option<&HelpFlags> {
+        self.probe.as_ref().map(|p| &p.flags)
+    }
+}
+
+/// One warning per variable llama-server would read (names only: values may be secrets).
+fn env_warnings(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut set: Vec<String> = names
+        .filter(|k| ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .collect();
+    set.sort();
+    set.into_iter()
+        .map(|k| {
+            format!("{k} is set: llama-server reads it, so the baseline is not the binary's own defaults")
+        })
+        .collect()
+}
+
+impl Engine for LlamacppEngine {
+    fn describe(&self) -> String {
+        let version = self
+            .probe
+            .as_ref()
+            .and_then(|p| p.version.clone())
+            .unwrap_or_else(|| "version unknown".into());
+        format!(
+            "llama.cpp llama-server {version} ({})",
+            self.launcher.join(" ")
+        )
+    }
+
+    fn recipe_engine(&self) -> EngineKind {
+        EngineKind::Llamacpp
+    }
+
+    fn launch_spec(
+        &self,
+        recipe: &Recipe,
+        port: u16,
+        served_name: &str,
+        log: &Path,
+        _boot_seq: u64,
+    ) -> Result<LaunchSpec, String> {
+        let rendered =
+            flags::render(recipe, port, served_name, self.flags()).map_err(|e| e.to_string())?;
+        let (program, mut args) = match self.launcher.split_first() {
+            Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
+            None => return Err("empty engine launcher".into()),
+        };
+        args.extend(rendered);
+        Ok(LaunchSpec {
+            program,
+            args,
+            env: Vec::new(),
+            log_path: log.to_path_buf(),
+        })
+    }
+
+    fn classify_boot_failure(&self, code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {
+        logs::classify_exit(code, signal, log)
+    }
+
+    fn grace(&self) -> Duration {
+        // llama-server finishes the running step and exits within a second of SIGTERM.
+        Duration::from_secs(10)
+    }
+
+    fn reset_path(&self) -> Option<&'static str> {
+        // Nothing to reset: every launch has `--cache-ram 0 --no-cache-prompt`.
+        None
+    }
+
+    fn bench_quirks(&self) -> BenchQuirks {
+        BenchQuirks {
+            closes_connections: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::Hardware;
+    use crate::recipe::knobs::Layer;
+    use serde_json::json;
+
+    fn fake_server(dir: &Path) -> String {
+        let script = dir.join("llama-server");
+        let help = format!(
+            "{}/tests/fixtures/llamacpp/help.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'version: 0.5.0-dev (build 1, commit 0c1e570)' >&2; else cat '{help}'; fi\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        script.display().to_string()
+    }
+
+    #[test]
+    fn launch_spec_is_argv_with_the_served_name_as_alias() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = fake_server(dir.path());
+        let (e, warnings) = LlamacppEngine::probe(vec![exe.clone()], dir.path());
+        assert!(
+            warnings.iter().all(|w| w.contains("is set")),
+            "{warnings:?}"
+        );
+        assert_eq!(
+            e.describe(),
+            format!("llama.cpp llama-server 0.5.0-dev (build 1, commit 0c1e570) ({exe})")
+        );
+        assert!(dir.path().join(help::HELP_FILE).is_file());
+        let mut ch = std::collections::BTreeMap::new();
+        ch.insert("parallel".to_string(), json!(8));
+        let r = Recipe::baseline(EngineKind::Llamacpp, "/m/x.gguf", Hardware::default())
+            .mutate(Layer::Config, &ch);
+        let spec = e
+            .launch_spec(&r, 4321, "forge-e0002-abc", &dir.path().join("l.log"), 2)
+            .unwrap();
+        assert_eq!(spec.program, PathBuf::from(&exe));
+        assert_eq!(
+            spec.args.join(" "),
+            "--model /m/x.gguf --alias forge-e0002-abc --host 127.0.0.1 --port 4321 --metrics --no-webui --cache-ram 0 --no-cache-prompt --parallel 8"
+        );
+        assert!(spec.env.is_empty());
+        assert!(e.bench_quirks().closes_connections);
+        assert_eq!(e.reset_path(), None);
+    }
+
+    #[test]
+    fn an_unrunnable_binary_still_renders_and_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, warnings) =
+            LlamacppEngine::probe(vec!["/nonexistent/llama-server".into()], dir.path());
+        assert!(e.probe.is_none());
+        assert!(
+            warnings[0].contains("cannot run `/nonexistent/llama-server`"),
+            "{warnings:?}"
+        );
+        assert!(e.describe().contains("version unknown"));
+        let r = Recipe::baseline(EngineKind::Llamacpp, "/m/x.gguf", Hardware::default());
+        assert!(e.launch_spec(&r, 1, "s", &dir.path().join("l"), 1).is_ok());
+    }
+
+    #[test]
+    fn environment_that_changes_defaults_is_named_not_shown() {
+        let w = env_warnings(
+            ["PATH", "LLAMA_ARG_THREADS", "LLAMA_API_KEY", "HOME"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        assert_eq!(w.len(), 2);
+        assert!(w[0].starts_with("LLAMA_API_KEY is set"));
+        assert!(w[1].starts_with("LLAMA_ARG_THREADS is set"));
+    }
+}

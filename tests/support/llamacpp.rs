@@ -1,0 +1,90 @@
+//! The real llama.cpp peers for end-to-end tests: `llama-server` and the SmolLM2-135M GGUF
+//! model that `scripts/llama-server.sh` builds and caches (`scripts/test.sh` exports their
+//! paths as `LLAMA_SERVER` and `SMOLLM2_GGUF`). Absent, a test skips with a message written
+//! straight to stderr (past the test harness's capture), or fails when
+//! `FORGE_REQUIRE_LLAMACPP=1` says they must be there (CI).
+//! Include with `#[path = "support/llamacpp.rs"] mod llamacpp;`.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// Paths of the real server and model.
+pub struct Peers {
+    /// The llama-server binary.
+    pub server: PathBuf,
+    /// SmolLM2-135M-Instruct Q4_1 GGUF.
+    pub model: PathBuf,
+}
+
+fn cached(rel: &str) -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let root = std::env::var_os("FORGE_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&home).join(".cache/forge-peers"));
+    Some(root.join(rel))
+}
+
+/// The peers, or `None` after saying loudly why `test` is skipped.
+pub fn peers(test: &str) -> Option<Peers> {
+    let server = std::env::var_os("LLAMA_SERVER")
+        .map(PathBuf::from)
+        .or_else(|| cached("llama-build/bin/llama-server"));
+    let model = std::env::var_os("SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .or_else(|| cached("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    match (server, model) {
+        (Some(s), Some(m)) if s.is_file() && m.is_file() => Some(Peers {
+            server: s,
+            model: m,
+        }),
+        (s, m) => {
+            let why = format!(
+                "llama-server ({s:?}) or the SmolLM2 GGUF ({m:?}) is missing.\n*** Build them with scripts/llama-server.sh (scripts/test.sh does), or set LLAMA_SERVER and SMOLLM2_GGUF."
+            );
+            assert!(
+                std::env::var("FORGE_REQUIRE_LLAMACPP").as_deref() != Ok("1"),
+                "{test}: FORGE_REQUIRE_LLAMACPP=1 but {why}"
+            );
+            let msg = format!("\n*** SKIPPED {test}: {why}\n");
+            let _ = std::io::stderr().write_all(msg.as_bytes());
+            None
+        }
+    }
+}
+
+/// Wait for `child` up to `limit`; past it, SIGTERM (forge stops its engines), then SIGKILL.
+pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    std::thread::sleep(Duration::from_secs(15));
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// A `forge` command with no agent API keys and no `LLAMA_ARG_*` variables in its
+/// environment (they would pick an LLM agent or change llama-server's defaults).
+pub fn forge() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_forge"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LLAMA_ARG_") || k.ends_with("_API_KEY") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Live pids of a process group (from /proc; zombies excluded).
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    forge::engine::process::group_members(pgid)
+}
