@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod config;
 pub mod flags;
+pub mod help;
 pub mod logs;
 
 pub use config::{KvCacheDtype, PerformanceMode, SchedulingPolicy, VllmArgs, VllmConfig};

@@ -36,7 +36,7 @@ pub fn render(args: &VllmArgs, version: Version) -> Result<Vec<String>, RenderEr
     for target in ENGINE_TARGETS {
         if let Some(words) = value_words(args, *target, version)? {
             let (index, flag) = position(*target, version)?;
-            pieces.push((index, with_flag(flag, *target, words)));
+            pieces.push((index, with_flag(flag, *target, words, version)));
         }
     }
     pieces.sort_by_key(|(i, _)| *i);
@@ -99,18 +99,17 @@ fn position(target: Target, version: Version) -> Result<(usize, &'static Flag), 
     })
 }
 
-/// Argv words for one flag: switches become `--x` / `--no-x`, levels `-O<n>`, the rest
-/// `--flag value...`.
-fn with_flag(flag: &Flag, target: Target, words: Vec<String>) -> Vec<String> {
+/// Argv words for one flag: switches become `--x` or the version's negative spelling
+/// (`--no-x`, `--disable-x`), levels `-O<n>`, the rest `--flag value...`.
+fn with_flag(flag: &Flag, target: Target, words: Vec<String>, version: Version) -> Vec<String> {
     if target == Target::OptimizationLevel {
         return words.into_iter().map(|w| format!("-O{w}")).collect();
     }
     if flag.kind == Kind::BoolOpt {
         let on = words.first().is_some_and(|w| w == "true");
-        let name = if on {
-            flag.long.to_string()
-        } else {
-            super::table::negated(flag.long)
+        let name = match flag.negation(version) {
+            Some(neg) if !on => neg,
+            _ => flag.long.to_string(),
         };
         return vec![name];
     }
