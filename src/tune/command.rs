@@ -16,7 +16,6 @@ use crate::bench::{Endpoint, LoadSpec, Timing};
 use crate::cli::{ResumeArgs, TuneAction, TuneCli};
 use crate::engine::adapter::Engine;
 use crate::engine::vllm::adapter::{SimLaunch, VllmEngine};
-use crate::engine::vllm::flags::Version;
 use crate::hardware::detect::DetectOptions;
 use crate::hardware::memory::MemoryProbe;
 use crate::hardware::{self, Device, GpuSpec, HardwareReport, gpus};
@@ -166,7 +165,7 @@ fn gpu_of(s: &TuneSettings) -> Option<&'static GpuSpec> {
     }
 }
 
-fn engine_of(s: &TuneSettings) -> anyhow::Result<Arc<dyn Engine>> {
+fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>> {
     Ok(match &s.engine {
         EngineChoice::Sim {
             gpu,
@@ -182,9 +181,9 @@ fn engine_of(s: &TuneSettings) -> anyhow::Result<Arc<dyn Engine>> {
             seed: s.seed,
             extra: sim_extra_args(),
         })),
-        EngineChoice::Vllm { launcher } => {
-            Arc::new(VllmEngine::real(launcher.clone(), Version::CURRENT))
-        }
+        EngineChoice::Vllm { launcher } => Arc::new(tokio::task::block_in_place(|| {
+            VllmEngine::installed(launcher.clone(), dir)
+        })?),
         EngineChoice::Llamacpp { .. } => {
             anyhow::bail!("the llama.cpp engine is not available in this build")
         }
@@ -253,7 +252,7 @@ async fn execute(
     let workload = workload::load(&settings.workload)?;
     let stats = workload::stats::compute(&workload);
     let playbook = playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
-    let engine = engine_of(&settings)?;
+    let engine = engine_of(&settings, &dir)?;
     let gpu = gpu_of(&settings);
     let load = load_spec(&settings, &workload);
     let mut measurer = Measurer::new(
