@@ -205,11 +205,11 @@ impl Measurer {
     /// Stop the current server, if any.
     pub async fn shutdown(&mut self) {
         if let Some(run) = self.current.take() {
-            self.live
-                .lock()
-                .map(|mut v| v.retain(|g| *g != run.proc.pgid))
-                .ok();
+            // Leave `live` only once stopped: a signal during the grace period must still
+            // find the group.
+            let pgid = run.proc.pgid;
             run.proc.stop(self.engine.grace()).await;
+            self.live.lock().map(|mut v| v.retain(|g| *g != pgid)).ok();
         }
     }
 
