@@ -2,7 +2,7 @@
 //! vLLM's CLI, answering `--version` and `serve --help=all` from recorded real help texts):
 //! one run meets every failure class, records each with its evidence, retries only the
 //! infrastructure ones, keeps going, and leaves no process behind — not the grandchild of
-//! `--sim-spawn-child`, not a server that ignores SIGTERM.
+//! `--sim-spawn-child`, not a server that ignores SIGTERM, not a worker that survives it.
 
 #[path = "fake_vllm_support/mod.rs"]
 mod support;
@@ -25,7 +25,8 @@ fn one_run_meets_every_failure_class_and_keeps_going() {
             "--sim-time-scale 0.01 --sim-boot-time-scale 0.001 --sim-spawn-child \
              --sim-ignore-sigterm",
         )
-        .set("FORGE_ENGINE_GRACE_S", "0.3");
+        .set("FORGE_ENGINE_GRACE_S", "0.3")
+        .set("FAKE_VLLM_STUBBORN", "1");
     let mut forge = sb.tune_fake(&["--max-experiments", "9", "--boot-timeout", "2"]);
     let status = forge.wait(Duration::from_secs(120));
     assert!(status.success(), "{}", forge.stderr());
