@@ -49,13 +49,30 @@ pub struct EngineMissing {
 /// version and flag listing. Only an absent engine is an error; anything else is a note
 /// and the run goes on with forge's own table.
 pub fn probe(launcher: &[String], timeout: Duration) -> Result<Probe, EngineMissing> {
+    // Both questions import vLLM (seconds each): ask them at once.
+    let (version, help) = std::thread::scope(|s| {
+        let help = s.spawn(|| {
+            let mut h = Probe::default();
+            read_help(&mut h, launcher, timeout).map(|_| h)
+        });
+        let version = ask(launcher, &["--version"], timeout);
+        (version, help.join())
+    });
     let mut p = Probe::default();
-    let version = ask(launcher, &["--version"], timeout)?;
-    match version {
+    match version? {
         Ok(out) => read_version(&mut p, &out, &shown(launcher, &["--version"])),
         Err(note) => p.notes.push(note),
     }
-    read_help(&mut p, launcher, timeout)?;
+    let h = match help {
+        Ok(h) => h?,
+        Err(_) => Probe {
+            notes: vec!["reading the engine's help failed unexpectedly".into()],
+            ..Probe::default()
+        },
+    };
+    p.help = h.help;
+    p.help_text = h.help_text;
+    p.notes.extend(h.notes);
     Ok(p)
 }
 
