@@ -13,7 +13,7 @@ use serde_json::Value;
 use support::{Sandbox, class, journal};
 
 /// The candidate experiments' faults, in order, then a clean one.
-const PLAN: &str = "oom config argparse timeout crash missing foreign ok";
+const PLAN: &str = "oom kvshort config argparse timeout crash missing foreign ok";
 
 #[test]
 fn one_run_meets_every_failure_class_and_keeps_going() {
@@ -27,7 +27,7 @@ fn one_run_meets_every_failure_class_and_keeps_going() {
         )
         .set("FORGE_ENGINE_GRACE_S", "0.3")
         .set("FAKE_VLLM_STUBBORN", "1");
-    let mut forge = sb.tune_fake(&["--max-experiments", "9", "--boot-timeout", "2"]);
+    let mut forge = sb.tune_fake(&["--max-experiments", "10", "--boot-timeout", "2"]);
     let status = forge.wait(Duration::from_secs(120));
     assert!(status.success(), "{}", forge.stderr());
     sb.assert_nothing_survives();
@@ -39,6 +39,7 @@ fn one_run_meets_every_failure_class_and_keeps_going() {
     assert_eq!(
         classes,
         [
+            "infeasible_oom",
             "infeasible_oom",
             "infeasible_config",
             "infeasible_config",
@@ -60,7 +61,7 @@ fn one_run_meets_every_failure_class_and_keeps_going() {
 
     evidence_is_recorded(&failed);
     only_infrastructure_failures_are_retried(&sb);
-    the_foreign_server_was_never_benchmarked(&run, failed[6]);
+    the_foreign_server_was_never_benchmarked(&run, failed[7]);
     the_report_lists_failures_by_kind(&sb, &run);
     engines_had_worker_grandchildren(&run);
     assert_eq!(
@@ -84,28 +85,32 @@ fn one_run_meets_every_failure_class_and_keeps_going() {
 fn evidence_is_recorded(failed: &[&Value]) {
     let f = |i: usize, key: &str| failed[i].pointer(&format!("/failure/{key}")).cloned();
     let hints = |i: usize| f(i, "hints").unwrap_or_default().to_string();
+    let summary = |i: usize| f(i, "summary").unwrap().as_str().unwrap().to_string();
     assert!(hints(0).contains("CUDA out of memory"), "{}", hints(0));
-    let summary = f(0, "summary").unwrap();
     assert!(
-        summary
-            .as_str()
-            .unwrap()
-            .starts_with("torch.OutOfMemoryError"),
-        "{summary}"
+        summary(0).starts_with("torch.OutOfMemoryError"),
+        "{}",
+        summary(0)
     );
-    assert_eq!(f(1, "exit_code"), Some(Value::from(1)));
-    assert!(hints(1).contains("ValueError"), "{}", hints(1));
-    assert_eq!(f(2, "exit_code"), Some(Value::from(2)));
+    // H100, Qwen3-0.6B at 5 % of memory: ~1 GiB of KV, 9,248 tokens of 40,960.
+    assert!(
+        hints(1).contains("the estimated maximum model length is 9248"),
+        "{}",
+        hints(1)
+    );
+    assert!(
+        summary(1).starts_with("ValueError: To serve at least one request"),
+        "{}",
+        summary(1)
+    );
+    assert_eq!(f(2, "exit_code"), Some(Value::from(1)));
+    assert!(hints(2).contains("ValueError"), "{}", hints(2));
+    assert_eq!(f(3, "exit_code"), Some(Value::from(2)));
     assert_eq!(
-        f(2, "summary"),
-        Some(Value::from(
-            "vllm serve: error: unrecognized arguments: --swap-space 4"
-        ))
+        summary(3),
+        "vllm serve: error: unrecognized arguments: --swap-space 4"
     );
-    assert_eq!(
-        f(5, "summary"),
-        Some(Value::from("ModuleNotFoundError: No module named 'vllm'"))
-    );
+    assert_eq!(summary(6), "ModuleNotFoundError: No module named 'vllm'");
 }
 
 /// boot_timeout, crashed_during_bench and foreign_server get one more boot (`-retry`);
@@ -122,7 +127,7 @@ fn only_infrastructure_failures_are_retried(sb: &Sandbox) {
         ["timeout", "crash", "foreign"],
         "{boots:#?}"
     );
-    for fault in ["oom", "config", "argparse", "missing"] {
+    for fault in ["oom", "kvshort", "config", "argparse", "missing"] {
         let n = boots
             .iter()
             .filter(|b| b.ends_with(&format!(" {fault}")))
@@ -169,7 +174,7 @@ fn the_report_lists_failures_by_kind(sb: &Sandbox, run: &std::path::Path) {
     assert!(
         out.contains(
             "Failures by kind: boot_timeout 1, crashed_during_bench 1, engine_missing 1, \
-             foreign_server 1, infeasible_config 2, infeasible_oom 1"
+             foreign_server 1, infeasible_config 2, infeasible_oom 2"
         ),
         "{out}"
     );
