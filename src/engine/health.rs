@@ -108,6 +108,21 @@ pub async fn list_models(client: &reqwest::Client, base_url: &str) -> Option<Vec
     )
 }
 
+/// Environment variable that fixes the port engines are started on (tests pre-place a
+/// foreign server there); unset, every boot gets a free port.
+pub const PORT_ENV: &str = "FORGE_ENGINE_PORT";
+
+/// The port for the next engine: `$FORGE_ENGINE_PORT` when set, else a free one.
+pub fn engine_port() -> std::io::Result<u16> {
+    match std::env::var(PORT_ENV) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| std::io::Error::other(format!("{PORT_ENV}={v}: not a port number"))),
+        Err(_) => free_port(),
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bind port 0, read it, release it).
 pub fn free_port() -> std::io::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -17,7 +17,6 @@ use crate::cli::{ResumeArgs, TuneAction, TuneCli};
 use crate::engine::adapter::Engine;
 use crate::engine::llamacpp::adapter::LlamacppEngine;
 use crate::engine::vllm::adapter::{SimLaunch, VllmEngine};
-use crate::engine::vllm::flags::Version;
 use crate::hardware::detect::DetectOptions;
 use crate::hardware::memory::MemoryProbe;
 use crate::hardware::{self, Device, GpuSpec, HardwareReport, gpus};
@@ -186,9 +185,9 @@ fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>> {
             seed: s.seed,
             extra: sim_extra_args(),
         })),
-        EngineChoice::Vllm { launcher } => {
-            Arc::new(VllmEngine::real(launcher.clone(), Version::CURRENT))
-        }
+        EngineChoice::Vllm { launcher } => Arc::new(tokio::task::block_in_place(|| {
+            VllmEngine::installed(launcher.clone(), dir)
+        })?),
         EngineChoice::Llamacpp { launcher } => Arc::new(LlamacppEngine::for_run(
             launcher.clone(),
             &s.model,

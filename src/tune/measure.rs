@@ -14,7 +14,7 @@ use crate::bench::metrics::BenchResult;
 use crate::bench::settings::Settings as BenchSettings;
 use crate::engine::adapter::Engine;
 use crate::engine::failure::{Failure, FailureClass};
-use crate::engine::health::{Readiness, free_port, wait_ready};
+use crate::engine::health::{Readiness, engine_port, wait_ready};
 use crate::engine::metrics::{ServerFacts, watch_run};
 use crate::engine::process::{self, LaunchSpec, ServerProcess};
 use crate::hardware::memory::{MemoryProbe, wait_for_idle_memory};
@@ -177,6 +177,10 @@ impl Measurer {
             self.forget_current();
             return Err(f);
         }
+        // A server that completed nothing is not reused: the retry boots a fresh one.
+        if !matches!(&bench, Ok(r) if r.completed > 0) {
+            self.shutdown().await;
+        }
         let result = bench.map_err(|e| crashed(format!("benchmark failed: {e:#}")))?;
         if result.completed == 0 {
             let why = result
@@ -202,11 +206,11 @@ impl Measurer {
     /// Stop the current server, if any.
     pub async fn shutdown(&mut self) {
         if let Some(run) = self.current.take() {
-            self.live
-                .lock()
-                .map(|mut v| v.retain(|g| *g != run.proc.pgid))
-                .ok();
+            // Leave `live` only once stopped: a signal during the grace period must still
+            // find the group.
+            let pgid = run.proc.pgid;
             run.proc.stop(self.engine.grace()).await;
+            self.live.lock().map(|mut v| v.retain(|g| *g != pgid)).ok();
         }
     }
 
@@ -258,7 +262,7 @@ impl Measurer {
         self.wait_gpu_idle().await;
         self.boot_seq += 1;
         let seq = self.boot_seq;
-        let port = free_port().map_err(|e| infra(&format!("no free port: {e}")))?;
+        let port = engine_port().map_err(|e| infra(&format!("no free port: {e}")))?;
         let served = format!("forge-{tag}");
         let log_rel = format!("{LOGS_DIR}/{tag}.log");
         let log_path = self.run_dir.join(&log_rel);

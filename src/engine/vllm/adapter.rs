@@ -1,12 +1,22 @@
 //! vLLM behind the `Engine` trait — and forge's simulator, which speaks the same flags:
 //! the simulator is the vLLM adapter with `forge sim serve` as its launcher, so a dry run
 //! exercises the very rendering, spawning and classification a GPU run uses.
+//!
+//! A real vLLM is asked for its version and its `--help=all` first ([`super::probe`]);
+//! every command line is rendered for that version and checked against that listing
+//! ([`super::checked`]) before it boots. The launcher is argv (`vllm`, `python -m
+//! vllm.entrypoints.cli.main`, a container wrapper), the server binds 127.0.0.1 on the
+//! port the measurer chose, under the served name it chose.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::flags::{self, Version};
+use super::checked::render_checked;
+use super::flags::Version;
+use super::help::HelpSnapshot;
 use super::logs;
+use super::probe::{self, PROBE_TIMEOUT};
 use crate::engine::adapter::Engine;
 use crate::engine::failure::Failure;
 use crate::engine::process::LaunchSpec;
@@ -31,6 +41,12 @@ pub struct SimLaunch {
     pub extra: Vec<String>,
 }
 
+/// Environment variable that shortens the SIGTERM → SIGKILL grace of a real engine
+/// (seconds; tests use it with servers that ignore SIGTERM).
+pub const GRACE_ENV: &str = "FORGE_ENGINE_GRACE_S";
+/// How long a real vLLM gets to exit after SIGTERM (it drains, then frees the GPU).
+const REAL_GRACE: Duration = Duration::from_secs(30);
+
 /// vLLM (real or simulated).
 #[derive(Debug, Clone)]
 pub struct VllmEngine {
@@ -38,18 +54,58 @@ pub struct VllmEngine {
     pub launcher: Vec<String>,
     /// Version the flags are rendered for.
     pub version: Version,
+    /// The installed engine's own flag listing; every command line is checked against it.
+    pub help: Option<Arc<HelpSnapshot>>,
     /// Set for the simulator.
     pub sim: Option<SimLaunch>,
+    /// SIGTERM → SIGKILL grace.
+    pub grace: Duration,
 }
 
 impl VllmEngine {
-    /// Real vLLM through `launcher`.
+    /// Real vLLM through `launcher`, rendering for `version` with no help snapshot.
     pub fn real(launcher: Vec<String>, version: Version) -> VllmEngine {
         VllmEngine {
             launcher,
             version,
+            help: None,
             sim: None,
+            grace: grace_from_env().unwrap_or(REAL_GRACE),
         }
+    }
+
+    /// The vLLM `launcher` leads to: its version and help listing are asked for, stored in
+    /// `run_dir` and used for every command line. Blocking (each question may take
+    /// seconds). Fails only when there is no vLLM behind the launcher.
+    pub fn installed(launcher: Vec<String>, run_dir: &Path) -> anyhow::Result<VllmEngine> {
+        let p = probe::probe(&launcher, PROBE_TIMEOUT).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\nhint: install vLLM so `vllm` is on PATH, or point --engine-cmd at it \
+                 (e.g. \"python -m vllm.entrypoints.cli.main\"); `forge doctor` checks"
+            )
+        })?;
+        for n in &p.notes {
+            eprintln!("forge: warning: {n}");
+        }
+        match p.save(run_dir) {
+            Ok(Some(before)) => eprintln!(
+                "forge: warning: this run was started with vLLM {before}; the installed one is \
+                 {}: measurements across versions are not comparable",
+                p.version_text.as_deref().unwrap_or("unknown")
+            ),
+            Ok(None) => {}
+            Err(e) => eprintln!("forge: warning: cannot store the engine's help: {e}"),
+        }
+        let version = p.version.unwrap_or_else(|| {
+            eprintln!(
+                "forge: warning: vLLM version unknown; rendering flags for {}",
+                Version::CURRENT
+            );
+            Version::CURRENT
+        });
+        let mut engine = VllmEngine::real(launcher, version);
+        engine.help = p.help.map(Arc::new);
+        Ok(engine)
     }
 
     /// forge's simulator.
@@ -57,9 +113,16 @@ impl VllmEngine {
         VllmEngine {
             launcher: vec![sim.exe.display().to_string(), "sim".into()],
             version: Version::CURRENT,
+            help: None,
             sim: Some(sim),
+            grace: Duration::from_secs(3),
         }
     }
+}
+
+fn grace_from_env() -> Option<Duration> {
+    let s: f64 = std::env::var(GRACE_ENV).ok()?.trim().parse().ok()?;
+    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s))
 }
 
 impl Engine for VllmEngine {
@@ -69,7 +132,16 @@ impl Engine for VllmEngine {
                 "forge simulator of vLLM {} on {} (clock ×{}, noise {} %)",
                 self.version, s.gpu, s.time_scale, s.noise_pct
             ),
-            None => format!("vLLM {} ({})", self.version, self.launcher.join(" ")),
+            None => format!(
+                "vLLM {} ({}; {})",
+                self.version,
+                self.launcher.join(" "),
+                if self.help.is_some() {
+                    "flags checked against its --help"
+                } else {
+                    "flags unchecked: no help listing"
+                }
+            ),
         }
     }
 
@@ -89,7 +161,8 @@ impl Engine for VllmEngine {
         args.host = Some("127.0.0.1".into());
         args.port = Some(port);
         args.served_model_name = Some(served_name.to_string());
-        let rendered = flags::render(&args, self.version).map_err(|e| e.to_string())?;
+        let rendered =
+            render_checked(&args, self.version, self.help.as_deref()).map_err(|e| e.to_string())?;
         let (program, mut argv) = match self.launcher.split_first() {
             Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
             None => return Err("empty engine launcher".into()),
@@ -117,10 +190,7 @@ impl Engine for VllmEngine {
     }
 
     fn grace(&self) -> Duration {
-        match &self.sim {
-            Some(_) => Duration::from_secs(3),
-            None => Duration::from_secs(30),
-        }
+        self.grace
     }
 
     fn reset_path(&self) -> Option<&'static str> {

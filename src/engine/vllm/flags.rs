@@ -16,7 +16,7 @@ mod value;
 pub use apply::ServerOptions;
 pub use argparse::{ArgparseError, USAGE, human_readable_int, py_int};
 pub use help::{help_for, help_text};
-pub use render::{RenderError, render};
+pub use render::{Piece, RenderError, render, render_pieces};
 pub use table::{Conv, FLAGS, Flag, Kind, ServerField, Target, Version, flags_for, lookup};
 pub use value::{Value, py_repr_float, py_repr_str};
 

@@ -25,13 +25,29 @@ const CONFIG_PATTERNS: &[&str] = &[
     "ValidationError",
     "TypeError",
 ];
-/// Lines that mean "vLLM is not installed".
+/// Lines that mean "vLLM is not installed" (`No module named vllm` is matched by
+/// [`mentions_missing_vllm`], which tells it from `No module named vllm_flash_attn`).
 const MISSING_PATTERNS: &[&str] = &[
     "No module named 'vllm'",
-    "No module named vllm",
     "vllm: command not found",
     "vllm: not found",
 ];
+/// Lines that mean "the port was taken": something else listens there.
+const PORT_TAKEN_PATTERNS: &[&str] = &[
+    "error while attempting to bind on address",
+    "Address already in use",
+    "address already in use",
+];
+
+/// True when the text says the `vllm` package (not one of its parts) cannot be imported.
+pub fn mentions_missing_vllm(text: &str) -> bool {
+    has_any(text, MISSING_PATTERNS)
+        || text.lines().any(|l| {
+            l.split("No module named vllm")
+                .skip(1)
+                .any(|rest| rest.is_empty() || rest.starts_with(['.', ' ']))
+        })
+}
 /// Lines worth showing to a human and an agent.
 const HINT_PATTERNS: &[&str] = &[
     "estimated maximum model length is",
@@ -47,24 +63,28 @@ const HINT_PATTERNS: &[&str] = &[
     "error:",
 ];
 
-/// Classify a boot that ended without becoming ready.
+/// Classify a boot that ended without becoming ready. The summary is the first line that
+/// decided the class (the root cause, e.g. the CUDA OOM, not the `Engine core
+/// initialization failed` that follows it), else the last explanatory line.
 pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {
-    let class = if code == Some(127) || has_any(log, MISSING_PATTERNS) {
-        FailureClass::EngineMissing
-    } else if has_any(log, OOM_PATTERNS) {
-        FailureClass::InfeasibleOom
-    } else if code == Some(2) || has_any(log, CONFIG_PATTERNS) {
-        FailureClass::InfeasibleConfig
-    } else {
-        // Died during boot for no stated reason (killed, segfault): an infrastructure
-        // failure as far as forge can tell.
-        FailureClass::CrashedDuringBench
-    };
+    let (class, patterns): (FailureClass, &[&str]) =
+        if code == Some(127) || mentions_missing_vllm(log) {
+            (FailureClass::EngineMissing, MISSING_SUMMARY)
+        } else if has_any(log, PORT_TAKEN_PATTERNS) {
+            (FailureClass::ForeignServer, PORT_TAKEN_PATTERNS)
+        } else if has_any(log, OOM_PATTERNS) {
+            (FailureClass::InfeasibleOom, OOM_PATTERNS)
+        } else if code == Some(2) || has_any(log, CONFIG_PATTERNS) {
+            (FailureClass::InfeasibleConfig, CONFIG_PATTERNS)
+        } else {
+            // Died during boot for no stated reason (killed, segfault): an infrastructure
+            // failure as far as forge can tell.
+            (FailureClass::CrashedDuringBench, &[])
+        };
     let hints = hints(log);
-    let summary = match hints.last() {
-        Some(h) => h.clone(),
-        None => format!("engine exited during boot (code {code:?}, signal {signal:?})"),
-    };
+    let summary = first_line_with(log, patterns)
+        .or_else(|| hints.last().cloned())
+        .unwrap_or_else(|| format!("engine exited during boot (code {code:?}, signal {signal:?})"));
     Failure {
         class,
         exit_code: code,
@@ -74,6 +94,23 @@ pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failu
     }
 }
 
+/// Summary lines for a missing engine.
+const MISSING_SUMMARY: &[&str] = &["No module named", "not found"];
+
+/// The first explanatory line containing one of `patterns`, prefixes stripped.
+fn first_line_with(log: &str, patterns: &[&str]) -> Option<String> {
+    log.lines()
+        .filter(|l| is_explanation(l))
+        .find(|l| has_any(l, patterns))
+        .map(|l| strip_prefix(l).to_string())
+}
+
+/// Not a traceback's source line (`raise X(`, `File "..."`) or an access-log line.
+fn is_explanation(line: &str) -> bool {
+    let t = strip_prefix(line);
+    !(t.starts_with("raise ") || t.starts_with("File \"") || t.contains(" HTTP/1.1\" "))
+}
+
 fn has_any(log: &str, patterns: &[&str]) -> bool {
     patterns.iter().any(|p| log.contains(p))
 }
@@ -81,7 +118,7 @@ fn has_any(log: &str, patterns: &[&str]) -> bool {
 /// The engine's own explanatory lines (deduplicated, at most 8, log prefixes stripped).
 pub fn hints(log: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for line in log.lines() {
+    for line in log.lines().filter(|l| is_explanation(l)) {
         if HINT_PATTERNS.iter().any(|p| line.contains(p)) {
             let clean = strip_prefix(line).to_string();
             if !out.contains(&clean) {
@@ -163,6 +200,29 @@ RuntimeError: Engine core initialization failed. See root cause above.\n";
             f.hints
         );
         assert!(!f.hints[0].starts_with("INFO"));
+        assert!(
+            f.summary
+                .starts_with("ValueError: To serve at least one request"),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn the_root_cause_is_the_summary_and_code_lines_are_no_hints() {
+        let log = "(EngineCore_DP0 pid=7) ERROR 05-13 04:10:09 [core.py:708] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.\n\
+  File \"/usr/lib/vllm/v1/engine/utils.py\", line 887, in wait_for_engine_startup\n\
+    raise RuntimeError(\n\
+RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}\n\
+INFO:     127.0.0.1:1 - \"GET /health HTTP/1.1\" 500 Internal Server Error\n";
+        let f = classify_exit(Some(1), None, log);
+        assert_eq!(f.class, FailureClass::InfeasibleOom);
+        assert_eq!(
+            f.summary,
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
+        );
+        assert_eq!(f.hints.len(), 2, "{:?}", f.hints);
+        assert!(f.hints[1].starts_with("RuntimeError: Engine core"));
     }
 
     #[test]
@@ -198,6 +258,29 @@ RuntimeError: Engine core initialization failed. See root cause above.\n";
         assert_eq!(
             classify_exit(None, Some(9), "INFO starting\n").class,
             FailureClass::CrashedDuringBench
+        );
+        // A part of vLLM missing is a broken install, not a missing engine.
+        let broken = "Failed to import from vllm._C: ModuleNotFoundError(\"No module named 'vllm._C'\")\n\
+            ModuleNotFoundError: No module named vllm_flash_attn\n";
+        assert!(!mentions_missing_vllm(broken));
+        assert!(mentions_missing_vllm(
+            "ModuleNotFoundError: No module named 'vllm'\n"
+        ));
+        assert!(mentions_missing_vllm(
+            "/usr/bin/python3: No module named vllm\n"
+        ));
+        assert!(mentions_missing_vllm(
+            "No module named vllm.entrypoints.cli.main\n"
+        ));
+    }
+
+    #[test]
+    fn a_taken_port_is_a_foreign_server() {
+        let log = "ERROR:    [Errno 98] error while attempting to bind on address \
+                   ('127.0.0.1', 8000): address already in use\n";
+        assert_eq!(
+            classify_exit(Some(1), None, log).class,
+            FailureClass::ForeignServer
         );
     }
 

@@ -2,8 +2,12 @@
 //! GPU, and (in [`flags`]) their argv parsing and rendering.
 
 pub mod adapter;
+pub mod checked;
 pub mod config;
 pub mod flags;
+pub mod help;
 pub mod logs;
+pub mod probe;
+pub mod version;
 
 pub use config::{KvCacheDtype, PerformanceMode, SchedulingPolicy, VllmArgs, VllmConfig};

@@ -3,7 +3,7 @@
 
 use super::ParsedArgs;
 use super::argparse::{ArgparseError, Occurrence};
-use super::table::{Flag, ServerField, Target};
+use super::table::{ServerField, Target};
 use super::value::{Value, py_repr_str};
 use crate::engine::vllm::{KvCacheDtype, PerformanceMode, SchedulingPolicy, VllmArgs};
 
@@ -39,7 +39,7 @@ pub(super) fn apply(out: &mut ParsedArgs, occ: &Occurrence) -> Result<(), Argpar
             }
         }
         Target::CompilationConfig => apply_compilation(&mut out.args, &occ.value),
-        target => apply_engine(&mut out.args, target, flag, &occ.value)?,
+        target => apply_engine(&mut out.args, target, &occ.display, &occ.value)?,
     }
     if flag.target != Target::Server(ServerField::ApiKey) {
         let dest = flag.long.trim_start_matches("--").replace('-', "_");
@@ -91,7 +91,7 @@ fn apply_compilation(a: &mut VllmArgs, v: &Value) {
 fn apply_engine(
     a: &mut VllmArgs,
     target: Target,
-    flag: &Flag,
+    flag: &str,
     v: &Value,
 ) -> Result<(), ArgparseError> {
     match target {
@@ -158,7 +158,7 @@ fn json(v: &Value) -> Option<serde_json::Value> {
 
 /// An integer that must fit forge's field type; argparse itself would accept any int,
 /// but forge cannot represent e.g. a negative TP, so it is reported the argparse way.
-fn int<T: TryFrom<i64>>(flag: &Flag, v: &Value) -> Result<Option<T>, ArgparseError> {
+fn int<T: TryFrom<i64>>(flag: &str, v: &Value) -> Result<Option<T>, ArgparseError> {
     match v {
         Value::Int(i) => T::try_from(*i)
             .map(Some)
@@ -167,7 +167,7 @@ fn int<T: TryFrom<i64>>(flag: &Flag, v: &Value) -> Result<Option<T>, ArgparseErr
     }
 }
 
-fn int_list(flag: &Flag, v: &Value) -> Result<Option<Vec<u32>>, ArgparseError> {
+fn int_list(flag: &str, v: &Value) -> Result<Option<Vec<u32>>, ArgparseError> {
     match v {
         Value::IntList(list) => list
             .iter()
@@ -178,10 +178,10 @@ fn int_list(flag: &Flag, v: &Value) -> Result<Option<Vec<u32>>, ArgparseError> {
     }
 }
 
-fn out_of_range(flag: &Flag, i: i64) -> ArgparseError {
+fn out_of_range(flag: &str, i: i64) -> ArgparseError {
     ArgparseError::new(format!(
         "argument {}: invalid int value: {}",
-        flag.display_name(),
+        flag,
         py_repr_str(&i.to_string())
     ))
 }

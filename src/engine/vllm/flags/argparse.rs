@@ -38,8 +38,8 @@ impl ArgparseError {
         }
     }
 
-    fn for_flag(flag: &Flag, why: &str) -> Self {
-        ArgparseError::new(format!("argument {}: {why}", flag.display_name()))
+    fn for_flag(flag: &Flag, version: Version, why: &str) -> Self {
+        ArgparseError::new(format!("argument {}: {why}", flag.display_name(version)))
     }
 }
 
@@ -48,9 +48,11 @@ impl ArgparseError {
 pub struct Occurrence {
     /// The flag.
     pub flag: &'static Flag,
-    /// The option string as matched (`-tp`, `--no-enable-prefix-caching`).
+    /// The option string as matched (`-tp`, `--disable-prefix-caching`).
     pub option: String,
-    /// The converted value (`Bool(false)` for a `--no-` form).
+    /// Argparse's name for the flag in this version, for error messages.
+    pub display: String,
+    /// The converted value (`Bool(false)` for a negative spelling).
     pub value: Value,
 }
 
@@ -178,7 +180,7 @@ fn prefix_matches(arg: &str, version: Version) -> Vec<Match> {
             None => (arg, None),
         };
         for flag in flags_for(version) {
-            for option in flag.option_strings() {
+            for option in flag.accepted_strings(version) {
                 if option.starts_with("--") && option.starts_with(prefix) {
                     out.push(Match {
                         flag,
@@ -193,7 +195,7 @@ fn prefix_matches(arg: &str, version: Version) -> Vec<Match> {
     let short_prefix: String = arg.chars().take(2).collect();
     let glued = &arg[short_prefix.len()..];
     for flag in flags_for(version) {
-        for option in flag.option_strings() {
+        for option in flag.accepted_strings(version) {
             if option == short_prefix {
                 out.push(Match {
                     flag,
@@ -241,16 +243,17 @@ fn consume(
     let value = if flag.kind.is_switch() {
         if let Some(x) = &m.explicit {
             let why = format!("ignored explicit argument {}", py_repr_str(x));
-            return Err(ArgparseError::for_flag(flag, &why));
+            return Err(ArgparseError::for_flag(flag, version, &why));
         }
-        Value::Bool(!m.option.starts_with("--no-"))
+        Value::Bool(!flag.is_negative(&m.option, version))
     } else {
         let raw = take_values(flag, m.explicit.clone(), args, &mut next, version)?;
-        convert_all(flag, &raw)?
+        convert_all(flag, version, &raw)?
     };
     out.occurrences.push(Occurrence {
         flag,
         option: m.option,
+        display: flag.display_name(version),
         value,
     });
     Ok(next)
@@ -278,13 +281,13 @@ fn take_values(
         } else {
             "expected one argument"
         };
-        return Err(ArgparseError::for_flag(flag, why));
+        return Err(ArgparseError::for_flag(flag, version, why));
     }
     Ok(raw)
 }
 
-fn convert_all(flag: &Flag, raw: &[String]) -> Result<Value, ArgparseError> {
-    let err = |why: String| ArgparseError::for_flag(flag, &why);
+fn convert_all(flag: &Flag, version: Version, raw: &[String]) -> Result<Value, ArgparseError> {
+    let err = |why: String| ArgparseError::for_flag(flag, version, &why);
     match flag.kind {
         Kind::StrList => Ok(Value::StrList(raw.to_vec())),
         Kind::IntList(conv) => {

@@ -52,7 +52,7 @@ pub fn help_for(version: Version, key: &str) -> String {
         return format!("{}\n{JSON_TIP}\n", section(&g, version));
     }
     let matched: Vec<&Flag> = flags_for(version)
-        .filter(|f| f.option_strings().iter().any(|o| o.contains(&key)))
+        .filter(|f| f.option_strings(version).iter().any(|o| o.contains(&key)))
         .collect();
     if matched.is_empty() {
         return format!(
@@ -61,8 +61,8 @@ pub fn help_for(version: Version, key: &str) -> String {
         );
     }
     let mut out = format!("Arguments matching '{key}':\n");
-    for f in sorted(matched) {
-        out.push_str(&entry(&invocation(f), f.help));
+    for f in sorted(matched, version) {
+        out.push_str(&entry(&invocation(f, version), f.help));
     }
     out
 }
@@ -94,22 +94,22 @@ fn groups(version: Version) -> Vec<String> {
 fn section(group: &str, version: Version) -> String {
     let flags: Vec<&Flag> = flags_for(version).filter(|f| f.group == group).collect();
     let mut out = format!("{group}:\n");
-    for f in sorted(flags) {
-        out.push_str(&entry(&invocation(f), f.help));
+    for f in sorted(flags, version) {
+        out.push_str(&entry(&invocation(f, version), f.help));
     }
     out
 }
 
 /// `SortedHelpFormatter`: by the list of option strings.
-fn sorted(mut flags: Vec<&Flag>) -> Vec<&Flag> {
-    flags.sort_by_key(|f| f.option_strings());
+fn sorted(mut flags: Vec<&Flag>, version: Version) -> Vec<&Flag> {
+    flags.sort_by_key(|f| f.option_strings(version));
     flags
 }
 
 /// argparse's `_format_action_invocation` (Python 3.12: the metavar after every option
 /// string).
-fn invocation(f: &Flag) -> String {
-    let strings = f.option_strings();
+fn invocation(f: &Flag, version: Version) -> String {
+    let strings = f.option_strings(version);
     if f.kind.is_switch() {
         return strings.join(", ");
     }
@@ -180,13 +180,14 @@ mod tests {
         for f in flags_for(Version::V0_33) {
             assert!(text.contains(f.long), "{}", f.long);
         }
-        assert!(text.contains("--enable-prefix-caching, --no-enable-prefix-caching"));
+        assert!(text.contains("--enable-prefix-caching, --disable-prefix-caching"));
         assert!(
             text.contains("--tensor-parallel-size TENSOR_PARALLEL_SIZE, -tp TENSOR_PARALLEL_SIZE")
         );
         assert!(!text.contains("--swap-space"));
         let old = help_text(Version::V0_10);
         assert!(old.contains("--swap-space SWAP_SPACE"));
+        assert!(old.contains("--enable-prefix-caching, --no-enable-prefix-caching"));
         assert!(!old.contains("--performance-mode"));
     }
 

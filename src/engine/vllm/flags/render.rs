@@ -31,18 +31,47 @@ pub enum RenderError {
 
 /// Render `args` as the argv after `vllm serve` (never a shell string).
 pub fn render(args: &VllmArgs, version: Version) -> Result<Vec<String>, RenderError> {
+    let mut out = vec![args.model.clone()];
+    out.extend(
+        render_pieces(args, version)?
+            .into_iter()
+            .flat_map(|p| p.words),
+    );
+    Ok(out)
+}
+
+/// One set field as [`render`] emits it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    /// The field.
+    pub target: Target,
+    /// The table's flag for it in the version (`--compilation-config` for `-O<n>` before
+    /// 0.12).
+    pub flag: &'static Flag,
+    /// Its argv words: the option (or `-O<n>`) first, then the values.
+    pub words: Vec<String>,
+}
+
+/// [`render`] before flattening: the model tag is checked, then each set field becomes a
+/// [`Piece`], in table order — so a caller can check or respell each against what the
+/// installed engine lists.
+pub fn render_pieces(args: &VllmArgs, version: Version) -> Result<Vec<Piece>, RenderError> {
     check_word("model", &args.model)?;
-    let mut pieces: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut pieces: Vec<(usize, Piece)> = Vec::new();
     for target in ENGINE_TARGETS {
         if let Some(words) = value_words(args, *target, version)? {
             let (index, flag) = position(*target, version)?;
-            pieces.push((index, with_flag(flag, *target, words)));
+            let words = with_flag(flag, *target, words, version);
+            let piece = Piece {
+                target: *target,
+                flag,
+                words,
+            };
+            pieces.push((index, piece));
         }
     }
     pieces.sort_by_key(|(i, _)| *i);
-    let mut out = vec![args.model.clone()];
-    out.extend(pieces.into_iter().flat_map(|(_, words)| words));
-    Ok(out)
+    Ok(pieces.into_iter().map(|(_, p)| p).collect())
 }
 
 /// Every target [`render`] knows, i.e. every `VllmArgs` field but `model`.
@@ -99,18 +128,17 @@ fn position(target: Target, version: Version) -> Result<(usize, &'static Flag), 
     })
 }
 
-/// Argv words for one flag: switches become `--x` / `--no-x`, levels `-O<n>`, the rest
-/// `--flag value...`.
-fn with_flag(flag: &Flag, target: Target, words: Vec<String>) -> Vec<String> {
+/// Argv words for one flag: switches become `--x` or the version's negative spelling
+/// (`--no-x`, `--disable-x`), levels `-O<n>`, the rest `--flag value...`.
+fn with_flag(flag: &Flag, target: Target, words: Vec<String>, version: Version) -> Vec<String> {
     if target == Target::OptimizationLevel {
         return words.into_iter().map(|w| format!("-O{w}")).collect();
     }
     if flag.kind == Kind::BoolOpt {
         let on = words.first().is_some_and(|w| w == "true");
-        let name = if on {
-            flag.long.to_string()
-        } else {
-            super::table::negated(flag.long)
+        let name = match flag.negation(version) {
+            Some(neg) if !on => neg,
+            _ => flag.long.to_string(),
         };
         return vec![name];
     }

@@ -200,7 +200,7 @@ pub enum Target {
 pub struct Flag {
     /// Long option, e.g. `--max-num-seqs`.
     pub long: &'static str,
-    /// Short aliases, e.g. `-tp`.
+    /// Aliases, e.g. `-tp`, `--device-memory-utilization`.
     pub short: &'static [&'static str],
     /// Argparse shape.
     pub kind: Kind,
@@ -222,30 +222,87 @@ impl Flag {
         self.since <= version && self.until.is_none_or(|u| version < u)
     }
 
-    /// Argparse's name for the flag in error messages: every option string joined by `/`
-    /// (`--tensor-parallel-size/-tp`, `--enable-prefix-caching/--no-enable-prefix-caching`).
-    pub fn display_name(&self) -> String {
-        let mut names = vec![self.long.to_string()];
-        if self.kind == Kind::BoolOpt {
-            names.push(negated(self.long));
-        }
-        names.extend(self.short.iter().map(|s| s.to_string()));
-        names.join("/")
+    /// Argparse's name for the flag in error messages: every listed option string joined
+    /// by `/` (`--tensor-parallel-size/-tp`, `--enable-prefix-caching/--disable-prefix-caching`).
+    pub fn display_name(&self, version: Version) -> String {
+        self.option_strings(version).join("/")
     }
 
-    /// Every option string (long, `--no-` form, short aliases).
-    pub fn option_strings(&self) -> Vec<String> {
+    /// Every option string `vllm serve --help` lists for the flag in `version`, in
+    /// argparse's order: `BooleanOptionalAction` gives `--x, --no-x, -a`; vLLM's
+    /// `EnableDisableAction` (from [`ENABLE_DISABLE_SINCE`]) gives `--enable-x, -a,
+    /// --disable-x`.
+    pub fn option_strings(&self, version: Version) -> Vec<String> {
         let mut v = vec![self.long.to_string()];
-        if self.kind == Kind::BoolOpt {
-            v.push(negated(self.long));
+        let shorts = self.short.iter().map(|s| s.to_string());
+        match self.negation(version) {
+            Some(neg) if enable_disable(self.long, version) => {
+                v.extend(shorts);
+                v.push(neg);
+            }
+            Some(neg) => {
+                v.push(neg);
+                v.extend(shorts);
+            }
+            None => v.extend(shorts),
         }
-        v.extend(self.short.iter().map(|s| s.to_string()));
         v
+    }
+
+    /// Every option string vLLM `version` accepts for the flag: the listed ones plus the
+    /// `--no-enable-x` / `--no-disable-x` spellings `EnableDisableAction` still accepts
+    /// but hides from help.
+    pub fn accepted_strings(&self, version: Version) -> Vec<String> {
+        let mut v = self.option_strings(version);
+        if self.kind == Kind::BoolOpt && enable_disable(self.long, version) {
+            v.push(no_form(self.long));
+        }
+        v
+    }
+
+    /// The spelling that turns a boolean flag off in `version` (`None` for other kinds).
+    pub fn negation(&self, version: Version) -> Option<String> {
+        if self.kind != Kind::BoolOpt {
+            return None;
+        }
+        Some(match inverse(self.long) {
+            Some(inv) if version >= ENABLE_DISABLE_SINCE => inv,
+            _ => no_form(self.long),
+        })
+    }
+
+    /// True when `option` is one of the flag's negative spellings in `version`.
+    pub fn is_negative(&self, option: &str, version: Version) -> bool {
+        self.kind == Kind::BoolOpt
+            && option != self.long
+            && (self.negation(version).as_deref() == Some(option)
+                || (option == no_form(self.long)
+                    && self.accepted_strings(version).iter().any(|o| o == option)))
     }
 }
 
-/// `--x` → `--no-x`.
-pub fn negated(long: &str) -> String {
+/// First vLLM release known to pair `--enable-x` with `--disable-x` (vLLM's
+/// `EnableDisableAction`, `--no-enable-x` still accepted but hidden). 0.10.2's help lists
+/// `--no-enable-x`; 0.33.0's lists `--disable-x`. The release in between that switched is
+/// not recorded here: for such a version the installed engine's help snapshot decides.
+pub const ENABLE_DISABLE_SINCE: Version = Version::V0_33;
+
+/// True when `long` is an `--enable-x`/`--disable-x` switch paired the new way in `version`.
+fn enable_disable(long: &str, version: Version) -> bool {
+    version >= ENABLE_DISABLE_SINCE && inverse(long).is_some()
+}
+
+/// `--enable-x` ↔ `--disable-x`.
+fn inverse(long: &str) -> Option<String> {
+    if let Some(x) = long.strip_prefix("--enable-") {
+        return Some(format!("--disable-{x}"));
+    }
+    long.strip_prefix("--disable-")
+        .map(|x| format!("--enable-{x}"))
+}
+
+/// `--x` → `--no-x` (argparse's `BooleanOptionalAction`).
+fn no_form(long: &str) -> String {
     format!("--no-{}", long.trim_start_matches("--"))
 }
 
@@ -364,7 +421,18 @@ pub const PERF_MODES: &[&str] = &["balanced", "interactivity", "throughput"];
 /// `--scheduling-policy` choices.
 pub const POLICIES: &[&str] = &["fcfs", "priority"];
 const LOG_LEVELS: &[&str] = &["critical", "debug", "error", "info", "trace", "warning"];
-const TOKENIZER_MODES: &[&str] = &["auto", "custom", "mistral", "slow"];
+const TOKENIZER_MODES_0_10: &[&str] = &["auto", "custom", "mistral", "slow"];
+const TOKENIZER_MODES: &[&str] = &[
+    "alpamayo2_super",
+    "auto",
+    "cohere",
+    "deepseek_v32",
+    "deepseek_v4",
+    "hf",
+    "inkling",
+    "kimi_k3",
+    "mistral",
+];
 const EXECUTORS: &[&str] = &["external_launcher", "mp", "ray", "uni"];
 const CONTENT_FORMATS: &[&str] = &["auto", "openai", "string"];
 
@@ -393,13 +461,16 @@ pub static FLAGS: &[Flag] = &[
     flag("--enable-force-include-usage", Kind::BoolOpt, T::Server(ServerField::ForceIncludeUsage), FRONTEND, "If set to True, including usage on every request."),
     flag("--enable-request-id-headers", Kind::BoolOpt, T::Ignored, FRONTEND, "If specified, API server will add X-Request-Id header to responses."),
     flag("--max-log-len", OPT_INT, T::Ignored, FRONTEND, "Max number of prompt characters or prompt ID numbers being printed in log."),
-    flag("--api-server-count", INT, T::Ignored, FRONTEND, "How many API server processes to run."),
+    flag("--api-server-count", INT, T::Ignored, FRONTEND, "How many API server processes to run.").alias(&["-asc"]),
     flag("--lora-modules", Kind::StrList, T::Ignored, FRONTEND, "LoRA modules configurations."),
-    flag("--disable-log-requests", Kind::StoreTrue, T::Ignored, FRONTEND, "Disable logging requests.").until(V0_20),
+    // 0.10's deprecated `--disable-log-requests` (its own switch, `--no-disable-log-requests`
+    // too); from 0.33 the same spelling is the negation of `--enable-log-requests`.
+    flag("--disable-log-requests", Kind::BoolOpt, T::Ignored, FRONTEND, "[DEPRECATED] Disable logging requests.").until(V0_20),
     flag("--enable-log-requests", Kind::BoolOpt, T::Server(ServerField::EnableLogRequests), FRONTEND, "Enable logging requests."),
     // ModelConfig.
     flag("--tokenizer", Kind::Str, T::Ignored, MODEL, "Name or path of the Hugging Face tokenizer to use."),
-    flag("--tokenizer-mode", Kind::Choice(TOKENIZER_MODES), T::Ignored, MODEL, "Tokenizer mode."),
+    flag("--tokenizer-mode", Kind::Choice(TOKENIZER_MODES_0_10), T::Ignored, MODEL, "Tokenizer mode.").until(Version::V0_33),
+    flag("--tokenizer-mode", Kind::Choice(TOKENIZER_MODES), T::Ignored, MODEL, "Tokenizer mode.").since(Version::V0_33),
     flag("--trust-remote-code", Kind::BoolOpt, T::Ignored, MODEL, "Trust remote code (e.g., from HuggingFace) when downloading the model and tokenizer."),
     flag("--dtype", Kind::Choice(DTYPES), T::Dtype, MODEL, "Data type for model weights and activations."),
     flag("--seed", OPT_INT, T::Seed, MODEL, "Random seed for reproducibility."),
@@ -425,13 +496,15 @@ pub static FLAGS: &[Flag] = &[
     flag("--pipeline-parallel-size", INT, T::PipelineParallelSize, PARALLEL, "Number of pipeline parallel groups.").alias(&["-pp"]),
     flag("--tensor-parallel-size", INT, T::TensorParallelSize, PARALLEL, "Number of tensor parallel groups.").alias(&["-tp"]),
     flag("--data-parallel-size", INT, T::DataParallelSize, PARALLEL, "Number of data parallel groups.").alias(&["-dp"]),
-    flag("--enable-expert-parallel", Kind::BoolOpt, T::Ignored, PARALLEL, "Use expert parallelism instead of tensor parallelism for MoE layers."),
+    flag("--enable-expert-parallel", Kind::BoolOpt, T::Ignored, PARALLEL, "Use expert parallelism instead of tensor parallelism for MoE layers.").until(Version::V0_33),
+    flag("--enable-expert-parallel", Kind::BoolOpt, T::Ignored, PARALLEL, "Use expert parallelism instead of tensor parallelism for MoE layers.").alias(&["-ep"]).since(Version::V0_33),
     flag("--max-parallel-loading-workers", OPT_INT, T::Ignored, PARALLEL, "Maximum number of parallel loading workers."),
     flag("--disable-custom-all-reduce", Kind::BoolOpt, T::Ignored, PARALLEL, "Disable the custom all-reduce kernel and fall back to NCCL."),
     // CacheConfig.
     flag("--block-size", Kind::IntChoice(BLOCK_SIZES_0_10), T::BlockSize, CACHE, "Size of a contiguous cache block in number of tokens.").until(V0_11),
     flag("--block-size", Kind::IntChoice(BLOCK_SIZES), T::BlockSize, CACHE, "Size of a contiguous cache block in number of tokens.").since(V0_11),
-    flag("--gpu-memory-utilization", FLOAT, T::GpuMemoryUtilization, CACHE, "The fraction of GPU memory to be used for the model executor."),
+    flag("--gpu-memory-utilization", FLOAT, T::GpuMemoryUtilization, CACHE, "The fraction of GPU memory to be used for the model executor.").until(Version::V0_33),
+    flag("--gpu-memory-utilization", FLOAT, T::GpuMemoryUtilization, CACHE, "The fraction of GPU memory to be used for the model executor.").alias(&["--device-memory-utilization"]).since(Version::V0_33),
     flag("--kv-cache-memory-bytes", HUMAN_INT, T::Ignored, CACHE, "Size of KV Cache per GPU in bytes.").since(V0_11),
     flag("--swap-space", FLOAT, T::Ignored, CACHE, "Size of the CPU swap space per GPU (in GiB).").until(V0_20),
     flag("--kv-cache-dtype", Kind::Choice(KV_DTYPES_0_10), T::KvCacheDtype, CACHE, "Data type for kv cache storage.").until(V0_11),
@@ -475,12 +548,12 @@ pub fn flags_for(version: Version) -> impl Iterator<Item = &'static Flag> {
 }
 
 /// Find the flag an option string names in `version` (`--max-num-seqs`, `-tp`,
-/// `--no-enable-prefix-caching`).
+/// `--disable-prefix-caching`, and the hidden `--no-enable-prefix-caching`).
 pub fn lookup(option: &str, version: Version) -> Option<&'static Flag> {
     flags_for(version).find(|f| {
         f.long == option
             || f.short.contains(&option)
-            || (f.kind == Kind::BoolOpt && negated(f.long) == option)
+            || (f.kind == Kind::BoolOpt && f.accepted_strings(version).iter().any(|o| o == option))
     })
 }
 
@@ -517,11 +590,7 @@ mod tests {
 
     #[test]
     fn removed_flags_exist_only_in_old_versions() {
-        for name in [
-            "--swap-space",
-            "--disable-log-requests",
-            "--max-num-partial-prefills",
-        ] {
+        for name in ["--swap-space", "--max-num-partial-prefills"] {
             assert!(lookup(name, Version::V0_10).is_some(), "{name}");
             assert!(lookup(name, Version::V0_33).is_none(), "{name}");
         }
@@ -539,23 +608,80 @@ mod tests {
             lookup("-cc", Version::V0_33).unwrap().long,
             "--compilation-config"
         );
-        assert_eq!(
-            lookup("--no-enable-prefix-caching", Version::V0_33)
-                .unwrap()
-                .long,
-            "--enable-prefix-caching"
-        );
         assert!(!KV_DTYPES.contains(&"bf16"));
+    }
+
+    #[test]
+    fn negative_spellings_follow_the_version() {
+        let v33 = Version::V0_33;
+        let v10 = Version::V0_10;
+        // 0.33 pairs --enable-x with --disable-x and still accepts the hidden --no-enable-x.
+        for (neg, long) in [
+            ("--disable-prefix-caching", "--enable-prefix-caching"),
+            ("--no-enable-prefix-caching", "--enable-prefix-caching"),
+            ("--disable-chunked-prefill", "--enable-chunked-prefill"),
+            ("--disable-log-requests", "--enable-log-requests"),
+            (
+                "--enable-uvicorn-access-log",
+                "--disable-uvicorn-access-log",
+            ),
+            ("--no-enforce-eager", "--enforce-eager"),
+        ] {
+            let f = lookup(neg, v33).unwrap();
+            assert_eq!(f.long, long);
+            assert!(f.is_negative(neg, v33), "{neg}");
+        }
+        let pc = lookup("--enable-prefix-caching", v33).unwrap();
+        assert!(!pc.is_negative("--enable-prefix-caching", v33));
+        assert_eq!(
+            pc.negation(v33).as_deref(),
+            Some("--disable-prefix-caching")
+        );
+        assert_eq!(
+            pc.negation(v10).as_deref(),
+            Some("--no-enable-prefix-caching")
+        );
+        // 0.10 knows only the --no- form; its --disable-log-requests is a switch of its own.
+        assert!(lookup("--disable-prefix-caching", v10).is_none());
+        let dlr = lookup("--disable-log-requests", v10).unwrap();
+        assert_eq!(dlr.long, "--disable-log-requests");
+        assert!(dlr.is_negative("--no-disable-log-requests", v10));
+        let access = lookup("--disable-uvicorn-access-log", v33).unwrap();
+        assert!(!access.is_negative("--disable-uvicorn-access-log", v33));
+    }
+
+    #[test]
+    fn option_strings_are_unique_per_version() {
+        for v in [Version::V0_10, Version::V0_33] {
+            let mut seen = std::collections::HashSet::new();
+            for f in flags_for(v) {
+                for o in f.accepted_strings(v) {
+                    assert!(seen.insert(o.clone()), "{o} twice in {v}");
+                }
+            }
+        }
     }
 
     #[test]
     fn display_names_join_every_option_string() {
         let tp = lookup("-tp", Version::V0_33).unwrap();
-        assert_eq!(tp.display_name(), "--tensor-parallel-size/-tp");
+        assert_eq!(
+            tp.display_name(Version::V0_33),
+            "--tensor-parallel-size/-tp"
+        );
         let pc = lookup("--enable-prefix-caching", Version::V0_33).unwrap();
         assert_eq!(
-            pc.display_name(),
+            pc.display_name(Version::V0_33),
+            "--enable-prefix-caching/--disable-prefix-caching"
+        );
+        assert_eq!(
+            pc.display_name(Version::V0_10),
             "--enable-prefix-caching/--no-enable-prefix-caching"
+        );
+        let ep = lookup("-ep", Version::V0_33).unwrap();
+        assert_eq!(
+            ep.display_name(Version::V0_33),
+            "--enable-expert-parallel/-ep/--disable-expert-parallel"
         );
     }
 }

@@ -40,12 +40,7 @@ fn unknown_flags_are_collected_and_reported_together() {
 
 #[test]
 fn removed_flags_are_unknown_now_but_accepted_in_0_10() {
-    for flag in [
-        "--swap-space 4",
-        "--disable-log-requests",
-        "--max-num-partial-prefills 2",
-        "--disable-chunked-prefill",
-    ] {
+    for flag in ["--swap-space 4", "--max-num-partial-prefills 2"] {
         let msg = err(&format!("m {flag}"), V33);
         assert_eq!(msg, format!("unrecognized arguments: {flag}"));
     }
@@ -55,6 +50,32 @@ fn removed_flags_are_unknown_now_but_accepted_in_0_10() {
     assert_eq!(
         err("m --disable-chunked-prefill", V10),
         "unrecognized arguments: --disable-chunked-prefill"
+    );
+    assert_eq!(
+        err("m --disable-prefix-caching", V10),
+        "unrecognized arguments: --disable-prefix-caching"
+    );
+}
+
+#[test]
+fn disable_spellings_are_negations_in_0_33() {
+    // The shared notes call these removed; vLLM 0.33's own help lists them as the
+    // negative half of --enable-x (EnableDisableAction).
+    let a = ok("m --disable-chunked-prefill --disable-prefix-caching");
+    assert_eq!(a.enable_chunked_prefill, Some(false));
+    assert_eq!(a.enable_prefix_caching, Some(false));
+    let p = parse_full(&argv("m --disable-log-requests"), V33).unwrap();
+    assert!(!p.server.enable_log_requests);
+    let p = parse_full(&argv("m --enable-log-requests"), V33).unwrap();
+    assert!(p.server.enable_log_requests);
+    // The old --no-enable-x spelling is still accepted (hidden from help).
+    assert_eq!(
+        ok("m --no-enable-prefix-caching").enable_prefix_caching,
+        Some(false)
+    );
+    assert_eq!(
+        ok("m --device-memory-utilization 0.5").gpu_memory_utilization,
+        Some(0.5)
     );
 }
 
@@ -74,7 +95,7 @@ fn conversion_errors_name_the_type_as_argparse_does() {
     );
     assert_eq!(
         err("m --gpu-memory-utilization high", V33),
-        "argument --gpu-memory-utilization: invalid float value: 'high'"
+        "argument --gpu-memory-utilization/--device-memory-utilization: invalid float value: 'high'"
     );
     assert_eq!(
         err("m -tp two", V33),
@@ -281,7 +302,7 @@ fn render_is_deterministic_and_checked() {
         render(&a, V33).unwrap(),
         argv(
             "meta-llama/Llama-3.1-8B-Instruct --tensor-parallel-size 2 \
-             --gpu-memory-utilization 0.9 --kv-cache-dtype fp8 --no-enable-prefix-caching \
+             --gpu-memory-utilization 0.9 --kv-cache-dtype fp8 --disable-prefix-caching \
              --max-num-seqs 128 -O3"
         )
     );

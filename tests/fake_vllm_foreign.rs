@@ -1,0 +1,133 @@
+//! A server already listening on the engine's port (pinned with `FORGE_ENGINE_PORT`) is
+//! detected as `foreign_server` and never benchmarked: it sees readiness probes, never a
+//! completion request. The original forge benchmarked whatever answered on port 8000.
+
+#[path = "fake_vllm_support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::{Sandbox, class, journal};
+
+/// Request lines a foreign server received (`GET /health`, ...).
+type Seen = Arc<Mutex<Vec<String>>>;
+
+/// An OpenAI-compatible server for another model, recording every request line.
+fn foreign_server(speaks_openai: bool) -> (u16, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let log = log.clone();
+            std::thread::spawn(move || answer(stream, &log, speaks_openai));
+        }
+    });
+    (port, seen)
+}
+
+fn answer(stream: TcpStream, log: &Seen, speaks_openai: bool) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let request = line.trim().to_string();
+    log.lock().unwrap().push(request.clone());
+    // Skip the headers; the body (if any) is not needed.
+    let mut header = String::new();
+    while reader.read_line(&mut header).unwrap_or(0) > 2 {
+        header.clear();
+    }
+    let body = match request.split(' ').nth(1) {
+        Some("/v1/models") => {
+            r#"{"object":"list","data":[{"id":"someone-else/other-model","object":"model"}]}"#
+        }
+        _ => "{}",
+    };
+    let status = if speaks_openai {
+        "200 OK"
+    } else {
+        "404 Not Found"
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut out = stream;
+    let _ = out.write_all(reply.as_bytes());
+}
+
+fn run_against(port: u16) -> (Sandbox, Vec<serde_json::Value>, String) {
+    let mut sb = Sandbox::new();
+    sb.set("FORGE_ENGINE_PORT", &port.to_string());
+    let mut forge = sb.tune_fake(&["--max-experiments", "3", "--boot-timeout", "10"]);
+    let status = forge.wait(Duration::from_secs(90));
+    assert!(status.success(), "{}", forge.stderr());
+    sb.assert_nothing_survives();
+    let rows = journal(&sb.run());
+    (sb, rows, forge.stderr())
+}
+
+fn completions(seen: &Seen) -> Vec<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.contains("completions"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn an_openai_server_for_another_model_is_foreign_and_never_benchmarked() {
+    let (port, seen) = foreign_server(true);
+    let (sb, rows, err) = run_against(port);
+    assert_eq!(rows.len(), 1, "{err}");
+    assert_eq!(class(&rows[0]), Some("foreign_server"));
+    let summary = rows[0]
+        .pointer("/failure/summary")
+        .unwrap()
+        .as_str()
+        .unwrap();
+    assert!(summary.contains("someone-else/other-model"), "{summary}");
+    assert!(
+        err.contains("the baseline could not be measured (foreign_server"),
+        "{err}"
+    );
+    // Probed (and retried once), never measured.
+    let requests = seen.lock().unwrap().clone();
+    assert!(
+        requests.iter().any(|r| r == "GET /health HTTP/1.1"),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|r| r == "GET /v1/models HTTP/1.1"),
+        "{requests:?}"
+    );
+    assert_eq!(completions(&seen), Vec::<String>::new());
+    // forge's own launch record (the fake may be stopped before it logs anything).
+    let pids = std::fs::read_to_string(sb.run().join("engines.pids")).unwrap();
+    assert_eq!(pids.lines().count(), 2, "first boot and its retry: {pids}");
+}
+
+#[test]
+fn a_server_that_is_not_vllm_is_foreign_once_the_engine_cannot_bind() {
+    // /health answers 404: never "ready", so forge waits; the engine then fails to bind
+    // the port ("[Errno 98] ... address already in use") and that is what classifies it.
+    let (port, seen) = foreign_server(false);
+    let (_sb, rows, err) = run_against(port);
+    assert_eq!(rows.len(), 1, "{err}");
+    assert_eq!(class(&rows[0]), Some("foreign_server"), "{}", rows[0]);
+    let summary = rows[0]
+        .pointer("/failure/summary")
+        .unwrap()
+        .as_str()
+        .unwrap();
+    assert!(summary.contains("address already in use"), "{summary}");
+    assert_eq!(completions(&seen), Vec::<String>::new());
+}
