@@ -299,6 +299,14 @@ pub const LLAMACPP_KNOBS: &[Knob] = &[
         "flash attention",
     ),
     knob(
+        "kv_cache_quant",
+        Layer::Quant,
+        Kind::Choice(&[
+            "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1",
+        ]),
+        "KV cache type (both K and V: --cache-type-k/-v)",
+    ),
+    knob(
         "cache_type_k",
         Layer::Quant,
         Kind::Choice(&[

@@ -25,7 +25,7 @@ failure modes, on a simulated GPU. Connections are refused until the engine is u
 vLLM flags (the most used; `forge sim serve MODEL --help=all` lists every one):
   --max-num-seqs N  --max-num-batched-tokens N  --max-model-len N
   --gpu-memory-utilization F  --kv-cache-dtype {auto,bfloat16,float16,fp8,...}
-  --enable-prefix-caching / --no-enable-prefix-caching  --block-size N
+  --enable-prefix-caching / --disable-prefix-caching  --block-size N
   -tp N  -pp N  -dp N  -q METHOD  --dtype D  --enforce-eager  -O0..-O3
   --speculative-config/-sc JSON  --served-model-name NAME...  --api-key KEY
   --host HOST (default 127.0.0.1)  --port PORT (default 8000; 0 = any free port)

@@ -96,6 +96,11 @@ pub struct References {
     pub baseline_answers: Vec<String>,
     /// The baseline's own mean task score (None when the workload has no references).
     pub baseline_task: Option<f64>,
+    /// How well a second run of the baseline agreed with the first (1.0 for an engine whose
+    /// greedy answers do not depend on batching; llama.cpp's do). Agreement is judged
+    /// relative to this level, so the engine's own variation is not counted as a loss.
+    #[serde(default)]
+    pub self_agreement: Option<f64>,
 }
 
 impl References {
@@ -105,9 +110,25 @@ impl References {
             expected,
             baseline_answers,
             baseline_task: None,
+            self_agreement: None,
         };
         r.baseline_task = r.mean_task(&r.baseline_answers.clone());
         r
+    }
+
+    /// Record how a second run of the baseline agreed with the first.
+    pub fn calibrate(&mut self, second_run: &[String]) {
+        self.self_agreement = self.mean_agreement(second_run).filter(|a| *a > 0.0);
+    }
+
+    fn mean_agreement(&self, answers: &[String]) -> Option<f64> {
+        let scores: Vec<f64> = self
+            .baseline_answers
+            .iter()
+            .zip(answers)
+            .map(|(r, a)| agreement(a, r))
+            .collect();
+        (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
     }
 
     fn mean_task(&self, answers: &[String]) -> Option<f64> {
@@ -127,13 +148,8 @@ impl References {
         {
             return Some((cand / base).min(1.0));
         }
-        let scores: Vec<f64> = self
-            .baseline_answers
-            .iter()
-            .zip(answers)
-            .map(|(r, a)| agreement(a, r))
-            .collect();
-        (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
+        let level = self.self_agreement.unwrap_or(1.0);
+        self.mean_agreement(answers).map(|a| (a / level).min(1.0))
     }
 }
 
@@ -172,5 +188,16 @@ mod tests {
         let r = References::new(vec![Some("Canberra".into())], vec![" the step".into()]);
         assert_eq!(r.relative(&[" the step".into()]), Some(1.0));
         assert_eq!(r.relative(&[" the runs".into()]), Some(0.5));
+    }
+
+    #[test]
+    fn agreement_is_judged_against_the_engines_own_variation() {
+        let base = vec![" the step runs".to_string()];
+        let mut r = References::new(vec![None], base);
+        // A second baseline run agreed on 2 of 3 tokens: that is the engine's own level.
+        r.calibrate(&[" the step sits".to_string()]);
+        assert!((r.self_agreement.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(r.relative(&[" the step hums".into()]), Some(1.0));
+        assert!((r.relative(&[" the gpu hums".into()]).unwrap() - 0.5).abs() < 1e-12);
     }
 }

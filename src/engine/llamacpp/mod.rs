@@ -65,6 +65,9 @@ pub fn defaults(r: &Recipe) -> BTreeMap<String, Value> {
     }
     let threads = m.get("threads").cloned().unwrap_or(Value::Null);
     m.entry("threads_batch".into()).or_insert(threads);
+    // The quant layer moves both cache types together (`quant.kv_cache_quant`).
+    let k_type = m.get("cache_type_k").cloned().unwrap_or(Value::Null);
+    m.insert("kv_cache_quant".into(), k_type);
     m
 }
 
