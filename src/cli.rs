@@ -223,6 +223,10 @@ pub struct TuneArgs {
     /// Base URL of an OpenAI-compatible endpoint for the agent LLM.
     #[arg(long)]
     pub llm_base_url: Option<String>,
+    /// YAML price table for LLM spend, `provider/model: {input: X, output: Y}` in USD per
+    /// million tokens (default: $FORGE_LLM_PRICES, ~/.config/forge/prices.yaml, built-in).
+    #[arg(long)]
+    pub llm_prices: Option<PathBuf>,
     /// Max concurrent requests during benchmarking.
     #[arg(long, short = 'c', default_value_t = 8)]
     pub concurrency: usize,

@@ -49,7 +49,10 @@ pub fn select(settings: &TuneSettings) -> Result<Selection, LlmError> {
     select_with(
         settings,
         &|k| std::env::var(k).ok(),
-        &SelectOptions::default(),
+        &SelectOptions {
+            price_file: settings.llm_prices.clone(),
+            ..SelectOptions::default()
+        },
     )
 }
 

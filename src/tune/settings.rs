@@ -73,6 +73,9 @@ pub struct TuneSettings {
     pub llm: String,
     /// Agent LLM base URL override.
     pub llm_base_url: Option<String>,
+    /// Price file for LLM spend (`provider/model: {input: $/Mtok, output: $/Mtok}`).
+    #[serde(default)]
+    pub llm_prices: Option<PathBuf>,
     /// Bench concurrency.
     pub concurrency: usize,
     /// Experiment budget.
@@ -161,6 +164,7 @@ impl TuneSettings {
             playbook: a.playbook.clone().map(absolute),
             llm: a.llm.clone(),
             llm_base_url: a.llm_base_url.clone(),
+            llm_prices: a.llm_prices.clone().map(absolute),
             concurrency: a.concurrency,
             max_experiments: a.max_experiments,
             max_config_experiments: a.max_config_experiments,
