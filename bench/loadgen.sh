@@ -8,14 +8,14 @@
 #   bench/loadgen.sh --quick    # a tenth of the requests
 #   FORGE_NO_PEERS=1 bench/loadgen.sh   # forge alone
 #
-# The peer client comes from ../shared/tools/peer-clients.sh (vLLM's client side and a tiny
+# The peer client comes from scripts/peers/peer-clients.sh (vLLM's client side and a tiny
 # tokenizer); set VLLM=... TOKENIZER=... to use others. Needs 2+ CPUs; nice -19 is applied
 # when permitted, so other work on the machine disturbs the figures less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 forge=$PWD/target/release/forge
-peers=../shared/tools/peer-clients.sh
+peers=scripts/peers/peer-clients.sh
 if [ -z "${FORGE_NO_PEERS:-}" ] && [ -z "${VLLM:-}" ] && [ -x "$peers" ]; then
   eval "$("$peers" | grep -E '^(VLLM|TOKENIZER)=')"
 fi
