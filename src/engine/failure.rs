@@ -84,6 +84,37 @@ pub struct Failure {
     pub hints: Vec<String>,
 }
 
+/// Most hint lines a failure carries.
+pub const MAX_HINTS: usize = 8;
+
+/// True when any of `patterns` occurs in `log`.
+pub fn log_has_any(log: &str, patterns: &[&str]) -> bool {
+    patterns.iter().any(|p| log.contains(p))
+}
+
+/// An engine's own explanatory lines: the lines `keep` accepts that contain one of
+/// `patterns`, cleaned by `strip`, each once (where it last appeared), the last
+/// [`MAX_HINTS`] of them.
+pub fn collect_hints(
+    log: &str,
+    patterns: &[&str],
+    keep: impl Fn(&str) -> bool,
+    strip: impl Fn(&str) -> &str,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in log.lines().filter(|l| keep(l)) {
+        if patterns.iter().any(|p| line.contains(p)) {
+            let clean = strip(line).to_string();
+            out.retain(|h| *h != clean);
+            if !clean.is_empty() {
+                out.push(clean);
+            }
+        }
+    }
+    let n = out.len();
+    out.split_off(n.saturating_sub(MAX_HINTS))
+}
+
 /// Last `n` lines of a log, for summaries.
 pub fn tail(log: &str, n: usize) -> Vec<String> {
     let lines: Vec<&str> = log.lines().collect();

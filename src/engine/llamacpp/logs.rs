@@ -6,6 +6,7 @@
 //! checked against llama.cpp's source (`common/arg.cpp`, `tools/server/server.cpp`,
 //! `src/llama-context.cpp`, `ggml/src/ggml.c`).
 
+use crate::engine::failure::log_has_any as has_any;
 use crate::engine::failure::{Failure, FailureClass};
 
 /// Lines that mean "does not fit in memory" (`ggml_aligned_malloc`, the CPU and GPU buffer
@@ -90,25 +91,10 @@ fn is_generic(line: &str) -> bool {
         || line.contains("common_init_")
 }
 
-fn has_any(log: &str, patterns: &[&str]) -> bool {
-    patterns.iter().any(|p| log.contains(p))
-}
-
 /// The engine's own explanatory lines (at most 8; a repeated line counts where it last
 /// appeared; timestamps, levels and component tags stripped; debugger backtraces skipped).
 pub fn hints(log: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in log.lines().filter(|l| !is_backtrace(l)) {
-        if HINT_PATTERNS.iter().any(|p| line.contains(p)) {
-            let clean = strip_prefix(line).to_string();
-            out.retain(|h| *h != clean);
-            if !clean.is_empty() {
-                out.push(clean);
-            }
-        }
-    }
-    let n = out.len();
-    out.split_off(n.saturating_sub(8))
+    crate::engine::failure::collect_hints(log, HINT_PATTERNS, |l| !is_backtrace(l), strip_prefix)
 }
 
 /// gdb output ggml prints after an abort (`#3 0x... in ggml_abort`, `[Inferior 1 ...]`).

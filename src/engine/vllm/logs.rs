@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::failure::log_has_any as has_any;
 use crate::engine::failure::{Failure, FailureClass};
 
 /// Lines that mean "does not fit in memory".
@@ -111,23 +112,9 @@ fn is_explanation(line: &str) -> bool {
     !(t.starts_with("raise ") || t.starts_with("File \"") || t.contains(" HTTP/1.1\" "))
 }
 
-fn has_any(log: &str, patterns: &[&str]) -> bool {
-    patterns.iter().any(|p| log.contains(p))
-}
-
 /// The engine's own explanatory lines (deduplicated, at most 8, log prefixes stripped).
 pub fn hints(log: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in log.lines().filter(|l| is_explanation(l)) {
-        if HINT_PATTERNS.iter().any(|p| line.contains(p)) {
-            let clean = strip_prefix(line).to_string();
-            if !out.contains(&clean) {
-                out.push(clean);
-            }
-        }
-    }
-    let n = out.len();
-    out.split_off(n.saturating_sub(8))
+    crate::engine::failure::collect_hints(log, HINT_PATTERNS, is_explanation, strip_prefix)
 }
 
 /// Remove vLLM's `INFO 05-13 04:10:00 [file.py:12] ` / `(EngineCore pid=1) ` prefixes.
