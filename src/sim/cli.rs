@@ -120,6 +120,8 @@ fn print_help(command: &str, key: &str) {
         return;
     }
     let mut cli = crate::cli::Cli::command();
+    // Building propagates the binary name (`Usage: forge sim serve`) and the global flags.
+    cli.build();
     let sub = cli
         .find_subcommand_mut("sim")
         .and_then(|s| s.find_subcommand_mut(command));
