@@ -187,8 +187,8 @@ pub struct TuneCli {
 /// `forge tune resume [RUN_DIR]`.
 #[derive(Debug, Subcommand)]
 pub enum TuneAction {
-    /// Resume the latest interrupted run (or RUN_DIR), with every setting and budget it
-    /// started with, spend included.
+    /// Resume an interrupted run (RUN, default: the latest under --run-dir) with every
+    /// setting and budget it started with, spend included.
     Resume(ResumeArgs),
 }
 
@@ -217,10 +217,13 @@ pub struct TuneArgs {
     /// Custom playbook (default: the bundled one for the engine).
     #[arg(long)]
     pub playbook: Option<PathBuf>,
-    /// Agent LLM as provider/model; the built-in agent runs when no key is available.
+    /// Agent LLM as provider/model, or `builtin`; the built-in agent also runs when the
+    /// provider's key is not in the environment.
     #[arg(long, default_value = "anthropic/claude-sonnet-4-6")]
     pub llm: String,
-    /// Base URL of an OpenAI-compatible endpoint for the agent LLM.
+    /// Base URL replacing the provider's (its API shape is kept: Anthropic or
+    /// OpenAI-compatible); a provider forge does not know is called in the OpenAI shape, with
+    /// the key, if any, from FORGE_LLM_API_KEY.
     #[arg(long)]
     pub llm_base_url: Option<String>,
     /// YAML price table for LLM spend, `provider/model: {input: X, output: Y}` in USD per
@@ -230,16 +233,18 @@ pub struct TuneArgs {
     /// Max concurrent requests during benchmarking.
     #[arg(long, short = 'c', default_value_t = 8)]
     pub concurrency: usize,
-    /// Experiment budget across all layers.
+    /// Experiment budget across all layers (the baseline counts as one; the final
+    /// confirmation of the best against the baseline does not).
     #[arg(long, default_value_t = 50)]
     pub max_experiments: u32,
-    /// Cap on layer-1 (config) experiments before escalating to quantization.
+    /// Cap on layer-1 (config) experiments, the baseline included, before escalating to
+    /// quantization.
     #[arg(long)]
     pub max_config_experiments: Option<u32>,
     /// Cap on layer-2 (quantization) experiments.
     #[arg(long)]
     pub max_quant_experiments: Option<u32>,
-    /// Wall-clock budget, hours.
+    /// Time budget: hours of experiment wall time, summed across resumes.
     #[arg(long, default_value_t = 12.0)]
     pub max_hours: f64,
     /// LLM spend cap, USD.
@@ -279,7 +284,7 @@ pub struct TuneArgs {
     /// Seconds to wait for an engine to become ready.
     #[arg(long, default_value_t = 600.0)]
     pub boot_timeout: f64,
-    /// GPU the simulator models (dry runs).
+    /// GPU the simulator models (dry runs; default: the detected GPU, else H100).
     #[arg(long)]
     pub sim_gpu: Option<String>,
     /// Simulator clock: wall seconds per simulated second (dry runs).
@@ -323,7 +328,8 @@ pub enum Objective {
 /// `forge report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A run directory, or a store (`.forge`) whose latest run is shown.
+    /// A run directory, or a store (`.forge`) or its `runs/` directory, whose latest run is
+    /// shown.
     #[arg(default_value = ".forge")]
     pub path: PathBuf,
     /// Output format.
@@ -411,7 +417,8 @@ pub struct SynthArgs {
     /// Requests.
     #[arg(long, required_unless_present = "scenario")]
     pub num_prompts: Option<usize>,
-    /// Tokens of a prefix shared by every prompt.
+    /// Tokens of a prefix shared by every prompt (added to --input-len, as vLLM's random
+    /// dataset does).
     #[arg(long, default_value_t = 0)]
     pub prefix_len: u32,
     /// Lengths vary uniformly within ±ratio.

@@ -32,7 +32,7 @@ vLLM flags (the most used; `forge sim serve MODEL --help=all` lists every one):
 
 Simulator flags:
   --sim-gpu NAME            GPU to simulate (default H100; e.g. A100-80GB, L4, H200)
-  --sim-time-scale F        wall seconds per simulated second (0.1 = 10x faster)
+  --sim-time-scale F        wall seconds per simulated second (default 1; 0.1 = 10x faster)
   --sim-boot-time-scale F   the same for the startup delay only (default: --sim-time-scale)
   --sim-seed N              seed for text and noise (default 0)
   --sim-noise PCT           run-to-run timing noise, percent (default 0)
@@ -120,6 +120,8 @@ fn print_help(command: &str, key: &str) {
         return;
     }
     let mut cli = crate::cli::Cli::command();
+    // Building propagates the binary name (`Usage: forge sim serve`) and the global flags.
+    cli.build();
     let sub = cli
         .find_subcommand_mut("sim")
         .and_then(|s| s.find_subcommand_mut(command));

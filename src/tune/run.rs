@@ -436,6 +436,9 @@ impl Tuner {
             &self.dir.join(COMPLETED_FILE),
             serde_json::to_string_pretty(&v)?.as_bytes(),
         )?;
+        // The views were last written with the last row, when the run still read as
+        // interrupted: rewrite them so `experiments.json` says how the run ended.
+        views::write_all(&self.dir, &self.state.rows)?;
         Ok(())
     }
 }
