@@ -308,7 +308,7 @@ fn rows() -> (Vec<ExperimentRow>, Recipe) {
         class: FailureClass::CrashedDuringBench,
         exit_code: Some(1),
         signal: None,
-        summary: "engine exited during the benchmark (code Some(1))".into(),
+        summary: "engine exited during the benchmark (exit code 1)".into(),
         hints: forge::engine::vllm::logs::hints(CRASH_LOG),
     };
     out.push(

@@ -84,6 +84,15 @@ pub struct Failure {
     pub hints: Vec<String>,
 }
 
+/// How a process ended, in words: `exit code 1`, `killed by signal 9`, `no exit status`.
+pub fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        (None, None) => "no exit status".into(),
+    }
+}
+
 /// Most hint lines a failure carries.
 pub const MAX_HINTS: usize = 8;
 

@@ -92,23 +92,36 @@ fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
             format!("{:?}", st.objective).to_lowercase()
         ));
     }
-    let state = match &s.stop_reason {
-        Some(r) => format!("{} ({r})", s.state),
-        None => s.state.to_string(),
+    let state = match (&s.stop_reason, s.state) {
+        (Some(r), _) => format!("{} ({r})", s.state),
+        (None, "interrupted") => format!(
+            "interrupted (continue it with: forge tune resume {})",
+            run.dir.display()
+        ),
+        (None, other) => other.to_string(),
     };
     out.push(format!("State: {state}"));
     out.push(format!(
         "Total experiments: {} ({} refused proposals)",
         s.experiments, s.refused
     ));
-    out.push(format!("Baseline: {} tok/s", fmt_opt(s.baseline_value, 1)));
+    out.push(match s.baseline_throughput {
+        Some(t) => format!(
+            "Baseline: {t:.1} tok/s (median of {} runs)",
+            s.baseline_runs
+        ),
+        None => "Baseline: not measured".to_string(),
+    });
     if let Some(id) = &s.best_id {
         out.push(format!(
             "Best recipe ID: {id} (generation {})",
             s.best_generation.unwrap_or(0)
         ));
         out.push(format!("Best score: {}", fmt_opt(s.best_score, 4)));
-        out.push(format!("Throughput: {} tok/s", fmt_opt(s.best_value, 1)));
+        out.push(match s.best_throughput {
+            Some(t) => format!("Throughput: {t:.1} tok/s (median of {} runs)", s.best_runs),
+            None => "Throughput: —".to_string(),
+        });
         out.push(format!("P99 latency: {} ms", fmt_opt(s.best_p99_ms, 0)));
     }
     out.push(match &s.gain {
@@ -124,6 +137,9 @@ fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
                 "chained from kept steps, approximate"
             }
         ),
+        None if s.baseline_throughput.is_none() => {
+            "Gain over baseline: none (the baseline was never measured)".into()
+        }
         None => "Gain over baseline: none (no candidate beat the baseline with confidence)".into(),
     });
     let changes: Vec<String> = s
@@ -139,10 +155,10 @@ fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
             changes.join(", ")
         }
     ));
-    let fails: Vec<String> = s
-        .failures
+    let fails: Vec<String> = crate::engine::failure::FailureClass::ALL
         .iter()
-        .filter(|(_, n)| **n > 0)
+        .filter_map(|c| s.failures.get(c.as_str()).map(|n| (c.as_str(), *n)))
+        .filter(|(_, n)| *n > 0)
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
     if let Some(a) = &run.analysis {
@@ -183,6 +199,32 @@ pub fn table(run: &LoadedRun, s: &RunSummary) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    let failed = failure_details(&run.rows);
+    if !failed.is_empty() {
+        out.push_str("\nFailed and refused experiments, with the engine's own lines:\n");
+        for line in failed {
+            out.push_str(&format!("{line}\n"));
+        }
+    }
+    out
+}
+
+/// One block per failed or rejected row: what failed and the engine's hint lines.
+fn failure_details(rows: &[ExperimentRow]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in rows {
+        let Some(f) = &r.failure else { continue };
+        let exp = r.exp.map_or_else(|| "—".to_string(), |e| e.to_string());
+        out.push(format!(
+            "  exp {exp} {} [{}]: {}",
+            r.id,
+            f.class.as_str(),
+            f.summary
+        ));
+        for h in f.hints.iter().filter(|h| **h != f.summary) {
+            out.push(format!("      {h}"));
+        }
+    }
     out
 }
 
@@ -203,6 +245,7 @@ pub fn json(run: &LoadedRun, s: &RunSummary) -> anyhow::Result<String> {
     let v = json!({
         "run": run.dir.display().to_string(),
         "summary": s,
+        "analysis": run.analysis,
         "settings": run.settings,
         "experiments": run.rows,
     });
@@ -225,6 +268,14 @@ pub fn markdown(run: &LoadedRun, s: &RunSummary) -> String {
     for r in &run.rows {
         let c = cells(r).map(|v| v.replace('|', "\\|").replace('\n', " "));
         out.push_str(&format!("| {} |\n", c.join(" | ")));
+    }
+    let failed = failure_details(&run.rows);
+    if !failed.is_empty() {
+        out.push_str("\n## Failures\n\n```\n");
+        for line in failed {
+            out.push_str(&format!("{}\n", line.trim_start()));
+        }
+        out.push_str("```\n");
     }
     out
 }

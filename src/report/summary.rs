@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::LoadedRun;
 use crate::engine::failure::FailureClass;
-use crate::tune::row::{ExperimentRow, Status};
+use crate::tune::row::{Arm, ExperimentRow, Status};
 
 /// Gain of the best recipe over the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,6 +35,10 @@ pub struct RunSummary {
     pub refused: usize,
     /// Baseline objective value.
     pub baseline_value: Option<f64>,
+    /// Baseline output throughput: the median over every run of the baseline recipe.
+    pub baseline_throughput: Option<f64>,
+    /// Runs of the baseline recipe behind that median.
+    pub baseline_runs: usize,
     /// Best recipe id.
     pub best_id: Option<String>,
     /// Best recipe generation.
@@ -43,6 +47,10 @@ pub struct RunSummary {
     pub best_score: Option<f64>,
     /// Best objective value.
     pub best_value: Option<f64>,
+    /// Best recipe's output throughput: the median over every run of it.
+    pub best_throughput: Option<f64>,
+    /// Runs of the best recipe behind that median.
+    pub best_runs: usize,
     /// Best p99 end-to-end latency, ms.
     pub best_p99_ms: Option<f64>,
     /// Best recipe's settings that differ from the baseline.
@@ -77,7 +85,15 @@ impl RunSummary {
         {
             *failures.entry(f.class.as_str().to_string()).or_default() += 1;
         }
+        let base_id = baseline.map(|r| r.recipe.id.clone()).unwrap_or_default();
+        let best_id = best.map(|r| r.recipe.id.clone()).unwrap_or_default();
+        let base_runs = runs_of(rows, &base_id, &base_id);
+        let best_runs = runs_of(rows, &best_id, &base_id);
         RunSummary {
+            baseline_throughput: median(&base_runs),
+            baseline_runs: base_runs.len(),
+            best_throughput: median(&best_runs),
+            best_runs: best_runs.len(),
             experiments: rows.iter().filter(|r| r.status.is_experiment()).count(),
             refused: rows
                 .iter()
@@ -110,6 +126,38 @@ impl RunSummary {
                 .and_then(Value::as_str)
                 .map(str::to_string),
         }
+    }
+}
+
+/// Output throughput of every run of recipe `id`: a candidate arm measured the row's
+/// recipe; an incumbent arm measured the row's parent (the baseline itself in the baseline
+/// row, and the baseline in the end-of-run confirmation).
+fn runs_of(rows: &[ExperimentRow], id: &str, baseline_id: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    for r in rows {
+        for s in &r.samples {
+            let measured = match (r.status, s.arm) {
+                (Status::Baseline, _) => r.recipe.id.as_str(),
+                (Status::Confirmation, Arm::Incumbent) => baseline_id,
+                (_, Arm::Candidate) => r.recipe.id.as_str(),
+                (_, Arm::Incumbent) => r.parent_id.as_deref().unwrap_or(""),
+            };
+            if !id.is_empty() && measured == id {
+                out.push(s.m.output_throughput);
+            }
+        }
+    }
+    out
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(s[n / 2]),
+        _ => Some((s[n / 2 - 1] + s[n / 2]) / 2.0),
     }
 }
 

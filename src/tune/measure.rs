@@ -236,7 +236,10 @@ impl Measurer {
             class: FailureClass::CrashedDuringBench,
             exit_code: code,
             signal: None,
-            summary: format!("engine exited during the benchmark (code {code:?})"),
+            summary: format!(
+                "engine exited during the benchmark ({})",
+                crate::engine::failure::describe_exit(code, None)
+            ),
             hints,
         }
     }

@@ -72,7 +72,10 @@ pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failu
     let hints = hints(log);
     let summary = match hints.iter().rev().find(|h| !is_generic(h)) {
         Some(h) => h.clone(),
-        None => format!("llama-server exited during boot (code {code:?}, signal {signal:?})"),
+        None => format!(
+            "llama-server exited during boot ({})",
+            crate::engine::failure::describe_exit(code, signal)
+        ),
     };
     Failure {
         class,

@@ -85,7 +85,12 @@ pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failu
     let hints = hints(log);
     let summary = first_line_with(log, patterns)
         .or_else(|| hints.last().cloned())
-        .unwrap_or_else(|| format!("engine exited during boot (code {code:?}, signal {signal:?})"));
+        .unwrap_or_else(|| {
+            format!(
+                "engine exited during boot ({})",
+                crate::engine::failure::describe_exit(code, signal)
+            )
+        });
     Failure {
         class,
         exit_code: code,
