@@ -173,8 +173,8 @@ fn the_report_lists_failures_by_kind(sb: &Sandbox, run: &std::path::Path) {
     let out = report.stdout();
     assert!(
         out.contains(
-            "Failures by kind: boot_timeout 1, crashed_during_bench 1, engine_missing 1, \
-             foreign_server 1, infeasible_config 2, infeasible_oom 2"
+            "Failures by kind: infeasible_oom 2, infeasible_config 2, boot_timeout 1, \
+             crashed_during_bench 1, engine_missing 1, foreign_server 1"
         ),
         "{out}"
     );
@@ -220,13 +220,19 @@ fn fields_without_a_flag_in_an_old_vllm_are_infeasible_config() {
     assert_eq!(
         refused,
         [
-            "cannot render for this engine version: recipe field `performance_mode` has no \
+            "recipe field `performance_mode` has no \
              flag in vLLM 0.10.2: forge knows `--performance-mode` only in other vLLM versions",
-            "cannot render for this engine version: recipe field `kernels.attention_backend` \
+            "recipe field `kernels.attention_backend` \
              has no flag in vLLM 0.10.2: forge knows `--attention-backend` only in other vLLM \
              versions",
         ]
     );
+    // Refused before booting, as `rej-*` rows that do not spend the experiment budget.
+    for r in rows.iter().filter(|r| class(r) == Some("infeasible_config")) {
+        assert_eq!(r["status"], "rejected", "{r}");
+        assert!(r["exp"].is_null(), "{r}");
+        assert!(r["id"].as_str().unwrap().starts_with("rej-"), "{r}");
+    }
     // Neither refused recipe was booted; the boolean was spelled the 0.10 way.
     let boots = sb.state_lines("boots");
     assert_eq!(boots.len(), 3, "baseline, candidate, incumbent: {boots:?}");

@@ -130,6 +130,15 @@ impl Measurer {
         }
     }
 
+    /// `Err(why)` when the engine cannot express `recipe` (a field with no flag in the
+    /// detected version, a value its help does not accept): refused before anything boots.
+    pub fn renders(&self, recipe: &Recipe) -> Result<(), String> {
+        let log = self.run_dir.join(LOGS_DIR).join("render-check.log");
+        self.engine
+            .launch_spec(recipe, 8000, "forge-render-check", &log, 0)
+            .map(|_| ())
+    }
+
     /// Groups to kill if the process is interrupted.
     pub fn live_groups(&self) -> LiveGroups {
         self.live.clone()

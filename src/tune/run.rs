@@ -314,7 +314,9 @@ impl Tuner {
             }
         }
         let cand = inc.mutate(p.layer, &p.changes);
-        legality(&cand, self.sim.as_ref()).err()
+        legality(&cand, self.sim.as_ref())
+            .and_then(|()| self.measurer.renders(&cand))
+            .err()
     }
 
     fn candidate_row(&self, p: &Proposal, cand: &Recipe, status: Status) -> ExperimentRow {
