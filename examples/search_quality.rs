@@ -18,9 +18,21 @@
 //! - **Random search.** Uniform draws without replacement from the feasible space, each one
 //!   experiment, best so far by *true* score (no noise, no decision rule: generous).
 //!
+//! The surrogate and the truth share the simulator here (noise-free, same seed), so this
+//! measures the search strategy given a good model; on real hardware the agent corrects its
+//! surrogate with its calibration. `SQ_SURROGATE_ERR=σ` (%) multiplies every surrogate
+//! prediction by a fixed per-configuration factor exp(σ·z) to see what a wrong model does.
+//!
+//! `forge sim predict` reports no server metrics, and the playbook's rules read them
+//! (preemptions, peak running/waiting, KV usage, prefix hits): [`Bench::observe`] replays the
+//! same run through the simulated engine and samples its counters after every step, as the
+//! real loop's `/metrics` watcher does.
+//!
 //! Usage: `search_quality [NOISE_PCT] [AGENT_SEEDS] [RANDOM_SEEDS] [CAP]`
-//! (defaults 2, 10, 200, 40). `SQ_PATH=N` prints the agent's path on scenario N (0-based,
-//! first seed); `SQ_ONLY=N` runs scenario N alone; `SQ_TOP=K` prints the K best configs.
+//! (defaults 2, 10, 200, 40). Environment: `SQ_AGENT=builtin|jump|both` (default builtin;
+//! `jump` is a prototype fix, see [`JumpAgent`]), `SQ_PATH=N|all` prints the agent's path
+//! on scenario N (0-based, first seed), `SQ_ONLY=N` runs scenario N alone, `SQ_TOP=K`
+//! prints the K best configurations of each sweep, `SQ_SURROGATE_ERR=σ` (above).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
@@ -174,6 +186,20 @@ fn scenarios() -> Vec<Scenario> {
             flags: &["-c", "64", "--slo", "tpot_ms=60"],
             requests: synth(600, 200, 128, 0, 9),
         },
+        Scenario {
+            name: "7B/A10G RAG, goodput (defaults at 0)",
+            model: "mistralai/Mistral-7B-Instruct-v0.3",
+            gpu: "A10G",
+            flags: &[
+                "-c",
+                "64",
+                "--objective",
+                "goodput",
+                "--slo",
+                "ttft_ms=5000,tpot_ms=100",
+            ],
+            requests: synth(1500, 200, 128, 0, 3),
+        },
     ]
 }
 
@@ -199,6 +225,8 @@ fn bench_playbook() -> anyhow::Result<Playbook> {
 /// A scenario made ready: settings, simulator inputs, the loop's helpers.
 struct Bench {
     name: &'static str,
+    /// σ of the surrogate's per-configuration error, % (0 = forge's simulator as is).
+    surrogate_err: f64,
     settings: TuneSettings,
     gpu: &'static GpuSpec,
     shape: ModelShape,
@@ -260,7 +288,8 @@ fn settings_for(sc: &Scenario, noise: f64) -> anyhow::Result<TuneSettings> {
 }
 
 impl Bench {
-    fn new(sc: Scenario, noise: f64, playbook: &Playbook) -> anyhow::Result<Bench> {
+    fn new(sc: Scenario, o: &Options, playbook: &Playbook) -> anyhow::Result<Bench> {
+        let noise = o.noise;
         let settings = settings_for(&sc, noise)?;
         let gpu = forge::hardware::gpus::lookup(sc.gpu).context("unknown GPU")?;
         let shape = ModelShape::resolve(sc.model).map_err(anyhow::Error::msg)?;
@@ -294,6 +323,7 @@ impl Bench {
         let offsets = intended_offsets(&sc.requests, &load);
         Ok(Bench {
             name: sc.name,
+            surrogate_err: o.surrogate_err,
             settings,
             gpu,
             shape,
@@ -307,6 +337,29 @@ impl Bench {
             warmups,
             offsets,
         })
+    }
+
+    /// The run-to-run noise of this scenario's measurements, %.
+    fn settings_noise(&self) -> f64 {
+        match self.settings.engine {
+            forge::tune::settings::EngineChoice::Sim { noise_pct, .. } => noise_pct,
+            _ => 0.0,
+        }
+    }
+
+    /// The agent's surrogate: forge's `SimModel::predict`, times a fixed per-configuration
+    /// error factor exp(σ·z) when `SQ_SURROGATE_ERR` = σ in % is set (a model that is wrong
+    /// about some configurations, as a real surrogate is).
+    fn surrogate(&self, r: &Recipe) -> Option<f64> {
+        let v = self.sim.predict(r)?;
+        if self.surrogate_err <= 0.0 {
+            return Some(v);
+        }
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&self.key(r), &mut h);
+        let mut rng = ChaCha8Rng::seed_from_u64(std::hash::Hasher::finish(&h));
+        let z: f64 = rand_distr::StandardNormal.sample(&mut rng);
+        Some(v * (self.surrogate_err / 100.0 * z).exp())
     }
 
     fn setup(&self, r: &Recipe, seed: u64, noise: f64) -> Result<SimSetup, String> {
@@ -614,6 +667,7 @@ fn random_search(sw: &Sweep, seeds: u64) -> Vec<u32> {
 }
 
 /// What one agent run did.
+#[derive(Default)]
 struct AgentRun {
     /// Experiments until the incumbent's true score reached the target.
     reached: Option<u32>,
@@ -624,6 +678,12 @@ struct AgentRun {
     runs_to_reach: Option<u32>,
     /// The final incumbent's true score / the best.
     final_ratio: f64,
+    /// Experiments a playbook rule pushed although the surrogate predicted less than half
+    /// the keep threshold.
+    rule_pushed: u32,
+    /// Experiments whose candidate was truly better by 3 % or more (or met the SLA the
+    /// incumbent missed) and was not kept.
+    lost: u32,
     stop: String,
     path: Vec<String>,
 }
@@ -775,7 +835,7 @@ fn sla_decides(c: &Measurement, i: &Measurement, s: &TuneSettings) -> Option<(De
     }
 }
 
-fn propose(b: &Bench, state: &RunState, agent: &mut BuiltinAgent) -> anyhow::Result<Proposal> {
+fn propose(b: &Bench, state: &RunState, agent: &mut dyn Agent) -> anyhow::Result<Proposal> {
     let inc = state
         .incumbent
         .as_ref()
@@ -785,7 +845,7 @@ fn propose(b: &Bench, state: &RunState, agent: &mut BuiltinAgent) -> anyhow::Res
     let base = inc.id.clone();
     let is_tried = |r: &Recipe| state.was_tried(&base, &r.id);
     let legal = |r: &Recipe| legality(r, Some(&b.sim));
-    let surrogate_fn = |r: &Recipe| b.sim.predict(r);
+    let surrogate_fn = |r: &Recipe| b.surrogate(r);
     let ctx = AgentContext {
         settings: &b.settings,
         playbook: &b.playbook,
@@ -802,6 +862,98 @@ fn propose(b: &Bench, state: &RunState, agent: &mut BuiltinAgent) -> anyhow::Res
         spent_usd: 0.0,
     };
     futures::executor::block_on(agent.propose(&ctx))
+}
+
+/// Which agent drives the loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Variant {
+    /// forge's built-in agent as shipped.
+    Builtin,
+    /// Prototype: the built-in agent, preceded by a jump to the surrogate's local optimum.
+    Jump,
+}
+
+/// Prototype of a fix (not in forge): before the single-knob moves, climb the surrogate by
+/// coordinate ascent over the whole search space (every value of every knob, a few passes,
+/// only changes the surrogate says add at least half the keep threshold) and propose the
+/// resulting multi-knob change when it is untried and predicted, after calibration, to
+/// clear the keep threshold. Otherwise the built-in agent proposes as usual.
+struct JumpAgent(BuiltinAgent);
+
+impl Agent for JumpAgent {
+    fn name(&self) -> String {
+        "builtin+jump".into()
+    }
+
+    fn propose<'a>(
+        &'a mut self,
+        ctx: &'a AgentContext<'a>,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<Proposal>> {
+        match jump(ctx) {
+            Some(p) => Box::pin(async move { Ok(p) }),
+            None => self.0.propose(ctx),
+        }
+    }
+}
+
+fn jump(ctx: &AgentContext<'_>) -> Option<Proposal> {
+    let s = ctx.surrogate?;
+    let base = s(ctx.incumbent).filter(|b| *b > 0.0)?;
+    let knobs = ctx.playbook.space.get(&ctx.layer)?;
+    let step = 1.0 + ctx.settings.min_improvement_pct * 0.5 / 100.0;
+    let mut changes: BTreeMap<String, Value> = BTreeMap::new();
+    let mut cur = base;
+    for _pass in 0..3 {
+        let mut moved = false;
+        for (knob, values) in knobs {
+            let mut best: Option<(f64, Value)> = None;
+            for v in values {
+                if ctx.effective.get(knob) == Some(v) || changes.get(knob) == Some(v) {
+                    continue;
+                }
+                let mut ch = changes.clone();
+                ch.insert(knob.clone(), v.clone());
+                let cand = ctx.incumbent.mutate(ctx.layer, &ch);
+                if (ctx.legal)(&cand).is_err() {
+                    continue;
+                }
+                if let Some(p) = s(&cand)
+                    && p > cur * step
+                    && best.as_ref().is_none_or(|(b, _)| p > *b)
+                {
+                    best = Some((p, v.clone()));
+                }
+            }
+            if let Some((p, v)) = best {
+                changes.insert(knob.clone(), v);
+                cur = p;
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    let cand = ctx.incumbent.mutate(ctx.layer, &changes);
+    if changes.is_empty() || (ctx.is_tried)(&cand) {
+        return None;
+    }
+    let (k, _) = forge::agent::builtin::calibration(ctx.history);
+    let predicted = (cur / base - 1.0) * 100.0;
+    if predicted * k < ctx.settings.min_improvement_pct {
+        return None;
+    }
+    Some(Proposal {
+        rationale: format!(
+            "jump to the surrogate's local optimum ({} knobs): predicted {predicted:+.1} %",
+            changes.len()
+        ),
+        layer: ctx.layer,
+        changes,
+        expected_throughput_delta_pct: Some(predicted * k),
+        expected_accuracy_delta: None,
+        cost_usd: 0.0,
+    })
 }
 
 /// One proposal handled as `Tuner::handle` does; returns the row to record.
@@ -870,10 +1022,8 @@ fn handle(
     row
 }
 
-fn run_agent(b: &Bench, sw: &Sweep, noise: f64, seed: u64, cap: u32) -> anyhow::Result<AgentRun> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+fn baseline_state(b: &Bench, rng: &mut ChaCha8Rng, noise: f64) -> anyhow::Result<RunState> {
     let mut state = RunState::default();
-    let mut agent = BuiltinAgent;
     let (m, facts) = b
         .run_once(&b.baseline, rng.random(), noise)
         .map_err(anyhow::Error::msg)?;
@@ -887,49 +1037,79 @@ fn run_agent(b: &Bench, sw: &Sweep, noise: f64, seed: u64, cap: u32) -> anyhow::
     });
     row.measurement = Some(m);
     state.apply(row);
-    let mut run = AgentRun {
-        reached: sw.reached(sw.baseline).then_some(0),
-        experiments: 0,
-        runs: 1,
-        runs_to_reach: sw.reached(sw.baseline).then_some(1),
-        final_ratio: 0.0,
-        stop: String::new(),
-        path: vec![],
+    Ok(state)
+}
+
+fn run_agent(
+    b: &Bench,
+    sw: &Sweep,
+    variant: Variant,
+    o: &Options,
+    seed: u64,
+) -> anyhow::Result<AgentRun> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut state = baseline_state(b, &mut rng, o.noise)?;
+    let mut agent: Box<dyn Agent> = match variant {
+        Variant::Builtin => Box::new(BuiltinAgent),
+        Variant::Jump => Box::new(JumpAgent(BuiltinAgent)),
     };
-    loop {
-        if run.experiments >= cap {
-            run.stop = format!("cap ({cap})");
-            break;
+    let at_start = sw.reached(sw.baseline);
+    let mut run = AgentRun {
+        reached: at_start.then_some(0),
+        runs: 1,
+        runs_to_reach: at_start.then_some(1),
+        ..AgentRun::default()
+    };
+    run.stop = loop {
+        if run.experiments >= o.cap {
+            break format!("cap ({})", o.cap);
         }
         if state.current_layer(&b.settings).is_none() {
-            run.stop = "converged".into();
-            break;
+            break "converged".into();
         }
-        let p = propose(b, &state, &mut agent)?;
-        let row = handle(b, &state, &p, &mut rng, noise);
-        let counted = row.status.is_experiment();
-        let line = describe(b, sw, &state, &row);
+        let p = propose(b, &state, agent.as_mut())?;
+        let row = handle(b, &state, &p, &mut rng, o.noise);
+        tally(b, sw, &state, &row, &mut run);
         state.apply(row);
-        if counted {
-            run.experiments += 1;
-            run.runs += state.rows.last().map_or(0, |r| r.samples.len() as u32);
-        }
         let inc_truth = state
             .incumbent
             .as_ref()
             .map_or(0.0, |i| sw.score(b, &i.recipe));
-        run.path.push(format!(
-            "{line} → incumbent at {:.1} % of best",
-            inc_truth / sw.best * 100.0
-        ));
+        if let Some(line) = run.path.last_mut() {
+            line.push_str(&format!(
+                " → incumbent at {:.1} % of best",
+                inc_truth / sw.best * 100.0
+            ));
+        }
         if run.reached.is_none() && sw.reached(inc_truth) {
             run.reached = Some(run.experiments);
             run.runs_to_reach = Some(run.runs);
         }
-    }
+    };
     let inc = state.incumbent.as_ref().map_or(&b.baseline, |i| &i.recipe);
     run.final_ratio = sw.score(b, inc) / sw.best;
     Ok(run)
+}
+
+/// Count a row (before it is applied: `state` still has the incumbent it was measured
+/// against).
+fn tally(b: &Bench, sw: &Sweep, state: &RunState, row: &ExperimentRow, run: &mut AgentRun) {
+    run.path.push(describe(b, sw, state, row));
+    if !row.status.is_experiment() {
+        return;
+    }
+    run.experiments += 1;
+    run.runs += row.samples.len() as u32;
+    let half = b.settings.min_improvement_pct * 0.5;
+    if row.rationale.contains("Playbook:") && row.predicted_gain_pct.is_none_or(|p| p < half) {
+        run.rule_pushed += 1;
+    }
+    let inc = state.incumbent.as_ref().map_or(&b.baseline, |i| &i.recipe);
+    let (t, i) = (sw.score(b, &row.recipe), sw.score(b, inc));
+    let better = if i > 0.0 { t >= i * 1.03 } else { t > 0.0 };
+    if better && row.status != Status::Kept {
+        run.lost += 1;
+    }
 }
 
 fn describe(b: &Bench, sw: &Sweep, state: &RunState, row: &ExperimentRow) -> String {
@@ -986,115 +1166,198 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
 }
 
+/// Command-line and environment options.
+struct Options {
+    noise: f64,
+    agent_seeds: u64,
+    random_seeds: u64,
+    cap: u32,
+    only: Option<usize>,
+    path: String,
+    top: usize,
+    variants: Vec<Variant>,
+    surrogate_err: f64,
+}
+
+impl Options {
+    fn parse() -> anyhow::Result<Options> {
+        let mut args = std::env::args().skip(1);
+        let env = |k: &str| std::env::var(k).unwrap_or_default();
+        let variants = match env("SQ_AGENT").as_str() {
+            "jump" => vec![Variant::Jump],
+            "both" => vec![Variant::Builtin, Variant::Jump],
+            _ => vec![Variant::Builtin],
+        };
+        Ok(Options {
+            noise: args.next().map_or(Ok(2.0), |v| v.parse())?,
+            agent_seeds: args.next().map_or(Ok(10), |v| v.parse())?,
+            random_seeds: args.next().map_or(Ok(200), |v| v.parse())?,
+            cap: args.next().map_or(Ok(40), |v| v.parse())?,
+            only: env("SQ_ONLY").parse().ok(),
+            path: env("SQ_PATH"),
+            top: env("SQ_TOP").parse().unwrap_or(0),
+            variants,
+            surrogate_err: env("SQ_SURROGATE_ERR").parse().unwrap_or(0.0),
+        })
+    }
+
+    fn show_path(&self, i: usize) -> bool {
+        self.path == "all" || self.path.parse() == Ok(i)
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let noise: f64 = args.next().map_or(Ok(2.0), |v| v.parse())?;
-    let agent_seeds: u64 = args.next().map_or(Ok(10), |v| v.parse())?;
-    let random_seeds: u64 = args.next().map_or(Ok(200), |v| v.parse())?;
-    let cap: u32 = args.next().map_or(Ok(40), |v| v.parse())?;
-    let only: Option<usize> = std::env::var("SQ_ONLY").ok().and_then(|v| v.parse().ok());
-    let path_var = std::env::var("SQ_PATH").unwrap_or_default();
-    let path_of = |i: usize| path_var == "all" || path_var.parse() == Ok(i);
-    let top: usize = std::env::var("SQ_TOP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let o = Options::parse()?;
     let started = Instant::now();
     let playbook = bench_playbook()?;
-    let mut rows = Vec::new();
+    let mut setups = Vec::new();
+    let mut rows: Vec<Vec<Summary>> = vec![Vec::new(); o.variants.len()];
     for (i, sc) in scenarios().into_iter().enumerate() {
-        if only.is_some_and(|o| o != i) {
+        if o.only.is_some_and(|x| x != i) {
             continue;
         }
-        let b = Bench::new(sc, noise, &playbook)?;
+        let b = Bench::new(sc, &o, &playbook)?;
         let sw = sweep(&b);
-        match b.run_once(&b.baseline, b.settings.seed, 0.0) {
-            Ok((m, f)) => eprintln!(
-                "  baseline: value {:.3} sla_ok {} p99 ttft {:.0} ms p99 tpot {:.1} ms tput {:.0} tok/s; preemptions {} peak running {} waiting {} kv {:.2}",
-                m.value,
-                m.sla_ok,
-                m.p99_ttft_ms,
-                m.p99_tpot_ms,
-                m.output_throughput,
-                f.preemptions,
-                f.peak_running,
-                f.peak_waiting,
-                f.peak_kv_usage
-            ),
-            Err(e) => {
-                eprintln!("{}: the baseline does not boot: {e}", b.name);
-                continue;
+        report_sweep(&b, &sw, &o);
+        setups.push(setup_line(&b, &sw));
+        let rnd = random_search(&sw, o.random_seeds);
+        for (v, variant) in o.variants.iter().enumerate() {
+            let t = Instant::now();
+            let mut runs = Vec::new();
+            for s in 0..o.agent_seeds {
+                runs.push(run_agent(&b, &sw, *variant, &o, 0xa9e7_0000 + s)?);
             }
-        }
-        eprintln!(
-            "{}: {} configs, {} feasible, baseline {:.3} best {:.3} ({:.1} s); best {}",
-            b.name,
-            sw.total,
-            sw.feasible.len(),
-            sw.baseline,
-            sw.best,
-            sw.seconds,
-            sw.best_key
-        );
-        if std::env::var("SQ_NOISE").is_ok() {
-            for (what, r) in [
-                ("baseline", b.baseline.clone()),
-                ("best", recipe_of(&b, &sw.best_key)),
-            ] {
-                let v: Vec<f64> = (0..16)
-                    .filter_map(|k| b.run_once(&r, 0x0123_0000 + k, noise).ok())
-                    .map(|(m, _)| {
-                        if m.sla_ok {
-                            m.value.max(1e-12).ln()
-                        } else {
-                            f64::NAN
-                        }
-                    })
-                    .collect();
-                let mean = v.iter().sum::<f64>() / v.len() as f64;
-                let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64)
-                    .sqrt();
-                eprintln!(
-                    "  noise of ln(objective), {what}: sd {:.1} % per run",
-                    sd * 100.0
-                );
+            eprintln!(
+                "  {variant:?}: {} runs in {:.1} s",
+                o.agent_seeds,
+                t.elapsed().as_secs_f64()
+            );
+            if o.show_path(i) {
+                print_path(&b, *variant, &runs[0]);
             }
+            rows[v].push(summarize(&b, &sw, &runs, &rnd, o.cap));
         }
-        if top > 0 {
-            let mut f = sw.feasible.clone();
-            f.sort_by(|a, b| b.1.total_cmp(&a.1));
-            for (k, s) in f.iter().take(top) {
-                eprintln!("  {s:.3} {k}");
-            }
-            let good = sw.feasible.iter().filter(|(_, s)| sw.reached(*s)).count();
-            eprintln!("  {good} configs within {:.0} % of the best", REACH * 100.0);
-        }
-        let t = Instant::now();
-        let mut runs = Vec::new();
-        for s in 0..agent_seeds {
-            let r = run_agent(&b, &sw, noise, 0xa9e7_0000 + s, cap)?;
-            if path_of(i) && s == 0 {
-                println!("Agent path, {} (noise seed 0):\n", b.name);
-                for l in &r.path {
-                    println!("    {l}");
-                }
-                println!("    stop: {}\n", r.stop);
-            }
-            runs.push(r);
-        }
-        eprintln!(
-            "  agent: {agent_seeds} runs in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
-        let rnd = random_search(&sw, random_seeds);
-        rows.push(summarize(&b, &sw, &runs, &rnd, cap));
     }
-    print_table(&rows, noise, agent_seeds, random_seeds, cap);
+    println!(
+        "| scenario | objective (SLA) | workload | the engine defaults | objective's noise per run (defaults / best) |"
+    );
+    println!("|---|---|---|---|---:|");
+    for l in &setups {
+        println!("{l}");
+    }
+    for (v, variant) in o.variants.iter().enumerate() {
+        print_table(&rows[v], *variant, &o);
+    }
     println!("\ntotal runtime {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
+fn print_path(b: &Bench, variant: Variant, run: &AgentRun) {
+    println!(
+        "Agent path ({}), {} (first noise seed):\n",
+        variant.label(),
+        b.name
+    );
+    println!("```");
+    for l in &run.path {
+        println!("{l}");
+    }
+    println!("stop: {}", run.stop);
+    println!("```\n");
+}
+
+/// The scenario's setup line: objective, workload, and what the defaults get.
+fn setup_line(b: &Bench, sw: &Sweep) -> String {
+    let s = &b.settings;
+    let mut slo = Vec::new();
+    for (n, v) in [
+        ("TTFT", s.slo.ttft_ms),
+        ("TPOT", s.slo.tpot_ms),
+        ("E2EL", s.slo.e2el_ms),
+    ] {
+        if let Some(v) = v {
+            slo.push(format!("{n} ≤ {v} ms"));
+        }
+    }
+    let objective = match s.objective {
+        forge::cli::Objective::Throughput => "output tok/s",
+        forge::cli::Objective::Goodput => "goodput (req/s within SLO)",
+        forge::cli::Objective::Latency => "1 / p99 E2EL",
+    };
+    let st = &b.stats;
+    let timing = match st.mean_arrival_rate {
+        Some(r) => format!("trace at {r:.1} req/s"),
+        None => "all at once".into(),
+    };
+    let prefix = if st.prefix_share > 0.01 {
+        format!(", {:.0} % shared prefix", st.prefix_share * 100.0)
+    } else {
+        String::new()
+    };
+    let defaults = match b.run_once(&b.baseline, s.seed, 0.0) {
+        Ok((m, _)) if !m.sla_ok => {
+            format!("miss the SLA ({})", score::sla_violations(&m, s).join("; "))
+        }
+        Ok((m, _)) if m.value <= 0.0 => "score 0 (no request within the SLO)".into(),
+        Ok(_) => format!("score {:.1} % of the best", sw.baseline / sw.best * 100.0),
+        Err(e) => format!("do not boot: {e}"),
+    };
+    let sd = |r: &Recipe| objective_noise(b, r).map_or("—".into(), |x| format!("{x:.1} %"));
+    let noise = format!("{} / {}", sd(&b.baseline), sd(&recipe_of(b, &sw.best_key)));
+    format!(
+        "| {} | {objective}{} | {} requests, {:.0} → {:.0} tokens{prefix}, concurrency {}, {timing} | {defaults} | {noise} |",
+        b.name,
+        if slo.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", slo.join(", "))
+        },
+        st.requests,
+        st.prompt_tokens.mean,
+        st.output_tokens.mean,
+        s.concurrency,
+    )
+}
+
+/// Standard deviation of ln(objective) over 16 noisy runs of `r`, %: how much the
+/// run-to-run noise moves the score (a threshold metric such as goodput amplifies it).
+fn objective_noise(b: &Bench, r: &Recipe) -> Option<f64> {
+    let noise = b.settings_noise();
+    let v: Vec<f64> = (0..16)
+        .filter_map(|k| b.run_once(r, 0x0123_0000 + k, noise).ok())
+        .filter(|(m, _)| m.sla_ok && m.value > 0.0)
+        .map(|(m, _)| m.value.ln())
+        .collect();
+    if v.len() < 8 {
+        return None;
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+    Some(var.sqrt() * 100.0)
+}
+
+fn report_sweep(b: &Bench, sw: &Sweep, o: &Options) {
+    eprintln!(
+        "{}: {} configs, {} feasible, baseline {:.4} best {:.4} ({:.1} s); best {}",
+        b.name,
+        sw.total,
+        sw.feasible.len(),
+        sw.baseline,
+        sw.best,
+        sw.seconds,
+        sw.best_key
+    );
+    if o.top > 0 {
+        let mut f = sw.feasible.clone();
+        f.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (k, s) in f.iter().take(o.top) {
+            eprintln!("  {s:.4} {k}");
+        }
+    }
+}
+
 /// One scenario's line of the table.
+#[derive(Clone)]
 struct Summary {
     name: &'static str,
     total: usize,
@@ -1107,78 +1370,105 @@ struct Summary {
     runs_to_reach: Vec<f64>,
     final_pct: Vec<f64>,
     experiments: Vec<f64>,
+    rule_pushed: Vec<f64>,
+    lost: Vec<f64>,
     random: Vec<f64>,
 }
 
 fn summarize(b: &Bench, sw: &Sweep, runs: &[AgentRun], rnd: &[u32], cap: u32) -> Summary {
+    let per = |f: &dyn Fn(&AgentRun) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
     Summary {
         name: b.name,
         total: sw.total,
         feasible: sw.feasible.len(),
         good: sw.feasible.iter().filter(|(_, s)| sw.reached(*s)).count(),
         baseline_pct: sw.baseline / sw.best * 100.0,
-        agent: runs
-            .iter()
-            .map(|r| r.reached.map_or(f64::from(cap) + 1.0, f64::from))
-            .collect(),
+        agent: per(&|r| r.reached.map_or(f64::from(cap) + 1.0, f64::from)),
         capped: runs.iter().filter(|r| r.reached.is_none()).count(),
         runs_to_reach: runs
             .iter()
             .filter_map(|r| r.runs_to_reach.map(f64::from))
             .collect(),
-        final_pct: runs.iter().map(|r| r.final_ratio * 100.0).collect(),
-        experiments: runs.iter().map(|r| f64::from(r.experiments)).collect(),
+        final_pct: per(&|r| r.final_ratio * 100.0),
+        experiments: per(&|r| f64::from(r.experiments)),
+        rule_pushed: per(&|r| f64::from(r.rule_pushed)),
+        lost: per(&|r| f64::from(r.lost)),
         random: rnd.iter().map(|&n| f64::from(n)).collect(),
     }
 }
 
-fn print_table(rows: &[Summary], noise: f64, agent_seeds: u64, random_seeds: u64, cap: u32) {
+impl Variant {
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Builtin => "built-in agent, as shipped",
+            Variant::Jump => "prototype: built-in agent + surrogate jump (not in forge)",
+        }
+    }
+}
+
+fn print_table(rows: &[Summary], variant: Variant, o: &Options) {
+    let err = if o.surrogate_err > 0.0 {
+        format!(", surrogate error σ = {} %", o.surrogate_err)
+    } else {
+        String::new()
+    };
     println!(
-        "Experiments to reach {:.0} % of the sweep's best score (agent: median over {agent_seeds} noise seeds, {noise} % noise, cap {cap}; random: {random_seeds} orders)\n",
-        REACH * 100.0
+        "\n{}: experiments to reach {:.0} % of the sweep's best score ({} noise seeds, {} % run-to-run noise{err}, cap {}; random search: {} orders)\n",
+        variant.label(),
+        REACH * 100.0,
+        o.agent_seeds,
+        o.noise,
+        o.cap,
+        o.random_seeds
     );
     println!(
-        "| scenario | configs (feasible) | within 95 % | baseline / best | agent experiments (runs) | agent not reached | agent final / best | agent stops after | random median (p25–p75) | random ÷ agent |"
+        "| scenario | configs (feasible) | within 95 % | baseline / best | agent: experiments to 95 % (runs) | not reached | final / best | stops after | rule-pushed | true gains lost | random: median (p25–p75) | random ÷ agent |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let (mut agent_all, mut random_all) = (Vec::new(), Vec::new());
     for r in rows {
         let a = quantile(&r.agent, 0.5);
         let rm = quantile(&r.random, 0.5);
         agent_all.push(a);
         random_all.push(rm);
-        let ratio = if a > 0.0 {
-            format!("{:.1}×", rm / a)
-        } else {
-            "—".into()
-        };
         println!(
-            "| {} | {} ({}) | {} | {:.1} % | {} ({}) | {}/{} | {:.1} % | {} | {} ({}–{}) | {} |",
+            "| {} | {} ({}) | {} | {:.1} % | {} ({}) | {}/{} | {:.1} % | {} | {} | {} | {} ({}–{}) | {} |",
             r.name,
             r.total,
             r.feasible,
             r.good,
             r.baseline_pct,
-            fmt_n(a, cap),
-            fmt_n(quantile(&r.runs_to_reach, 0.5), cap * 100),
+            fmt_n(a, o.cap),
+            fmt_n(quantile(&r.runs_to_reach, 0.5), u32::MAX),
             r.capped,
             r.agent.len(),
             quantile(&r.final_pct, 0.5),
-            fmt_n(quantile(&r.experiments, 0.5), cap * 100),
+            fmt_n(quantile(&r.experiments, 0.5), u32::MAX),
+            fmt_n(quantile(&r.rule_pushed, 0.5), u32::MAX),
+            fmt_n(quantile(&r.lost, 0.5), u32::MAX),
             fmt_n(rm, u32::MAX),
             fmt_n(quantile(&r.random, 0.25), u32::MAX),
             fmt_n(quantile(&r.random, 0.75), u32::MAX),
-            ratio
+            ratio(rm, a, o.cap)
         );
     }
     let a = quantile(&agent_all, 0.5);
     let rm = quantile(&random_all, 0.5);
     println!(
-        "\nmedian over scenarios: agent {} experiments, random {}; random ÷ agent {:.1}×",
-        fmt_n(a, cap),
+        "\nmedian over scenarios: agent {} experiments, random search {}; random ÷ agent {}",
+        fmt_n(a, o.cap),
         fmt_n(rm, u32::MAX),
-        rm / a
+        ratio(rm, a, o.cap)
     );
+}
+
+/// random ÷ agent; a capped agent counts as cap + 1 (so the ratio is an upper bound).
+fn ratio(random: f64, agent: f64, cap: u32) -> String {
+    if agent <= 0.0 {
+        return "—".into();
+    }
+    let bound = if agent > f64::from(cap) { "< " } else { "" };
+    format!("{bound}{:.1}×", random / agent)
 }
 
 fn fmt_n(x: f64, cap: u32) -> String {
