@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::row::{Arm, ExperimentRow};
+use super::row::{Arm, ExperimentRow, Sample, Status};
 use super::score;
 use super::settings::TuneSettings;
 use crate::bench::LoadSpec;
@@ -83,11 +83,7 @@ pub fn facts(
     s: &TuneSettings,
 ) -> BTreeMap<String, f64> {
     let mut f = BTreeMap::new();
-    let latest = history
-        .iter()
-        .rev()
-        .flat_map(|r| r.samples.iter().rev())
-        .find(|x| x.arm == Arm::Incumbent || history.len() == 1);
+    let latest = history.iter().rev().find_map(incumbent_sample);
     if let Some(sample) = latest {
         let (m, sf) = (&sample.m, &sample.facts);
         f.insert("p99_ttft_ms".into(), m.p99_ttft_ms);
@@ -130,6 +126,20 @@ pub fn facts(
         }
     }
     f
+}
+
+/// The latest sample, in `r`, of the configuration that is the incumbent once `r` is
+/// applied: a kept row's (or the confirmation's) candidate — it just became, or is, the
+/// incumbent — and otherwise the incumbent arm.
+fn incumbent_sample(r: &ExperimentRow) -> Option<&Sample> {
+    let arm = match r.status {
+        Status::Kept | Status::Confirmation => Arm::Candidate,
+        _ => Arm::Incumbent,
+    };
+    r.samples
+        .iter()
+        .rev()
+        .find(|x| x.arm == arm || r.status == Status::Baseline)
 }
 
 /// The simulator as legality check and surrogate for vLLM recipes.
