@@ -744,11 +744,14 @@ fn compare(
     state: &RunState,
     rng: &mut ChaCha8Rng,
     noise: f64,
+    predicted_pct: Option<f64>,
 ) -> Compared {
+    // As `Tuner::handle`: a change predicted to matter a lot gets twice the pairs.
+    let big = predicted_pct.is_some_and(|g| g >= 3.0 * b.settings.min_improvement_pct);
     let rule = Rule {
         min_improvement_pct: b.settings.min_improvement_pct,
         confidence: 0.95,
-        max_pairs: b.settings.max_repeats,
+        max_pairs: b.settings.max_repeats * if big { 2 } else { 1 },
         min_pairs: 1,
     };
     let mut out = Compared {
@@ -797,7 +800,10 @@ fn compare(
             out.note = Some(note);
             break;
         }
-        if let Some(lr) = verdict::log_ratio(c.value, i.value) {
+        if let Some(lr) = verdict::log_ratio(
+            score::comparable(&c, &b.settings),
+            score::comparable(&i, &b.settings),
+        ) {
             out.log_ratios.push(lr);
         }
         let (d, iv) = verdict::decide(&out.log_ratios, &state.noise, &rule);
@@ -994,7 +1000,15 @@ fn handle(
         row.id = format!("dup-{}", cand.id);
         return row;
     }
-    let o = compare(b, &cand, &inc, state, rng, noise);
+    let o = compare(
+        b,
+        &cand,
+        &inc,
+        state,
+        rng,
+        noise,
+        p.expected_throughput_delta_pct,
+    );
     row.exp = Some(state.experiments_used);
     row.samples = o.samples;
     row.log_ratios = o.log_ratios;

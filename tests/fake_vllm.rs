@@ -228,7 +228,10 @@ fn fields_without_a_flag_in_an_old_vllm_are_infeasible_config() {
         ]
     );
     // Refused before booting, as `rej-*` rows that do not spend the experiment budget.
-    for r in rows.iter().filter(|r| class(r) == Some("infeasible_config")) {
+    for r in rows
+        .iter()
+        .filter(|r| class(r) == Some("infeasible_config"))
+    {
         assert_eq!(r["status"], "rejected", "{r}");
         assert!(r["exp"].is_null(), "{r}");
         assert!(r["id"].as_str().unwrap().starts_with("rej-"), "{r}");

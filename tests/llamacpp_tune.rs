@@ -153,9 +153,30 @@ fn assert_report(dir: &Path, rows: &[ExperimentRow]) {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let base = rows[0].measurement.as_ref().unwrap().value;
+    // The headline baseline is the median of every run of the baseline recipe: the
+    // baseline row's own runs and each incumbent arm measured against it.
+    let base_id = &rows[0].recipe.id;
+    let runs: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| r.samples.iter().map(move |s| (r, s)))
+        .filter(|(r, s)| {
+            r.status == Status::Baseline
+                || (s.arm == Arm::Incumbent
+                    && (r.status == Status::Confirmation || r.parent_id.as_ref() == Some(base_id)))
+        })
+        .map(|(_, s)| s.m.output_throughput)
+        .collect();
+    let summary = forge::report::RunSummary::of(&forge::report::load(dir).unwrap());
+    let base = summary.baseline_throughput.unwrap();
+    let lo = runs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = runs.iter().copied().fold(0.0, f64::max);
+    assert!((lo..=hi).contains(&base), "{base} not in [{lo}, {hi}]");
+    assert!(summary.baseline_runs >= rows[0].samples.len());
     assert!(
-        text.contains(&format!("Baseline: {base:.1} tok/s")),
+        text.contains(&format!(
+            "Baseline: {base:.1} tok/s (median of {} runs)",
+            summary.baseline_runs
+        )),
         "{text}"
     );
     assert!(text.contains("State: completed"), "{text}");

@@ -587,7 +587,10 @@ fn table() {
         text.contains("Total experiments: 8 (2 refused proposals)\n"),
         "{text}"
     );
-    assert!(text.contains("Baseline: 1520.5 tok/s (median of 7 runs)\n"), "{text}");
+    assert!(
+        text.contains("Baseline: 1520.5 tok/s (median of 7 runs)\n"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("Best recipe ID: {} (generation 2)\n", f.best.id)),
         "{text}"
@@ -705,7 +708,10 @@ fn an_interrupted_run() {
     let dir = write_run(&tmp.path().join(".forge"), (13, 4), &rows[..9], None, None);
     assert!(!dir.join(store::COMPLETED_FILE).exists());
     let text = report(tmp.path(), &dir, "table");
-    assert!(text.contains("State: interrupted (continue it with: forge tune resume "), "{text}");
+    assert!(
+        text.contains("State: interrupted (continue it with: forge tune resume "),
+        "{text}"
+    );
     assert!(!text.contains("Analysis:"), "{text}");
     // No confirmation yet: the gain is the kept step's, marked approximate.
     assert!(

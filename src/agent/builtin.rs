@@ -1,38 +1,57 @@
-//! The built-in agent: no LLM, no network. Each step it takes every single-knob move around
-//! the incumbent, drops the illegal and the already tried, predicts each with the surrogate
-//! (the simulator), corrects the prediction with what this run has measured so far, adds
-//! weight to the moves the playbook's rules ask for, and proposes the best one — with a
-//! rationale that says which numbers and which rule chose it. When nothing is predicted to
-//! clear half the keep threshold and no rule fires, it reports the layer converged.
+//! The built-in agent: no LLM, no network. Each step it gathers candidates around the
+//! incumbent — every single-knob move, plus every configuration a climb of the surrogate
+//! (the simulator) visits when it moves one knob at a time to its best value, repeatedly —
+//! drops the illegal and the already tried, predicts each with the surrogate, corrects the
+//! prediction with what this run has measured so far, adds weight to single moves a
+//! playbook rule asks for, and proposes the best: often a multi-knob jump to the
+//! surrogate's optimum first, then the runners-up and local moves as measurements correct
+//! the model. The rationale says which numbers and which rule chose it. When nothing is
+//! predicted to clear half the keep threshold and no rule fires, or when its last few
+//! measured candidates were all turned down, the layer has converged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::space::{Move, matches_direction, neighbours};
+use super::space::{matches_direction, neighbours};
 use super::{Agent, AgentContext, Proposal};
 use crate::playbook::Rule;
+use crate::recipe::Recipe;
+use crate::recipe::knobs::Layer;
 use crate::tune::row::{ExperimentRow, Status};
 
 /// Bonus (in predicted %) for a move a firing playbook rule asks for.
 const RULE_BONUS_PCT: f64 = 2.0;
-/// Bonus (in %) for trying a knob this run has not measured yet.
+/// Bonus (in %) for trying a knob this run has not measured yet (no surrogate only).
 const EXPLORE_BONUS_PCT: f64 = 0.5;
+/// Passes of the surrogate climb (each moves every knob once, to its best value).
+const CLIMB_PASSES: usize = 3;
+/// Weight, in experiments, of the prior on the surrogate's error (half the keep threshold:
+/// before anything is measured, a move the simulator rates flat is worth one look).
+const PRIOR_WEIGHT: f64 = 1.0;
+/// After this many measured candidates in a row in one layer without a keep, the layer has
+/// converged (the original's definition: no experiment improves the score by more than the
+/// keep threshold) and the budget moves on to the next layer.
+pub const LAYER_PATIENCE: u32 = 4;
+/// Smallest predicted gain, %, that takes part in calibrating the surrogate.
+const MIN_CALIBRATION_PRED_PCT: f64 = 1.0;
 
 /// The built-in agent.
 #[derive(Debug, Default)]
 pub struct BuiltinAgent;
 
-/// A scored move.
+/// A candidate change of the incumbent, scored.
 #[derive(Debug, Clone)]
 struct Scored {
-    mv: Move,
+    changes: BTreeMap<String, Value>,
     predicted_pct: Option<f64>,
     calibrated_pct: f64,
     rule: Option<String>,
     total: f64,
+    /// Already tried from this incumbent (kept only to dominate its supersets).
+    tried: bool,
 }
 
 impl Agent for BuiltinAgent {
@@ -49,7 +68,9 @@ impl Agent for BuiltinAgent {
 }
 
 /// Least-squares factor through the origin between predicted and measured gains of this
-/// run's experiments (how far to trust the surrogate), clamped to [0.2, 1.5].
+/// run's experiments (how far to trust the surrogate), clamped to [0.2, 1.5]. Predictions
+/// under [`MIN_CALIBRATION_PRED_PCT`] are left out: their measured gain is mostly noise,
+/// and a fit through them scales the model by chance.
 pub fn calibration(history: &[ExperimentRow]) -> (f64, usize) {
     let pairs: Vec<(f64, f64)> = history
         .iter()
@@ -60,7 +81,7 @@ pub fn calibration(history: &[ExperimentRow]) -> (f64, usize) {
             )
         })
         .filter_map(|r| Some((r.predicted_gain_pct?, r.interval?.gain_pct)))
-        .filter(|(p, _)| p.abs() > 0.05)
+        .filter(|(p, _)| p.abs() >= MIN_CALIBRATION_PRED_PCT)
         .collect();
     let sxx: f64 = pairs.iter().map(|(p, _)| p * p).sum();
     let sxy: f64 = pairs.iter().map(|(p, m)| p * m).sum();
@@ -70,8 +91,48 @@ pub fn calibration(history: &[ExperimentRow]) -> (f64, usize) {
     ((sxy / sxx).clamp(0.2, 1.5), pairs.len())
 }
 
+/// How far the calibrated surrogate may be off in this run, %: the RMS of (measured −
+/// calibrated predicted) gain over the measured experiments, less what measurement noise
+/// alone explains (each interval's own standard error), pooled with a prior of `prior_pct`
+/// worth one experiment. Before any measurement it is the prior (the simulator is not yet
+/// validated on this engine and hardware), and it shrinks towards the measured error as
+/// experiments come in.
+pub fn model_error(history: &[ExperimentRow], k: f64, prior_pct: f64) -> f64 {
+    let terms: Vec<(f64, f64)> = history
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.status,
+                Status::Kept | Status::Reverted | Status::Inconclusive
+            )
+        })
+        .filter_map(|r| {
+            let iv = r.interval?;
+            let se = (iv.hi_pct - iv.lo_pct) / (2.0 * 1.96);
+            Some((iv.gain_pct - k * r.predicted_gain_pct?, se))
+        })
+        .collect();
+    let n = terms.len() as f64;
+    let residual = terms.iter().map(|(r, _)| r * r).sum::<f64>();
+    let noise = terms.iter().map(|(_, se)| se * se).sum::<f64>();
+    let measured = (residual - noise).max(0.0);
+    let prior = PRIOR_WEIGHT * prior_pct * prior_pct;
+    ((measured + prior) / (n + PRIOR_WEIGHT)).sqrt()
+}
+
 fn propose(ctx: &AgentContext<'_>) -> Proposal {
+    let streak = unkept_streak(ctx.history, ctx.layer);
+    if streak >= LAYER_PATIENCE {
+        return Proposal::converged(
+            ctx.layer,
+            format!(
+                "converged: the last {streak} measured candidates in the {} layer were not kept (none beat the incumbent by the keep threshold with confidence); the budget moves on",
+                ctx.layer.as_str()
+            ),
+        );
+    }
     let (k, n_cal) = calibration(ctx.history);
+    let sigma = model_error(ctx.history, k, ctx.settings.min_improvement_pct * 0.5);
     let base_pred = ctx.surrogate.and_then(|s| s(ctx.incumbent));
     let firing: Vec<&Rule> = ctx
         .playbook
@@ -79,14 +140,16 @@ fn propose(ctx: &AgentContext<'_>) -> Proposal {
         .iter()
         .filter(|r| r.when.holds(&ctx.facts))
         .collect();
-    let mut scored: Vec<Scored> = neighbours(ctx.playbook, ctx.layer, &ctx.effective)
+    let all: Vec<Scored> = candidates(ctx)
         .into_iter()
-        .filter_map(|mv| score_move(ctx, mv, base_pred, k, &firing))
+        .filter_map(|ch| score(ctx, ch, base_pred, (k, sigma), &firing))
         .collect();
+    let mut scored = undominated(all, ctx.settings.min_improvement_pct / 4.0);
     scored.sort_by(|a, b| {
         b.total
             .total_cmp(&a.total)
-            .then_with(|| a.mv.knob.cmp(&b.mv.knob))
+            .then_with(|| a.changes.len().cmp(&b.changes.len()))
+            .then_with(|| a.changes.keys().cmp(b.changes.keys()))
     });
     let threshold = ctx.settings.min_improvement_pct * 0.5;
     match scored.into_iter().next() {
@@ -94,8 +157,10 @@ fn propose(ctx: &AgentContext<'_>) -> Proposal {
         Some(best) => Proposal::converged(
             ctx.layer,
             format!(
-                "converged: the best remaining move ({} → {}) is predicted at {:+.1} %, below half the keep threshold ({:.1} %), and no playbook rule asks for it",
-                best.mv.knob, best.mv.to, best.calibrated_pct, threshold
+                "converged: the best remaining change ({}) is predicted at {:+.1} % (allowing {sigma:.1} % for the simulator's error in this run), below half the keep threshold ({:.1} %), and no playbook rule asks for it",
+                describe(&best.changes),
+                best.calibrated_pct,
+                threshold
             ),
         ),
         None => Proposal::converged(
@@ -105,59 +170,182 @@ fn propose(ctx: &AgentContext<'_>) -> Proposal {
     }
 }
 
-fn score_move(
+/// Measured candidates (reverted or inconclusive) in `layer` since its last keep. Failures
+/// do not count: they say nothing about whether the layer has more to give.
+pub fn unkept_streak(history: &[ExperimentRow], layer: Layer) -> u32 {
+    history
+        .iter()
+        .rev()
+        .filter(|r| r.layer == layer)
+        .take_while(|r| !matches!(r.status, Status::Kept | Status::Baseline))
+        .filter(|r| matches!(r.status, Status::Reverted | Status::Inconclusive))
+        .count() as u32
+}
+
+/// Drop the tried candidates, and every multi-knob candidate that some candidate (tried or
+/// not) with a subset of its changes scores within `margin` of: a knob that rides along without a predicted gain of its own would
+/// only spend experiments on the same effect (the climb visits many such neighbours).
+fn undominated(all: Vec<Scored>, margin: f64) -> Vec<Scored> {
+    let dominated = |c: &Scored| {
+        c.changes.len() > 1
+            && all.iter().any(|o| {
+                o.changes.len() < c.changes.len()
+                    && o.changes.iter().all(|(k, v)| c.changes.get(k) == Some(v))
+                    && o.total >= c.total - margin
+            })
+    };
+    let keep: Vec<bool> = all.iter().map(|c| !c.tried && !dominated(c)).collect();
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|(c, k)| k.then_some(c))
+        .collect()
+}
+
+/// Candidate changes: every single-knob move, and every configuration the surrogate climb
+/// visits (deduplicated).
+fn candidates(ctx: &AgentContext<'_>) -> Vec<BTreeMap<String, Value>> {
+    let mut out: Vec<BTreeMap<String, Value>> = neighbours(ctx.playbook, ctx.layer, &ctx.effective)
+        .into_iter()
+        .map(|m| BTreeMap::from([(m.knob, m.to)]))
+        .collect();
+    out.extend(climb(ctx));
+    let mut seen = HashSet::new();
+    out.retain(|ch| seen.insert(serde_json::to_string(ch).unwrap_or_default()));
+    out
+}
+
+/// Coordinate ascent on the surrogate from the incumbent: each pass moves every knob to the
+/// value the surrogate likes best given the others; returns every legal configuration the
+/// ascent looked at, as changes of the incumbent.
+fn climb(ctx: &AgentContext<'_>) -> Vec<BTreeMap<String, Value>> {
+    let (Some(s), Some(knobs)) = (ctx.surrogate, ctx.playbook.space.get(&ctx.layer)) else {
+        return Vec::new();
+    };
+    let Some(mut cur) = s(ctx.incumbent) else {
+        return Vec::new();
+    };
+    // A knob joins the climb only for a gain worth a quarter of the keep threshold, so the
+    // jump carries no changes that only move the model's noise.
+    let step = 1.0 + ctx.settings.min_improvement_pct / 4.0 / 100.0;
+    let mut changes: BTreeMap<String, Value> = BTreeMap::new();
+    let mut visited = Vec::new();
+    for _ in 0..CLIMB_PASSES {
+        let mut moved = false;
+        for (knob, values) in knobs {
+            let mut best: Option<(f64, Value)> = None;
+            for v in values {
+                if changes
+                    .get(knob)
+                    .unwrap_or_else(|| ctx.effective.get(knob).unwrap_or(&Value::Null))
+                    == v
+                {
+                    continue;
+                }
+                let mut ch = changes.clone();
+                ch.insert(knob.clone(), v.clone());
+                let cand = ctx.incumbent.mutate(ctx.layer, &ch);
+                if cand.id == ctx.incumbent.id || (ctx.legal)(&cand).is_err() {
+                    continue;
+                }
+                let Some(p) = s(&cand) else { continue };
+                visited.push(ch);
+                if p > cur * step && best.as_ref().is_none_or(|(b, _)| p > *b) {
+                    best = Some((p, v.clone()));
+                }
+            }
+            if let Some((p, v)) = best {
+                changes.insert(knob.clone(), v);
+                cur = p;
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    visited
+}
+
+/// Score a candidate: the calibrated prediction, plus the surrogate's measured error (a
+/// configuration the model rates just below the incumbent may still be better when the
+/// model has been off by more than that), plus rule and exploration weight.
+fn score(
     ctx: &AgentContext<'_>,
-    mv: Move,
+    changes: BTreeMap<String, Value>,
     base_pred: Option<f64>,
-    k: f64,
+    (k, sigma): (f64, f64),
     firing: &[&Rule],
 ) -> Option<Scored> {
-    let mut changes = BTreeMap::new();
-    changes.insert(mv.knob.clone(), mv.to.clone());
     let cand = ctx.incumbent.mutate(ctx.layer, &changes);
-    if cand.id == ctx.incumbent.id || (ctx.is_tried)(&cand) || (ctx.legal)(&cand).is_err() {
+    if cand.id == ctx.incumbent.id || (ctx.legal)(&cand).is_err() {
         return None;
     }
-    let predicted_pct = match (ctx.surrogate, base_pred) {
-        (Some(s), Some(b)) if b > 0.0 => s(&cand).map(|c| (c / b - 1.0) * 100.0),
-        _ => None,
-    };
+    let tried = (ctx.is_tried)(&cand);
+    let predicted_pct = predicted(ctx, &cand, base_pred);
     let calibrated_pct = predicted_pct.map_or(0.0, |p| p * k);
-    let rule = firing
-        .iter()
-        .find(|r| {
-            r.moves.iter().any(|(l, knob, d)| {
-                *l == ctx.layer && *knob == mv.knob && matches_direction(&mv, d)
-            })
-        })
-        .map(|r| r.why.clone());
-    let explored = ctx.history.iter().any(|r| r.changes.contains_key(&mv.knob));
-    // A knob this run already measured without a clear effect gets no rule weight: the
-    // evidence beats the heuristic.
-    let flat = knob_looks_flat(ctx.history, &mv.knob);
-    let rule_bonus = if rule.is_some() && !flat {
-        RULE_BONUS_PCT
-    } else {
-        0.0
-    };
-    // Exploration is for when there is no surrogate to predict with.
-    let explore = if explored || predicted_pct.is_some() {
+    let rule = single_move_rule(ctx, &changes, firing);
+    let knob = changes.keys().next().cloned().unwrap_or_default();
+    let explored = ctx.history.iter().any(|r| r.changes.contains_key(&knob));
+    // A knob this run already measured without a clear effect gets no rule weight, and
+    // with a surrogate a rule only breaks ties among moves it predicts to help: the
+    // evidence and the model beat the heuristic.
+    let rule_counts = rule.is_some()
+        && !knob_looks_flat(ctx.history, &knob)
+        && predicted_pct.is_none_or(|p| p > 0.0);
+    let rule_bonus = if rule_counts { RULE_BONUS_PCT } else { 0.0 };
+    let explore = if explored || predicted_pct.is_some() || changes.len() > 1 {
         0.0
     } else {
         EXPLORE_BONUS_PCT
     };
-    let total = calibrated_pct + rule_bonus + explore;
     // Without a surrogate, only rule-backed or unexplored moves are worth a try.
     if predicted_pct.is_none() && rule.is_none() && explored {
         return None;
     }
+    let doubt = if predicted_pct.is_some() { sigma } else { 0.0 };
     Some(Scored {
-        mv,
+        total: calibrated_pct + doubt + rule_bonus + explore,
+        changes,
         predicted_pct,
         calibrated_pct,
-        rule,
-        total,
+        rule: rule.filter(|_| rule_counts),
+        tried,
     })
+}
+
+/// The surrogate's gain for `cand` over the incumbent, %. When the incumbent scores zero
+/// (nothing meets the SLA) any positive prediction counts as a large gain.
+fn predicted(ctx: &AgentContext<'_>, cand: &Recipe, base_pred: Option<f64>) -> Option<f64> {
+    let s = ctx.surrogate?;
+    let c = s(cand)?;
+    match base_pred {
+        Some(b) if b > 0.0 => Some((c / b - 1.0) * 100.0),
+        Some(_) if c > 0.0 => Some(100.0),
+        Some(_) => Some(0.0),
+        None => None,
+    }
+}
+
+/// The `why` of a firing rule that asks for this single-knob move.
+fn single_move_rule(
+    ctx: &AgentContext<'_>,
+    changes: &BTreeMap<String, Value>,
+    firing: &[&Rule],
+) -> Option<String> {
+    let [(knob, to)] = changes.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let mv = neighbours(ctx.playbook, ctx.layer, &ctx.effective)
+        .into_iter()
+        .find(|m| &m.knob == knob && &m.to == to)?;
+    firing
+        .iter()
+        .find(|r| {
+            r.moves
+                .iter()
+                .any(|(l, k, d)| *l == ctx.layer && k == knob && matches_direction(&mv, d))
+        })
+        .map(|r| r.why.clone())
 }
 
 /// True when every measured experiment on `knob` so far showed no measurable effect: an
@@ -174,13 +362,33 @@ fn knob_looks_flat(history: &[ExperimentRow], knob: &str) -> bool {
             .all(|iv| iv.lo_pct <= 0.0 && iv.hi_pct >= 0.0)
 }
 
+/// `knob: from → to` for each change.
+fn describe_from(ctx: &AgentContext<'_>, changes: &BTreeMap<String, Value>) -> String {
+    changes
+        .iter()
+        .map(|(k, v)| {
+            let from = ctx.effective.get(k).cloned().unwrap_or(Value::Null);
+            format!("{k}: {} → {}", show(&from), show(v))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe(changes: &BTreeMap<String, Value>) -> String {
+    changes
+        .iter()
+        .map(|(k, v)| format!("{k} → {}", show(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn proposal(ctx: &AgentContext<'_>, best: Scored, k: f64, n_cal: usize) -> Proposal {
-    let mut why = format!(
-        "{}: {} → {}.",
-        best.mv.knob,
-        show(&best.mv.from),
-        show(&best.mv.to)
-    );
+    let mut why = format!("{}.", describe_from(ctx, &best.changes));
+    if best.changes.len() > 1 {
+        why.push_str(
+            " The simulator's best reachable configuration from here (a climb over every knob).",
+        );
+    }
     if let Some(p) = best.predicted_pct {
         why.push_str(&format!(" The simulator predicts {p:+.1} %"));
         if n_cal >= 2 {
@@ -190,16 +398,19 @@ fn proposal(ctx: &AgentContext<'_>, best: Scored, k: f64, n_cal: usize) -> Propo
             ));
         }
         why.push('.');
+        if best.calibrated_pct < ctx.settings.min_improvement_pct {
+            why.push_str(
+                " Tried because the simulator's error in this run may be larger than that.",
+            );
+        }
     }
     if let Some(r) = &best.rule {
         why.push_str(&format!(" Playbook: {r}"));
     }
-    let mut changes = BTreeMap::new();
-    changes.insert(best.mv.knob.clone(), best.mv.to.clone());
     Proposal {
         rationale: why,
         layer: ctx.layer,
-        changes,
+        changes: best.changes,
         expected_throughput_delta_pct: best.predicted_pct.map(|p| p * k),
         expected_accuracy_delta: None,
         cost_usd: 0.0,
@@ -218,8 +429,7 @@ fn show(v: &Value) -> String {
 mod tests {
     use super::*;
     use crate::playbook::Playbook;
-    use crate::recipe::knobs::Layer;
-    use crate::recipe::{EngineKind, Hardware, Recipe};
+    use crate::recipe::{EngineKind, Hardware};
     use crate::workload::stats::WorkloadStats;
     use serde_json::json;
 
@@ -256,7 +466,17 @@ mod tests {
         facts: BTreeMap<String, f64>,
         tried: &(dyn Fn(&Recipe) -> bool + Send + Sync),
     ) -> Proposal {
-        let surrogate: &crate::agent::Surrogate<'_> = &peak;
+        run_with(f, inc, history, facts, tried, Some(&peak))
+    }
+
+    fn run_with(
+        f: &Fixture,
+        inc: &Recipe,
+        history: &[ExperimentRow],
+        facts: BTreeMap<String, f64>,
+        tried: &(dyn Fn(&Recipe) -> bool + Send + Sync),
+        surrogate: Option<&crate::agent::Surrogate<'_>>,
+    ) -> Proposal {
         let mut effective = BTreeMap::new();
         effective.insert("max_num_seqs".to_string(), json!(seqs(inc) as i64));
         let ctx = AgentContext {
@@ -270,7 +490,7 @@ mod tests {
             history,
             is_tried: tried,
             legal: &|_| Ok(()),
-            surrogate: Some(surrogate),
+            surrogate,
             gpu: None,
             spent_usd: 0.0,
         };
@@ -278,14 +498,16 @@ mod tests {
     }
 
     #[test]
-    fn moves_toward_the_predicted_optimum_with_a_rationale() {
+    fn jumps_to_the_predicted_optimum_with_a_rationale() {
         let f = fixture();
         let inc = Recipe::baseline(EngineKind::Vllm, "m", Hardware::default());
         // Only max_num_seqs has an effect in this surrogate; everything else is predicted 0.
+        // The climb reaches the optimum (256) in one proposal, not one step at a time.
         let p = run(&f, &inc, &[], BTreeMap::new(), &|_| false);
-        assert_eq!(p.changes.get("max_num_seqs"), Some(&json!(512)), "{p:?}");
+        assert_eq!(p.changes.get("max_num_seqs"), Some(&json!(256)), "{p:?}");
+        assert_eq!(p.changes.len(), 1, "{p:?}");
         assert!(
-            p.rationale.contains("max_num_seqs: 1024 → 512"),
+            p.rationale.contains("max_num_seqs: 1024 → 256"),
             "{}",
             p.rationale
         );
@@ -308,6 +530,8 @@ mod tests {
         for k in f.playbook.space[&Layer::Config].keys() {
             row.changes.insert(k.clone(), json!(null));
         }
+        // Before this run has measured anything, the simulator is not trusted to the last
+        // percent: a move it rates flat is still worth a look.
         let p = run(
             &f,
             &at_peak,
@@ -315,12 +539,71 @@ mod tests {
             BTreeMap::new(),
             &|_| false,
         );
+        assert!(!p.changes.is_empty(), "{p:?}");
+        assert!(
+            p.rationale.contains("error in this run may be larger"),
+            "{}",
+            p.rationale
+        );
+        // Once four experiments measured what the simulator predicted, it has converged.
+        let confirmed: Vec<ExperimentRow> = (0..4)
+            .map(|i| {
+                let mut r = row.clone();
+                r.status = Status::Reverted;
+                r.predicted_gain_pct = Some(-2.0 - i as f64);
+                r.interval = Some(crate::tune::verdict::Interval {
+                    gain_pct: -2.0 - i as f64,
+                    lo_pct: -2.5 - i as f64,
+                    hi_pct: -1.5 - i as f64,
+                    confidence: 0.95,
+                    pairs: 2,
+                });
+                r
+            })
+            .collect();
+        let p = run(&f, &at_peak, &confirmed, BTreeMap::new(), &|_| false);
         assert!(p.changes.is_empty(), "{p:?}");
-        assert!(p.rationale.starts_with("converged"));
-        // From 1024, with 512 tried, the next best is 768.
-        let tried_512 = |r: &Recipe| r.config.get("max_num_seqs") == Some(&json!(512));
-        let p = run(&f, &base, &[], BTreeMap::new(), &tried_512);
-        assert_eq!(p.changes.get("max_num_seqs"), Some(&json!(768)), "{p:?}");
+        assert!(p.rationale.starts_with("converged"), "{}", p.rationale);
+        // From 1024, with the optimum tried (and not kept), the runner-up is next: 192
+        // (the surrogate rates it above 384).
+        let tried_256 = |r: &Recipe| r.config.get("max_num_seqs") == Some(&json!(256));
+        let p = run(&f, &base, &[], BTreeMap::new(), &tried_256);
+        assert_eq!(p.changes.get("max_num_seqs"), Some(&json!(192)), "{p:?}");
+    }
+
+    #[test]
+    fn a_layer_converges_after_patience_measured_candidates_without_a_keep() {
+        let f = fixture();
+        let base = Recipe::baseline(EngineKind::Vllm, "m", Hardware::default());
+        let mk = |status, layer| {
+            let mut r = crate::tune::state::tests_support::row_with_changes(&base);
+            r.status = status;
+            r.layer = layer;
+            r
+        };
+        let mut h = vec![mk(Status::Baseline, Layer::Config)];
+        for st in [Status::Reverted, Status::Inconclusive, Status::Reverted] {
+            h.push(mk(st, Layer::Config));
+        }
+        // Failures, refusals and other layers' rows do not count.
+        h.push(mk(Status::Failed, Layer::Config));
+        h.push(mk(Status::Duplicate, Layer::Config));
+        h.push(mk(Status::Reverted, Layer::Quant));
+        assert_eq!(unkept_streak(&h, Layer::Config), LAYER_PATIENCE - 1);
+        let p = run(&f, &base, &h, BTreeMap::new(), &|_| false);
+        assert!(!p.changes.is_empty(), "{p:?}");
+        h.push(mk(Status::Inconclusive, Layer::Config));
+        let p = run(&f, &base, &h, BTreeMap::new(), &|_| false);
+        assert!(p.changes.is_empty(), "{p:?}");
+        assert!(
+            p.rationale
+                .starts_with("converged: the last 4 measured candidates in the config layer"),
+            "{}",
+            p.rationale
+        );
+        // A keep starts the count again.
+        h.push(mk(Status::Kept, Layer::Config));
+        assert_eq!(unkept_streak(&h, Layer::Config), 0);
     }
 
     #[test]
@@ -329,12 +612,20 @@ mod tests {
         let inc = Recipe::baseline(EngineKind::Vllm, "m", Hardware::default());
         let mut facts = BTreeMap::new();
         facts.insert("preemptions".to_string(), 12.0);
-        let p = run(&f, &inc, &[], facts, &|_| false);
+        // Without a surrogate the rules lead.
+        let p = run_with(&f, &inc, &[], facts.clone(), &|_| false, None);
         assert!(
             p.rationale.contains("Playbook: Preemptions"),
             "{}",
             p.rationale
         );
+        // With one, a rule only adds weight to moves the model predicts to help: here the
+        // rule's max_num_seqs step down (predicted positive) carries it, its
+        // gpu_memory_utilization step (predicted 0) does not.
+        let flat_except_seqs = |r: &Recipe| peak(r);
+        let p = run_with(&f, &inc, &[], facts, &|_| false, Some(&flat_except_seqs));
+        assert!(p.changes.contains_key("max_num_seqs"), "{p:?}");
+        assert!(!p.changes.contains_key("gpu_memory_utilization"), "{p:?}");
     }
 
     #[test]

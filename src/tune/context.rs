@@ -210,7 +210,7 @@ impl SimModel {
             let r = crate::sim::predict::predict(setup, &self.requests, &self.load, "surrogate")
                 .ok()?;
             let m = score::measure(&r, &self.settings, None);
-            m.sla_ok.then_some(m.value).or(Some(m.value * 0.5))
+            Some(score::comparable(&m, &self.settings))
         });
         if let Ok(mut c) = self.cache.lock() {
             c.insert(recipe.id.clone(), v);

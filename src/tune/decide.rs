@@ -143,7 +143,7 @@ pub async fn compare(
             out.note = Some(d.1);
             break;
         }
-        if let Some(lr) = verdict::log_ratio(c.value, i.value) {
+        if let Some(lr) = verdict::log_ratio(score::comparable(&c, s), score::comparable(&i, s)) {
             out.log_ratios.push(lr);
         }
         let (d, iv) = verdict::decide(&out.log_ratios, pool, rule);

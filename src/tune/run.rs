@@ -294,11 +294,19 @@ impl Tuner {
             return self.record(row);
         }
         let tag = format!("e{:04}-{}", self.state.next_seq(), cand.id);
+        let mut rule = self.rule();
+        // A change predicted to matter a lot deserves more pairs before it is called
+        // inconclusive.
+        if p.expected_throughput_delta_pct
+            .is_some_and(|g| g >= 3.0 * self.settings.min_improvement_pct)
+        {
+            rule.max_pairs *= 2;
+        }
         let judge = decide::Judge {
             settings: &self.settings,
             refs: self.refs.as_ref(),
             pool: &self.state.noise,
-            rule: self.rule(),
+            rule,
         };
         let outcome = decide::compare(&mut self.measurer, &cand, &inc, &tag, &judge).await;
         let mut row = self.candidate_row(&p, &cand, Status::Failed);

@@ -34,6 +34,42 @@ pub fn objective_value(m: &Measurement, o: Objective) -> f64 {
     }
 }
 
+/// The number two runs are compared by. A run that meets the SLA compares by its
+/// objective; one that misses it scores half, times how far it missed each bound
+/// (bound ÷ actual for every p99 bound exceeded, accuracy ÷ floor, the share of requests
+/// that completed) — so a change that moves toward the SLA is progress even before it gets
+/// there. An objective of zero (no request meets the SLO) falls back to a thousandth of the
+/// output throughput, so such runs still order.
+pub fn comparable(m: &Measurement, s: &TuneSettings) -> f64 {
+    let base = if m.value > 0.0 {
+        m.value
+    } else {
+        1e-3 * m.output_throughput
+    };
+    if m.sla_ok && m.value > 0.0 {
+        return base;
+    }
+    base * 0.5 * sla_distance(m, s)
+}
+
+/// Π min(1, bound/actual) over the SLA's bounds, accuracy and completed share (1 = met).
+fn sla_distance(m: &Measurement, s: &TuneSettings) -> f64 {
+    let ratio = |bound: Option<f64>, actual: f64| match bound {
+        Some(b) if actual > b && actual > 0.0 => b / actual,
+        _ => 1.0,
+    };
+    let total = (m.completed + m.failed).max(1) as f64;
+    let acc = match m.accuracy {
+        Some(a) if a < s.accuracy_floor && s.accuracy_floor > 0.0 => a / s.accuracy_floor,
+        _ => 1.0,
+    };
+    ratio(s.slo.ttft_ms, m.p99_ttft_ms)
+        * ratio(s.slo.tpot_ms, m.p99_tpot_ms)
+        * ratio(s.slo.e2el_ms, m.p99_e2el_ms)
+        * acc
+        * (m.completed as f64 / total)
+}
+
 /// Every SLA bound the run missed, in words.
 pub fn sla_violations(m: &Measurement, s: &TuneSettings) -> Vec<String> {
     let mut v = Vec::new();
@@ -99,6 +135,34 @@ mod tests {
         assert_eq!(objective_value(&m(), Objective::Throughput), 1000.0);
         assert_eq!(objective_value(&m(), Objective::Goodput), 3.0);
         assert_eq!(objective_value(&m(), Objective::Latency), 0.25);
+    }
+
+    #[test]
+    fn comparable_grades_sla_misses() {
+        let s = settings(
+            Objective::Throughput,
+            Slo {
+                ttft_ms: Some(200.0),
+                ..Default::default()
+            },
+        );
+        let mut ok = m();
+        ok.sla_ok = true;
+        ok.value = 1000.0;
+        assert_eq!(comparable(&ok, &s), 1000.0);
+        // p99 TTFT 300 ms against a 200 ms bound: half, times 200/300.
+        let mut miss = m();
+        miss.sla_ok = false;
+        miss.value = 1000.0;
+        assert!((comparable(&miss, &s) - 1000.0 * 0.5 * 2.0 / 3.0).abs() < 1e-9);
+        // Closer to the bound scores higher.
+        let mut closer = miss.clone();
+        closer.p99_ttft_ms = 250.0;
+        assert!(comparable(&closer, &s) > comparable(&miss, &s));
+        // Zero objective: a thousandth of the throughput keeps runs ordered.
+        let mut zero = miss.clone();
+        zero.value = 0.0;
+        assert!(comparable(&zero, &s) > 0.0);
     }
 
     #[test]
