@@ -3,17 +3,13 @@
 # best score an exhaustive `forge sim predict` sweep finds, against random search on the
 # same space, on eight (model, GPU, workload, objective) scenarios. The agent runs forge's
 # loop (paired, interleaved repeats; forge's keep/revert rule) on noisy predictions; random
-# search sees the noise-free truth. By default it also runs a prototype fix (the agent
-# preceded by a jump to the surrogate's local optimum) and prints one scenario's paths.
+# search sees the noise-free truth.
 #
 # Usage: bench/search_quality.sh [NOISE_PCT] [AGENT_SEEDS] [RANDOM_SEEDS] [CAP]
 #        (defaults 2, 10, 200, 40; about 4 minutes on 2 cores)
-#   SQ_AGENT=builtin|jump|both   which agents (default both)
-#   SQ_PATH=N|all                print the agents' paths on scenario N (default 3)
+#   SQ_PATH=N|all                print the agent's path on scenario N (default none)
 #   SQ_ONLY=N                    run scenario N alone
 #   SQ_SURROGATE_ERR=σ           surrogate off by a fixed factor exp(σ/100·z) per config
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q --release --example search_quality
-SQ_AGENT="${SQ_AGENT:-both}" SQ_PATH="${SQ_PATH:-3}" \
-  ./target/release/examples/search_quality "${1:-2}" "${2:-10}" "${3:-200}" "${4:-40}"
+cargo run -q --release --example search_quality -- "${1:-2}" "${2:-10}" "${3:-200}" "${4:-40}"

@@ -29,8 +29,7 @@
 //! real loop's `/metrics` watcher does.
 //!
 //! Usage: `search_quality [NOISE_PCT] [AGENT_SEEDS] [RANDOM_SEEDS] [CAP]`
-//! (defaults 2, 10, 200, 40). Environment: `SQ_AGENT=builtin|jump|both` (default builtin;
-//! `jump` is a prototype fix, see [`JumpAgent`]), `SQ_PATH=N|all` prints the agent's path
+//! (defaults 2, 10, 200, 40). Environment: `SQ_PATH=N|all` prints the agent's path
 //! on scenario N (0-based, first seed), `SQ_ONLY=N` runs scenario N alone, `SQ_TOP=K`
 //! prints the K best configurations of each sweep, `SQ_SURROGATE_ERR=σ` (above).
 
@@ -53,12 +52,13 @@ use forge::recipe::{EngineKind, Hardware, Recipe};
 use forge::sim::engine::{SimEngine, SimRequest, SimSetup};
 use forge::sim::model::ModelShape;
 use forge::tune::context::{self, SimModel};
+use forge::tune::decide::Outcome;
 use forge::tune::row::{Arm, ExperimentRow, Measurement, Sample, Status};
 use forge::tune::run::legality;
 use forge::tune::score;
 use forge::tune::settings::TuneSettings;
 use forge::tune::state::RunState;
-use forge::tune::verdict::{self, Decision, Rule};
+use forge::tune::verdict::Rule;
 use forge::workload::stats::WorkloadStats;
 use forge::workload::synth::{self, SynthSpec};
 use forge::workload::{Workload, WorkloadRequest};
@@ -726,17 +726,7 @@ fn infeasible(why: String) -> Failure {
     }
 }
 
-/// Paired comparison, as `tune::decide::compare` does it.
-struct Compared {
-    decision: Decision,
-    failure: Option<Failure>,
-    interval: Option<verdict::Interval>,
-    log_ratios: Vec<f64>,
-    samples: Vec<Sample>,
-    candidate: Option<Measurement>,
-    note: Option<String>,
-}
-
+/// Paired comparison, as `tune::decide::compare` does it (on simulated runs).
 fn compare(
     b: &Bench,
     cand: &Recipe,
@@ -745,7 +735,7 @@ fn compare(
     rng: &mut ChaCha8Rng,
     noise: f64,
     predicted_pct: Option<f64>,
-) -> Compared {
+) -> Outcome {
     // As `Tuner::handle`: a change predicted to matter a lot gets twice the pairs.
     let big = predicted_pct.is_some_and(|g| g >= 3.0 * b.settings.min_improvement_pct);
     let rule = Rule {
@@ -754,15 +744,7 @@ fn compare(
         max_pairs: b.settings.max_repeats * if big { 2 } else { 1 },
         min_pairs: 1,
     };
-    let mut out = Compared {
-        decision: Decision::MeasureMore,
-        failure: None,
-        interval: None,
-        log_ratios: vec![],
-        samples: vec![],
-        candidate: None,
-        note: None,
-    };
+    let mut out = Outcome::default();
     let mut cands = Vec::new();
     for k in 0..rule.max_pairs {
         let order = if k % 2 == 0 {
@@ -795,50 +777,12 @@ fn compare(
         }
         let [Some(c), Some(i)] = pair else { continue };
         cands.push(c.clone());
-        if let Some((d, note)) = sla_decides(&c, &i, &b.settings) {
-            out.decision = d;
-            out.note = Some(note);
-            break;
-        }
-        if let Some(lr) = verdict::log_ratio(
-            score::comparable(&c, &b.settings),
-            score::comparable(&i, &b.settings),
-        ) {
-            out.log_ratios.push(lr);
-        }
-        let (d, iv) = verdict::decide(&out.log_ratios, &state.noise, &rule);
-        out.interval = iv;
-        out.decision = d;
-        if d != Decision::MeasureMore {
+        if out.add_pair(&c, &i, &b.settings, &state.noise, &rule) {
             break;
         }
     }
-    if out.decision == Decision::MeasureMore {
-        out.decision = Decision::Inconclusive;
-    }
-    out.candidate = forge::tune::decide::median(&cands);
+    out.finish(&cands);
     out
-}
-
-/// `tune::decide`'s SLA rule: when exactly one side meets the SLA, that decides.
-fn sla_decides(c: &Measurement, i: &Measurement, s: &TuneSettings) -> Option<(Decision, String)> {
-    match (c.sla_ok, i.sla_ok) {
-        (false, true) => Some((
-            Decision::Revert,
-            format!(
-                "candidate misses the SLA: {}",
-                score::sla_violations(c, s).join("; ")
-            ),
-        )),
-        (true, false) => Some((
-            Decision::Keep,
-            format!(
-                "candidate meets the SLA the incumbent misses ({})",
-                score::sla_violations(i, s).join("; ")
-            ),
-        )),
-        _ => None,
-    }
 }
 
 fn propose(b: &Bench, state: &RunState, agent: &mut dyn Agent) -> anyhow::Result<Proposal> {
@@ -868,98 +812,6 @@ fn propose(b: &Bench, state: &RunState, agent: &mut dyn Agent) -> anyhow::Result
         spent_usd: 0.0,
     };
     futures::executor::block_on(agent.propose(&ctx))
-}
-
-/// Which agent drives the loop.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Variant {
-    /// forge's built-in agent as shipped.
-    Builtin,
-    /// Prototype: the built-in agent, preceded by a jump to the surrogate's local optimum.
-    Jump,
-}
-
-/// Prototype of a fix (not in forge): before the single-knob moves, climb the surrogate by
-/// coordinate ascent over the whole search space (every value of every knob, a few passes,
-/// only changes the surrogate says add at least half the keep threshold) and propose the
-/// resulting multi-knob change when it is untried and predicted, after calibration, to
-/// clear the keep threshold. Otherwise the built-in agent proposes as usual.
-struct JumpAgent(BuiltinAgent);
-
-impl Agent for JumpAgent {
-    fn name(&self) -> String {
-        "builtin+jump".into()
-    }
-
-    fn propose<'a>(
-        &'a mut self,
-        ctx: &'a AgentContext<'a>,
-    ) -> futures::future::BoxFuture<'a, anyhow::Result<Proposal>> {
-        match jump(ctx) {
-            Some(p) => Box::pin(async move { Ok(p) }),
-            None => self.0.propose(ctx),
-        }
-    }
-}
-
-fn jump(ctx: &AgentContext<'_>) -> Option<Proposal> {
-    let s = ctx.surrogate?;
-    let base = s(ctx.incumbent).filter(|b| *b > 0.0)?;
-    let knobs = ctx.playbook.space.get(&ctx.layer)?;
-    let step = 1.0 + ctx.settings.min_improvement_pct * 0.5 / 100.0;
-    let mut changes: BTreeMap<String, Value> = BTreeMap::new();
-    let mut cur = base;
-    for _pass in 0..3 {
-        let mut moved = false;
-        for (knob, values) in knobs {
-            let mut best: Option<(f64, Value)> = None;
-            for v in values {
-                if ctx.effective.get(knob) == Some(v) || changes.get(knob) == Some(v) {
-                    continue;
-                }
-                let mut ch = changes.clone();
-                ch.insert(knob.clone(), v.clone());
-                let cand = ctx.incumbent.mutate(ctx.layer, &ch);
-                if (ctx.legal)(&cand).is_err() {
-                    continue;
-                }
-                if let Some(p) = s(&cand)
-                    && p > cur * step
-                    && best.as_ref().is_none_or(|(b, _)| p > *b)
-                {
-                    best = Some((p, v.clone()));
-                }
-            }
-            if let Some((p, v)) = best {
-                changes.insert(knob.clone(), v);
-                cur = p;
-                moved = true;
-            }
-        }
-        if !moved {
-            break;
-        }
-    }
-    let cand = ctx.incumbent.mutate(ctx.layer, &changes);
-    if changes.is_empty() || (ctx.is_tried)(&cand) {
-        return None;
-    }
-    let (k, _) = forge::agent::builtin::calibration(ctx.history);
-    let predicted = (cur / base - 1.0) * 100.0;
-    if predicted * k < ctx.settings.min_improvement_pct {
-        return None;
-    }
-    Some(Proposal {
-        rationale: format!(
-            "jump to the surrogate's local optimum ({} knobs): predicted {predicted:+.1} %",
-            changes.len()
-        ),
-        layer: ctx.layer,
-        changes,
-        expected_throughput_delta_pct: Some(predicted * k),
-        expected_accuracy_delta: None,
-        cost_usd: 0.0,
-    })
 }
 
 /// One proposal handled as `Tuner::handle` does; returns the row to record.
@@ -1009,30 +861,8 @@ fn handle(
         noise,
         p.expected_throughput_delta_pct,
     );
-    row.exp = Some(state.experiments_used);
-    row.samples = o.samples;
-    row.log_ratios = o.log_ratios;
-    row.interval = o.interval;
-    row.measurement = o.candidate;
     let inc_score = state.incumbent.as_ref().map_or(1.0, |i| i.score);
-    row.score = row
-        .interval
-        .map(|iv| inc_score * (1.0 + iv.gain_pct / 100.0));
-    if let Some(note) = o.note {
-        row.rationale = format!("{} [{note}]", row.rationale);
-    }
-    row.status = match (o.failure, o.decision) {
-        (Some(f), _) => {
-            row.failure = Some(f);
-            Status::Failed
-        }
-        (None, Decision::Keep) => Status::Kept,
-        (None, Decision::Revert) => Status::Reverted,
-        (None, _) => Status::Inconclusive,
-    };
-    if row.status == Status::Kept && row.score.is_none() {
-        row.score = Some(inc_score);
-    }
+    o.fill(&mut row, state.experiments_used, inc_score);
     row
 }
 
@@ -1054,19 +884,10 @@ fn baseline_state(b: &Bench, rng: &mut ChaCha8Rng, noise: f64) -> anyhow::Result
     Ok(state)
 }
 
-fn run_agent(
-    b: &Bench,
-    sw: &Sweep,
-    variant: Variant,
-    o: &Options,
-    seed: u64,
-) -> anyhow::Result<AgentRun> {
+fn run_agent(b: &Bench, sw: &Sweep, o: &Options, seed: u64) -> anyhow::Result<AgentRun> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut state = baseline_state(b, &mut rng, o.noise)?;
-    let mut agent: Box<dyn Agent> = match variant {
-        Variant::Builtin => Box::new(BuiltinAgent),
-        Variant::Jump => Box::new(JumpAgent(BuiltinAgent)),
-    };
+    let mut agent = BuiltinAgent;
     let at_start = sw.reached(sw.baseline);
     let mut run = AgentRun {
         reached: at_start.then_some(0),
@@ -1081,7 +902,7 @@ fn run_agent(
         if state.current_layer(&b.settings).is_none() {
             break "converged".into();
         }
-        let p = propose(b, &state, agent.as_mut())?;
+        let p = propose(b, &state, &mut agent)?;
         let row = handle(b, &state, &p, &mut rng, o.noise);
         tally(b, sw, &state, &row, &mut run);
         state.apply(row);
@@ -1145,17 +966,22 @@ fn describe(b: &Bench, sw: &Sweep, state: &RunState, row: &ExperimentRow) -> Str
         )
     });
     let truth = if row.status.is_experiment() {
-        let t = sw.score(b, &row.recipe);
-        format!(
-            " (true {:+.1} %)",
-            (t / sw.score(b, inc).max(1e-12) - 1.0) * 100.0
-        )
+        let (t, base) = (sw.score(b, &row.recipe), sw.score(b, inc));
+        if base < sw.best * 1e-6 {
+            format!(" (true: {:.1} % of best, from ~0)", t / sw.best * 100.0)
+        } else {
+            format!(" (true {:+.1} %)", (t / base - 1.0) * 100.0)
+        }
     } else {
         String::new()
     };
     let rule = row.rationale.find("Playbook:").map_or("", |_| " [rule]");
+    let why = match row.status {
+        Status::Converged => format!(" {}", row.rationale),
+        _ => String::new(),
+    };
     format!(
-        "{exp} {:<12} {}{pred}{meas}{truth}{rule}",
+        "{exp} {:<12} {}{pred}{meas}{truth}{rule}{why}",
         row.status.as_str(),
         moves.join(", ")
     )
@@ -1189,7 +1015,6 @@ struct Options {
     only: Option<usize>,
     path: String,
     top: usize,
-    variants: Vec<Variant>,
     surrogate_err: f64,
 }
 
@@ -1197,11 +1022,6 @@ impl Options {
     fn parse() -> anyhow::Result<Options> {
         let mut args = std::env::args().skip(1);
         let env = |k: &str| std::env::var(k).unwrap_or_default();
-        let variants = match env("SQ_AGENT").as_str() {
-            "jump" => vec![Variant::Jump],
-            "both" => vec![Variant::Builtin, Variant::Jump],
-            _ => vec![Variant::Builtin],
-        };
         Ok(Options {
             noise: args.next().map_or(Ok(2.0), |v| v.parse())?,
             agent_seeds: args.next().map_or(Ok(10), |v| v.parse())?,
@@ -1210,7 +1030,6 @@ impl Options {
             only: env("SQ_ONLY").parse().ok(),
             path: env("SQ_PATH"),
             top: env("SQ_TOP").parse().unwrap_or(0),
-            variants,
             surrogate_err: env("SQ_SURROGATE_ERR").parse().unwrap_or(0.0),
         })
     }
@@ -1225,7 +1044,7 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let playbook = bench_playbook()?;
     let mut setups = Vec::new();
-    let mut rows: Vec<Vec<Summary>> = vec![Vec::new(); o.variants.len()];
+    let mut rows: Vec<Summary> = Vec::new();
     for (i, sc) in scenarios().into_iter().enumerate() {
         if o.only.is_some_and(|x| x != i) {
             continue;
@@ -1235,22 +1054,23 @@ fn main() -> anyhow::Result<()> {
         report_sweep(&b, &sw, &o);
         setups.push(setup_line(&b, &sw));
         let rnd = random_search(&sw, o.random_seeds);
-        for (v, variant) in o.variants.iter().enumerate() {
-            let t = Instant::now();
-            let mut runs = Vec::new();
-            for s in 0..o.agent_seeds {
-                runs.push(run_agent(&b, &sw, *variant, &o, 0xa9e7_0000 + s)?);
-            }
-            eprintln!(
-                "  {variant:?}: {} runs in {:.1} s",
-                o.agent_seeds,
-                t.elapsed().as_secs_f64()
-            );
-            if o.show_path(i) {
-                print_path(&b, *variant, &runs[0]);
-            }
-            rows[v].push(summarize(&b, &sw, &runs, &rnd, o.cap));
+        let t = Instant::now();
+        let mut runs = Vec::new();
+        for s in 0..o.agent_seeds {
+            runs.push(run_agent(&b, &sw, &o, 0xa9e7_0000 + s)?);
         }
+        eprintln!(
+            "  agent: {} runs in {:.1} s",
+            o.agent_seeds,
+            t.elapsed().as_secs_f64()
+        );
+        if o.show_path(i) {
+            print_path(&b, "first noise seed", &runs[0]);
+            if let Some(r) = runs.iter().find(|r| r.reached.is_none()) {
+                print_path(&b, "first seed that did not reach 95 %", r);
+            }
+        }
+        rows.push(summarize(&b, &sw, &runs, &rnd, o.cap));
     }
     println!(
         "| scenario | objective (SLA) | workload | the engine defaults | objective's noise per run (defaults / best) |"
@@ -1259,19 +1079,13 @@ fn main() -> anyhow::Result<()> {
     for l in &setups {
         println!("{l}");
     }
-    for (v, variant) in o.variants.iter().enumerate() {
-        print_table(&rows[v], *variant, &o);
-    }
+    print_table(&rows, &o);
     println!("\ntotal runtime {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-fn print_path(b: &Bench, variant: Variant, run: &AgentRun) {
-    println!(
-        "Agent path ({}), {} (first noise seed):\n",
-        variant.label(),
-        b.name
-    );
+fn print_path(b: &Bench, which: &str, run: &AgentRun) {
+    println!("Agent path, {} ({which}):\n", b.name);
     println!("```");
     for l in &run.path {
         println!("{l}");
@@ -1411,24 +1225,14 @@ fn summarize(b: &Bench, sw: &Sweep, runs: &[AgentRun], rnd: &[u32], cap: u32) ->
     }
 }
 
-impl Variant {
-    fn label(self) -> &'static str {
-        match self {
-            Variant::Builtin => "built-in agent, as shipped",
-            Variant::Jump => "prototype: built-in agent + surrogate jump (not in forge)",
-        }
-    }
-}
-
-fn print_table(rows: &[Summary], variant: Variant, o: &Options) {
+fn print_table(rows: &[Summary], o: &Options) {
     let err = if o.surrogate_err > 0.0 {
         format!(", surrogate error σ = {} %", o.surrogate_err)
     } else {
         String::new()
     };
     println!(
-        "\n{}: experiments to reach {:.0} % of the sweep's best score ({} noise seeds, {} % run-to-run noise{err}, cap {}; random search: {} orders)\n",
-        variant.label(),
+        "\nbuilt-in agent: experiments to reach {:.0} % of the sweep's best score ({} noise seeds, {} % run-to-run noise{err}, cap {}; random search: {} orders)\n",
         REACH * 100.0,
         o.agent_seeds,
         o.noise,

@@ -28,13 +28,22 @@ const RULE_BONUS_PCT: f64 = 2.0;
 const EXPLORE_BONUS_PCT: f64 = 0.5;
 /// Passes of the surrogate climb (each moves every knob once, to its best value).
 const CLIMB_PASSES: usize = 3;
-/// Weight, in experiments, of the prior on the surrogate's error (half the keep threshold:
-/// before anything is measured, a move the simulator rates flat is worth one look).
+/// Prior on the surrogate's error, in keep thresholds: the simulator is not validated on
+/// this engine and hardware until this run measures it, so before that a move it rates a
+/// little below the incumbent is still worth a look.
+const PRIOR_ERROR_X: f64 = 2.0;
+/// Weight, in experiments, of that prior.
 const PRIOR_WEIGHT: f64 = 1.0;
 /// After this many measured candidates in a row in one layer without a keep, the layer has
 /// converged (the original's definition: no experiment improves the score by more than the
 /// keep threshold) and the budget moves on to the next layer.
 pub const LAYER_PATIENCE: u32 = 4;
+/// A layer is not called converged on the simulator's word alone before this many of its
+/// candidates were measured: until then the best remaining candidate is measured anyway...
+const MIN_MEASURED_PER_LAYER: u32 = 3;
+/// ...when its calibrated prediction is within this many model errors (at least the prior's)
+/// below the incumbent.
+const CHECK_WITHIN_SIGMAS: f64 = 3.0;
 /// Smallest predicted gain, %, that takes part in calibrating the surrogate.
 const MIN_CALIBRATION_PRED_PCT: f64 = 1.0;
 
@@ -91,33 +100,33 @@ pub fn calibration(history: &[ExperimentRow]) -> (f64, usize) {
     ((sxy / sxx).clamp(0.2, 1.5), pairs.len())
 }
 
-/// How far the calibrated surrogate may be off in this run, %: the RMS of (measured −
-/// calibrated predicted) gain over the measured experiments, less what measurement noise
-/// alone explains (each interval's own standard error), pooled with a prior of `prior_pct`
-/// worth one experiment. Before any measurement it is the prior (the simulator is not yet
-/// validated on this engine and hardware), and it shrinks towards the measured error as
-/// experiments come in.
+/// How far the calibrated surrogate may be off in this run, %: a prior of `prior_pct`
+/// worth one experiment (the simulator is not validated on this engine and hardware until
+/// this run measures it), pooled with each measured experiment's squared miss less what its
+/// own measurement noise explains (never below zero). Misses are taken on log ratios, so a
+/// large gain's multiplicative error counts as much as a small one's, and each experiment
+/// is weighted by how much it can say about an error of the prior's size: an interval much
+/// wider than that (a large gain confirmed in two pairs) moves the estimate little.
 pub fn model_error(history: &[ExperimentRow], k: f64, prior_pct: f64) -> f64 {
-    let terms: Vec<(f64, f64)> = history
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.status,
-                Status::Kept | Status::Reverted | Status::Inconclusive
-            )
-        })
-        .filter_map(|r| {
-            let iv = r.interval?;
-            let se = (iv.hi_pct - iv.lo_pct) / (2.0 * 1.96);
-            Some((iv.gain_pct - k * r.predicted_gain_pct?, se))
-        })
-        .collect();
-    let n = terms.len() as f64;
-    let residual = terms.iter().map(|(r, _)| r * r).sum::<f64>();
-    let noise = terms.iter().map(|(_, se)| se * se).sum::<f64>();
-    let measured = (residual - noise).max(0.0);
-    let prior = PRIOR_WEIGHT * prior_pct * prior_pct;
-    ((measured + prior) / (n + PRIOR_WEIGHT)).sqrt()
+    let ln = |pct: f64| (1.0 + pct / 100.0).max(1e-6).ln() * 100.0;
+    let prior = prior_pct.max(1e-6);
+    let (mut num, mut den) = (PRIOR_WEIGHT * prior * prior, PRIOR_WEIGHT);
+    for r in history.iter().filter(|r| {
+        matches!(
+            r.status,
+            Status::Kept | Status::Reverted | Status::Inconclusive
+        )
+    }) {
+        let (Some(iv), Some(p)) = (r.interval, r.predicted_gain_pct) else {
+            continue;
+        };
+        let miss = ln(iv.gain_pct) - ln(k * p);
+        let se = (ln(iv.hi_pct) - ln(iv.lo_pct)) / (2.0 * 1.96);
+        let w = 1.0 / (1.0 + (se / prior).powi(2));
+        num += w * (miss * miss - se * se).max(0.0);
+        den += w;
+    }
+    (num / den).max(0.0).sqrt()
 }
 
 fn propose(ctx: &AgentContext<'_>) -> Proposal {
@@ -132,7 +141,8 @@ fn propose(ctx: &AgentContext<'_>) -> Proposal {
         );
     }
     let (k, n_cal) = calibration(ctx.history);
-    let sigma = model_error(ctx.history, k, ctx.settings.min_improvement_pct * 0.5);
+    let prior = ctx.settings.min_improvement_pct * PRIOR_ERROR_X;
+    let sigma = model_error(ctx.history, k, prior);
     let base_pred = ctx.surrogate.and_then(|s| s(ctx.incumbent));
     let firing: Vec<&Rule> = ctx
         .playbook
@@ -152,8 +162,21 @@ fn propose(ctx: &AgentContext<'_>) -> Proposal {
             .then_with(|| a.changes.keys().cmp(b.changes.keys()))
     });
     let threshold = ctx.settings.min_improvement_pct * 0.5;
+    let measured_here = measured_in_layer(ctx.history, ctx.layer);
+    let checking = |b: &Scored| {
+        measured_here < MIN_MEASURED_PER_LAYER
+            && b.predicted_pct.is_some()
+            && b.calibrated_pct >= -CHECK_WITHIN_SIGMAS * sigma.max(prior)
+    };
     match scored.into_iter().next() {
         Some(best) if best.total >= threshold => proposal(ctx, best, k, n_cal),
+        Some(best) if checking(&best) => {
+            let mut p = proposal(ctx, best, k, n_cal);
+            p.rationale.push_str(&format!(
+                " Measured to check the simulator before calling the layer converged: {measured_here} of this layer's candidates measured so far (the simulator has been off by up to {sigma:.1} % here)."
+            ));
+            p
+        }
         Some(best) => Proposal::converged(
             ctx.layer,
             format!(
@@ -168,6 +191,20 @@ fn propose(ctx: &AgentContext<'_>) -> Proposal {
             "converged: every legal move in this layer has been tried from the current best",
         ),
     }
+}
+
+/// Measured candidates (kept, reverted or inconclusive) in `layer`.
+fn measured_in_layer(history: &[ExperimentRow], layer: Layer) -> u32 {
+    history
+        .iter()
+        .filter(|r| r.layer == layer)
+        .filter(|r| {
+            matches!(
+                r.status,
+                Status::Kept | Status::Reverted | Status::Inconclusive
+            )
+        })
+        .count() as u32
 }
 
 /// Measured candidates (reverted or inconclusive) in `layer` since its last keep. Failures
@@ -208,9 +245,14 @@ fn candidates(ctx: &AgentContext<'_>) -> Vec<BTreeMap<String, Value>> {
         .into_iter()
         .map(|m| BTreeMap::from([(m.knob, m.to)]))
         .collect();
-    out.extend(climb(ctx));
+    // A climb may move a knob away and back: a change to the value the engine already runs
+    // with is no change, and would only make a new recipe id for the same configuration.
+    out.extend(climb(ctx).into_iter().map(|mut ch| {
+        ch.retain(|k, v| ctx.effective.get(k) != Some(v));
+        ch
+    }));
     let mut seen = HashSet::new();
-    out.retain(|ch| seen.insert(serde_json::to_string(ch).unwrap_or_default()));
+    out.retain(|ch| !ch.is_empty() && seen.insert(serde_json::to_string(ch).unwrap_or_default()));
     out
 }
 
@@ -302,7 +344,14 @@ fn score(
     if predicted_pct.is_none() && rule.is_none() && explored {
         return None;
     }
-    let doubt = if predicted_pct.is_some() { sigma } else { 0.0 };
+    // The model error is doubt about what this run has not measured: a candidate that only
+    // moves knobs already measured without an effect gets none (try another knob instead).
+    let measured_flat = changes.keys().all(|k| knob_looks_flat(ctx.history, k));
+    let doubt = if predicted_pct.is_some() && !measured_flat {
+        sigma
+    } else {
+        0.0
+    };
     Some(Scored {
         total: calibrated_pct + doubt + rule_bonus + explore,
         changes,
@@ -653,5 +702,41 @@ mod tests {
         let (k, n) = calibration(&[a, b]);
         assert_eq!(n, 2);
         assert!((k - 0.5).abs() < 1e-12);
+    }
+
+    /// A measured row: predicted `p` %, measured `m` % with a 95 % interval of ± `half` %.
+    fn measured(p: f64, m: f64, half: f64) -> ExperimentRow {
+        let inc = Recipe::baseline(EngineKind::Vllm, "m", Hardware::default());
+        let mut r = crate::tune::state::tests_support::row_with_changes(&inc);
+        r.status = Status::Inconclusive;
+        r.predicted_gain_pct = Some(p);
+        r.interval = Some(crate::tune::verdict::Interval {
+            gain_pct: m,
+            lo_pct: m - half,
+            hi_pct: m + half,
+            confidence: 0.95,
+            pairs: 4,
+        });
+        r
+    }
+
+    #[test]
+    fn model_error_starts_at_the_prior_and_follows_the_evidence() {
+        // Nothing measured: the prior.
+        assert!((model_error(&[], 1.0, 2.0) - 2.0).abs() < 1e-12);
+        // Tight measurements that agree with the model shrink it.
+        let agree: Vec<_> = (0..4)
+            .map(|i| measured(f64::from(i), f64::from(i), 0.4))
+            .collect();
+        let e = model_error(&agree, 1.0, 2.0);
+        assert!(e < 1.0, "{e}");
+        // Tight measurements 8 % off raise it well above the prior.
+        let off: Vec<_> = (0..3).map(|_| measured(10.0, 2.0, 0.4)).collect();
+        let e = model_error(&off, 1.0, 2.0);
+        assert!(e > 6.0, "{e}");
+        // A large gain confirmed with a wide interval says little either way.
+        let wide = [measured(100.0, 95.0, 20.0)];
+        let e = model_error(&wide, 1.0, 2.0);
+        assert!((1.8..=2.2).contains(&e), "{e}");
     }
 }

@@ -1,5 +1,5 @@
 //! Agents propose one mutation per experiment, with a written rationale. The built-in
-//! agent ([`builtin`]) ranks single-knob moves with the simulator as a surrogate; the LLM
+//! agent ([`builtin`]) climbs the simulator as a surrogate, calibrated on the run; the LLM
 //! agent ([`llm`]) reads the playbook and history; [`select`] picks one from the settings.
 //! Both answer in the original tool's shape:
 //! `{rationale, mutation: {layer, changes}, expected_throughput_delta_pct,

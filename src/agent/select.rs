@@ -64,7 +64,7 @@ pub fn select_with(
 ) -> Result<Selection, LlmError> {
     if settings.llm.trim() == providers::BUILTIN {
         return Ok(builtin(
-            "agent: builtin (surrogate-ranked single-knob moves)",
+            "agent: builtin (surrogate climb, calibrated on this run)",
             None,
         ));
     }

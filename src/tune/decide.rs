@@ -5,7 +5,7 @@
 
 use super::accuracy::References;
 use super::measure::{Measurer, SampleOutput};
-use super::row::{Arm, Measurement, Sample};
+use super::row::{Arm, ExperimentRow, Measurement, Sample, Status};
 use super::score;
 use super::settings::TuneSettings;
 use super::verdict::{self, Decision, Interval, NoisePool, Rule};
@@ -92,16 +92,7 @@ pub async fn compare(
     j: &Judge<'_>,
 ) -> Outcome {
     let (s, refs, pool, rule) = (j.settings, j.refs, j.pool, &j.rule);
-    let mut out = Outcome {
-        decision: Decision::MeasureMore,
-        failure: None,
-        interval: None,
-        log_ratios: vec![],
-        samples: vec![],
-        candidate: None,
-        note: None,
-        log: None,
-    };
+    let mut out = Outcome::default();
     let mut cands: Vec<Measurement> = Vec::new();
     for k in 0..rule.max_pairs {
         let order = if k % 2 == 0 {
@@ -138,26 +129,92 @@ pub async fn compare(
         }
         let [Some(c), Some(i)] = pair else { continue };
         cands.push(c.clone());
-        if let Some(d) = sla_decides(&c, &i, s) {
-            out.decision = d.0;
-            out.note = Some(d.1);
-            break;
-        }
-        if let Some(lr) = verdict::log_ratio(score::comparable(&c, s), score::comparable(&i, s)) {
-            out.log_ratios.push(lr);
-        }
-        let (d, iv) = verdict::decide(&out.log_ratios, pool, rule);
-        out.interval = iv;
-        out.decision = d;
-        if d != Decision::MeasureMore {
+        if out.add_pair(&c, &i, s, pool, rule) {
             break;
         }
     }
-    if out.decision == Decision::MeasureMore {
-        out.decision = Decision::Inconclusive;
-    }
-    out.candidate = median(&cands);
+    out.finish(&cands);
     out
+}
+
+impl Default for Outcome {
+    fn default() -> Outcome {
+        Outcome {
+            decision: Decision::MeasureMore,
+            failure: None,
+            interval: None,
+            log_ratios: vec![],
+            samples: vec![],
+            candidate: None,
+            note: None,
+            log: None,
+        }
+    }
+}
+
+impl Outcome {
+    /// Fold in one measured pair (candidate `c`, incumbent `i`): the SLA decides when
+    /// exactly one side meets it, otherwise the pair's log ratio joins the interval. True
+    /// when the comparison is decided.
+    pub fn add_pair(
+        &mut self,
+        c: &Measurement,
+        i: &Measurement,
+        s: &TuneSettings,
+        pool: &NoisePool,
+        rule: &Rule,
+    ) -> bool {
+        if let Some((d, note)) = sla_decides(c, i, s) {
+            self.decision = d;
+            self.note = Some(note);
+            return true;
+        }
+        if let Some(lr) = verdict::log_ratio(score::comparable(c, s), score::comparable(i, s)) {
+            self.log_ratios.push(lr);
+        }
+        let (d, iv) = verdict::decide(&self.log_ratios, pool, rule);
+        self.interval = iv;
+        self.decision = d;
+        d != Decision::MeasureMore
+    }
+
+    /// Close the comparison after the last pair: still undecided is inconclusive; the
+    /// candidate's measurement is the median of its runs `cands`.
+    pub fn finish(&mut self, cands: &[Measurement]) {
+        if self.decision == Decision::MeasureMore {
+            self.decision = Decision::Inconclusive;
+        }
+        self.candidate = median(cands);
+    }
+
+    /// Write the outcome into experiment `exp`'s row; `inc_score` is the incumbent's score
+    /// (the candidate's is relative to it).
+    pub fn fill(self, row: &mut ExperimentRow, exp: u32, inc_score: f64) {
+        row.exp = Some(exp);
+        row.samples = self.samples;
+        row.log_ratios = self.log_ratios;
+        row.interval = self.interval;
+        row.engine_log = self.log;
+        row.measurement = self.candidate;
+        row.score = row
+            .interval
+            .map(|iv| inc_score * (1.0 + iv.gain_pct / 100.0));
+        if let Some(note) = self.note {
+            row.rationale = format!("{} [{note}]", row.rationale);
+        }
+        row.status = match (self.failure, self.decision) {
+            (Some(f), _) => {
+                row.failure = Some(f);
+                Status::Failed
+            }
+            (None, Decision::Keep) => Status::Kept,
+            (None, Decision::Revert) => Status::Reverted,
+            (None, _) => Status::Inconclusive,
+        };
+        if row.status == Status::Kept && row.score.is_none() {
+            row.score = Some(inc_score);
+        }
+    }
 }
 
 /// When exactly one side meets the SLA (and accuracy floor), that decides.

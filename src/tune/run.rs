@@ -16,7 +16,7 @@ use super::measure::Measurer;
 use super::row::{Arm, ExperimentRow, Sample, Status};
 use super::settings::TuneSettings;
 use super::state::RunState;
-use super::verdict::{Decision, Rule};
+use super::verdict::Rule;
 use super::views;
 use crate::agent::{Agent, AgentContext, Proposal};
 use crate::engine::failure::{Failure, FailureClass};
@@ -340,31 +340,8 @@ impl Tuner {
     }
 
     fn fill_outcome(&self, row: &mut ExperimentRow, o: Outcome) {
-        row.exp = Some(self.state.experiments_used);
-        row.samples = o.samples;
-        row.log_ratios = o.log_ratios;
-        row.interval = o.interval;
-        row.engine_log = o.log;
-        row.measurement = o.candidate;
         let inc_score = self.state.incumbent.as_ref().map_or(1.0, |i| i.score);
-        row.score = row
-            .interval
-            .map(|iv| inc_score * (1.0 + iv.gain_pct / 100.0));
-        if let Some(note) = o.note {
-            row.rationale = format!("{} [{note}]", row.rationale);
-        }
-        row.status = match (o.failure, o.decision) {
-            (Some(f), _) => {
-                row.failure = Some(f);
-                Status::Failed
-            }
-            (None, Decision::Keep) => Status::Kept,
-            (None, Decision::Revert) => Status::Reverted,
-            (None, _) => Status::Inconclusive,
-        };
-        if row.status == Status::Kept && row.score.is_none() {
-            row.score = Some(inc_score);
-        }
+        o.fill(row, self.state.experiments_used, inc_score);
     }
 
     /// Measure the best recipe against the baseline, paired, for the final interval.
