@@ -1,13 +1,16 @@
 //! The built-in agent: no LLM, no network. Each step it gathers candidates around the
 //! incumbent — every single-knob move, plus every configuration a climb of the surrogate
 //! (the simulator) visits when it moves one knob at a time to its best value, repeatedly —
-//! drops the illegal and the already tried, predicts each with the surrogate, corrects the
-//! prediction with what this run has measured so far, adds weight to single moves a
-//! playbook rule asks for, and proposes the best: often a multi-knob jump to the
-//! surrogate's optimum first, then the runners-up and local moves as measurements correct
-//! the model. The rationale says which numbers and which rule chose it. When nothing is
-//! predicted to clear half the keep threshold and no rule fires, or when its last few
-//! measured candidates were all turned down, the layer has converged.
+//! drops the illegal, the already tried and the ones that add nothing over a subset of their
+//! changes, predicts each with the surrogate, recalibrates the prediction on what this run
+//! has measured, adds the benefit of the doubt of how far the surrogate has been off in
+//! this run (its measured model error), adds weight to single moves a playbook rule asks
+//! for, and proposes the best: often a multi-knob jump to the surrogate's optimum first,
+//! then the runners-up and local moves as measurements correct the model. The rationale
+//! says which numbers and which rule chose it. A layer has converged when nothing is
+//! predicted to clear half the keep threshold (after at least a few of its candidates were
+//! measured to check the simulator), or when its last few measured candidates were all
+//! turned down.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -76,6 +79,14 @@ impl Agent for BuiltinAgent {
     }
 }
 
+/// A candidate this run measured to a verdict (kept, reverted or inconclusive).
+fn is_measured(r: &ExperimentRow) -> bool {
+    matches!(
+        r.status,
+        Status::Kept | Status::Reverted | Status::Inconclusive
+    )
+}
+
 /// Least-squares factor through the origin between predicted and measured gains of this
 /// run's experiments (how far to trust the surrogate), clamped to [0.2, 1.5]. Predictions
 /// under [`MIN_CALIBRATION_PRED_PCT`] are left out: their measured gain is mostly noise,
@@ -83,12 +94,7 @@ impl Agent for BuiltinAgent {
 pub fn calibration(history: &[ExperimentRow]) -> (f64, usize) {
     let pairs: Vec<(f64, f64)> = history
         .iter()
-        .filter(|r| {
-            matches!(
-                r.status,
-                Status::Kept | Status::Reverted | Status::Inconclusive
-            )
-        })
+        .filter(|r| is_measured(r))
         .filter_map(|r| Some((r.predicted_gain_pct?, r.interval?.gain_pct)))
         .filter(|(p, _)| p.abs() >= MIN_CALIBRATION_PRED_PCT)
         .collect();
@@ -111,12 +117,7 @@ pub fn model_error(history: &[ExperimentRow], k: f64, prior_pct: f64) -> f64 {
     let ln = |pct: f64| (1.0 + pct / 100.0).max(1e-6).ln() * 100.0;
     let prior = prior_pct.max(1e-6);
     let (mut num, mut den) = (PRIOR_WEIGHT * prior * prior, PRIOR_WEIGHT);
-    for r in history.iter().filter(|r| {
-        matches!(
-            r.status,
-            Status::Kept | Status::Reverted | Status::Inconclusive
-        )
-    }) {
+    for r in history.iter().filter(|r| is_measured(r)) {
         let (Some(iv), Some(p)) = (r.interval, r.predicted_gain_pct) else {
             continue;
         };
@@ -198,12 +199,7 @@ fn measured_in_layer(history: &[ExperimentRow], layer: Layer) -> u32 {
     history
         .iter()
         .filter(|r| r.layer == layer)
-        .filter(|r| {
-            matches!(
-                r.status,
-                Status::Kept | Status::Reverted | Status::Inconclusive
-            )
-        })
+        .filter(|r| is_measured(r))
         .count() as u32
 }
 
@@ -220,15 +216,16 @@ pub fn unkept_streak(history: &[ExperimentRow], layer: Layer) -> u32 {
 }
 
 /// Drop the tried candidates, and every multi-knob candidate that some candidate (tried or
-/// not) with a subset of its changes scores within `margin` of: a knob that rides along without a predicted gain of its own would
-/// only spend experiments on the same effect (the climb visits many such neighbours).
+/// not) with a subset of its changes is predicted within `margin` of: a knob that rides
+/// along without a predicted gain of its own would only spend experiments on the same
+/// effect (the climb visits many such neighbours).
 fn undominated(all: Vec<Scored>, margin: f64) -> Vec<Scored> {
     let dominated = |c: &Scored| {
         c.changes.len() > 1
             && all.iter().any(|o| {
                 o.changes.len() < c.changes.len()
                     && o.changes.iter().all(|(k, v)| c.changes.get(k) == Some(v))
-                    && o.total >= c.total - margin
+                    && o.calibrated_pct >= c.calibrated_pct - margin
             })
     };
     let keep: Vec<bool> = all.iter().map(|c| !c.tried && !dominated(c)).collect();
