@@ -58,7 +58,6 @@ use forge::tune::run::legality;
 use forge::tune::score;
 use forge::tune::settings::TuneSettings;
 use forge::tune::state::RunState;
-use forge::tune::verdict::Rule;
 use forge::workload::stats::WorkloadStats;
 use forge::workload::synth::{self, SynthSpec};
 use forge::workload::{Workload, WorkloadRequest};
@@ -689,31 +688,8 @@ struct AgentRun {
 }
 
 fn base_row(state: &RunState, inc: &Recipe, status: Status, rationale: &str) -> ExperimentRow {
-    ExperimentRow {
-        seq: state.next_seq(),
-        exp: None,
-        id: inc.id.clone(),
-        parent_id: inc.parent_id.clone(),
-        generation: inc.generation,
-        layer: Layer::Config,
-        changes: BTreeMap::new(),
-        rationale: rationale.to_string(),
-        agent: "builtin".into(),
-        status,
-        failure: None,
-        score: None,
-        measurement: None,
-        interval: None,
-        log_ratios: vec![],
-        samples: vec![],
-        predicted_gain_pct: None,
-        recipe: inc.clone(),
-        cost_usd: 0.0,
-        wall_s: 0.0,
-        finished_at: String::new(),
-        engine_log: None,
-        notes: vec![],
-    }
+    let seq = state.next_seq();
+    ExperimentRow::bare(seq, Layer::Config, status, inc, rationale, "builtin".into())
 }
 
 fn infeasible(why: String) -> Failure {
@@ -736,24 +712,12 @@ fn compare(
     noise: f64,
     predicted_pct: Option<f64>,
 ) -> Outcome {
-    // As `Tuner::handle`: a change predicted to matter a lot gets twice the pairs.
-    let big = predicted_pct.is_some_and(|g| g >= 3.0 * b.settings.min_improvement_pct);
-    let rule = Rule {
-        min_improvement_pct: b.settings.min_improvement_pct,
-        confidence: 0.95,
-        max_pairs: b.settings.max_repeats * if big { 2 } else { 1 },
-        min_pairs: 1,
-    };
+    let rule = forge::tune::decide::rule(&b.settings, predicted_pct);
     let mut out = Outcome::default();
     let mut cands = Vec::new();
     for k in 0..rule.max_pairs {
-        let order = if k % 2 == 0 {
-            [Arm::Candidate, Arm::Incumbent]
-        } else {
-            [Arm::Incumbent, Arm::Candidate]
-        };
         let mut pair: [Option<Measurement>; 2] = [None, None];
-        for arm in order {
+        for arm in forge::tune::decide::pair_order(k) {
             let (recipe, slot) = match arm {
                 Arm::Candidate => (cand, 0),
                 Arm::Incumbent => (inc, 1),

@@ -124,31 +124,9 @@ fn interval(gain_pct: f64, lo_pct: f64, hi_pct: f64, pairs: usize) -> Interval {
 
 /// A row with nothing measured, as the loop's `bare_row` makes it.
 fn bare(seq: u32, layer: Layer, status: Status, on: &Recipe, rationale: &str) -> ExperimentRow {
-    ExperimentRow {
-        seq,
-        exp: None,
-        id: on.id.clone(),
-        parent_id: on.parent_id.clone(),
-        generation: on.generation,
-        layer,
-        changes: BTreeMap::new(),
-        rationale: rationale.into(),
-        agent: AGENT.into(),
-        status,
-        failure: None,
-        score: None,
-        measurement: None,
-        interval: None,
-        log_ratios: vec![],
-        samples: vec![],
-        predicted_gain_pct: None,
-        recipe: on.clone(),
-        cost_usd: 0.0,
-        wall_s: 0.0,
-        finished_at: format!("2026-05-13T04:{:02}:00+00:00", 10 + 3 * seq),
-        engine_log: None,
-        notes: vec![],
-    }
+    let mut row = ExperimentRow::bare(seq, layer, status, on, rationale, AGENT.into());
+    row.finished_at = format!("2026-05-13T04:{:02}:00+00:00", 10 + 3 * seq);
+    row
 }
 
 /// A proposal from `base` in `layer`, as the loop's `candidate_row` makes it.

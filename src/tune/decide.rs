@@ -83,6 +83,28 @@ pub struct Judge<'a> {
     pub rule: Rule,
 }
 
+/// The decision rule for `s`; a change predicted to gain at least 3× the keep threshold
+/// gets twice the pairs before it is called inconclusive.
+pub fn rule(s: &TuneSettings, predicted_pct: Option<f64>) -> Rule {
+    let big = predicted_pct.is_some_and(|g| g >= 3.0 * s.min_improvement_pct);
+    Rule {
+        min_improvement_pct: s.min_improvement_pct,
+        confidence: 0.95,
+        max_pairs: s.max_repeats * if big { 2 } else { 1 },
+        min_pairs: 1,
+    }
+}
+
+/// Which arm runs first in pair `k`: C I | I C | C I …, so a running server is reused
+/// across the pair boundary and drift cancels.
+pub fn pair_order(k: usize) -> [Arm; 2] {
+    if k.is_multiple_of(2) {
+        [Arm::Candidate, Arm::Incumbent]
+    } else {
+        [Arm::Incumbent, Arm::Candidate]
+    }
+}
+
 /// Paired comparison of `cand` against `inc`.
 pub async fn compare(
     m: &mut Measurer,
@@ -95,13 +117,8 @@ pub async fn compare(
     let mut out = Outcome::default();
     let mut cands: Vec<Measurement> = Vec::new();
     for k in 0..rule.max_pairs {
-        let order = if k % 2 == 0 {
-            [Arm::Candidate, Arm::Incumbent]
-        } else {
-            [Arm::Incumbent, Arm::Candidate]
-        };
         let mut pair: [Option<Measurement>; 2] = [None, None];
-        for arm in order {
+        for arm in pair_order(k) {
             let (recipe, name, slot) = match arm {
                 Arm::Candidate => (cand, format!("{tag}-c{}", k + 1), 0),
                 Arm::Incumbent => (inc, format!("{tag}-i{}", k + 1), 1),

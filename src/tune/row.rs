@@ -202,3 +202,42 @@ pub struct ExperimentRow {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
+
+impl ExperimentRow {
+    /// A row with nothing measured yet, on recipe `on` (the incumbent for converged,
+    /// skipped and refused rows), finished now.
+    pub fn bare(
+        seq: u32,
+        layer: Layer,
+        status: Status,
+        on: &Recipe,
+        rationale: &str,
+        agent: String,
+    ) -> ExperimentRow {
+        ExperimentRow {
+            seq,
+            exp: None,
+            id: on.id.clone(),
+            parent_id: on.parent_id.clone(),
+            generation: on.generation,
+            layer,
+            changes: BTreeMap::new(),
+            rationale: rationale.to_string(),
+            agent,
+            status,
+            failure: None,
+            score: None,
+            measurement: None,
+            interval: None,
+            log_ratios: vec![],
+            samples: vec![],
+            predicted_gain_pct: None,
+            recipe: on.clone(),
+            cost_usd: 0.0,
+            wall_s: 0.0,
+            finished_at: chrono::Utc::now().to_rfc3339(),
+            engine_log: None,
+            notes: vec![],
+        }
+    }
+}

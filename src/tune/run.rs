@@ -3,7 +3,6 @@
 //! the best against the baseline. Every row is journaled (fsync'd) before the next
 //! experiment starts, and the views are rewritten atomically after it.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -63,12 +62,7 @@ pub struct Tuner {
 
 impl Tuner {
     fn rule(&self) -> Rule {
-        Rule {
-            min_improvement_pct: self.settings.min_improvement_pct,
-            confidence: 0.95,
-            max_pairs: self.settings.max_repeats,
-            min_pairs: 1,
-        }
+        decide::rule(&self.settings, None)
     }
 
     fn record(&mut self, mut row: ExperimentRow) -> anyhow::Result<()> {
@@ -199,31 +193,8 @@ impl Tuner {
             .incumbent
             .as_ref()
             .map_or(&self.baseline, |i| &i.recipe);
-        ExperimentRow {
-            seq: self.state.next_seq(),
-            exp: None,
-            id: inc.id.clone(),
-            parent_id: inc.parent_id.clone(),
-            generation: inc.generation,
-            layer,
-            changes: BTreeMap::new(),
-            rationale: rationale.to_string(),
-            agent: self.agent.name(),
-            status,
-            failure: None,
-            score: None,
-            measurement: None,
-            interval: None,
-            log_ratios: vec![],
-            samples: vec![],
-            predicted_gain_pct: None,
-            recipe: inc.clone(),
-            cost_usd: 0.0,
-            wall_s: 0.0,
-            finished_at: chrono::Utc::now().to_rfc3339(),
-            engine_log: None,
-            notes: vec![],
-        }
+        let seq = self.state.next_seq();
+        ExperimentRow::bare(seq, layer, status, inc, rationale, self.agent.name())
     }
 
     async fn propose(&mut self, layer: Layer) -> anyhow::Result<Proposal> {
@@ -294,14 +265,7 @@ impl Tuner {
             return self.record(row);
         }
         let tag = format!("e{:04}-{}", self.state.next_seq(), cand.id);
-        let mut rule = self.rule();
-        // A change predicted to matter a lot deserves more pairs before it is called
-        // inconclusive.
-        if p.expected_throughput_delta_pct
-            .is_some_and(|g| g >= 3.0 * self.settings.min_improvement_pct)
-        {
-            rule.max_pairs *= 2;
-        }
+        let rule = decide::rule(&self.settings, p.expected_throughput_delta_pct);
         let judge = decide::Judge {
             settings: &self.settings,
             refs: self.refs.as_ref(),
