@@ -1,24 +1,27 @@
 //! Decision quality of forge's keep/revert rule against the original tool's, on the same
 //! decisions (run by `bench/decisions.sh`).
 //!
-//! Each decision compares a candidate recipe with an incumbent; the *truth* is the
-//! simulator's noise-free prediction, a *measurement* is a prediction with `--sim-noise`
-//! (a run-level speed factor ~ N(1, noise) per run, as on a real machine). forge's rule
-//! measures interleaved pairs until the interval on the gain clears the threshold either
-//! way (up to `max_pairs`), with a noise estimate pooled over the run's earlier decisions;
-//! the original rule runs each once and keeps when the candidate is 1 % better.
+//! Each decision compares a candidate recipe with an incumbent, measured through forge's
+//! in-process `Measure` (the simulator's prediction with `--sim-noise`: a run-level speed
+//! factor ~ N(1, noise) per run, as on a real machine); the *truth* is the mean ratio over
+//! 16 runs with common noise. forge's rule is forge's own code, `tune::decide::compare`:
+//! interleaved pairs until the interval on the gain clears the threshold either way (up to
+//! `max_pairs`), with a noise estimate pooled over the run's earlier decisions; the original
+//! rule runs each once and keeps when the candidate is 1 % better.
 //!
 //! Usage: `decision_quality [NOISE_PCT] [DECISIONS_PER_SCENARIO]` (defaults 3, 50).
 
 use std::collections::BTreeMap;
 
+use clap::Parser;
 use forge::bench::{LoadSpec, Timing};
-use forge::engine::vllm::VllmArgs;
+use forge::cli::{Cli, Command};
 use forge::hardware::gpus::lookup;
-use forge::recipe::knobs::Layer;
+use forge::recipe::Layer;
 use forge::recipe::{EngineKind, Hardware, Recipe};
-use forge::sim::engine::SimSetup;
-use forge::sim::model::ModelShape;
+use forge::record::TuneSettings;
+use forge::tune::decide;
+use forge::tune::measure::{Measure, Predicted};
 use forge::tune::verdict::{self, Decision, NoisePool, Rule};
 use forge::workload::WorkloadRequest;
 use forge::workload::synth::{self, SynthSpec};
@@ -116,22 +119,38 @@ fn moves() -> Vec<(Layer, &'static str, Value)> {
 /// Seeds over which the true gain is averaged (the same seeds for both recipes).
 const TRUTH_SEEDS: u64 = 16;
 
-fn measure(sc: &Scenario, r: &Recipe, noise: f64, seed: u64) -> Option<f64> {
-    let gpu = lookup(sc.gpu)?;
-    let args = forge::recipe::vllm::to_vllm_args(r).ok()?;
-    let setup = SimSetup {
-        model: ModelShape::resolve(sc.model).ok()?,
-        gpu,
-        config: VllmArgs {
-            model: sc.model.into(),
-            ..args
-        }
-        .resolve(gpu),
-        seed,
-        noise_pct: noise,
+/// A scenario's instrument: forge's in-process measure with `noise` % run-to-run noise, and
+/// the `forge tune` settings it is scored with (throughput, no SLO).
+struct Instrument {
+    measure: Predicted,
+    settings: TuneSettings,
+}
+
+fn instrument(sc: &Scenario, noise: f64) -> anyhow::Result<Instrument> {
+    let argv = [
+        "forge",
+        "tune",
+        "-m",
+        sc.model,
+        "-w",
+        "w",
+        "--dry-run",
+        "--sim-gpu",
+        sc.gpu,
+    ];
+    let settings = match Cli::parse_from(argv).command {
+        Command::Tune(t) => forge::commands::tune::resolve(&t.args, None)?,
+        _ => anyhow::bail!("not a tune command line"),
     };
-    let res = forge::sim::predict::predict(setup, &sc.requests, &sc.load, sc.model).ok()?;
-    (res.completed > 0).then_some(res.output_throughput)
+    let gpu = lookup(sc.gpu).ok_or_else(|| anyhow::anyhow!("unknown GPU {}", sc.gpu))?;
+    let measure = Predicted::new(sc.model, gpu, sc.requests.clone(), &sc.load, noise, 0x7ea1)?;
+    Ok(Instrument { measure, settings })
+}
+
+/// One run of `r` named `tag` (the same tag draws the same noise): its output throughput.
+fn measure(i: &mut Instrument, r: &Recipe, tag: &str) -> Option<f64> {
+    let out = futures::executor::block_on(i.measure.sample(r, tag)).ok()?;
+    (out.result.completed > 0).then_some(out.result.output_throughput)
 }
 
 /// Outcome of one decision under both rules.
@@ -142,56 +161,48 @@ struct Outcome {
     original_keep: bool,
 }
 
+/// One decision, `n`-th of its scenario: the truth over common noise, the original rule on
+/// one run each, and forge's own paired comparison (`tune::decide::compare`).
 fn decide(
-    sc: &Scenario,
-    inc: &Recipe,
-    cand: &Recipe,
-    noise: f64,
+    i: &mut Instrument,
+    (inc, cand): (&Recipe, &Recipe),
+    n: usize,
     pool: &mut NoisePool,
-    rule: &Rule,
-    rng: &mut ChaCha8Rng,
 ) -> Option<Outcome> {
     // "Truly better" means better on average over the machine's noise, not at one point.
     let mut ratios = Vec::new();
     for k in 0..TRUTH_SEEDS {
-        let s = 0x7ea1_0000 + k;
-        ratios.push(measure(sc, cand, noise, s)? / measure(sc, inc, noise, s)?);
+        let tag = format!("truth-{k}");
+        ratios.push(measure(i, cand, &tag)? / measure(i, inc, &tag)?);
     }
     let truth = ratios.iter().sum::<f64>() / ratios.len() as f64 - 1.0;
-    let mut seed = || rng.random::<u64>();
     // The original: one run each, keep at +1 %.
     let original_keep = verdict::original_rule(
-        measure(sc, cand, noise, seed())?,
-        measure(sc, inc, noise, seed())?,
+        measure(i, cand, &format!("d{n}-orig-c"))?,
+        measure(i, inc, &format!("d{n}-orig-i"))?,
         1.0,
     );
-    let mut lr = Vec::new();
-    let mut decision = Decision::MeasureMore;
-    while decision == Decision::MeasureMore {
-        let c = measure(sc, cand, noise, seed())?;
-        let i = measure(sc, inc, noise, seed())?;
-        lr.extend(verdict::log_ratio(c, i));
-        decision = verdict::decide(&lr, pool, rule).0;
+    let judge = decide::Judge {
+        settings: &i.settings,
+        refs: None,
+        pool,
+        rule: decide::rule(&i.settings, None),
+    };
+    let o = futures::executor::block_on(decide::compare(
+        &mut i.measure,
+        cand,
+        inc,
+        &format!("d{n}"),
+        &judge,
+    ));
+    if o.failure.is_some() {
+        return None;
     }
-    pool.absorb(&lr);
-    if std::env::var("DQ_DEBUG").is_ok() && decision == Decision::Keep {
-        let iv = verdict::interval(&lr, pool, rule.confidence);
-        eprintln!(
-            "keep [{}] {} vs {}: truth {:+.2} % lr {:?} pool sigma {:.4} df {}",
-            sc.name,
-            serde_json::to_string(&cand.config).unwrap_or_default(),
-            serde_json::to_string(&inc.config).unwrap_or_default(),
-            truth * 100.0,
-            lr,
-            pool.sigma(),
-            pool.df
-        );
-        let _ = iv;
-    }
+    pool.absorb(&o.log_ratios);
     Some(Outcome {
         true_gain_pct: truth * 100.0,
-        ours_keep: decision == Decision::Keep,
-        ours_runs: 2 * lr.len(),
+        ours_keep: o.decision == Decision::Keep,
+        ours_runs: o.samples.len(),
         original_keep,
     })
 }
@@ -225,6 +236,7 @@ fn main() -> anyhow::Result<()> {
             memory_gb_per_gpu: 0.0,
         };
         let base = Recipe::baseline(EngineKind::Vllm, sc.model, hw);
+        let mut inst = instrument(&sc, noise)?;
         let mut pool = NoisePool::default();
         let mv = moves();
         let mut made = 0;
@@ -240,7 +252,7 @@ fn main() -> anyhow::Result<()> {
             if cand.id == inc.id {
                 continue;
             }
-            if let Some(o) = decide(&sc, &inc, &cand, noise, &mut pool, &rule, &mut rng) {
+            if let Some(o) = decide(&mut inst, (&inc, &cand), made, &mut pool) {
                 all.push(o);
                 made += 1;
             }

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::bench::{Endpoint, Timing};
+use crate::bench::LoadArgs;
+use crate::hardware::Device;
+use crate::record::Objective;
+use crate::report::ReportFormat;
 
 /// forge tunes LLM serving deployments: give it a model, a GPU and a workload trace.
 #[derive(Debug, Parser)]
@@ -88,39 +91,12 @@ pub struct BenchArgs {
     /// Workload JSONL (one request a line).
     #[arg(long, short = 'w')]
     pub workload: PathBuf,
-    /// API to call.
-    #[arg(long, value_enum, default_value_t = Endpoint::Completions)]
-    pub endpoint: Endpoint,
     /// Model name to request (default: the first id in /v1/models).
     #[arg(long)]
     pub model: Option<String>,
-    /// Cap on requests in flight (default: no cap). Requests due while the cap is reached
-    /// wait client-side; that wait is recorded as schedule delay.
-    #[arg(long, short = 'c', alias = "max-concurrency")]
-    pub concurrency: Option<usize>,
-    /// Requests per second for rate timing, or `inf` to send all at once (the default when
-    /// rate timing is used without a rate).
-    #[arg(long)]
-    pub request_rate: Option<String>,
-    /// Gamma shape of inter-arrival gaps: 1 = Poisson, < 1 burstier, > 1 smoother.
-    #[arg(long, default_value_t = 1.0)]
-    pub burstiness: f64,
-    /// `trace` replays `arrival_offset_s`; `rate` generates arrivals. Default: trace when
-    /// the workload has offsets and no --request-rate is given, else rate.
-    #[arg(long, value_enum)]
-    pub timing: Option<Timing>,
-    /// Warm-up requests (fresh synthetic text, not measured).
-    #[arg(long, default_value_t = 0)]
-    pub num_warmups: usize,
-    /// Goodput bounds, e.g. `ttft_ms=500,tpot_ms=50,e2el_ms=20000`.
-    #[arg(long)]
-    pub slo: Option<String>,
-    /// Percentiles to report, e.g. `90,95,99`.
-    #[arg(long, default_value = "90,95,99")]
-    pub metric_percentiles: String,
-    /// Do not pin output length with ignore_eos/min_tokens.
-    #[arg(long)]
-    pub no_ignore_eos: bool,
+    /// How the load is offered.
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Per-request deadline in seconds (server seconds, scaled by --time-scale).
     #[arg(long, default_value_t = 600.0)]
     pub request_timeout: f64,
@@ -147,10 +123,10 @@ pub struct BenchArgs {
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Serve vLLM's HTTP API from the simulator. Takes `vllm serve` flags plus --sim-* flags.
-    #[command(disable_help_flag = true, after_help = crate::sim::cli::SERVE_HELP)]
+    #[command(disable_help_flag = true, after_help = SIM_SERVE_HELP)]
     Serve(SimRawArgs),
     /// Predict `forge bench` metrics for a config and workload without HTTP.
-    #[command(disable_help_flag = true, after_help = crate::sim::cli::PREDICT_HELP)]
+    #[command(disable_help_flag = true, after_help = SIM_PREDICT_HELP)]
     Predict(SimRawArgs),
     /// The simulated engine-core worker `--sim-spawn-child` starts (sleeps until killed).
     #[command(hide = true)]
@@ -171,6 +147,65 @@ pub struct SimRawArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
 }
+
+/// Extra help for `forge sim serve`.
+pub const SIM_SERVE_HELP: &str = "\
+Runs a simulated vLLM server: vLLM's CLI flags, startup log, HTTP API (/health,
+/v1/models, /version, /metrics, /v1/completions, /v1/chat/completions with SSE) and
+failure modes, on a simulated GPU. Connections are refused until the engine is up.
+
+vLLM flags (the most used; `forge sim serve MODEL --help=all` lists every one):
+  --max-num-seqs N  --max-num-batched-tokens N  --max-model-len N
+  --gpu-memory-utilization F  --kv-cache-dtype {auto,bfloat16,float16,fp8,...}
+  --enable-prefix-caching / --disable-prefix-caching  --block-size N
+  -tp N  -pp N  -dp N  -q METHOD  --dtype D  --enforce-eager  -O0..-O3
+  --speculative-config/-sc JSON  --served-model-name NAME...  --api-key KEY
+  --host HOST (default 127.0.0.1)  --port PORT (default 8000; 0 = any free port)
+
+Simulator flags:
+  --sim-gpu NAME            GPU to simulate (default H100; e.g. A100-80GB, L4, H200)
+  --sim-time-scale F        wall seconds per simulated second (default 1; 0.1 = 10x faster)
+  --sim-boot-time-scale F   the same for the startup delay only (default: --sim-time-scale)
+  --sim-seed N              seed for text and noise (default 0)
+  --sim-noise PCT           run-to-run timing noise, percent (default 0)
+
+Fault injection:
+  --sim-fail-startup oom|config   fail at startup like vLLM (exit 1)
+  --sim-slow-start S              S extra wall seconds before the port opens
+  --sim-crash-after N             engine dies once N requests have started streaming
+  --sim-garbage-after N           streams turn into invalid SSE after N chunks
+  --sim-ignore-sigterm            ignore SIGTERM/SIGINT (only SIGKILL works)
+  --sim-spawn-child               start a worker process that survives a SIGKILL of
+                                  the server (only a process-group kill reaches it)
+
+Exit codes: 2 bad command line, 1 config cannot boot or engine died, 0 on SIGTERM.";
+
+/// Extra help for `forge sim predict`.
+pub const SIM_PREDICT_HELP: &str = "\
+Predicts `forge bench` metrics for a vLLM config and a workload without HTTP, in
+milliseconds, with the same engine model `forge sim serve` runs. Prints the result JSON.
+
+Takes the vLLM flags and --sim-gpu/--sim-seed/--sim-noise of `forge sim serve`, plus:
+  --workload FILE            workload JSONL (required)
+  --endpoint completions|chat
+  --concurrency N, -c N      cap on requests in flight
+  --request-rate R|inf       requests per second (default inf)
+  --burstiness B             gamma shape of arrival gaps (default 1 = Poisson)
+  --timing trace|rate        default: trace when the workload has arrival offsets and no
+                             --request-rate is given, else rate
+  --num-warmups N            warm-up requests, not measured
+  --slo ttft_ms=..,tpot_ms=..,e2el_ms=..   goodput bounds
+  --metric-percentiles 90,95,99
+  --no-ignore-eos            let outputs end naturally instead of pinning their length
+  --seed N                   seed for generated arrivals
+  --output FILE              also write the JSON here (atomically)
+  --save-detailed            include per-request lists
+
+The load flags are `forge bench`'s, resolved by the same code: what bench refuses, predict
+refuses with the same message.
+
+Exit codes: 2 bad command line, 1 bad value or config cannot boot (vLLM's message), 0
+otherwise.";
 
 /// `forge tune` and `forge tune resume`.
 #[derive(Debug, Args)]
@@ -204,13 +239,23 @@ pub struct ResumeArgs {
 
 /// Options of `forge tune` (the original's flags, plus forge's own).
 #[derive(Debug, Args, Clone)]
+#[command(
+    mut_arg("concurrency", |a| a
+        .default_value("8")
+        .help("Max concurrent requests during benchmarking")),
+    mut_arg("slo", |a| a
+        .help("SLA: `ttft_ms=..,tpot_ms=..,e2el_ms=..` (p99 bounds; goodput counts requests meeting all)")),
+    mut_arg("num_warmups", |a| a
+        .help("Warm-up requests before each measured run (default: a tenth of the workload, 1 to 4)")),
+    mut_arg("metric_percentiles", |a| a.hide(true)),
+)]
 pub struct TuneArgs {
     /// Hugging Face model id or local path (GGUF file for llama.cpp).
     #[arg(long, short = 'm')]
     pub model: Option<String>,
     /// GPU backend: cuda, rocm, or cpu.
-    #[arg(long, short = 'd', default_value = "cuda")]
-    pub device: String,
+    #[arg(long, short = 'd', value_enum, default_value_t = Device::Cuda)]
+    pub device: Device,
     /// Workload JSONL.
     #[arg(long, short = 'w')]
     pub workload: Option<PathBuf>,
@@ -230,9 +275,9 @@ pub struct TuneArgs {
     /// million tokens (default: $FORGE_LLM_PRICES, ~/.config/forge/prices.yaml, built-in).
     #[arg(long)]
     pub llm_prices: Option<PathBuf>,
-    /// Max concurrent requests during benchmarking.
-    #[arg(long, short = 'c', default_value_t = 8)]
-    pub concurrency: usize,
+    /// How the workload is replayed for each measurement.
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Experiment budget across all layers (the baseline counts as one; the final
     /// confirmation of the best against the baseline does not).
     #[arg(long, default_value_t = 50)]
@@ -275,8 +320,8 @@ pub struct TuneArgs {
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
     pub start_layer: Option<u8>,
     /// Engine: vllm, sim (the simulator, same as --dry-run) or llamacpp.
-    #[arg(long, default_value = "vllm")]
-    pub engine: String,
+    #[arg(long, value_enum, default_value_t = EngineArg::Vllm)]
+    pub engine: EngineArg,
     /// Launcher for the engine, e.g. "python -m vllm.entrypoints.cli.main" or a container
     /// wrapper; split on whitespace into argv (never run through a shell).
     #[arg(long)]
@@ -300,9 +345,6 @@ pub struct TuneArgs {
     /// What to maximise.
     #[arg(long, value_enum, default_value_t = Objective::Throughput)]
     pub objective: Objective,
-    /// SLA: `ttft_ms=..,tpot_ms=..,e2el_ms=..` (p99 bounds; goodput counts requests meeting all).
-    #[arg(long)]
-    pub slo: Option<String>,
     /// Most paired repeats for one keep/revert decision.
     #[arg(long, default_value_t = 4)]
     pub max_repeats: usize,
@@ -311,18 +353,15 @@ pub struct TuneArgs {
     pub seed: u64,
 }
 
-/// What `forge tune` maximises.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Objective {
-    /// Output tokens per second (with the SLA as a constraint).
-    Throughput,
-    /// Requests per second that meet every SLO.
-    Goodput,
-    /// Lower p99 end-to-end latency.
-    Latency,
+/// `forge tune --engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineArg {
+    /// vLLM (`vllm serve`, or --engine-cmd).
+    Vllm,
+    /// forge's simulator of vLLM (same as --dry-run).
+    Sim,
+    /// llama.cpp's `llama-server`.
+    Llamacpp,
 }
 
 /// `forge report`.
@@ -335,19 +374,6 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
-}
-
-/// Report formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    /// Human-readable table.
-    Table,
-    /// Tab-separated values.
-    Tsv,
-    /// JSON.
-    Json,
-    /// Markdown.
-    Md,
 }
 
 /// `forge playbook ...`.

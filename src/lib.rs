@@ -3,18 +3,23 @@
 //!
 //! The binary is a thin shell over [`run`]; each command lives in its own module.
 #![deny(missing_docs)]
+// No unwrap/expect in the product: a panic ends a night's run. Tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod agent;
 pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod doctor;
 pub mod engine;
 pub mod hardware;
 pub mod logging;
 pub mod playbook;
 pub mod recipe;
+pub mod record;
 pub mod report;
 pub mod sim;
+pub mod stats;
 pub mod store;
 pub mod term;
 pub mod tokenize;
@@ -23,22 +28,8 @@ pub mod workload;
 
 use std::process::ExitCode;
 
-use cli::{Cli, Command, SimCommand};
-
 /// Run one command line. Returns the process exit code; `Err` is reported by `main` and
 /// exits 1.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Bench(args) => bench::runner::main(args),
-        Command::Sim(SimCommand::Serve(args)) => sim::cli::serve_main(args),
-        Command::Sim(SimCommand::Predict(args)) => sim::cli::predict_main(args),
-        Command::Tune(args) => tune::command::main(*args),
-        Command::Report(args) => report::main(args),
-        Command::Playbook(cmd) => playbook::command::main(cmd),
-        Command::Recipe(cmd) => recipe::command::main(cmd),
-        Command::Workload(cmd) => workload::command::main(cmd),
-        Command::LoopbackServer(args) => bench::loopback::main(args),
-        Command::Sim(SimCommand::Worker) => sim::faults::worker_main(),
-        Command::Doctor(args) => doctor::main(args),
-    }
+pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    commands::run(cli)
 }

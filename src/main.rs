@@ -1,6 +1,8 @@
 //! The `forge` binary: parse the command line, hand it to the library, map the outcome to an
 //! exit code. Everything else lives in the library so tests can drive it.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -11,8 +11,6 @@ use std::hash::Hasher;
 
 use twox_hash::XxHash64;
 
-use crate::workload::ChatMessage;
-
 /// Vocabulary size the hashed ids fall into (Llama-3's is 128,256).
 pub const VOCAB: u32 = 128_000;
 /// Longest piece of a word that becomes one token.
@@ -30,21 +28,6 @@ pub fn tokenize(text: &str) -> Vec<u32> {
 /// Number of tokens in `text` (same as `tokenize(text).len()`, without allocating ids).
 pub fn count(text: &str) -> usize {
     pieces(text).count()
-}
-
-/// Render chat messages the way a Llama-3-style chat template does, ending with the
-/// assistant header so generation starts right after it.
-pub fn render_chat(messages: &[ChatMessage]) -> String {
-    let mut s = String::from("<|begin_of_text|>");
-    for m in messages {
-        s.push_str("<|start_header_id|>");
-        s.push_str(&m.role);
-        s.push_str("<|end_header_id|>\n\n");
-        s.push_str(&m.content);
-        s.push_str("<|eot_id|>");
-    }
-    s.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
-    s
 }
 
 /// The text of generated token number `index` of a response (the simulator's output).
@@ -226,14 +209,5 @@ mod tests {
             a.len(),
             count("You are a helpful assistant. Answer: what is 2+2?")
         );
-    }
-
-    #[test]
-    fn chat_rendering_ends_with_assistant_header() {
-        let m = vec![ChatMessage {
-            role: "user".into(),
-            content: "hi".into(),
-        }];
-        assert!(render_chat(&m).ends_with("<|start_header_id|>assistant<|end_header_id|>\n\n"));
     }
 }

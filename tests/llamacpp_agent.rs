@@ -10,14 +10,16 @@ use clap::Parser;
 use forge::agent::builtin::BuiltinAgent;
 use forge::agent::{Agent, AgentContext, Proposal};
 use forge::cli::{Cli, Command};
+use forge::engine::adapter::Engine;
+use forge::engine::llamacpp::adapter::LlamacppEngine;
 use forge::engine::llamacpp::help::HelpFlags;
-use forge::engine::llamacpp::legal::{RunLimits, set_run_limits};
+use forge::engine::llamacpp::legal::RunLimits;
 use forge::engine::llamacpp::{defaults, host};
 use forge::playbook::Playbook;
-use forge::recipe::knobs::Layer;
+use forge::recipe::Layer;
 use forge::recipe::{EngineKind, Hardware, Recipe};
+use forge::record::settings::TuneSettings;
 use forge::tune::context;
-use forge::tune::settings::TuneSettings;
 use forge::workload::stats::{self, WorkloadStats};
 use serde_json::{Value, json};
 
@@ -33,7 +35,7 @@ fn settings() -> TuneSettings {
         "w.jsonl", "--llm", "builtin",
     ];
     match Cli::parse_from(argv).command {
-        Command::Tune(t) => TuneSettings::resolve(&t.args, None).unwrap(),
+        Command::Tune(t) => forge::commands::tune::resolve(&t.args, None).unwrap(),
         _ => unreachable!(),
     }
 }
@@ -63,13 +65,29 @@ fn cpu_recipe(config: &[(&str, Value)]) -> Recipe {
     }
 }
 
+/// The engine as `forge tune` builds it for a run whose longest request needs 600 tokens,
+/// its flags from the recorded `--help`.
+fn engine() -> LlamacppEngine {
+    LlamacppEngine {
+        launcher: vec!["llama-server".into()],
+        probe: None,
+        limits: RunLimits {
+            need_tokens: Some(600),
+            flags: Some(HelpFlags::parse(
+                &std::fs::read_to_string(fixture("help.txt")).unwrap(),
+            )),
+        },
+    }
+}
+
 /// What the built-in agent proposes from `inc` with no history.
 fn propose(inc: &Recipe) -> Proposal {
     let s = settings();
     let pb = Playbook::bundled(EngineKind::Llamacpp).unwrap();
     let w = workload();
     let effective = defaults(inc);
-    let facts = context::facts(&[], &effective, &w, &s);
+    let e = engine();
+    let facts = context::facts(&[], &effective, e.host_facts(), &w, &s);
     let ctx = AgentContext {
         settings: &s,
         playbook: &pb,
@@ -80,7 +98,7 @@ fn propose(inc: &Recipe) -> Proposal {
         workload: &w,
         history: &[],
         is_tried: &|_| false,
-        legal: &|r| forge::tune::run::legality(r, None),
+        legal: &|r| e.check(r),
         surrogate: None,
         gpu: None,
         spent_usd: 0.0,
@@ -125,26 +143,24 @@ fn oversubscribed_threads_come_back_toward_the_cores() {
 
 #[test]
 fn illegal_combinations_are_refused_before_boot() {
-    set_run_limits(RunLimits {
-        need_tokens: Some(600),
-        flags: Some(HelpFlags::parse(
-            &std::fs::read_to_string(fixture("help.txt")).unwrap(),
-        )),
-    });
-    let legality = |c: &[(&str, Value)]| forge::tune::run::legality(&cpu_recipe(c), None);
+    let e = engine();
+    let legality = |c: &[(&str, Value)]| e.check(&cpu_recipe(c)).map_err(|e| e.why);
     assert_eq!(legality(&[]), Ok(()));
     assert_eq!(legality(&[("threads", json!(64))]), Ok(()));
-    let e = legality(&[("ubatch_size", json!(512)), ("batch_size", json!(256))]).unwrap_err();
-    assert!(e.contains("ubatch_size 512 > batch_size 256"), "{e}");
+    let err = legality(&[("ubatch_size", json!(512)), ("batch_size", json!(256))]).unwrap_err();
+    assert!(err.contains("ubatch_size 512 > batch_size 256"), "{err}");
     // 2048 tokens over 8 slots: 256 per slot, less than the 600 the workload may need.
-    let e = legality(&[("ctx_size", json!(2048)), ("parallel", json!(8))]).unwrap_err();
-    assert!(e.contains("leaves 256 tokens of context per slot"), "{e}");
+    let err = legality(&[("ctx_size", json!(2048)), ("parallel", json!(8))]).unwrap_err();
+    assert!(
+        err.contains("leaves 256 tokens of context per slot"),
+        "{err}"
+    );
     assert_eq!(
         legality(&[("ctx_size", json!(8192)), ("parallel", json!(8))]),
         Ok(())
     );
-    let e = legality(&[("n_gpu_layers", json!(99))]).unwrap_err();
-    assert!(e.contains("no GPU"), "{e}");
-    let e = legality(&[("max_num_seqs", json!(8))]).unwrap_err();
-    assert!(e.contains("max_num_seqs"), "{e}");
+    let err = legality(&[("n_gpu_layers", json!(99))]).unwrap_err();
+    assert!(err.contains("no GPU"), "{err}");
+    let err = legality(&[("max_num_seqs", json!(8))]).unwrap_err();
+    assert!(err.contains("max_num_seqs"), "{err}");
 }

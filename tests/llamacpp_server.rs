@@ -13,7 +13,7 @@ use forge::engine::failure::FailureClass;
 use forge::engine::health::{Readiness, free_port, wait_ready};
 use forge::engine::llamacpp::adapter::LlamacppEngine;
 use forge::engine::process;
-use forge::recipe::knobs::Layer;
+use forge::recipe::Layer;
 use forge::recipe::{EngineKind, Hardware, Recipe};
 use serde_json::json;
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use forge::tune::row::{Arm, ExperimentRow, Status};
+use forge::record::{Arm, ExperimentRow, Status};
 
 /// Generous: a run takes 2–4 minutes on 2 cores; a hung run must still end the test.
 const RUN_LIMIT: Duration = Duration::from_secs(20 * 60);

@@ -12,10 +12,11 @@ use std::time::Duration;
 use forge::agent::llm::cost::Price;
 use forge::agent::llm::http::{Client, RetryPolicy};
 use forge::agent::llm::providers::{ApiKey, LlmSpec};
-use forge::agent::llm::{LlmAgent, LlmError, MAX_CALLS_PER_STEP, MAX_FAILED_STEPS};
+use forge::agent::llm::{LlmAgent, MAX_CALLS_PER_STEP, MAX_FAILED_STEPS};
 use forge::agent::select::{SelectOptions, select_with};
-use forge::agent::{Agent, AnalysisContext, Proposal};
-use forge::recipe::knobs::{self, Layer};
+use forge::agent::{Agent, AgentError, AnalysisContext, Proposal};
+use forge::engine::allowlist as knobs;
+use forge::recipe::Layer;
 use llm_ctx::{Fixture, settings};
 use llm_mock::{Scripted, ScriptedLlm, Shape, reply, status};
 use serde_json::{Value, json};
@@ -382,10 +383,7 @@ async fn the_dollar_cap_stops_before_the_call_that_would_exceed_it() {
             .await
             .unwrap_err();
         assert!(
-            matches!(
-                e.downcast_ref::<LlmError>(),
-                Some(LlmError::BudgetExhausted { .. })
-            ),
+            matches!(&e, AgentError::Budget(why) if why.starts_with("LLM budget exhausted")),
             "{e}"
         );
         assert_eq!(mock.calls(), 3, "call 4 must never be made");

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use forge::agent::llm::http::RetryPolicy;
 use forge::agent::select::{SelectOptions, select_with};
+use forge::recipe::Layer;
 use forge::recipe::Recipe;
-use forge::recipe::knobs::Layer;
 use llm_ctx::{Fixture, settings};
 use llm_mock::{Scripted, ScriptedLlm, Shape, load_conversation};
 use serde_json::json;

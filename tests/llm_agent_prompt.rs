@@ -7,7 +7,7 @@
 mod llm_ctx;
 
 use forge::agent::llm::{parse, prompt};
-use forge::recipe::knobs::Layer;
+use forge::recipe::Layer;
 use llm_ctx::{Fixture, row, settings};
 use serde_json::json;
 

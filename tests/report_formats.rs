@@ -16,11 +16,11 @@ use forge::agent::Analysis;
 use forge::cli::{Cli, Command as CliCommand};
 use forge::engine::failure::{Failure, FailureClass};
 use forge::engine::metrics::ServerFacts;
-use forge::recipe::knobs::Layer;
+use forge::recipe::Layer;
 use forge::recipe::{EngineKind, Hardware, Recipe};
+use forge::record::settings::TuneSettings;
+use forge::record::{Arm, ExperimentRow, Measurement, Sample, Status};
 use forge::store::{self, Store};
-use forge::tune::row::{Arm, ExperimentRow, Measurement, Sample, Status};
-use forge::tune::settings::TuneSettings;
 use forge::tune::verdict::Interval;
 use serde_json::{Value, json};
 
@@ -59,7 +59,7 @@ fn settings() -> TuneSettings {
         "2",
     ];
     match Cli::parse_from(argv).command {
-        CliCommand::Tune(t) => TuneSettings::resolve(&t.args, None).unwrap(),
+        CliCommand::Tune(t) => forge::commands::tune::resolve(&t.args, None).unwrap(),
         _ => unreachable!(),
     }
 }
@@ -445,7 +445,7 @@ fn write_run(
         };
         spent += a.cost_usd;
         let body = serde_json::to_string_pretty(&a).unwrap();
-        store::write_atomic(&dir.join(forge::tune::run::ANALYSIS_FILE), body.as_bytes()).unwrap();
+        store::write_atomic(&dir.join(forge::store::ANALYSIS_FILE), body.as_bytes()).unwrap();
     }
     let best = rows
         .iter()

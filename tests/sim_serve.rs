@@ -7,8 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use forge::tokenize::{render_chat, tokenize};
+use forge::tokenize::tokenize;
 use forge::workload::ChatMessage;
+use forge::workload::render_chat;
 use serde_json::{Value, json};
 use support::{MODEL, blank_text, client, free_port, normalize, serve, spawn, sse_events};
 

@@ -262,3 +262,35 @@ fn predict_is_deterministic_and_noise_is_seeded() {
         "noise follows the seed"
     );
 }
+
+#[test]
+fn predict_refuses_load_flags_exactly_as_bench_does() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sim_small.jsonl"
+    );
+    let load = ["--timing", "trace", "--request-rate", "5"];
+    let mut predict = vec!["sim", "predict", MODEL, "--workload", fixture];
+    predict.extend(load);
+    let mut bench = vec!["bench", "--base-url", "http://127.0.0.1:9", "-w", fixture];
+    bench.extend(load);
+    let (pc, pout, perr) = run(&predict);
+    let (bc, bout, berr) = run(&bench);
+    assert_eq!((pc, bc), (1, 1), "{perr}\n{berr}");
+    assert_eq!((pout.as_str(), bout.as_str()), ("", ""));
+    assert_eq!(perr, berr);
+    assert_eq!(
+        perr,
+        "error: --request-rate: not used with --timing trace (offsets come from the workload)\n"
+    );
+    // The same for a bad value, and a value clap rejects is a usage error (2) in both.
+    for extra in [["--burstiness", "0"], ["--concurrency", "x"]] {
+        let mut p = vec!["sim", "predict", MODEL, "--workload", fixture];
+        p.extend(extra);
+        let mut b = vec!["bench", "--base-url", "http://127.0.0.1:9", "-w", fixture];
+        b.extend(extra);
+        let ((pc, _, perr), (bc, _, berr)) = (run(&p), run(&b));
+        assert_eq!(pc, bc, "{extra:?}: {perr} / {berr}");
+        assert_eq!(perr.lines().next(), berr.lines().next(), "{extra:?}");
+    }
+}

@@ -12,7 +12,7 @@ use forge::engine::vllm::adapter::VllmEngine;
 use forge::engine::vllm::checked::render_checked;
 use forge::engine::vllm::flags::Version;
 use forge::engine::vllm::help::HelpSnapshot;
-use forge::recipe::knobs::Layer;
+use forge::recipe::Layer;
 use forge::recipe::{EngineKind, Hardware, Recipe};
 use serde_json::{Value, json};
 
@@ -142,7 +142,7 @@ fn defect_4_a_group_summary_never_drops_flags() {
         Layer::Kernel,
         &serde_json::from_value(json!({"attention_backend": "FLASHINFER"})).unwrap(),
     );
-    let args = forge::recipe::vllm::to_vllm_args(&recipe).unwrap();
+    let args = forge::engine::vllm::recipe::to_vllm_args(&recipe).unwrap();
     for help in [Some(&summary), Some(&full), None] {
         let argv = render_checked(&args, Version::V0_33, help)
             .unwrap()

@@ -19,11 +19,11 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::space::{matches_direction, neighbours};
-use super::{Agent, AgentContext, Proposal};
+use super::{Agent, AgentContext, AgentError, Proposal};
 use crate::playbook::Rule;
+use crate::recipe::Layer;
 use crate::recipe::Recipe;
-use crate::recipe::knobs::Layer;
-use crate::tune::row::{ExperimentRow, Status};
+use crate::record::{ExperimentRow, Status};
 
 /// Bonus (in predicted %) for a move a firing playbook rule asks for.
 const RULE_BONUS_PCT: f64 = 2.0;
@@ -74,7 +74,7 @@ impl Agent for BuiltinAgent {
     fn propose<'a>(
         &'a mut self,
         ctx: &'a AgentContext<'a>,
-    ) -> BoxFuture<'a, anyhow::Result<Proposal>> {
+    ) -> BoxFuture<'a, Result<Proposal, AgentError>> {
         async move { Ok(propose(ctx)) }.boxed()
     }
 }
@@ -492,14 +492,14 @@ mod tests {
     }
 
     struct Fixture {
-        settings: crate::tune::settings::TuneSettings,
+        settings: crate::record::settings::TuneSettings,
         playbook: Playbook,
         stats: WorkloadStats,
     }
 
     fn fixture() -> Fixture {
         Fixture {
-            settings: crate::tune::settings::test_settings(),
+            settings: crate::record::settings::test_settings(),
             playbook: Playbook::bundled(EngineKind::Vllm).unwrap(),
             stats: WorkloadStats::default(),
         }
@@ -597,7 +597,7 @@ mod tests {
                 let mut r = row.clone();
                 r.status = Status::Reverted;
                 r.predicted_gain_pct = Some(-2.0 - i as f64);
-                r.interval = Some(crate::tune::verdict::Interval {
+                r.interval = Some(crate::record::Interval {
                     gain_pct: -2.0 - i as f64,
                     lo_pct: -2.5 - i as f64,
                     hi_pct: -1.5 - i as f64,
@@ -680,7 +680,7 @@ mod tests {
         let mut a = crate::tune::state::tests_support::row_with_changes(&inc);
         a.status = Status::Reverted;
         a.predicted_gain_pct = Some(10.0);
-        a.interval = Some(crate::tune::verdict::Interval {
+        a.interval = Some(crate::record::Interval {
             gain_pct: 5.0,
             lo_pct: 0.0,
             hi_pct: 10.0,
@@ -689,7 +689,7 @@ mod tests {
         });
         let mut b = a.clone();
         b.predicted_gain_pct = Some(4.0);
-        b.interval = Some(crate::tune::verdict::Interval {
+        b.interval = Some(crate::record::Interval {
             gain_pct: 2.0,
             lo_pct: 0.0,
             hi_pct: 4.0,
@@ -707,7 +707,7 @@ mod tests {
         let mut r = crate::tune::state::tests_support::row_with_changes(&inc);
         r.status = Status::Inconclusive;
         r.predicted_gain_pct = Some(p);
-        r.interval = Some(crate::tune::verdict::Interval {
+        r.interval = Some(crate::record::Interval {
             gain_pct: m,
             lo_pct: m - half,
             hi_pct: m + half,

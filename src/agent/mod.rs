@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::playbook::Playbook;
-use crate::recipe::Recipe;
-use crate::recipe::knobs::Layer;
-use crate::tune::row::ExperimentRow;
-use crate::tune::settings::TuneSettings;
+use crate::recipe::Layer;
+use crate::recipe::{Illegal, Recipe};
+use crate::record::ExperimentRow;
+use crate::record::settings::TuneSettings;
 use crate::workload::stats::WorkloadStats;
 
 /// A proposed mutation.
@@ -78,8 +78,8 @@ pub struct AgentContext<'a> {
     pub history: &'a [ExperimentRow],
     /// Candidates already tried from this base (ids), and infeasible ones.
     pub is_tried: &'a (dyn Fn(&Recipe) -> bool + Send + Sync),
-    /// Legality beyond the allowlist (memory, GPU gates, cross-field rules): `Err(why)`.
-    pub legal: &'a (dyn Fn(&Recipe) -> Result<(), String> + Send + Sync),
+    /// Legality beyond the allowlist (memory, GPU gates, cross-field rules).
+    pub legal: &'a (dyn Fn(&Recipe) -> Result<(), Illegal> + Send + Sync),
     /// The surrogate, when one exists for this engine.
     pub surrogate: Option<&'a Surrogate<'a>>,
     /// Hardware the run tunes for (GPU spec when known).
@@ -109,6 +109,18 @@ pub struct Analysis {
     pub cost_usd: f64,
 }
 
+/// Why an agent gave no proposal. The loop branches on it: a spent budget ends the run
+/// cleanly, anything else is an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The spend cap leaves no room for the agent's next step (its words say how much).
+    #[error("{0}")]
+    Budget(String),
+    /// The agent failed.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 /// A source of proposals.
 pub trait Agent: Send {
     /// Name for the banner and the journal (`builtin`, `anthropic/claude-…`).
@@ -117,7 +129,7 @@ pub trait Agent: Send {
     fn propose<'a>(
         &'a mut self,
         ctx: &'a AgentContext<'a>,
-    ) -> BoxFuture<'a, anyhow::Result<Proposal>>;
+    ) -> BoxFuture<'a, Result<Proposal, AgentError>>;
     /// Write the post-run analysis paragraph; `None` when this agent writes none (the
     /// built-in agent), so callers need no special case.
     fn analyze<'a>(

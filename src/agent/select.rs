@@ -12,7 +12,7 @@ use super::llm::cost::{self, PriceFile, PriceSource};
 use super::llm::http::{Client, RetryPolicy};
 use super::llm::providers::{self, LlmSpec};
 use super::llm::{LlmAgent, LlmError, MAX_CALLS_PER_STEP};
-use crate::tune::settings::TuneSettings;
+use crate::record::settings::TuneSettings;
 
 /// The chosen agent and what to tell the user about it.
 pub struct Selection {
@@ -144,7 +144,7 @@ mod tests {
     use super::*;
 
     fn settings(llm: &str, base: Option<&str>) -> TuneSettings {
-        let mut s = crate::tune::settings::test_settings();
+        let mut s = crate::record::settings::test_settings();
         s.llm = llm.into();
         s.llm_base_url = base.map(str::to_string);
         s

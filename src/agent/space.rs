@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::playbook::{Direction, Playbook};
-use crate::recipe::knobs::Layer;
+use crate::recipe::Layer;
 
 /// One single-knob move.
 #[derive(Debug, Clone, PartialEq)]

@@ -94,7 +94,7 @@ impl Job {
         };
         let text = match (&prompt, &messages) {
             (Some(p), _) => crate::tokenize::count(p),
-            (None, Some(m)) => crate::tokenize::count(&crate::tokenize::render_chat(m)),
+            (None, Some(m)) => crate::tokenize::count(&crate::workload::render_chat(m)),
             (None, None) => 0,
         };
         Job {
@@ -343,7 +343,7 @@ mod tests {
         }];
         let r = req(RequestInput::Messages(m.clone()), 4);
         let v = body(&Job::new(Endpoint::Completions, "m", &r, true));
-        assert_eq!(v["prompt"], json!(crate::tokenize::render_chat(&m)));
+        assert_eq!(v["prompt"], json!(crate::workload::render_chat(&m)));
         assert!(v.get("messages").is_none());
     }
 

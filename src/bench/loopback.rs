@@ -1,4 +1,4 @@
-//! `forge loopback-server` (hidden): a fast OpenAI-compatible SSE server with scripted
+//! The loopback server behind `forge loopback-server` (hidden): a fast OpenAI-compatible SSE server with scripted
 //! delays, for measuring the load generator itself.
 //!
 //! It streams exactly what vLLM streams — `data: {json}\n\n` chunks (chat opens with a
@@ -13,7 +13,6 @@
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -27,8 +26,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use serde::Deserialize;
-
-use crate::cli::LoopbackArgs;
 
 /// Server-side counters, shared by all handlers.
 #[derive(Debug, Default)]
@@ -53,28 +50,32 @@ struct Config {
     stats: Stats,
 }
 
-/// `forge loopback-server`: serve until killed. Prints `listening on ADDR` on stdout.
-pub fn main(args: LoopbackArgs) -> anyhow::Result<ExitCode> {
-    let cfg = Arc::new(Config {
-        model_json: serde_json::Value::from(args.model.as_str()).to_string(),
-        model: args.model,
-        ttft: ms(args.ttft_ms, "--ttft-ms")?,
-        itl: ms(args.itl_ms, "--itl-ms")?,
-        burst: args.burst,
-        stats: Stats::default(),
-    });
-    crate::bench::runner::raise_fd_limit();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(serve(cfg, args.port))?;
-    Ok(ExitCode::SUCCESS)
+/// The server's script: what it serves and how fast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    /// Port on 127.0.0.1 (0 = any free port; the bound address is printed).
+    pub port: u16,
+    /// Receive → first token.
+    pub ttft: Duration,
+    /// Between tokens.
+    pub itl: Duration,
+    /// Model name served by /v1/models and echoed in chunks.
+    pub model: String,
+    /// With zero delays, let chunks coalesce into one write instead of one write each.
+    pub burst: bool,
 }
 
-fn ms(v: f64, flag: &str) -> anyhow::Result<Duration> {
-    anyhow::ensure!(v.is_finite() && v >= 0.0, "{flag}: must be >= 0, got {v}");
-    Ok(Duration::from_secs_f64(v / 1000.0))
+/// Serve `script` until killed. Prints `listening on ADDR` on stdout.
+pub async fn run(script: Script) -> anyhow::Result<()> {
+    let cfg = Arc::new(Config {
+        model_json: serde_json::Value::from(script.model.as_str()).to_string(),
+        model: script.model,
+        ttft: script.ttft,
+        itl: script.itl,
+        burst: script.burst,
+        stats: Stats::default(),
+    });
+    serve(cfg, script.port).await
 }
 
 async fn serve(cfg: Arc<Config>, port: u16) -> anyhow::Result<()> {

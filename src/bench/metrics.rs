@@ -8,19 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::{FailureKind, RequestRecord};
 use super::{LoadSpec, Slo, Timing};
-
-/// Percentile with linear interpolation between closest ranks (numpy's default):
-/// rank = p/100·(n−1). `None` for an empty sample.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p / 100.0).clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    let frac = rank - lo as f64;
-    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * frac)
-}
+use crate::stats::percentile;
 
 /// Mean, median, population standard deviation and chosen percentiles of one metric, ms.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -440,21 +428,6 @@ fn detailed(records: &[RequestRecord]) -> Detailed {
 mod tests {
     use super::*;
     use crate::bench::record::Failure;
-
-    #[test]
-    fn percentile_interpolates_like_numpy() {
-        // np.percentile([1,2,3,4], 50) == 2.5; 99 -> 3.97; 0 -> 1; 100 -> 4
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(percentile(&v, 50.0), Some(2.5));
-        assert!((percentile(&v, 99.0).unwrap() - 3.97).abs() < 1e-12);
-        assert_eq!(percentile(&v, 0.0), Some(1.0));
-        assert_eq!(percentile(&v, 100.0), Some(4.0));
-        // P99 of 1..=50: rank 48.51 -> 49.51 (the original's truncation gave 49)
-        let v: Vec<f64> = (1..=50).map(f64::from).collect();
-        assert!((percentile(&v, 99.0).unwrap() - 49.51).abs() < 1e-9);
-        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
-        assert_eq!(percentile(&[], 50.0), None);
-    }
 
     #[test]
     fn summary_uses_population_std() {

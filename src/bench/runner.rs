@@ -1,4 +1,4 @@
-//! The open-loop driver and the `forge bench` command.
+//! The open-loop driver of `forge bench`.
 //!
 //! One dispatcher task walks the schedule in intended order and sleeps until
 //! `start + offset × time_scale` — absolute deadlines, never relative sleeps, so lateness
@@ -10,7 +10,6 @@
 //! over a channel to the collector, which drives the progress bar.
 
 use std::io::IsTerminal;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -25,30 +24,7 @@ use super::record::RequestRecord;
 use super::schedule::{dispatch_order, intended_offsets};
 use super::settings::Settings;
 use super::stream::StreamState;
-use super::{output, warmup};
-use crate::cli::BenchArgs;
-
-/// `forge bench`: validate, replay, print the summary, write the JSON.
-pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let settings = Settings::resolve(args)?;
-    raise_fd_limit();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = rt.block_on(run(&settings))?;
-    print!("{}", output::summary(&result));
-    output::warnings(&result);
-    if let Some(path) = &settings.output {
-        output::write_json_atomic(path, &result)?;
-    }
-    // 128 + SIGINT, as a shell reports an interrupted command.
-    Ok(if result.interrupted {
-        ExitCode::from(130)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
+use super::warmup;
 
 /// Every stream in flight holds a socket: lift the soft open-files limit (often 1,024) to
 /// the hard limit, so a high concurrency is not silently capped by `EMFILE` connect errors.

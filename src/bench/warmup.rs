@@ -9,6 +9,7 @@
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::stats::median_count;
 use crate::workload::{RequestInput, WorkloadRequest};
 
 /// Output tokens a warm-up asks for (at most; less when the workload's median is lower).
@@ -16,12 +17,14 @@ pub const WARMUP_OUTPUT_TOKENS: u32 = 16;
 
 /// `n` warm-up requests shaped like `measured` (median prompt length, short output).
 pub fn synthesize(measured: &[WorkloadRequest], n: usize, seed: u64) -> Vec<WorkloadRequest> {
-    let prompt_tokens = median(
+    let prompt_tokens = median_count(
         measured
             .iter()
             .map(|r| crate::tokenize::count(&r.input.as_prompt_text()) as u64),
-    );
-    let output = median(measured.iter().map(|r| u64::from(r.expected_output_tokens)));
+    )
+    .unwrap_or(1);
+    let output =
+        median_count(measured.iter().map(|r| u64::from(r.expected_output_tokens))).unwrap_or(1);
     let output = u32::try_from(output)
         .unwrap_or(u32::MAX)
         .clamp(1, WARMUP_OUTPUT_TOKENS);
@@ -50,12 +53,6 @@ fn random_text(rng: &mut ChaCha8Rng, tokens: u64) -> String {
         }
     }
     s
-}
-
-fn median(values: impl Iterator<Item = u64>) -> u64 {
-    let mut v: Vec<u64> = values.collect();
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(1)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Check;
-use crate::cli::DoctorArgs;
+use super::Options;
 use crate::hardware::command::{self, CaptureError};
 use crate::hardware::{Device, HardwareReport, NvmlStatus, Source, gpus, group_summary};
 use crate::recipe::EngineKind;
@@ -31,7 +31,7 @@ pub const PROVIDERS: &[(&str, Option<&str>)] = &[
 
 /// Every check, in the order printed.
 pub fn all(
-    args: &DoctorArgs,
+    args: &Options,
     report: &HardwareReport,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<Check> {

@@ -6,10 +6,10 @@
 
 pub mod checks;
 
-use std::process::ExitCode;
+use std::path::PathBuf;
 
-use crate::cli::DoctorArgs;
-use crate::hardware::{DetectOptions, detect};
+use crate::hardware::{DetectOptions, Device, detect};
+use crate::recipe::EngineKind;
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,19 +84,29 @@ impl Check {
     }
 }
 
-/// Run `forge doctor`.
-pub fn main(args: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let opts = DetectOptions::from_env(args.device);
+/// What `forge doctor` checks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Engine to check.
+    pub engine: EngineKind,
+    /// Launcher for the engine, as for `forge tune` (split on whitespace, never a shell).
+    pub engine_cmd: Option<String>,
+    /// Store directory whose disk to check.
+    pub run_dir: PathBuf,
+    /// Agent LLM as provider/model: whose API key to look for.
+    pub llm: String,
+    /// GPU backend.
+    pub device: Device,
+    /// Warn below this much free disk, GiB.
+    pub min_free_gib: f64,
+}
+
+/// Every check for `o`, on this machine and environment.
+pub fn run(o: &Options) -> Vec<Check> {
+    let opts = DetectOptions::from_env(o.device);
     let report = detect(&opts);
     let env = |k: &str| std::env::var(k).ok();
-    let checks = checks::all(&args, &report, &env);
-    crate::term::print(&render(&checks))?;
-    let failed = checks.iter().any(|c| c.status == Status::Fail);
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    checks::all(o, &report, &env)
 }
 
 /// The checks as text: one line each, notes and hints indented under it, then a tally.

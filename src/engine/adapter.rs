@@ -1,14 +1,20 @@
-//! The `Engine` seam: what differs between serving engines (how a recipe becomes a command
-//! line, how a failed boot is classified, how to reset caches between measurements). The
-//! lifecycle around it — process groups, readiness, teardown — is shared
-//! ([`super::process`], [`super::health`]).
+//! The `Engine` seam: what differs between serving engines — which recipes it may run
+//! (allowlist, cross-field rules, what its version can express), its defaults, how a recipe
+//! becomes a command line, how a failed boot or a crash reads in its log, how to reset
+//! caches between measurements. The loop asks these questions and never branches on which
+//! engine it tunes. The lifecycle around it — process groups, readiness, teardown — is
+//! shared ([`super::process`], [`super::health`]).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::failure::Failure;
 use super::process::LaunchSpec;
-use crate::recipe::{EngineKind, Recipe};
+use crate::hardware::GpuSpec;
+use crate::recipe::{EngineKind, Illegal, Recipe};
 
 /// A serving engine forge can boot and measure.
 pub trait Engine: Send + Sync {
@@ -17,6 +23,30 @@ pub trait Engine: Send + Sync {
 
     /// Which recipes it runs.
     fn recipe_engine(&self) -> EngineKind;
+
+    /// Whether `recipe` may boot: every field on this engine's allowlist for its layer, and
+    /// the engine's cross-field rules (and the run's limits, e.g. the workload's longest
+    /// request). Decided before anything boots; `Err` names the knob and says why. What the
+    /// installed version can express is [`Engine::renders`].
+    fn check(&self, recipe: &Recipe) -> Result<(), Illegal>;
+
+    /// Whether this engine's version can express `recipe` on its command line (a field
+    /// with no flag in this version, a value its help does not accept): refused, with the
+    /// reason, before anything boots.
+    fn renders(&self, recipe: &Recipe) -> Result<(), Illegal> {
+        self.launch_spec(
+            recipe,
+            8000,
+            "forge-render-check",
+            Path::new("check.log"),
+            0,
+        )
+        .map(|_| ())
+    }
+
+    /// The recipe's value of every knob: its own, else this engine's default (on `gpu` when
+    /// the defaults depend on it).
+    fn effective(&self, recipe: &Recipe, gpu: Option<&GpuSpec>) -> BTreeMap<String, Value>;
 
     /// The argv (and environment) that serves `recipe` on 127.0.0.1:`port` under
     /// `served_name`. Every value passes the engine's allowlist for its version; `Err` says
@@ -28,10 +58,20 @@ pub trait Engine: Send + Sync {
         served_name: &str,
         log: &Path,
         boot_seq: u64,
-    ) -> Result<LaunchSpec, String>;
+    ) -> Result<LaunchSpec, Illegal>;
 
     /// Classify a boot that ended without becoming ready.
     fn classify_boot_failure(&self, code: Option<i32>, signal: Option<i32>, log: &str) -> Failure;
+
+    /// The lines of this engine's log worth keeping with a failure (its own hints, the
+    /// error that ended it).
+    fn log_hints(&self, log: &str) -> Vec<String>;
+
+    /// Facts about the host the playbook's rules read for this engine (none by default;
+    /// llama.cpp: `cpu_cores`).
+    fn host_facts(&self) -> BTreeMap<String, f64> {
+        BTreeMap::new()
+    }
 
     /// Wall seconds per server second (the simulator runs on a scaled clock).
     fn time_scale(&self) -> f64 {

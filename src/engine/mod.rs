@@ -2,8 +2,10 @@
 //! lifecycles behind the `Engine` trait — vLLM (and forge's simulator of it) and llama.cpp.
 
 pub mod adapter;
+pub mod allowlist;
 pub mod failure;
 pub mod health;
+pub mod knobs;
 pub mod llamacpp;
 pub mod metrics;
 pub mod process;

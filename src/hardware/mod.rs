@@ -15,15 +15,28 @@ pub mod visible;
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 pub use detect::{DetectOptions, detect};
 pub use gpus::{GpuSpec, Vendor};
 pub use host::HostInfo;
 pub use memory::{MemoryError, MemoryProbe, WaitOutcome, wait_for_idle_memory};
 
+/// Where a recipe runs: the `hardware` block of a recipe (vendor, GPU type, count, memory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Hardware {
+    /// `nvidia`, `amd` or `cpu`.
+    pub vendor: String,
+    /// GPU type from the spec table (`H100`, `A100-80GB`, ...) or `cpu`.
+    pub gpu_type: String,
+    /// GPUs used.
+    pub count: u32,
+    /// Memory per GPU, GB (GiB as the driver reports it).
+    pub memory_gb_per_gpu: f64,
+}
+
 /// What forge runs the engine on (`--device`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
     /// NVIDIA GPUs.
@@ -32,6 +45,17 @@ pub enum Device {
     Rocm,
     /// No GPU.
     Cpu,
+}
+
+impl Device {
+    /// The `--device` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Cuda => "cuda",
+            Device::Rocm => "rocm",
+            Device::Cpu => "cpu",
+        }
+    }
 }
 
 impl std::str::FromStr for Device {
@@ -213,9 +237,9 @@ impl HardwareReport {
     /// The recipe's `hardware` block for this machine: vendor, spec-table GPU type (or the
     /// reported name when the table lacks it), visible GPU count, memory per GPU in GiB
     /// (reported, else the table's).
-    pub fn recipe_hardware(&self) -> crate::recipe::Hardware {
+    pub fn recipe_hardware(&self) -> Hardware {
         let Some(g) = self.recipe_gpu() else {
-            return crate::recipe::Hardware {
+            return Hardware {
                 vendor: "cpu".into(),
                 gpu_type: "cpu".into(),
                 count: 0,
@@ -223,7 +247,7 @@ impl HardwareReport {
             };
         };
         let mib = g.memory_mib.or(g.spec.map(|s| s.memory_mib)).unwrap_or(0);
-        crate::recipe::Hardware {
+        Hardware {
             vendor: match g.vendor {
                 Vendor::Nvidia => "nvidia".into(),
                 Vendor::Amd => "amd".into(),

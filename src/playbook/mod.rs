@@ -5,7 +5,6 @@
 //! symptom shows, which knobs to move and why), used by the built-in agent. The bundled
 //! playbooks are compiled into the binary, so `playbook show` works with no files around.
 
-pub mod command;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -13,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::engine::allowlist as knobs;
 use crate::recipe::EngineKind;
-use crate::recipe::knobs::{self, Layer};
+use crate::recipe::Layer;
 pub use rules::{Condition, Direction, Rule};
 
 /// The bundled vLLM playbook.
@@ -298,7 +298,7 @@ fn parse_space(
                     problems.push(Problem {
                         line,
                         item: item.clone(),
-                        why,
+                        why: why.why,
                     });
                 }
             }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{Problem, line_of};
-use crate::recipe::knobs::Layer;
+use crate::recipe::Layer;
 
 /// Facts a condition may use (observations of the incumbent's runs, the workload, the
 /// config and the SLO).

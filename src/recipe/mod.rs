@@ -6,9 +6,7 @@
 //! so the baseline really is the engine's own defaults). Every field and value is checked
 //! against the engine's allowlist ([`knobs`]) before anything is rendered to argv.
 
-pub mod command;
-pub mod knobs;
-pub mod vllm;
+pub mod layer;
 
 use std::collections::BTreeMap;
 use std::hash::Hasher;
@@ -17,6 +15,43 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use twox_hash::XxHash64;
+
+pub use crate::hardware::Hardware;
+pub use layer::Layer;
+
+/// Why a recipe, or one value in it, may not run: the knob and value at fault (when one is),
+/// and why, in words a user or an LLM can act on. Legality checks return it; the loop
+/// records it on a `rej-*` row and the agent reads it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{why}")]
+pub struct Illegal {
+    /// The recipe field at fault, when one is.
+    pub knob: Option<String>,
+    /// Its value.
+    pub value: Option<Value>,
+    /// Why it may not run.
+    pub why: String,
+}
+
+impl Illegal {
+    /// One knob's value is refused.
+    pub fn knob(name: &str, value: &Value, why: impl Into<String>) -> Illegal {
+        Illegal {
+            knob: Some(name.to_string()),
+            value: Some(value.clone()),
+            why: why.into(),
+        }
+    }
+
+    /// The recipe as a whole is refused (a combination, or what boot would do).
+    pub fn recipe(why: impl Into<String>) -> Illegal {
+        Illegal {
+            knob: None,
+            value: None,
+            why: why.into(),
+        }
+    }
+}
 
 /// Which engine a recipe is for.
 #[derive(
@@ -29,19 +64,6 @@ pub enum EngineKind {
     Vllm,
     /// llama.cpp's `llama-server`.
     Llamacpp,
-}
-
-/// Where the recipe runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Hardware {
-    /// `nvidia`, `amd` or `cpu`.
-    pub vendor: String,
-    /// GPU type from the spec table (`H100`, `A100-80GB`, ...) or `cpu`.
-    pub gpu_type: String,
-    /// GPUs used.
-    pub count: u32,
-    /// Memory per GPU, GB (GiB as the driver reports it).
-    pub memory_gb_per_gpu: f64,
 }
 
 /// Layer 2: quantization.
@@ -163,19 +185,19 @@ impl Recipe {
 
     /// A child recipe with `changes` applied to one layer (`null` removes a config field,
     /// returning it to the engine default). Lineage and id are updated.
-    pub fn mutate(&self, layer: knobs::Layer, changes: &BTreeMap<String, Value>) -> Recipe {
+    pub fn mutate(&self, layer: Layer, changes: &BTreeMap<String, Value>) -> Recipe {
         let mut r = self.clone();
         for (k, v) in changes {
             match layer {
-                knobs::Layer::Config => {
+                Layer::Config => {
                     if v.is_null() {
                         r.config.remove(k);
                     } else {
                         r.config.insert(k.clone(), v.clone());
                     }
                 }
-                knobs::Layer::Quant => apply_quant(&mut r.quant, k, v),
-                knobs::Layer::Kernel => apply_kernel(&mut r.kernels, k, v),
+                Layer::Quant => apply_quant(&mut r.quant, k, v),
+                Layer::Kernel => apply_kernel(&mut r.kernels, k, v),
             }
         }
         r.parent_id = Some(self.id.clone());
@@ -255,14 +277,14 @@ mod tests {
         assert_eq!(a.id.len(), 8);
         let mut ch = BTreeMap::new();
         ch.insert("max_num_seqs".to_string(), json!(128));
-        let c = a.mutate(knobs::Layer::Config, &ch);
+        let c = a.mutate(Layer::Config, &ch);
         assert_ne!(c.id, a.id);
         assert_eq!(c.parent_id.as_deref(), Some(a.id.as_str()));
         assert_eq!(c.generation, 1);
         // Setting and unsetting returns to the same content.
         let mut back = BTreeMap::new();
         back.insert("max_num_seqs".to_string(), Value::Null);
-        assert_eq!(c.mutate(knobs::Layer::Config, &back).id, a.id);
+        assert_eq!(c.mutate(Layer::Config, &back).id, a.id);
     }
 
     #[test]
@@ -270,7 +292,7 @@ mod tests {
         let mut ch = BTreeMap::new();
         ch.insert("enable_prefix_caching".to_string(), json!(false));
         let r = Recipe::baseline(EngineKind::Vllm, "meta-llama/Llama-3.1-8B-Instruct", hw())
-            .mutate(knobs::Layer::Config, &ch);
+            .mutate(Layer::Config, &ch);
         let y = r.to_yaml();
         for key in [
             "id:",
@@ -296,14 +318,14 @@ mod tests {
         let base = Recipe::baseline(EngineKind::Vllm, "m", hw());
         let mut q = BTreeMap::new();
         q.insert("kv_cache_quant".to_string(), json!("fp8"));
-        let r = base.mutate(knobs::Layer::Quant, &q);
+        let r = base.mutate(Layer::Quant, &q);
         assert_eq!(r.quant.kv_cache_quant.as_deref(), Some("fp8"));
         let mut k = BTreeMap::new();
         k.insert("attention_backend".to_string(), json!("FLASHINFER"));
-        let r2 = r.mutate(knobs::Layer::Kernel, &k);
+        let r2 = r.mutate(Layer::Kernel, &k);
         assert_eq!(r2.kernels.len(), 1);
         let mut auto = BTreeMap::new();
         auto.insert("attention_backend".to_string(), json!("auto"));
-        assert!(r2.mutate(knobs::Layer::Kernel, &auto).kernels.is_empty());
+        assert!(r2.mutate(Layer::Kernel, &auto).kernels.is_empty());
     }
 }

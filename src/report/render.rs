@@ -6,7 +6,7 @@ use comfy_table::{Cell, CellAlignment, Table};
 use serde_json::json;
 
 use super::{LoadedRun, RunSummary};
-use crate::tune::row::{ExperimentRow, Status};
+use crate::record::{ExperimentRow, Status};
 
 /// Columns of the experiment listing (the original's, plus status, layer and interval).
 const COLUMNS: [&str; 12] = [

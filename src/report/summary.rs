@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::LoadedRun;
 use crate::engine::failure::FailureClass;
-use crate::tune::row::{Arm, ExperimentRow, Status};
+use crate::record::{Arm, ExperimentRow, Status};
 
 /// Gain of the best recipe over the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,9 +90,9 @@ impl RunSummary {
         let base_runs = runs_of(rows, &base_id, &base_id);
         let best_runs = runs_of(rows, &best_id, &base_id);
         RunSummary {
-            baseline_throughput: median(&base_runs),
+            baseline_throughput: crate::stats::median(&base_runs),
             baseline_runs: base_runs.len(),
-            best_throughput: median(&best_runs),
+            best_throughput: crate::stats::median(&best_runs),
             best_runs: best_runs.len(),
             experiments: rows.iter().filter(|r| r.status.is_experiment()).count(),
             refused: rows
@@ -148,17 +148,6 @@ fn runs_of(rows: &[ExperimentRow], id: &str, baseline_id: &str) -> Vec<f64> {
         }
     }
     out
-}
-
-fn median(v: &[f64]) -> Option<f64> {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(s[n / 2]),
-        _ => Some((s[n / 2 - 1] + s[n / 2]) / 2.0),
-    }
 }
 
 fn changes_vs_baseline(

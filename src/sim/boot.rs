@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::engine::{BootError, BootInfo, SimEngine, SimSetup};
+use super::engine::{BootInfo, SimEngine, SimSetup};
 use super::faults;
+use super::interface::BootError;
 use super::model::ModelShape;
 use super::options::{SimOptions, StartupFailure};
 use super::vlog::{self, Level, Proc};

@@ -5,6 +5,8 @@
 //! model's shape (Qwen2.5's instruct checkpoints cap `max_position_embeddings` at 32768,
 //! which the table records separately).
 
+use std::path::Path;
+
 use super::model::{ModelShape, MoeShape};
 
 /// One catalogue row.
@@ -427,6 +429,27 @@ fn to_shape(entry: &Entry, id: &str, instruct: bool) -> ModelShape {
         }),
         dtype: "bfloat16".into(),
         quant: None,
+    }
+}
+
+impl ModelShape {
+    /// Resolve a model argument: a directory (or file) holding an HF `config.json`, or a
+    /// catalogue id (case-insensitive; `-Instruct` variants share the base shape).
+    pub fn resolve(model: &str) -> anyhow::Result<ModelShape> {
+        let path = Path::new(model);
+        if path.is_dir() {
+            return Ok(Self::from_config_file(&path.join("config.json"), model)?);
+        }
+        if path.is_file() {
+            return Ok(Self::from_config_file(path, model)?);
+        }
+        lookup(model).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown model `{model}`: not a directory with a config.json and not in the \
+                 built-in catalogue ({})",
+                ids().join(", ")
+            )
+        })
     }
 }
 

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc::UnboundedSender};
 
-use super::engine::{FinishReason, SimEngine, SimRequest, StepResult, TokenOutput};
+use super::engine::SimEngine;
+use super::interface::{FinishReason, SimRequest, StepResult, TokenOutput};
 use super::prom::{Finished, Metrics};
 use super::vlog::{self, Level, Proc};
 

@@ -15,8 +15,8 @@
 
 use std::collections::VecDeque;
 
-use super::engine::TokenOutput;
 use super::fasthash::U64Map;
+use super::interface::TokenOutput;
 
 /// API-server CPU cost of taking in a request, seconds.
 pub const PER_REQUEST: f64 = 3.5e-3;

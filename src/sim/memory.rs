@@ -15,7 +15,7 @@
 //! `kv <= 0` → "No available memory for the cache blocks", one `max_model_len` request
 //! not fitting → "... estimated maximum model length is M ...".
 
-use super::engine::BootError;
+use super::interface::BootError;
 use crate::hardware::GpuSpec;
 
 /// Bytes in a GiB.

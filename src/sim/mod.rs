@@ -15,13 +15,13 @@
 
 pub mod boot;
 pub mod catalog;
-pub mod cli;
 pub mod cudagraph;
 pub mod driver;
 pub mod engine;
 pub mod fasthash;
 pub mod faults;
 pub mod frontend;
+pub mod interface;
 pub mod kv;
 pub mod memory;
 pub mod model;

@@ -1,5 +1,5 @@
 //! Model shapes: the architecture numbers the simulator needs, read from a local HF
-//! `config.json` or from the built-in [`super::catalog`] (so no network is needed), plus the
+//! `config.json` or from the built-in catalogue (`super::catalog`) (so no network is needed), plus the
 //! parameter and byte counts derived from them (weights per quantization method, KV bytes per
 //! token, active vs total parameters for mixture-of-experts models).
 
@@ -101,25 +101,6 @@ pub fn is_four_bit_method(m: &str) -> bool {
 }
 
 impl ModelShape {
-    /// Resolve a model argument: a directory (or file) holding an HF `config.json`, or a
-    /// catalogue id (case-insensitive; `-Instruct` variants share the base shape).
-    pub fn resolve(model: &str) -> anyhow::Result<ModelShape> {
-        let path = Path::new(model);
-        if path.is_dir() {
-            return Ok(Self::from_config_file(&path.join("config.json"), model)?);
-        }
-        if path.is_file() {
-            return Ok(Self::from_config_file(path, model)?);
-        }
-        super::catalog::lookup(model).ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown model `{model}`: not a directory with a config.json and not in the \
-                 built-in catalogue ({})",
-                super::catalog::ids().join(", ")
-            )
-        })
-    }
-
     /// Parse an HF `config.json` file. `id` names the model in the result.
     pub fn from_config_file(file: &Path, id: &str) -> Result<ModelShape, ShapeError> {
         let text = std::fs::read_to_string(file).map_err(|e| ShapeError {

@@ -1,8 +1,6 @@
-//! forge's own flags on `forge sim serve` / `forge sim predict` (`--sim-*`, and predict's
-//! load options), picked out of argv before the rest goes to the vLLM parser. Errors are
+//! forge's own `--sim-*` flags on `forge sim serve` / `forge sim predict`, picked out of
+//! argv before the rest goes to the vLLM parser. Errors are
 //! argparse-style and exit 2, like the vLLM flags around them.
-
-use std::path::PathBuf;
 
 use crate::hardware::GpuSpec;
 use crate::hardware::gpus::{lookup, names};
@@ -33,23 +31,6 @@ pub const SIM_SPECS: &[Spec] = &[
     spec("--sim-garbage-after", true),
     spec("--sim-ignore-sigterm", false),
     spec("--sim-spawn-child", false),
-];
-
-/// `forge sim predict`'s load flags.
-pub const PREDICT_SPECS: &[Spec] = &[
-    spec("--workload", true),
-    spec("--endpoint", true),
-    spec("--concurrency", true),
-    spec("--request-rate", true),
-    spec("--burstiness", true),
-    spec("--timing", true),
-    spec("--num-warmups", true),
-    spec("--slo", true),
-    spec("--metric-percentiles", true),
-    spec("--no-ignore-eos", false),
-    spec("--seed", true),
-    spec("--output", true),
-    spec("--save-detailed", false),
 ];
 
 /// A bad forge flag (printed like argparse, exit 2).
@@ -245,44 +226,6 @@ fn non_negative(v: &str) -> Result<f64, String> {
     })
 }
 
-/// `forge sim predict`'s load settings, as typed (validated in `predict`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PredictFlags {
-    /// `--workload FILE`.
-    pub workload: Option<PathBuf>,
-    /// Every other predict flag, `(name, value)`.
-    pub flags: Found,
-}
-
-impl PredictFlags {
-    /// Pick predict's flags out of `found`.
-    pub fn from_found(found: &Found) -> PredictFlags {
-        let mut p = PredictFlags::default();
-        for (name, value) in found {
-            if *name == "--workload" {
-                p.workload = value.as_ref().map(PathBuf::from);
-            } else if PREDICT_SPECS.iter().any(|s| s.name == *name) {
-                p.flags.push((name, value.clone()));
-            }
-        }
-        p
-    }
-
-    /// The last value given for `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.flags
-            .iter()
-            .rev()
-            .find(|(n, _)| *n == name)
-            .and_then(|(_, v)| v.as_deref())
-    }
-
-    /// True when the switch `name` was given.
-    pub fn has(&self, name: &str) -> bool {
-        self.flags.iter().any(|(n, _)| *n == name)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,21 +268,5 @@ mod tests {
         let (_, found) = split(&argv("--sim-time-scale 0"), SIM_SPECS, "serve").unwrap();
         assert!(SimOptions::from_found(&found, "serve").is_err());
         assert!(split(&argv("--sim-spawn-child=1"), SIM_SPECS, "serve").is_err());
-    }
-
-    #[test]
-    fn predict_flags() {
-        let specs: Vec<Spec> = SIM_SPECS.iter().chain(PREDICT_SPECS).copied().collect();
-        let (rest, found) = split(
-            &argv("--workload w.jsonl --seed 3 --max-num-seqs 4 --no-ignore-eos"),
-            &specs,
-            "predict",
-        )
-        .unwrap();
-        assert_eq!(rest, argv("--max-num-seqs 4"));
-        let p = PredictFlags::from_found(&found);
-        assert_eq!(p.workload, Some(PathBuf::from("w.jsonl")));
-        assert_eq!(p.get("--seed"), Some("3"));
-        assert!(p.has("--no-ignore-eos"));
     }
 }

@@ -22,12 +22,15 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Uniform};
 
-use super::engine::{BootError, SimEngine, SimRequest, SimSetup, TokenOutput};
+use super::engine::{SimEngine, SimSetup};
 use super::fasthash::U64Map;
+use super::interface::{BootError, SimRequest, TokenOutput};
 use crate::bench::metrics::{BenchResult, RunInfo, aggregate};
 use crate::bench::record::{Failure, FailureKind, RequestRecord};
 use crate::bench::schedule::{dispatch_order, intended_offsets};
 use crate::bench::{Endpoint, LoadSpec};
+use crate::engine::metrics::ServerFacts;
+use crate::stats::median_count;
 use crate::tokenize;
 use crate::workload::WorkloadRequest;
 
@@ -58,11 +61,48 @@ pub fn predict_with(
     model_name: &str,
     save_detailed: bool,
 ) -> Result<BenchResult, BootError> {
+    replay(setup, requests, load, model_name, save_detailed, None).map(|(r, _)| r)
+}
+
+/// [`predict_with`], and what the server's `/metrics` would have shown over the run (warm-ups
+/// included, as forge's watcher sees it): peaks of running and waiting requests and of KV
+/// usage, sampled after every step, and the preemptions and prefix-cache lookups and hits.
+pub fn predict_observed(
+    setup: SimSetup,
+    requests: &[WorkloadRequest],
+    load: &LoadSpec,
+    model_name: &str,
+    save_detailed: bool,
+) -> Result<(BenchResult, ServerFacts), BootError> {
+    let facts = ServerFacts {
+        available: true,
+        ..ServerFacts::default()
+    };
+    let (r, f) = replay(
+        setup,
+        requests,
+        load,
+        model_name,
+        save_detailed,
+        Some(facts),
+    )?;
+    Ok((r, f.unwrap_or_default()))
+}
+
+fn replay(
+    setup: SimSetup,
+    requests: &[WorkloadRequest],
+    load: &LoadSpec,
+    model_name: &str,
+    save_detailed: bool,
+    observe: Option<ServerFacts>,
+) -> Result<(BenchResult, Option<ServerFacts>), BootError> {
     let (mut engine, _) = SimEngine::boot(setup)?;
     let prepared = prepare_all(requests, load);
-    let start = run_warmups(&mut engine, &prepared, load);
+    let (start, observe) = run_warmups(&mut engine, &prepared, load, observe);
     let offsets = intended_offsets(requests, load);
     let mut replay = Replay::new(prepared, offsets, load.concurrency, start);
+    replay.observe = observe;
     replay.run(&mut engine);
     let info = RunInfo {
         backend: "forge-sim-predict",
@@ -72,14 +112,21 @@ pub fn predict_with(
         max_concurrent_requests: replay.max_in_flight,
         save_detailed,
     };
-    Ok(aggregate(&replay.records, &info))
+    let facts = replay.observe.take().map(|mut f| {
+        let s = engine.stats();
+        f.preemptions = s.preemptions as f64;
+        f.prefix_queries = s.prefix_cache_queries as f64;
+        f.prefix_hits = s.prefix_cache_hits as f64;
+        f
+    });
+    Ok((aggregate(&replay.records, &info), facts))
 }
 
 /// The token ids the server would see for a workload request.
 pub fn prompt_tokens(r: &WorkloadRequest, endpoint: Endpoint) -> Vec<u32> {
     match endpoint {
         Endpoint::Completions => tokenize::tokenize(&r.input.as_prompt_text()),
-        Endpoint::Chat => tokenize::tokenize(&tokenize::render_chat(&r.input.as_messages())),
+        Endpoint::Chat => tokenize::tokenize(&crate::workload::render_chat(&r.input.as_messages())),
     }
 }
 
@@ -120,15 +167,11 @@ fn prepare(id: u64, r: &WorkloadRequest, load: &LoadSpec) -> SimRequest {
     }
 }
 
-fn median(mut v: Vec<u32>) -> u32 {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(1)
-}
-
 /// Warm-up requests: fresh random tokens, the workload's median prompt and output length.
 fn warmups(prepared: &[SimRequest], load: &LoadSpec) -> Vec<SimRequest> {
-    let len = median(prepared.iter().map(|r| r.prompt.len() as u32).collect()).max(1);
-    let out = median(prepared.iter().map(|r| r.max_tokens).collect()).max(1);
+    let len = median_count(prepared.iter().map(|r| r.prompt.len() as u64)).map_or(1, |m| m.max(1));
+    let out = median_count(prepared.iter().map(|r| u64::from(r.max_tokens)))
+        .map_or(1, |m| u32::try_from(m.max(1)).unwrap_or(u32::MAX));
     let mut rng = ChaCha8Rng::seed_from_u64(load.seed ^ 0x5741_524d);
     let ids = Uniform::new(0u32, tokenize::VOCAB).ok();
     (0..load.num_warmups as u64)
@@ -144,16 +187,23 @@ fn warmups(prepared: &[SimRequest], load: &LoadSpec) -> Vec<SimRequest> {
         .collect()
 }
 
-/// Run the warm-ups to completion; returns the simulated time the measured phase starts.
-fn run_warmups(engine: &mut SimEngine, prepared: &[SimRequest], load: &LoadSpec) -> f64 {
+/// Run the warm-ups to completion (observing the engine when asked); returns the simulated
+/// time the measured phase starts.
+fn run_warmups(
+    engine: &mut SimEngine,
+    prepared: &[SimRequest],
+    load: &LoadSpec,
+    observe: Option<ServerFacts>,
+) -> (f64, Option<ServerFacts>) {
     let w = warmups(prepared, load);
     if w.is_empty() {
-        return 0.0;
+        return (0.0, observe);
     }
     let n = w.len();
     let mut replay = Replay::new(w, vec![0.0; n], load.concurrency, 0.0);
+    replay.observe = observe;
     replay.run(engine);
-    engine.clock()
+    (engine.clock(), replay.observe)
 }
 
 /// Client-side bookkeeping of one replay.
@@ -168,6 +218,8 @@ struct Replay {
     records: Vec<RequestRecord>,
     in_flight: usize,
     max_in_flight: usize,
+    /// The server's gauges, sampled after every step, when asked for.
+    observe: Option<ServerFacts>,
 }
 
 impl Replay {
@@ -191,6 +243,7 @@ impl Replay {
             last_chunk: vec![0.0; n],
             in_flight: 0,
             max_in_flight: 0,
+            observe: None,
         }
     }
 
@@ -219,6 +272,12 @@ impl Replay {
                 break;
             }
             t = engine.clock() - self.origin;
+            if let Some(f) = &mut self.observe {
+                let s = engine.stats();
+                f.peak_running = f.peak_running.max(s.running as f64);
+                f.peak_waiting = f.peak_waiting.max(s.waiting as f64);
+                f.peak_kv_usage = f.peak_kv_usage.max(s.kv_usage);
+            }
             for o in &r.outputs {
                 self.on_output(o, t);
             }

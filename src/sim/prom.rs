@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use crate::engine::vllm::flags::py_repr_float;
-use crate::sim::engine::SimStats;
+use crate::sim::interface::SimStats;
 
 /// `vllm:time_to_first_token_seconds` buckets.
 pub const TTFT_BUCKETS: &[f64] = &[

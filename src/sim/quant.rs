@@ -9,7 +9,7 @@
 //! rejected. The FP8-KV gate (SM >= 8.0 on NVIDIA, MI300X on AMD) and its message are
 //! forge's: vLLM reports it from whichever attention backend it picked.
 
-use super::engine::BootError;
+use super::interface::BootError;
 use super::model::{ModelShape, is_four_bit_method, same_family};
 use crate::engine::vllm::{KvCacheDtype, VllmConfig};
 use crate::hardware::{GpuSpec, Vendor};

@@ -5,8 +5,9 @@
 
 use serde_json::Value;
 
-use crate::tokenize::{render_chat, tokenize};
+use crate::tokenize::tokenize;
 use crate::workload::ChatMessage;
+use crate::workload::render_chat;
 
 /// What the engine is asked to continue.
 #[derive(Debug, Clone, PartialEq)]

@@ -21,8 +21,8 @@ use std::hash::Hasher;
 
 use twox_hash::XxHash64;
 
-use super::engine::{FinishReason, TokenOutput};
 use super::fasthash::U64Map;
+use super::interface::{FinishReason, TokenOutput};
 use super::kv::{KvCache, ROOT_HASH, block_hash};
 
 /// Scheduler limits.

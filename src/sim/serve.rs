@@ -48,18 +48,7 @@ enum Stop {
 }
 
 /// Run the server to completion; the exit status is vLLM's.
-pub fn run(cmd: ServeCommand) -> anyhow::Result<ExitCode> {
-    if cmd.sim.faults.ignore_sigterm {
-        faults::ignore_termination()?;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    Ok(rt.block_on(run_async(cmd)))
-}
-
-async fn run_async(cmd: ServeCommand) -> ExitCode {
+pub async fn run(cmd: ServeCommand) -> ExitCode {
     let stop = signal_watch(cmd.sim.faults.ignore_sigterm);
     let mut worker = if cmd.sim.faults.spawn_child {
         match faults::spawn_worker() {

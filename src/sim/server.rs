@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::driver::{Driver, ENGINE_DEAD, Event};
-use super::engine::{FinishReason, SimRequest, TokenOutput};
+use super::interface::{FinishReason, SimRequest, TokenOutput};
 use super::request::GenRequest;
 use super::sse::{self, Ctx, Usage};
 use super::vlog;

@@ -2,7 +2,7 @@
 //! (`vllm/config/model.py`, `vllm/config/scheduler.py`, `vllm/config/parallel.py`), in the
 //! order vLLM checks them: the context limit, tensor parallelism, then the scheduler.
 
-use super::engine::BootError;
+use super::interface::BootError;
 use super::model::ModelShape;
 use crate::engine::vllm::VllmConfig;
 

@@ -31,6 +31,10 @@ pub const JSON_FILE: &str = "experiments.json";
 pub const BEST_RECIPE_FILE: &str = "best_recipe.yaml";
 /// Written on a clean finish; absent means interrupted.
 pub const COMPLETED_FILE: &str = "completed.json";
+/// The baseline's answers (accuracy references), written once the baseline is measured.
+pub const REFERENCES_FILE: &str = "references.json";
+/// The agent's post-run analysis.
+pub const ANALYSIS_FILE: &str = "analysis.json";
 /// Engine logs, one per experiment.
 pub const LOGS_DIR: &str = "logs";
 /// Process groups of engines this run started (so a resume can reap them).

@@ -4,13 +4,13 @@
 //! applied until it is clear or the repeat budget is spent.
 
 use super::accuracy::References;
-use super::measure::{Measurer, SampleOutput};
-use super::row::{Arm, ExperimentRow, Measurement, Sample, Status};
+use super::measure::{Measure, SampleOutput};
 use super::score;
-use super::settings::TuneSettings;
 use super::verdict::{self, Decision, Interval, NoisePool, Rule};
 use crate::engine::failure::Failure;
 use crate::recipe::Recipe;
+use crate::record::settings::TuneSettings;
+use crate::record::{Arm, ExperimentRow, Measurement, Sample, Status};
 
 /// How a decision ended.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ pub struct Outcome {
 
 /// Measure and score one sample.
 pub async fn sample(
-    m: &mut Measurer,
+    m: &mut impl Measure,
     recipe: &Recipe,
     tag: &str,
     s: &TuneSettings,
@@ -107,7 +107,7 @@ pub fn pair_order(k: usize) -> [Arm; 2] {
 
 /// Paired comparison of `cand` against `inc`.
 pub async fn compare(
-    m: &mut Measurer,
+    m: &mut impl Measure,
     cand: &Recipe,
     inc: &Recipe,
     tag: &str,
@@ -255,9 +255,10 @@ fn sla_decides(c: &Measurement, i: &Measurement, s: &TuneSettings) -> Option<(De
     }
 }
 
-/// The sample with the median objective value.
+/// The sample with the median objective value (the lower middle one of an even count: a
+/// measured run, never an interpolation between two).
 pub fn median(v: &[Measurement]) -> Option<Measurement> {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.value.total_cmp(&b.value));
-    s.get(s.len().saturating_sub(1) / 2).cloned()
+    crate::stats::median_index(s.len()).and_then(|i| s.get(i).cloned())
 }

@@ -1,6 +1,6 @@
 //! What a person watching `forge tune` sees on stderr: the banner, then one line per row.
 
-use super::row::{ExperimentRow, Status};
+use crate::record::{ExperimentRow, Status};
 
 /// One line for a finished row.
 pub fn line(r: &ExperimentRow) -> String {

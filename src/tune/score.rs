@@ -2,10 +2,10 @@
 //! and under 1 % failed requests), and its accuracy. A run that misses the SLA or the
 //! accuracy floor is never better than one that meets them, whatever its raw value.
 
-use super::row::Measurement;
-use super::settings::TuneSettings;
 use crate::bench::metrics::BenchResult;
-use crate::cli::Objective;
+use crate::record::Measurement;
+use crate::record::Objective;
+use crate::record::settings::TuneSettings;
 
 /// Largest failed-request share a run may have and still meet the SLA.
 pub const MAX_FAILED_SHARE: f64 = 0.01;
@@ -111,7 +111,7 @@ mod tests {
     use crate::bench::Slo;
 
     fn settings(objective: Objective, slo: Slo) -> TuneSettings {
-        let mut s = crate::tune::settings::test_settings();
+        let mut s = crate::record::settings::test_settings();
         s.objective = objective;
         s.slo = slo;
         s

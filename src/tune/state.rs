@@ -4,15 +4,66 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use super::row::{ExperimentRow, Measurement, Status};
-use super::settings::TuneSettings;
 use super::verdict::NoisePool;
+use crate::engine::failure::FailureClass;
+use crate::recipe::Layer;
 use crate::recipe::Recipe;
-use crate::recipe::knobs::Layer;
+use crate::record::settings::TuneSettings;
+use crate::record::{ExperimentRow, Measurement, Status};
 
 /// After this many refused proposals in a row, the layer counts as converged (an agent
 /// that only repeats itself has nothing left to offer).
 pub const MAX_CONSECUTIVE_REFUSALS: u32 = 5;
+
+/// Why a run stopped (written into `completed.json` as its sentence).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// `--max-experiments` spent.
+    ExperimentBudget(u32),
+    /// `--max-hours` of experiment time spent.
+    TimeBudget(f64),
+    /// `--max-dollars` of LLM spend reached.
+    SpendCap(f64),
+    /// The agent cannot afford its next step under the spend cap (its words).
+    AgentBudget(String),
+    /// Every layer converged, was skipped or hit its cap.
+    Converged,
+    /// The baseline could not be measured: nothing to tune against.
+    BaselineFailed {
+        /// How it failed.
+        class: FailureClass,
+        /// The failure in one line.
+        summary: String,
+    },
+}
+
+impl StopReason {
+    /// Whether the end-of-run confirmation (best against baseline, paired) still runs: not
+    /// when the time budget is spent, nor when there is no baseline.
+    pub fn confirms(&self) -> bool {
+        !matches!(
+            self,
+            StopReason::TimeBudget(_) | StopReason::BaselineFailed { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::ExperimentBudget(n) => write!(f, "experiment budget reached ({n})"),
+            StopReason::TimeBudget(h) => write!(f, "time budget reached ({h} h)"),
+            StopReason::SpendCap(cap) => write!(f, "spend cap reached (${cap:.2})"),
+            StopReason::AgentBudget(why) => f.write_str(why),
+            StopReason::Converged => f.write_str("every layer converged"),
+            StopReason::BaselineFailed { class, summary } => write!(
+                f,
+                "the baseline could not be measured ({}: {summary}); nothing to tune against",
+                class.as_str()
+            ),
+        }
+    }
+}
 
 /// The current best configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,17 +181,17 @@ impl RunState {
     }
 
     /// Why the run must stop now, if it must.
-    pub fn budget_exhausted(&self, s: &TuneSettings) -> Option<String> {
+    pub fn budget_exhausted(&self, s: &TuneSettings) -> Option<StopReason> {
         if self.experiments_used >= s.max_experiments {
-            return Some(format!("experiment budget reached ({})", s.max_experiments));
+            return Some(StopReason::ExperimentBudget(s.max_experiments));
         }
         if self.elapsed_s >= s.max_hours * 3600.0 {
-            return Some(format!("time budget reached ({} h)", s.max_hours));
+            return Some(StopReason::TimeBudget(s.max_hours));
         }
         if let Some(cap) = s.max_dollars
             && self.spent_usd >= cap
         {
-            return Some(format!("spend cap reached (${cap:.2})"));
+            return Some(StopReason::SpendCap(cap));
         }
         None
     }
@@ -221,7 +272,7 @@ mod tests {
     }
 
     fn settings() -> TuneSettings {
-        crate::tune::settings::test_settings()
+        crate::record::settings::test_settings()
     }
 
     #[test]
@@ -275,13 +326,16 @@ mod tests {
         }
         assert!(s.done_layers.contains(&Layer::Config));
         st.max_dollars = Some(1.0);
-        assert!(s.budget_exhausted(&st).unwrap().contains("spend cap"));
+        assert_eq!(s.budget_exhausted(&st), Some(StopReason::SpendCap(1.0)));
+        assert_eq!(
+            StopReason::SpendCap(1.0).to_string(),
+            "spend cap reached ($1.00)"
+        );
         st.max_dollars = None;
         st.max_experiments = 0;
-        assert!(
-            s.budget_exhausted(&st)
-                .unwrap()
-                .contains("experiment budget")
+        assert_eq!(
+            s.budget_exhausted(&st).map(|r| r.to_string()),
+            Some("experiment budget reached (0)".to_string())
         );
     }
 }

@@ -19,6 +19,8 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
+pub use crate::record::Interval;
+
 /// Prior belief about run-to-run noise of one log ratio (≈ 2 % per run → 3 % per pair).
 const PRIOR_SIGMA: f64 = 0.03;
 /// Weight of the prior, in degrees of freedom (one pseudo-pair: the data takes over fast).
@@ -69,21 +71,6 @@ impl NoisePool {
         p.absorb(log_ratios);
         p
     }
-}
-
-/// Confidence interval of the candidate's gain over the incumbent, in percent.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    /// Point estimate of the gain, % (geometric mean of the ratios − 1).
-    pub gain_pct: f64,
-    /// Lower bound, %.
-    pub lo_pct: f64,
-    /// Upper bound, %.
-    pub hi_pct: f64,
-    /// Confidence level (e.g. 0.95).
-    pub confidence: f64,
-    /// Pairs measured.
-    pub pairs: usize,
 }
 
 /// What to do after the pairs measured so far.

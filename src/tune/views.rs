@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::row::{ExperimentRow, Status};
+use crate::record::{ExperimentRow, Status};
 use crate::report::{self, RunSummary};
 use crate::store::{self, BEST_RECIPE_FILE, JSON_FILE, TSV_FILE, write_atomic};
 

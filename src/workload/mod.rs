@@ -6,7 +6,6 @@
 //! `FILE:LINE: field: why`; loading reports every bad line and returns no requests, so
 //! nothing is sent from a half-valid file.
 
-pub mod command;
 pub mod stats;
 pub mod synth;
 
@@ -30,6 +29,22 @@ pub struct ChatMessage {
     pub content: String,
 }
 
+/// Render chat messages the way a Llama-3-style chat template does, ending with the
+/// assistant header so generation starts right after it (the text forge's stand-in
+/// tokenizer counts for a chat request).
+pub fn render_chat(messages: &[ChatMessage]) -> String {
+    let mut s = String::from("<|begin_of_text|>");
+    for m in messages {
+        s.push_str("<|start_header_id|>");
+        s.push_str(&m.role);
+        s.push_str("<|end_header_id|>\n\n");
+        s.push_str(&m.content);
+        s.push_str("<|eot_id|>");
+    }
+    s.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
+    s
+}
+
 /// What a request sends: a completion prompt or a chat conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,7 +61,7 @@ impl RequestInput {
     pub fn as_prompt_text(&self) -> String {
         match self {
             RequestInput::Prompt(p) => p.clone(),
-            RequestInput::Messages(m) => crate::tokenize::render_chat(m),
+            RequestInput::Messages(m) => render_chat(m),
         }
     }
 
@@ -333,6 +348,17 @@ fn parse_offset(line: usize, value: Option<&Value>) -> Result<Option<f64>, LineE
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn chat_rendering_ends_with_assistant_header() {
+        let m = vec![super::ChatMessage {
+            role: "user".into(),
+            content: "hi".into(),
+        }];
+        assert!(
+            super::render_chat(&m).ends_with("<|start_header_id|>assistant<|end_header_id|>\n\n")
+        );
+    }
+
     use super::*;
 
     fn p(text: &str) -> Result<Workload, WorkloadError> {

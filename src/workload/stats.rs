@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use twox_hash::XxHash64;
 
 use super::{Workload, WorkloadRequest};
-use crate::bench::metrics::percentile;
+use crate::stats::percentile;
 use crate::tokenize;
 
 /// Block size used to measure shared prefixes (vLLM's default KV block).

@@ -11,10 +11,10 @@ use clap::Parser;
 use forge::agent::AgentContext;
 use forge::cli::{Cli, Command};
 use forge::playbook::Playbook;
-use forge::recipe::knobs::Layer;
-use forge::recipe::{EngineKind, Hardware, Recipe};
-use forge::tune::row::ExperimentRow;
-use forge::tune::settings::TuneSettings;
+use forge::recipe::Layer;
+use forge::recipe::{EngineKind, Hardware, Illegal, Recipe};
+use forge::record::ExperimentRow;
+use forge::record::settings::TuneSettings;
 use forge::workload::stats::{self, WorkloadStats};
 use serde_json::{Value, json};
 
@@ -40,7 +40,7 @@ pub fn settings(llm: &str, base_url: Option<&str>, max_dollars: Option<f64>) -> 
         argv.extend(["--max-dollars".to_string(), d.to_string()]);
     }
     match Cli::parse_from(argv).command {
-        Command::Tune(t) => TuneSettings::resolve(&t.args, None).unwrap(),
+        Command::Tune(t) => forge::commands::tune::resolve(&t.args, None).unwrap(),
         _ => unreachable!(),
     }
 }
@@ -93,16 +93,18 @@ pub fn effective(r: &Recipe) -> BTreeMap<String, Value> {
 
 /// Stand-in for the KV-capacity memory model: a 32768-token step budget leaves too little
 /// memory for the KV cache of this model, and 0.96 of the GPU leaves too little headroom.
-pub fn legal(r: &Recipe) -> Result<(), String> {
+pub fn legal(r: &Recipe) -> Result<(), Illegal> {
     let e = effective(r);
     let tokens = e["max_num_batched_tokens"].as_i64().unwrap_or(0);
     if tokens >= 32768 {
-        return Err(format!(
+        return Err(Illegal::recipe(format!(
             "KV cache holds 41000 tokens after {tokens}-token activations; below max_model_len 131072"
-        ));
+        )));
     }
     if e["gpu_memory_utilization"].as_f64().unwrap_or(0.0) >= 0.96 {
-        return Err("0.96 leaves less than the 3 GiB activation headroom".into());
+        return Err(Illegal::recipe(
+            "0.96 leaves less than the 3 GiB activation headroom",
+        ));
     }
     Ok(())
 }

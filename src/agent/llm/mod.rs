@@ -22,7 +22,7 @@ use futures::future::BoxFuture;
 use self::cost::Meter;
 use self::http::{Client, Message, Role, Turn, clean};
 use super::builtin::BuiltinAgent;
-use super::{Agent, AgentContext, Analysis, AnalysisContext, Proposal};
+use super::{Agent, AgentContext, AgentError, Analysis, AnalysisContext, Proposal};
 
 /// Most API calls one experiment's proposal may make, counting retries and the re-prompt
 /// (two turns of [`http::MAX_TRIES_PER_TURN`] attempts).
@@ -151,7 +151,7 @@ impl LlmAgent {
         self.disabled.as_deref()
     }
 
-    async fn step(&mut self, ctx: &AgentContext<'_>) -> anyhow::Result<Proposal> {
+    async fn step(&mut self, ctx: &AgentContext<'_>) -> Result<Proposal, AgentError> {
         if let Some(why) = self.disabled.clone() {
             return self
                 .fallback(ctx, 0.0, &format!("LLM off for the rest of the run: {why}"))
@@ -166,7 +166,9 @@ impl LlmAgent {
                 p.cost_usd = meter.spent_usd();
                 Ok(p)
             }
-            Err(e @ LlmError::BudgetExhausted { .. }) if meter.calls() == 0 => Err(e.into()),
+            Err(e @ LlmError::BudgetExhausted { .. }) if meter.calls() == 0 => {
+                Err(AgentError::Budget(e.to_string()))
+            }
             Err(e) => {
                 self.note_failure(&e);
                 tracing::warn!("{}: {e}; the built-in agent takes this step", self.name());
@@ -235,7 +237,7 @@ impl LlmAgent {
         ctx: &AgentContext<'_>,
         cost_usd: f64,
         why: &str,
-    ) -> anyhow::Result<Proposal> {
+    ) -> Result<Proposal, AgentError> {
         let mut p = self.fallback.propose(ctx).await?;
         p.rationale = format!("[fallback: builtin] {}. {}", clean(why, 300), p.rationale);
         p.cost_usd = cost_usd;
@@ -298,7 +300,7 @@ impl Agent for LlmAgent {
     fn propose<'a>(
         &'a mut self,
         ctx: &'a AgentContext<'a>,
-    ) -> BoxFuture<'a, anyhow::Result<Proposal>> {
+    ) -> BoxFuture<'a, Result<Proposal, AgentError>> {
         self.step(ctx).boxed()
     }
 

@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 
 use super::http::clean;
 use crate::agent::{AgentContext, Proposal};
+use crate::engine::allowlist as knobs;
+use crate::recipe::Layer;
 use crate::recipe::Recipe;
-use crate::recipe::knobs::{self, Layer};
 
 /// Most knobs one proposal may change (one experiment, one targeted mutation).
 pub const MAX_CHANGES: usize = 3;
@@ -180,7 +181,7 @@ fn check_changes(
         return Err("this changes nothing: the recipe would stay the same".into());
     }
     (ctx.legal)(&cand)
-        .map_err(|why| format!("infeasible on this GPU and model: {}", clean(&why, 300)))?;
+        .map_err(|e| format!("infeasible on this GPU and model: {}", clean(&e.why, 300)))?;
     if (ctx.is_tried)(&cand) {
         return Err("this configuration was already tried from the current best".into());
     }
@@ -200,7 +201,7 @@ fn check_one(ctx: &AgentContext<'_>, knob: &str, value: &Value) -> Result<(), St
             names.join(", ")
         ));
     };
-    knobs::check(ctx.incumbent.engine, ctx.layer, knob, value).map_err(|e| clean(&e, 300))?;
+    knobs::check(ctx.incumbent.engine, ctx.layer, knob, value).map_err(|e| clean(&e.why, 300))?;
     let reset = value.is_null() && ctx.layer == Layer::Config;
     if !reset && !values.iter().any(|v| same(v, value)) {
         return Err(format!(

@@ -11,11 +11,11 @@ use super::http::clean;
 use super::parse::{KnobSpace, MAX_CHANGES};
 use crate::agent::space::neighbours;
 use crate::agent::{AgentContext, AnalysisContext};
-use crate::cli::Objective;
 use crate::playbook::Direction;
-use crate::recipe::knobs::Layer;
+use crate::recipe::Layer;
 use crate::recipe::{EngineKind, Recipe};
-use crate::tune::row::ExperimentRow;
+use crate::record::ExperimentRow;
+use crate::record::Objective;
 use crate::workload::stats::{LengthStats, WorkloadStats};
 
 /// Most history rows shown (the most recent).

@@ -4,8 +4,11 @@
 //! against that help. Readiness is the shared one (`/health` answers 503 while the model
 //! loads, then 200; `/v1/models` lists the served name, passed as `--alias`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde_json::Value;
 
 use super::help::{self, HelpFlags, Probe};
 use super::legal::{self, RunLimits};
@@ -13,7 +16,8 @@ use super::{flags, logs};
 use crate::engine::adapter::{BenchQuirks, Engine};
 use crate::engine::failure::Failure;
 use crate::engine::process::LaunchSpec;
-use crate::recipe::{EngineKind, Recipe};
+use crate::hardware::GpuSpec;
+use crate::recipe::{EngineKind, Illegal, Recipe};
 
 /// Environment variables llama-server reads as flags (`LLAMA_ARG_THREADS`, ...) or as its
 /// API key; set in forge's environment, they would change the baseline or refuse the
@@ -28,6 +32,9 @@ pub struct LlamacppEngine {
     /// What the binary said about itself (`None` when it could not be run: every boot then
     /// fails as the spawn does, `engine_missing`).
     pub probe: Option<Probe>,
+    /// What this run's recipes must fit (the workload's longest request, the binary's
+    /// flags).
+    pub limits: RunLimits,
 }
 
 impl LlamacppEngine {
@@ -51,7 +58,18 @@ impl LlamacppEngine {
             }
         }
         warnings.extend(env_warnings(std::env::vars().map(|(k, _)| k)));
-        (LlamacppEngine { launcher, probe }, warnings)
+        let limits = RunLimits {
+            need_tokens: None,
+            flags: probe.as_ref().map(|p| p.flags.clone()),
+        };
+        (
+            LlamacppEngine {
+                launcher,
+                probe,
+                limits,
+            },
+            warnings,
+        )
     }
 
     /// The engine for a run of `forge tune` serving the GGUF file `model` to `workload`:
@@ -66,7 +84,7 @@ impl LlamacppEngine {
         super::check_model(model)?;
         let stats = crate::workload::stats::compute(&crate::workload::load(workload)?);
         let need = (stats.prompt_tokens.max + stats.output_tokens.max).ceil() as u64;
-        let (engine, mut warnings) = LlamacppEngine::probe(launcher, run_dir);
+        let (mut engine, mut warnings) = LlamacppEngine::probe(launcher, run_dir);
         if let Some(train) = super::model_context_length(model)
             && need > train
         {
@@ -77,10 +95,7 @@ impl LlamacppEngine {
         for w in warnings {
             eprintln!("forge: warning: {w}");
         }
-        legal::set_run_limits(RunLimits {
-            need_tokens: Some(need),
-            flags: engine.flags().cloned(),
-        });
+        engine.limits.need_tokens = Some(need);
         Ok(engine)
     }
 
@@ -120,6 +135,20 @@ impl Engine for LlamacppEngine {
         EngineKind::Llamacpp
     }
 
+    fn check(&self, recipe: &Recipe) -> Result<(), Illegal> {
+        legal::check(
+            recipe,
+            &self.limits,
+            super::model_context_length(&recipe.model),
+        )?;
+        self.launch_spec(recipe, 8000, "forge-check", Path::new("check.log"), 0)
+            .map(|_| ())
+    }
+
+    fn effective(&self, recipe: &Recipe, _gpu: Option<&GpuSpec>) -> BTreeMap<String, Value> {
+        super::defaults(recipe)
+    }
+
     fn launch_spec(
         &self,
         recipe: &Recipe,
@@ -127,12 +156,12 @@ impl Engine for LlamacppEngine {
         served_name: &str,
         log: &Path,
         _boot_seq: u64,
-    ) -> Result<LaunchSpec, String> {
-        let rendered =
-            flags::render(recipe, port, served_name, self.flags()).map_err(|e| e.to_string())?;
+    ) -> Result<LaunchSpec, Illegal> {
+        let rendered = flags::render(recipe, port, served_name, self.flags())
+            .map_err(|e| Illegal::recipe(e.to_string()))?;
         let (program, mut args) = match self.launcher.split_first() {
             Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
-            None => return Err("empty engine launcher".into()),
+            None => return Err(Illegal::recipe("empty engine launcher")),
         };
         args.extend(rendered);
         Ok(LaunchSpec {
@@ -145,6 +174,15 @@ impl Engine for LlamacppEngine {
 
     fn classify_boot_failure(&self, code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {
         logs::classify_exit(code, signal, log)
+    }
+
+    fn log_hints(&self, log: &str) -> Vec<String> {
+        logs::hints(log)
+    }
+
+    fn host_facts(&self) -> BTreeMap<String, f64> {
+        let cores = super::host::physical_cores();
+        BTreeMap::from([("cpu_cores".to_string(), cores as f64)])
     }
 
     fn grace(&self) -> Duration {
@@ -168,7 +206,7 @@ impl Engine for LlamacppEngine {
 mod tests {
     use super::*;
     use crate::recipe::Hardware;
-    use crate::recipe::knobs::Layer;
+    use crate::recipe::Layer;
     use serde_json::json;
 
     fn fake_server(dir: &Path) -> String {

@@ -1,5 +1,5 @@
 //! A llama.cpp recipe as `llama-server` argv. Every knob value passes the allowlist
-//! ([`crate::recipe::knobs::LLAMACPP_KNOBS`]) and every flag is checked against the
+//! ([`crate::engine::llamacpp::knobs::LLAMACPP_KNOBS`]) and every flag is checked against the
 //! binary's own `--help` when it is known. The serving flags forge always adds: loopback
 //! host and port, the served name as an alias (so `/v1/models` lists it), `--metrics`, no
 //! web UI, and no prompt cache (`--cache-ram 0 --no-cache-prompt`) so a repeated
@@ -8,7 +8,9 @@
 use serde_json::Value;
 
 use super::help::HelpFlags;
-use crate::recipe::knobs::{self, Layer};
+use super::knobs::LLAMACPP_KNOBS;
+use crate::engine::knobs;
+use crate::recipe::Layer;
 use crate::recipe::{EngineKind, Recipe};
 
 /// The long flag of each numeric or choice knob.
@@ -107,7 +109,8 @@ pub fn knob_values(r: &Recipe) -> Result<Vec<(String, Value, Layer)>, RenderErro
 /// Flag and value(s) of one knob, after the allowlist check.
 fn knob_args(name: &str, v: &Value, layer: Layer) -> Result<Vec<String>, RenderError> {
     let field = format!("{}.{name}", section(layer));
-    knobs::check(EngineKind::Llamacpp, layer, name, v).map_err(|why| not_allowed(&field, why))?;
+    knobs::check_in(EngineKind::Llamacpp, LLAMACPP_KNOBS, layer, name, v)
+        .map_err(|e| not_allowed(&field, e.why))?;
     if v.is_null() {
         return Ok(Vec::new());
     }

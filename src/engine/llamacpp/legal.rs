@@ -10,16 +10,13 @@
 //! benchmarking). Allowed: more threads than cores (the playbook discourages it).
 //!
 //! What a recipe does not carry — the workload's longest request and the binary's flags —
-//! is fixed once per run with [`set_run_limits`] (by the engine's construction in
-//! `forge tune`), so `legal` keeps the one-argument shape the tuner calls.
-
-use std::sync::RwLock;
+//! is fixed once per run in the engine ([`super::adapter::LlamacppEngine::limits`]).
 
 use serde_json::Value;
 
 use super::help::HelpFlags;
-use super::{DEFAULT_BATCH, DEFAULT_UBATCH, ctx_per_slot, defaults, flags, model_context_length};
-use crate::recipe::Recipe;
+use super::{DEFAULT_BATCH, DEFAULT_UBATCH, ctx_per_slot, defaults, flags};
+use crate::recipe::{Illegal, Recipe};
 
 /// Facts about the run a recipe's legality depends on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,24 +28,13 @@ pub struct RunLimits {
     pub flags: Option<HelpFlags>,
 }
 
-static RUN: RwLock<Option<RunLimits>> = RwLock::new(None);
-
-/// Fix the limits of this process's run (`forge tune` runs one run per process).
-pub fn set_run_limits(limits: RunLimits) {
-    if let Ok(mut g) = RUN.write() {
-        *g = Some(limits);
-    }
-}
-
-/// `Err(why)` when `r` must not boot, under this run's limits.
-pub fn legal(r: &Recipe) -> Result<(), String> {
-    let limits = RUN.read().ok().and_then(|g| g.clone()).unwrap_or_default();
-    check(r, &limits, model_context_length(&r.model))
-}
-
 /// `Err(why)` when `r` must not boot under `limits`, for a model trained with
 /// `n_ctx_train` tokens of context.
-pub fn check(r: &Recipe, limits: &RunLimits, n_ctx_train: Option<u64>) -> Result<(), String> {
+pub fn check(r: &Recipe, limits: &RunLimits, n_ctx_train: Option<u64>) -> Result<(), Illegal> {
+    combinations(r, limits, n_ctx_train).map_err(Illegal::recipe)
+}
+
+fn combinations(r: &Recipe, limits: &RunLimits, n_ctx_train: Option<u64>) -> Result<(), String> {
     flags::render_knobs(r, limits.flags.as_ref()).map_err(|e| e.to_string())?;
     let eff = defaults(r);
     let int = |k: &str| eff.get(k).and_then(Value::as_u64);
@@ -121,7 +107,7 @@ fn check_devices_and_caches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipe::knobs::Layer;
+    use crate::recipe::Layer;
     use crate::recipe::{EngineKind, Hardware};
     use serde_json::json;
 
@@ -151,7 +137,7 @@ mod tests {
     #[test]
     fn the_baseline_and_sensible_moves_are_legal() {
         let l = limits(300);
-        assert_eq!(check(&recipe(&[]), &l, Some(8192)), Ok(()));
+        assert_eq!(combinations(&recipe(&[]), &l, Some(8192)), Ok(()));
         for (k, v) in [
             ("parallel", json!(16)),
             ("threads", json!(64)),
@@ -160,7 +146,7 @@ mod tests {
             ("flash_attn", json!("off")),
         ] {
             assert_eq!(
-                check(&recipe(&[(k, v.clone())]), &l, Some(8192)),
+                combinations(&recipe(&[(k, v.clone())]), &l, Some(8192)),
                 Ok(()),
                 "{k}={v}"
             );
@@ -169,47 +155,48 @@ mod tests {
 
     #[test]
     fn ubatch_above_batch_is_refused() {
-        let e = check(&recipe(&[("batch_size", json!(256))]), &limits(10), None).unwrap_err();
+        let e =
+            combinations(&recipe(&[("batch_size", json!(256))]), &limits(10), None).unwrap_err();
         assert!(e.starts_with("ubatch_size 512 > batch_size 256"), "{e}");
         let ok = recipe(&[("batch_size", json!(256)), ("ubatch_size", json!(256))]);
-        assert_eq!(check(&ok, &limits(10), None), Ok(()));
+        assert_eq!(combinations(&ok, &limits(10), None), Ok(()));
     }
 
     #[test]
     fn slots_too_small_for_the_workload_are_refused() {
         // 8192 / 16 = 512 tokens per slot.
         let r = recipe(&[("parallel", json!(16))]);
-        assert_eq!(check(&r, &limits(512), Some(8192)), Ok(()));
-        let e = check(&r, &limits(513), Some(8192)).unwrap_err();
+        assert_eq!(combinations(&r, &limits(512), Some(8192)), Ok(()));
+        let e = combinations(&r, &limits(513), Some(8192)).unwrap_err();
         assert_eq!(
             e,
             "ctx_size 8192 over parallel 16 slots leaves 512 tokens of context per slot, but the workload's longest request needs up to 513 (prompt + output)"
         );
-        let e = check(
+        let e = combinations(
             &recipe(&[("ctx_size", json!(256))]),
             &limits(300),
             Some(8192),
         );
         assert!(e.unwrap_err().starts_with("ctx_size 256 leaves 256 tokens"));
         // Unknown training context and no explicit ctx_size: nothing to check against.
-        assert_eq!(check(&r, &limits(100_000), None), Ok(()));
+        assert_eq!(combinations(&r, &limits(100_000), None), Ok(()));
     }
 
     #[test]
     fn devices_caches_and_missing_flags() {
         let l = limits(10);
-        let e = check(&recipe(&[("n_gpu_layers", json!(10))]), &l, None).unwrap_err();
+        let e = combinations(&recipe(&[("n_gpu_layers", json!(10))]), &l, None).unwrap_err();
         assert!(e.contains("no GPU"), "{e}");
         assert_eq!(
-            check(&recipe(&[("n_gpu_layers", json!(0))]), &l, None),
+            combinations(&recipe(&[("n_gpu_layers", json!(0))]), &l, None),
             Ok(())
         );
-        let e = check(&recipe(&[("cache_reuse", json!(256))]), &l, None).unwrap_err();
+        let e = combinations(&recipe(&[("cache_reuse", json!(256))]), &l, None).unwrap_err();
         assert!(e.contains("--no-cache-prompt"), "{e}");
         let mut r = recipe(&[("flash_attn", json!("off"))]);
         r.quant.kv_cache_quant = Some("q8_0".into());
         assert!(
-            check(&r, &l, None)
+            combinations(&r, &l, None)
                 .unwrap_err()
                 .contains("requires flash_attn")
         );
@@ -217,7 +204,7 @@ mod tests {
             need_tokens: None,
             flags: Some(HelpFlags::parse("-np,   --parallel N\n")),
         };
-        let e = check(&recipe(&[("threads", json!(2))]), &old, None).unwrap_err();
+        let e = combinations(&recipe(&[("threads", json!(2))]), &old, None).unwrap_err();
         assert!(e.contains("no `--threads` option"), "{e}");
     }
 }

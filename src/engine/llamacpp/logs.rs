@@ -122,9 +122,11 @@ pub fn strip_prefix(line: &str) -> &str {
 }
 
 /// `srv    load_model: ...` → `load_model: ...` (a three-letter tag, then two spaces).
+/// Decided on bytes: the five are ASCII when it matches, so the cut is a char boundary
+/// whatever the line holds (`é€ failed…` must not panic a run).
 fn strip_tag(s: &str) -> &str {
-    match s.get(..5) {
-        Some(head) if head[..3].chars().all(|c| c.is_ascii_lowercase()) && &head[3..] == "  " => {
+    match s.as_bytes() {
+        [a, b, c, b' ', b' ', ..] if [a, b, c].iter().all(|x| x.is_ascii_lowercase()) => {
             s[5..].trim_start()
         }
         _ => s,
@@ -169,6 +171,20 @@ fn number_after(log: &str, marker: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multibyte_character_at_the_tag_does_not_panic() {
+        // `é` is 2 bytes and `€` 3: byte 3 falls inside `€`.
+        assert_eq!(
+            strip_tag("é€ failed to load model"),
+            "é€ failed to load model"
+        );
+        assert_eq!(
+            strip_prefix("0.00.011.801 E é€ failed to load model"),
+            "é€ failed to load model"
+        );
+        assert_eq!(strip_tag("srv  load_model: x"), "load_model: x");
+    }
 
     /// A recorded log and the exit code its last line gives.
     fn fixture(name: &str) -> (String, i32) {

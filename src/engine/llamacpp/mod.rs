@@ -9,6 +9,7 @@ pub mod flags;
 pub mod gguf;
 pub mod help;
 pub mod host;
+pub mod knobs;
 pub mod legal;
 pub mod logs;
 
@@ -119,7 +120,7 @@ pub fn model_context_length(model: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipe::knobs::Layer;
+    use crate::recipe::Layer;
     use crate::recipe::{EngineKind, Hardware};
     use serde_json::json;
 

@@ -8,9 +8,12 @@
 //! vllm.entrypoints.cli.main`, a container wrapper), the server binds 127.0.0.1 on the
 //! port the measurer chose, under the served name it chose.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use serde_json::Value;
 
 use super::checked::render_checked;
 use super::flags::Version;
@@ -20,7 +23,8 @@ use super::probe::{self, PROBE_TIMEOUT};
 use crate::engine::adapter::Engine;
 use crate::engine::failure::Failure;
 use crate::engine::process::LaunchSpec;
-use crate::recipe::{EngineKind, Recipe};
+use crate::hardware::GpuSpec;
+use crate::recipe::{EngineKind, Illegal, Recipe};
 
 /// How the simulator is launched (dry runs).
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +153,14 @@ impl Engine for VllmEngine {
         EngineKind::Vllm
     }
 
+    fn check(&self, recipe: &Recipe) -> Result<(), Illegal> {
+        super::recipe::to_vllm_args(recipe).map(|_| ())
+    }
+
+    fn effective(&self, recipe: &Recipe, gpu: Option<&GpuSpec>) -> BTreeMap<String, Value> {
+        super::effective(recipe, gpu)
+    }
+
     fn launch_spec(
         &self,
         recipe: &Recipe,
@@ -156,16 +168,16 @@ impl Engine for VllmEngine {
         served_name: &str,
         log: &Path,
         boot_seq: u64,
-    ) -> Result<LaunchSpec, String> {
-        let mut args = crate::recipe::vllm::to_vllm_args(recipe)?;
+    ) -> Result<LaunchSpec, Illegal> {
+        let mut args = super::recipe::to_vllm_args(recipe)?;
         args.host = Some("127.0.0.1".into());
         args.port = Some(port);
         args.served_model_name = Some(served_name.to_string());
-        let rendered =
-            render_checked(&args, self.version, self.help.as_deref()).map_err(|e| e.to_string())?;
+        let rendered = render_checked(&args, self.version, self.help.as_deref())
+            .map_err(|e| Illegal::recipe(e.to_string()))?;
         let (program, mut argv) = match self.launcher.split_first() {
             Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
-            None => return Err("empty engine launcher".into()),
+            None => return Err(Illegal::recipe("empty engine launcher")),
         };
         argv.push("serve".into());
         argv.extend(rendered);
@@ -183,6 +195,10 @@ impl Engine for VllmEngine {
 
     fn classify_boot_failure(&self, code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {
         logs::classify_exit(code, signal, log)
+    }
+
+    fn log_hints(&self, log: &str) -> Vec<String> {
+        logs::hints(log)
     }
 
     fn time_scale(&self) -> f64 {

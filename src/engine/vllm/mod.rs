@@ -6,8 +6,11 @@ pub mod checked;
 pub mod config;
 pub mod flags;
 pub mod help;
+pub mod knobs;
 pub mod logs;
 pub mod probe;
+pub mod recipe;
 pub mod version;
 
 pub use config::{KvCacheDtype, PerformanceMode, SchedulingPolicy, VllmArgs, VllmConfig};
+pub use recipe::effective;

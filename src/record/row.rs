@@ -6,11 +6,25 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::verdict::Interval;
 use crate::bench::metrics::BenchResult;
 use crate::engine::failure::Failure;
+use crate::recipe::Layer;
 use crate::recipe::Recipe;
-use crate::recipe::knobs::Layer;
+
+/// Confidence interval of the candidate's gain over the incumbent, in percent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Point estimate of the gain, % (geometric mean of the ratios − 1).
+    pub gain_pct: f64,
+    /// Lower bound, %.
+    pub lo_pct: f64,
+    /// Upper bound, %.
+    pub hi_pct: f64,
+    /// Confidence level (e.g. 0.95).
+    pub confidence: f64,
+    /// Pairs measured.
+    pub pairs: usize,
+}
 
 /// What became of an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

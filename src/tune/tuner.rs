@@ -2,46 +2,50 @@
 //! by layer, until a budget is spent or every layer has converged; then a confirmation of
 //! the best against the baseline. Every row is journaled (fsync'd) before the next
 //! experiment starts, and the views are rewritten atomically after it.
+//!
+//! The loop knows two seams and nothing behind them: the [`Engine`] says which recipes may
+//! run and what its defaults are; the [`Measure`] produces one measured run of a recipe (a
+//! spawned server, or the simulator in process).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::accuracy::References;
-use super::context::{self, SimModel};
+use super::context;
 use super::decide::{self, Outcome};
-use super::measure::Measurer;
-use super::row::{Arm, ExperimentRow, Sample, Status};
-use super::settings::TuneSettings;
-use super::state::RunState;
+use super::measure::Measure;
+use super::state::{RunState, StopReason};
+use super::surrogate::SimModel;
 use super::verdict::Rule;
 use super::views;
-use crate::agent::{Agent, AgentContext, Proposal};
+use crate::agent::{Agent, AgentContext, AgentError, Proposal};
+use crate::engine::adapter::Engine;
+use crate::engine::allowlist as knobs;
 use crate::engine::failure::{Failure, FailureClass};
 use crate::hardware::GpuSpec;
 use crate::playbook::Playbook;
-use crate::recipe::knobs::{self, Layer};
-use crate::recipe::{EngineKind, Recipe};
-use crate::store::{self, COMPLETED_FILE, JOURNAL_FILE};
+use crate::recipe::{Illegal, Layer, Recipe};
+use crate::record::settings::TuneSettings;
+use crate::record::{Arm, ExperimentRow, Sample, Status};
+use crate::store::{self, ANALYSIS_FILE, COMPLETED_FILE, JOURNAL_FILE, REFERENCES_FILE};
 use crate::workload::Workload;
 use crate::workload::stats::WorkloadStats;
 
-/// File holding the baseline's answers (accuracy references).
-pub const REFERENCES_FILE: &str = "references.json";
-/// The agent's post-run analysis.
-pub const ANALYSIS_FILE: &str = "analysis.json";
-
 /// Everything one run works with.
-pub struct Tuner {
+pub struct Tuner<M: Measure> {
     /// Settings (from `config.json`).
     pub settings: TuneSettings,
     /// Run directory.
     pub dir: PathBuf,
     /// State rebuilt from the journal.
     pub state: RunState,
-    /// Server management and measurement.
-    pub measurer: Measurer,
+    /// How a recipe is measured.
+    pub measure: M,
+    /// The engine tuned: legality and defaults.
+    pub engine: Arc<dyn Engine>,
     /// The agent.
     pub agent: Box<dyn Agent>,
     /// The playbook.
@@ -52,30 +56,42 @@ pub struct Tuner {
     pub stats: WorkloadStats,
     /// GPU spec (None on CPU).
     pub gpu: Option<&'static GpuSpec>,
-    /// Legality and surrogate (vLLM recipes on a known model).
+    /// Memory model and surrogate (vLLM recipes on a model the simulator knows).
     pub sim: Option<SimModel>,
     /// The baseline recipe (engine defaults).
     pub baseline: Recipe,
     /// Accuracy references once the baseline is measured.
     pub refs: Option<References>,
+    /// Print one line per row to stderr (a person watching); off for the benches.
+    pub echo: bool,
 }
 
-impl Tuner {
+impl<M: Measure> Tuner<M> {
     fn rule(&self) -> Rule {
         decide::rule(&self.settings, None)
     }
 
     fn record(&mut self, mut row: ExperimentRow) -> anyhow::Result<()> {
-        row.notes.extend(self.measurer.take_notes());
+        row.notes.extend(self.measure.take_notes());
         store::append_line(&self.dir.join(JOURNAL_FILE), &row)?;
-        super::progress::row(&row);
+        if self.echo {
+            super::progress::row(&row);
+        }
         self.state.apply(row);
         views::write_all(&self.dir, &self.state.rows)?;
         Ok(())
     }
 
+    /// The recipe the next candidate is mutated from.
+    fn incumbent(&self) -> Recipe {
+        self.state
+            .incumbent
+            .as_ref()
+            .map_or_else(|| self.baseline.clone(), |i| i.recipe.clone())
+    }
+
     /// Run until done; returns why it stopped.
-    pub async fn run(&mut self) -> anyhow::Result<String> {
+    pub async fn run(&mut self) -> anyhow::Result<StopReason> {
         if self.state.incumbent.is_none()
             && let Some(reason) = self.run_baseline().await?
         {
@@ -87,7 +103,7 @@ impl Tuner {
                 return Ok(reason);
             }
             let Some(layer) = self.state.current_layer(&self.settings) else {
-                return Ok("every layer converged".into());
+                return Ok(StopReason::Converged);
             };
             if let Some(why) = self.layer_unavailable(layer) {
                 let row = self.bare_row(layer, Status::Skipped, &why);
@@ -97,8 +113,8 @@ impl Tuner {
             let started = Instant::now();
             let proposal = match self.propose(layer).await {
                 Ok(p) => p,
-                Err(e) if is_budget_stop(&e) => return Ok(format!("{e:#}")),
-                Err(e) => return Err(e),
+                Err(AgentError::Budget(why)) => return Ok(StopReason::AgentBudget(why)),
+                Err(AgentError::Failed(e)) => return Err(e),
             };
             self.handle(proposal, started).await?;
         }
@@ -106,16 +122,15 @@ impl Tuner {
 
     fn layer_unavailable(&self, layer: Layer) -> Option<String> {
         let space_empty = self.playbook.space.get(&layer).is_none_or(|k| k.is_empty());
-        if space_empty {
-            return Some(format!(
+        space_empty.then(|| {
+            format!(
                 "the playbook has no {} search space for this engine",
                 layer.as_str()
-            ));
-        }
-        None
+            )
+        })
     }
 
-    async fn run_baseline(&mut self) -> anyhow::Result<Option<String>> {
+    async fn run_baseline(&mut self) -> anyhow::Result<Option<StopReason>> {
         let started = Instant::now();
         let recipe = self.baseline.clone();
         let tag = format!("e{:04}-baseline", self.state.next_seq());
@@ -127,29 +142,11 @@ impl Tuner {
         row.recipe = recipe.clone();
         row.id = recipe.id.clone();
         row.exp = Some(0);
-        match decide::sample(&mut self.measurer, &recipe, &tag, &self.settings, None).await {
+        let first = decide::sample(&mut self.measure, &recipe, &tag, &self.settings, None).await;
+        let stop = match first {
             Ok((mut m, out)) => {
-                let mut refs = References::new(
-                    self.workload
-                        .requests
-                        .iter()
-                        .map(|r| r.expected_output.clone())
-                        .collect(),
-                    out.answers.clone(),
-                );
-                // A second run of the same config says how much the engine's own answers
-                // vary (batch-dependent numerics); accuracy is judged against that level.
-                let tag2 = format!("{tag}-2");
-                if let Ok((_, again)) =
-                    decide::sample(&mut self.measurer, &recipe, &tag2, &self.settings, None).await
-                {
-                    refs.calibrate(&again.answers);
-                }
+                let refs = self.references(&recipe, &tag, &out.answers).await?;
                 m.accuracy = refs.relative(&out.answers);
-                store::write_atomic(
-                    &self.dir.join(REFERENCES_FILE),
-                    serde_json::to_string(&refs)?.as_bytes(),
-                )?;
                 self.refs = Some(refs);
                 row.score = Some(1.0);
                 row.samples.push(Sample {
@@ -159,24 +156,50 @@ impl Tuner {
                 });
                 row.measurement = Some(m);
                 row.engine_log = Some(out.log);
-                row.wall_s = started.elapsed().as_secs_f64();
-                self.record(row)?;
-                Ok(None)
+                None
             }
             Err(f) => {
-                let reason = format!(
-                    "the baseline could not be measured ({}: {}); nothing to tune against",
-                    f.class.as_str(),
-                    f.summary
-                );
+                let reason = StopReason::BaselineFailed {
+                    class: f.class,
+                    summary: f.summary.clone(),
+                };
                 row.status = Status::Failed;
                 row.failure = Some(f);
-                row.score = None;
-                row.wall_s = started.elapsed().as_secs_f64();
-                self.record(row)?;
-                Ok(Some(reason))
+                Some(reason)
             }
+        };
+        row.wall_s = started.elapsed().as_secs_f64();
+        self.record(row)?;
+        Ok(stop)
+    }
+
+    /// The accuracy references: the workload's expected outputs and the baseline's
+    /// `answers`, calibrated by a second run of the same config (how much the engine's own
+    /// answers vary, e.g. batch-dependent numerics), and saved.
+    async fn references(
+        &mut self,
+        recipe: &Recipe,
+        tag: &str,
+        answers: &[String],
+    ) -> anyhow::Result<References> {
+        let expected = self
+            .workload
+            .requests
+            .iter()
+            .map(|r| r.expected_output.clone())
+            .collect();
+        let mut refs = References::new(expected, answers.to_vec());
+        let tag2 = format!("{tag}-2");
+        if let Ok((_, again)) =
+            decide::sample(&mut self.measure, recipe, &tag2, &self.settings, None).await
+        {
+            refs.calibrate(&again.answers);
         }
+        store::write_atomic(
+            &self.dir.join(REFERENCES_FILE),
+            serde_json::to_string(&refs)?.as_bytes(),
+        )?;
+        Ok(refs)
     }
 
     fn load_references(&mut self) {
@@ -197,22 +220,22 @@ impl Tuner {
         ExperimentRow::bare(seq, layer, status, inc, rationale, self.agent.name())
     }
 
-    async fn propose(&mut self, layer: Layer) -> anyhow::Result<Proposal> {
-        let inc = self
-            .state
-            .incumbent
-            .as_ref()
-            .map_or_else(|| self.baseline.clone(), |i| i.recipe.clone());
-        let effective = match (self.gpu, inc.engine) {
-            (Some(g), EngineKind::Vllm) => context::effective_vllm(&inc, g),
-            _ => crate::engine::llamacpp_defaults(&inc),
-        };
-        let facts = context::facts(&self.state.rows, &effective, &self.stats, &self.settings);
+    async fn propose(&mut self, layer: Layer) -> Result<Proposal, AgentError> {
+        let inc = self.incumbent();
+        let effective = self.engine.effective(&inc, self.gpu);
+        let facts = context::facts(
+            &self.state.rows,
+            &effective,
+            self.engine.host_facts(),
+            &self.stats,
+            &self.settings,
+        );
         let base = inc.id.clone();
         let state = &self.state;
         let is_tried = |r: &Recipe| state.was_tried(&base, &r.id);
         let sim = self.sim.as_ref();
-        let legal = |r: &Recipe| legality(r, sim);
+        let engine = self.engine.as_ref();
+        let legal = |r: &Recipe| legal(engine, sim, r);
         let surrogate_fn = |r: &Recipe| sim.and_then(|s| s.predict(r));
         let ctx = AgentContext {
             settings: &self.settings,
@@ -239,24 +262,9 @@ impl Tuner {
             row.cost_usd = p.cost_usd;
             return self.record(row);
         }
-        let inc = self
-            .state
-            .incumbent
-            .as_ref()
-            .map_or_else(|| self.baseline.clone(), |i| i.recipe.clone());
-        if let Some(why) = self.illegal(&inc, &p) {
-            let mut row = self.bare_row(layer, Status::Rejected, &p.rationale);
-            row.id = format!("rej-{:04}", row.seq);
-            row.changes = p.changes.clone();
-            row.cost_usd = p.cost_usd;
-            row.failure = Some(Failure {
-                class: FailureClass::InfeasibleConfig,
-                exit_code: None,
-                signal: None,
-                summary: why,
-                hints: vec![],
-            });
-            return self.record(row);
+        let inc = self.incumbent();
+        if let Err(why) = self.illegal(&inc, &p) {
+            return self.record(self.rejected_row(&p, why));
         }
         let cand = inc.mutate(layer, &p.changes);
         if cand.id == inc.id || self.state.was_tried(&inc.id, &cand.id) {
@@ -265,30 +273,43 @@ impl Tuner {
             return self.record(row);
         }
         let tag = format!("e{:04}-{}", self.state.next_seq(), cand.id);
-        let rule = decide::rule(&self.settings, p.expected_throughput_delta_pct);
         let judge = decide::Judge {
             settings: &self.settings,
             refs: self.refs.as_ref(),
             pool: &self.state.noise,
-            rule,
+            rule: decide::rule(&self.settings, p.expected_throughput_delta_pct),
         };
-        let outcome = decide::compare(&mut self.measurer, &cand, &inc, &tag, &judge).await;
+        let outcome = decide::compare(&mut self.measure, &cand, &inc, &tag, &judge).await;
         let mut row = self.candidate_row(&p, &cand, Status::Failed);
         self.fill_outcome(&mut row, outcome);
         row.wall_s = started.elapsed().as_secs_f64();
         self.record(row)
     }
 
-    fn illegal(&self, inc: &Recipe, p: &Proposal) -> Option<String> {
+    /// Every change on the engine's allowlist for the proposal's layer, then the candidate
+    /// as a whole, then what this engine version can express.
+    fn illegal(&self, inc: &Recipe, p: &Proposal) -> Result<(), Illegal> {
         for (k, v) in &p.changes {
-            if let Err(why) = knobs::check(inc.engine, p.layer, k, v) {
-                return Some(why);
-            }
+            knobs::check(inc.engine, p.layer, k, v)?;
         }
         let cand = inc.mutate(p.layer, &p.changes);
-        legality(&cand, self.sim.as_ref())
-            .and_then(|()| self.measurer.renders(&cand))
-            .err()
+        legal(self.engine.as_ref(), self.sim.as_ref(), &cand)?;
+        self.engine.renders(&cand)
+    }
+
+    fn rejected_row(&self, p: &Proposal, why: Illegal) -> ExperimentRow {
+        let mut row = self.bare_row(p.layer, Status::Rejected, &p.rationale);
+        row.id = format!("rej-{:04}", row.seq);
+        row.changes = p.changes.clone();
+        row.cost_usd = p.cost_usd;
+        row.failure = Some(Failure {
+            class: FailureClass::InfeasibleConfig,
+            exit_code: None,
+            signal: None,
+            summary: why.to_string(),
+            hints: vec![],
+        });
+        row
     }
 
     fn candidate_row(&self, p: &Proposal, cand: &Recipe, status: Status) -> ExperimentRow {
@@ -335,7 +356,7 @@ impl Tuner {
             rule,
         };
         let baseline = self.baseline.clone();
-        let o = decide::compare(&mut self.measurer, &best, &baseline, &tag, &judge).await;
+        let o = decide::compare(&mut self.measure, &best, &baseline, &tag, &judge).await;
         let mut row = self.bare_row(
             Layer::Config,
             Status::Confirmation,
@@ -373,11 +394,21 @@ impl Tuner {
         }
     }
 
+    /// Finish a run that stopped for `reason`: the confirmation (when the reason leaves
+    /// time for it), the agent's analysis, `completed.json`.
+    pub async fn finish(&mut self, reason: &StopReason) -> anyhow::Result<()> {
+        if reason.confirms() {
+            self.confirm().await?;
+        }
+        self.analyze().await;
+        self.complete(reason)
+    }
+
     /// Write `completed.json` (the run is finished and will not be resumed).
-    pub fn complete(&self, reason: &str) -> anyhow::Result<()> {
+    pub fn complete(&self, reason: &StopReason) -> anyhow::Result<()> {
         let v = json!({
             "completed_at": chrono::Utc::now().to_rfc3339(),
-            "reason": reason,
+            "reason": reason.to_string(),
             "experiments": self.state.experiments_used,
             "best_recipe_id": self.state.incumbent.as_ref().map(|i| i.recipe.id.clone()),
             "best_score": self.state.incumbent.as_ref().map(|i| i.score),
@@ -394,35 +425,13 @@ impl Tuner {
     }
 }
 
-/// Whether a recipe may run: allowlist for its engine, then (vLLM) the simulator's boot
-/// validation and memory model.
-pub fn legality(r: &Recipe, sim: Option<&SimModel>) -> Result<(), String> {
-    if r.engine == EngineKind::Vllm {
-        crate::recipe::vllm::to_vllm_args(r)?;
-    }
-    if r.engine == EngineKind::Llamacpp {
-        crate::engine::llamacpp::legal::legal(r)?;
-    }
-    for (k, v) in &r.config {
-        knobs::check(r.engine, Layer::Config, k, v)?;
-    }
-    match sim {
-        Some(s) => s.legal(r),
-        None => Ok(()),
-    }
+/// Whether `r` may run: the engine's check (allowlist, combinations, what its version can
+/// express), then the simulator's memory model where there is one.
+pub fn legal(engine: &dyn Engine, sim: Option<&SimModel>, r: &Recipe) -> Result<(), Illegal> {
+    engine.check(r)?;
+    sim.map_or(Ok(()), |s| s.legal(r))
 }
 
-fn is_budget_stop(e: &anyhow::Error) -> bool {
-    matches!(
-        e.downcast_ref::<crate::agent::llm::LlmError>(),
-        Some(crate::agent::llm::LlmError::BudgetExhausted { .. })
-    )
-}
-
-/// JSON value helper for rationale text.
-pub fn show(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
+#[cfg(test)]
+#[path = "tuner_tests.rs"]
+mod tests;

@@ -2,15 +2,20 @@
 //! its typed `VllmArgs` field; cross-field legality (TP divides heads, batched tokens
 //! >= max_num_seqs, GPU gates) is checked against the model and GPU.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
-use super::knobs::{self, Layer};
-use super::{EngineKind, Recipe};
-use crate::engine::vllm::{KvCacheDtype, PerformanceMode, SchedulingPolicy, VllmArgs};
+use super::knobs::VLLM_KNOBS;
+use super::{KvCacheDtype, PerformanceMode, SchedulingPolicy, VllmArgs, VllmConfig};
+use crate::engine::knobs::check_in;
+use crate::hardware::GpuSpec;
+use crate::recipe::Layer;
+use crate::recipe::{EngineKind, Illegal, Recipe};
 
 /// Convert a recipe to `VllmArgs` (model = the quantized checkpoint when one is named).
 /// Every field passes the allowlist first; the error names the field.
-pub fn to_vllm_args(recipe: &Recipe) -> Result<VllmArgs, String> {
+pub fn to_vllm_args(recipe: &Recipe) -> Result<VllmArgs, Illegal> {
     let mut a = VllmArgs {
         model: recipe
             .quant
@@ -20,35 +25,20 @@ pub fn to_vllm_args(recipe: &Recipe) -> Result<VllmArgs, String> {
         ..Default::default()
     };
     for (name, value) in &recipe.config {
-        knobs::check(EngineKind::Vllm, Layer::Config, name, value)?;
+        allowed(Layer::Config, name, value)?;
         set_config(&mut a, name, value)?;
     }
     apply_speculative(&mut a, recipe)?;
     if let Some(m) = &recipe.quant.method {
-        knobs::check(
-            EngineKind::Vllm,
-            Layer::Quant,
-            "method",
-            &Value::from(m.as_str()),
-        )?;
+        allowed(Layer::Quant, "method", &Value::from(m.as_str()))?;
         a.quantization = (m != "none").then(|| m.clone());
     }
     if let Some(kv) = &recipe.quant.kv_cache_quant {
-        knobs::check(
-            EngineKind::Vllm,
-            Layer::Quant,
-            "kv_cache_quant",
-            &Value::from(kv.as_str()),
-        )?;
+        allowed(Layer::Quant, "kv_cache_quant", &Value::from(kv.as_str()))?;
         a.kv_cache_dtype = KvCacheDtype::from_flag(kv);
     }
     for k in &recipe.kernels {
-        knobs::check(
-            EngineKind::Vllm,
-            Layer::Kernel,
-            &k.name,
-            &Value::from(k.value.as_str()),
-        )?;
+        allowed(Layer::Kernel, &k.name, &Value::from(k.value.as_str()))?;
         if k.name == "attention_backend" && k.value != "auto" {
             a.attention_backend = Some(k.value.clone());
         }
@@ -56,12 +46,76 @@ pub fn to_vllm_args(recipe: &Recipe) -> Result<VllmArgs, String> {
     Ok(a)
 }
 
+/// A recipe's value of every vLLM knob, with vLLM's defaults for `gpu` filled in. Without a
+/// GPU (its defaults depend on the GPU's memory) only the recipe's explicit config values.
+pub fn effective(recipe: &Recipe, gpu: Option<&GpuSpec>) -> BTreeMap<String, Value> {
+    let Some(gpu) = gpu else {
+        return recipe.config.clone();
+    };
+    let Ok(args) = to_vllm_args(recipe) else {
+        return BTreeMap::new();
+    };
+    let c = args.resolve(gpu);
+    let mut m = BTreeMap::new();
+    m.insert("max_num_seqs".into(), Value::from(c.max_num_seqs));
+    m.insert(
+        "max_num_batched_tokens".into(),
+        Value::from(c.max_num_batched_tokens),
+    );
+    m.insert(
+        "enable_prefix_caching".into(),
+        Value::from(c.enable_prefix_caching),
+    );
+    m.insert(
+        "enable_chunked_prefill".into(),
+        Value::from(c.enable_chunked_prefill),
+    );
+    m.insert(
+        "gpu_memory_utilization".into(),
+        Value::from(c.gpu_memory_utilization),
+    );
+    m.insert(
+        "long_prefill_token_threshold".into(),
+        Value::from(c.long_prefill_token_threshold),
+    );
+    m.insert("async_scheduling".into(), Value::from(c.async_scheduling));
+    m.insert("max_cudagraph_capture_size".into(), cudagraph_max(&c));
+    m.insert("block_size".into(), Value::from(c.block_size));
+    m.insert("enforce_eager".into(), Value::from(c.enforce_eager));
+    m.insert(
+        "method".into(),
+        Value::from(c.quantization.clone().unwrap_or_else(|| "none".into())),
+    );
+    m.insert(
+        "kv_cache_quant".into(),
+        Value::from(c.kv_cache_dtype.as_flag()),
+    );
+    m.insert(
+        "attention_backend".into(),
+        Value::from(c.attention_backend.clone().unwrap_or_else(|| "auto".into())),
+    );
+    m
+}
+
+/// vLLM's default largest capture size: min(2·max_num_seqs, 512), unless set.
+fn cudagraph_max(c: &VllmConfig) -> Value {
+    Value::from(
+        c.max_cudagraph_capture_size
+            .unwrap_or((2 * c.max_num_seqs).min(512)),
+    )
+}
+
+/// One value against vLLM's allowlist.
+fn allowed(layer: Layer, name: &str, value: &Value) -> Result<(), Illegal> {
+    check_in(EngineKind::Vllm, VLLM_KNOBS, layer, name, value)
+}
+
 fn int(v: &Value) -> Option<u32> {
     v.as_u64().and_then(|x| u32::try_from(x).ok())
 }
 
-fn set_config(a: &mut VllmArgs, name: &str, v: &Value) -> Result<(), String> {
-    let bad = || format!("{name}: unusable value {v}");
+fn set_config(a: &mut VllmArgs, name: &str, v: &Value) -> Result<(), Illegal> {
+    let bad = || Illegal::knob(name, v, format!("{name}: unusable value {v}"));
     match name {
         "max_num_seqs" => a.max_num_seqs = Some(int(v).ok_or_else(bad)?),
         "max_num_batched_tokens" => a.max_num_batched_tokens = Some(int(v).ok_or_else(bad)?),
@@ -97,12 +151,18 @@ fn set_config(a: &mut VllmArgs, name: &str, v: &Value) -> Result<(), String> {
         }
         // Read together in apply_speculative.
         "speculative_method" | "num_speculative_tokens" => {}
-        other => return Err(format!("{other}: no vLLM flag for this field")),
+        other => {
+            return Err(Illegal::knob(
+                other,
+                v,
+                format!("{other}: no vLLM flag for this field"),
+            ));
+        }
     }
     Ok(())
 }
 
-fn apply_speculative(a: &mut VllmArgs, r: &Recipe) -> Result<(), String> {
+fn apply_speculative(a: &mut VllmArgs, r: &Recipe) -> Result<(), Illegal> {
     let method = r.config.get("speculative_method").and_then(Value::as_str);
     let k = r
         .config
@@ -176,9 +236,9 @@ mod tests {
     fn illegal_fields_are_refused_with_the_field_name() {
         let mut r = base();
         r.config.insert("swap_space".into(), json!(4));
-        assert!(to_vllm_args(&r).unwrap_err().contains("swap_space"));
+        assert!(to_vllm_args(&r).unwrap_err().why.contains("swap_space"));
         let mut r = base();
         r.quant.kv_cache_quant = Some("bf16".into());
-        assert!(to_vllm_args(&r).unwrap_err().contains("kv_cache_quant"));
+        assert!(to_vllm_args(&r).unwrap_err().why.contains("kv_cache_quant"));
     }
 }

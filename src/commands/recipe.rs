@@ -4,9 +4,9 @@
 
 use std::process::ExitCode;
 
-use super::{EngineKind, Recipe};
 use crate::cli::{RecipeCmd, RecipeCommandArgs};
 use crate::engine::vllm::flags::{self, Version};
+use crate::recipe::{EngineKind, Recipe};
 
 /// Run a recipe command.
 pub fn main(cmd: RecipeCmd) -> anyhow::Result<ExitCode> {
@@ -29,7 +29,7 @@ pub fn render(recipe: &Recipe, a: &RecipeCommandArgs) -> anyhow::Result<Vec<Stri
             let version = Version::parse(&a.vllm_version).ok_or_else(|| {
                 anyhow::anyhow!("--vllm-version: `{}` is not a version", a.vllm_version)
             })?;
-            let mut args = super::vllm::to_vllm_args(recipe)
+            let mut args = crate::engine::vllm::recipe::to_vllm_args(recipe)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", a.recipe.display()))?;
             args.host = Some(a.host.clone());
             args.port = Some(a.port);

@@ -1,9 +1,10 @@
-//! `forge playbook show|validate [PATH]`.
+//! `forge playbook show|validate [PATH]`: print a playbook, or say what is wrong with it
+//! and on which line.
 
 use std::process::ExitCode;
 
-use super::{Playbook, resolve};
 use crate::cli::{PlaybookArgs, PlaybookCmd};
+use crate::playbook::{Playbook, resolve};
 
 /// Run a playbook command.
 pub fn main(cmd: PlaybookCmd) -> anyhow::Result<ExitCode> {

@@ -1,7 +1,8 @@
-//! Measuring a recipe: make sure a server for it is running (reusing the current one only
-//! when its argv and environment are identical), reset its prefix cache, replay the
-//! workload with `forge bench`'s own runner while watching `/metrics`, and classify what
-//! went wrong when something did. One engine log per boot under the run's `logs/`.
+//! The [`Measure`] that boots the real thing: make sure a server for the recipe is running
+//! (reusing the current one only when its argv and environment are identical), reset its
+//! prefix cache, replay the workload with `forge bench`'s own runner while watching
+//! `/metrics`, and classify what went wrong when something did. One engine log per boot
+//! under the run's `logs/`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -9,34 +10,21 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::{Measure, SampleOutput};
 use crate::bench::LoadSpec;
-use crate::bench::metrics::BenchResult;
 use crate::bench::settings::Settings as BenchSettings;
 use crate::engine::adapter::Engine;
 use crate::engine::failure::{Failure, FailureClass};
 use crate::engine::health::{Readiness, engine_port, wait_ready};
-use crate::engine::metrics::{ServerFacts, watch_run};
+use crate::engine::metrics::watch_run;
 use crate::engine::process::{self, LaunchSpec, ServerProcess};
 use crate::hardware::memory::{MemoryProbe, wait_for_idle_memory};
-use crate::recipe::Recipe;
+use crate::recipe::{Illegal, Recipe};
 use crate::store::{LOGS_DIR, PIDS_FILE};
 use crate::workload::Workload;
 
 /// Per-request deadline, server seconds.
 const REQUEST_TIMEOUT_S: f64 = 600.0;
-
-/// What one measured run produced.
-#[derive(Debug, Clone)]
-pub struct SampleOutput {
-    /// The benchmark result.
-    pub result: BenchResult,
-    /// What the server reported about itself during the run.
-    pub facts: ServerFacts,
-    /// Generated text per request (for accuracy).
-    pub answers: Vec<String>,
-    /// The engine log of the server that was measured (relative to the run directory).
-    pub log: String,
-}
 
 struct Running {
     recipe_id: String,
@@ -53,7 +41,7 @@ struct Running {
 pub type LiveGroups = Arc<Mutex<Vec<i32>>>;
 
 /// Boots, reuses and measures servers for one run.
-pub struct Measurer {
+pub struct Spawned {
     engine: Arc<dyn Engine>,
     client: reqwest::Client,
     run_dir: PathBuf,
@@ -72,7 +60,7 @@ const IDLE_TOLERANCE_MIB: u64 = 1024;
 /// How long to wait for GPU memory to return to idle before booting anyway.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-impl Measurer {
+impl Spawned {
     /// A measurer for a run directory. `boot_seq` continues from the journal on resume so
     /// log names and simulator seeds never repeat.
     pub fn new(
@@ -82,9 +70,9 @@ impl Measurer {
         mut load: LoadSpec,
         boot_timeout: Duration,
         boot_seq: u64,
-    ) -> Measurer {
+    ) -> Spawned {
         load.time_scale = engine.time_scale();
-        Measurer {
+        Spawned {
             engine,
             client: reqwest::Client::new(),
             run_dir: run_dir.to_path_buf(),
@@ -103,11 +91,6 @@ impl Measurer {
     /// taken before the run's first boot).
     pub fn set_memory_probe(&mut self, probe: MemoryProbe, baseline: Vec<u64>) {
         self.memory = Some((probe, baseline));
-    }
-
-    /// Notes gathered since the last call (for the next journal row).
-    pub fn take_notes(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.notes)
     }
 
     async fn wait_gpu_idle(&mut self) {
@@ -130,22 +113,13 @@ impl Measurer {
         }
     }
 
-    /// `Err(why)` when the engine cannot express `recipe` (a field with no flag in the
-    /// detected version, a value its help does not accept): refused before anything boots.
-    pub fn renders(&self, recipe: &Recipe) -> Result<(), String> {
-        let log = self.run_dir.join(LOGS_DIR).join("render-check.log");
-        self.engine
-            .launch_spec(recipe, 8000, "forge-render-check", &log, 0)
-            .map(|_| ())
-    }
-
     /// Groups to kill if the process is interrupted.
     pub fn live_groups(&self) -> LiveGroups {
         self.live.clone()
     }
 
     /// Measure `recipe` once. `tag` names the log (`e0003-c1`).
-    pub async fn sample(&mut self, recipe: &Recipe, tag: &str) -> Result<SampleOutput, Failure> {
+    async fn measure(&mut self, recipe: &Recipe, tag: &str) -> Result<SampleOutput, Failure> {
         self.ensure_server(recipe, tag).await?;
         let Some(run) = self.current.as_mut() else {
             return Err(infra("no server after boot"));
@@ -188,7 +162,7 @@ impl Measurer {
         }
         // A server that completed nothing is not reused: the retry boots a fresh one.
         if !matches!(&bench, Ok(r) if r.completed > 0) {
-            self.shutdown().await;
+            self.stop().await;
         }
         let result = bench.map_err(|e| crashed(format!("benchmark failed: {e:#}")))?;
         if result.completed == 0 {
@@ -213,7 +187,7 @@ impl Measurer {
     }
 
     /// Stop the current server, if any.
-    pub async fn shutdown(&mut self) {
+    pub async fn stop(&mut self) {
         if let Some(run) = self.current.take() {
             // Leave `live` only once stopped: a signal during the grace period must still
             // find the group.
@@ -239,8 +213,8 @@ impl Measurer {
     }
 
     fn died_during_bench(&self, code: Option<i32>, log_rel: &str) -> Failure {
-        let log = std::fs::read_to_string(self.run_dir.join(log_rel)).unwrap_or_default();
-        let hints = crate::engine::vllm::logs::hints(&log);
+        let log = read_log(&self.run_dir.join(log_rel));
+        let hints = self.engine.log_hints(&log);
         Failure {
             class: FailureClass::CrashedDuringBench,
             exit_code: code,
@@ -266,7 +240,7 @@ impl Measurer {
                 return Ok(());
             }
         }
-        self.shutdown().await;
+        self.stop().await;
         self.boot(recipe, tag).await
     }
 
@@ -319,7 +293,7 @@ impl Measurer {
         let pgid = proc.pgid;
         proc.stop(self.engine.grace()).await;
         self.live.lock().map(|mut v| v.retain(|g| *g != pgid)).ok();
-        let log = std::fs::read_to_string(log_path).unwrap_or_default();
+        let log = read_log(log_path);
         match r {
             Readiness::Exited { code, signal } => {
                 self.engine.classify_boot_failure(code, signal, &log)
@@ -366,13 +340,39 @@ fn crashed(why: String) -> Failure {
     }
 }
 
-fn reject(why: &str) -> Failure {
+fn reject(why: &Illegal) -> Failure {
     Failure {
         class: FailureClass::InfeasibleConfig,
         exit_code: None,
         signal: None,
         summary: format!("cannot render for this engine version: {why}"),
         hints: vec![],
+    }
+}
+
+/// An engine log as text, whatever bytes the engine wrote (one invalid byte must not empty
+/// the log an OOM is diagnosed from).
+fn read_log(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+impl Measure for Spawned {
+    fn sample(
+        &mut self,
+        recipe: &Recipe,
+        tag: &str,
+    ) -> impl std::future::Future<Output = Result<SampleOutput, Failure>> + Send {
+        self.measure(recipe, tag)
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    fn shutdown(&mut self) -> impl std::future::Future<Output = ()> + Send {
+        self.stop()
     }
 }
 

@@ -1,9 +1,10 @@
-//! `forge workload synth|stats`.
+//! `forge workload synth|stats`: random workloads and the gate's fixed scenarios; a
+//! trace's statistics.
 
 use std::process::ExitCode;
 
-use super::synth::{self, SynthSpec};
 use crate::cli::{SynthArgs, WorkloadCmd, WorkloadStatsArgs};
+use crate::workload::synth::{self, SynthSpec};
 
 /// Run a workload command.
 pub fn main(cmd: WorkloadCmd) -> anyhow::Result<ExitCode> {
@@ -56,8 +57,8 @@ fn synth_main(a: &SynthArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn stats_main(a: &WorkloadStatsArgs) -> anyhow::Result<ExitCode> {
-    let w = super::load(&a.workload)?;
-    let s = super::stats::compute(&w);
+    let w = crate::workload::load(&a.workload)?;
+    let s = crate::workload::stats::compute(&w);
     crate::term::println(&serde_json::to_string_pretty(&s)?)?;
     Ok(ExitCode::SUCCESS)
 }

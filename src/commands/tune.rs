@@ -1,0 +1,345 @@
+//! `forge tune` / `forge tune resume`: the command line resolved into [`TuneSettings`]
+//! (every input validated before a run directory exists), then handed to
+//! [`crate::tune::launch`], which owns the run from there.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::runtime;
+use crate::bench::{LoadSpec, Slo, parse_slo};
+use crate::cli::{EngineArg, TuneAction, TuneArgs, TuneCli};
+use crate::hardware::gpus;
+use crate::recipe::Layer;
+use crate::record::settings::{CONFIG_VERSION, DEFAULT_SIM_GPU, auto_warmups};
+use crate::record::{EngineChoice, Objective, TuneSettings};
+use crate::tune::launch;
+use crate::workload::{self, Workload};
+
+/// Run `forge tune`.
+pub fn main(cli: TuneCli) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        match cli.action {
+            Some(TuneAction::Resume(a)) => launch::resume(a.run, &a.run_dir).await,
+            None => start(cli.args).await,
+        }
+    })
+}
+
+async fn start(args: TuneArgs) -> anyhow::Result<ExitCode> {
+    let simulated = args.dry_run || args.engine == EngineArg::Sim;
+    let report = if simulated && args.sim_gpu.is_some() {
+        None
+    } else {
+        Some(launch::detect(args.device).await?)
+    };
+    for w in report.iter().flat_map(|r| r.warnings.iter()) {
+        eprintln!("forge: warning: {w}");
+    }
+    let detected = report.as_ref().and_then(|r| r.gpu_type());
+    let path = args
+        .workload
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--workload is required"))?;
+    // Bad input fails here, before a run directory exists.
+    let workload = workload::load(&path)?;
+    let mut settings = resolve(&args, detected)?;
+    settings.load = Some(resolve_load(&args, &workload)?);
+    if simulated && args.sim_gpu.is_none() && detected.is_none() {
+        eprintln!(
+            "forge: no GPU detected; the simulator models an {DEFAULT_SIM_GPU} (choose with --sim-gpu)"
+        );
+    }
+    if !simulated {
+        let r = report
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("hardware detection did not run"))?;
+        launch::require_gpu(args.device, r)?;
+        settings.hardware = Some(r.recipe_hardware());
+    }
+    launch::start(settings).await
+}
+
+/// Resolve and validate the command line. `detected_gpu` is the GPU hardware detection
+/// found (used by `--dry-run` when `--sim-gpu` is absent). The load is resolved against the
+/// workload by [`resolve_load`]; until then `load` is `None`.
+pub fn resolve(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<TuneSettings> {
+    let model = a
+        .model
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--model is required (or use `forge tune resume`)"))?;
+    let path = a
+        .workload
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--workload is required"))?;
+    check_numbers(a)?;
+    anyhow::ensure!(
+        a.load.concurrency != Some(0),
+        "--concurrency: must be at least 1"
+    );
+    let slo = match &a.load.slo {
+        Some(s) => parse_slo(s).map_err(anyhow::Error::msg)?,
+        None => Slo::default(),
+    };
+    anyhow::ensure!(
+        a.objective != Objective::Goodput || !slo.is_empty(),
+        "--objective goodput needs --slo (e.g. --slo ttft_ms=500,tpot_ms=50)"
+    );
+    Ok(TuneSettings {
+        version: CONFIG_VERSION,
+        model,
+        device: a.device,
+        workload: absolute(path),
+        playbook: a.playbook.clone().map(absolute),
+        llm: a.llm.clone(),
+        llm_base_url: a.llm_base_url.clone(),
+        llm_prices: a.llm_prices.clone().map(absolute),
+        concurrency: a.load.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        max_experiments: a.max_experiments,
+        max_config_experiments: a.max_config_experiments,
+        max_quant_experiments: a.max_quant_experiments,
+        max_hours: a.max_hours,
+        max_dollars: a.max_dollars,
+        accuracy_floor: a.accuracy_floor,
+        min_improvement_pct: a.min_improvement_pct,
+        run_dir: a.run_dir.clone(),
+        layers: layers(a)?,
+        engine: engine_choice(a, detected_gpu)?,
+        boot_timeout_s: a.boot_timeout,
+        objective: a.objective,
+        slo,
+        max_repeats: a.max_repeats,
+        seed: a.seed,
+        dry_run: a.dry_run,
+        hardware: None,
+        load: None,
+    })
+}
+
+/// The replay of every measurement: the load flags against the workload, with `forge
+/// tune`'s default concurrency and warm-ups where none were typed.
+pub fn resolve_load(a: &TuneArgs, workload: &Workload) -> anyhow::Result<LoadSpec> {
+    let mut load = LoadSpec::resolve(&a.load, workload, a.seed)?;
+    load.concurrency = Some(a.load.concurrency.unwrap_or(DEFAULT_CONCURRENCY));
+    if a.load.num_warmups.is_none() {
+        load.num_warmups = auto_warmups(workload.requests.len());
+    }
+    Ok(load)
+}
+
+/// `--concurrency` of `forge tune` when none is given (the original's default).
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+fn check_numbers(a: &TuneArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.max_hours > 0.0, "--max-hours must be positive");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.accuracy_floor),
+        "--accuracy-floor must be in 0..1"
+    );
+    anyhow::ensure!(
+        a.min_improvement_pct >= 0.0,
+        "--min-improvement-pct must be >= 0"
+    );
+    anyhow::ensure!(a.max_repeats >= 1, "--max-repeats must be at least 1");
+    anyhow::ensure!(a.boot_timeout > 0.0, "--boot-timeout must be positive");
+    Ok(())
+}
+
+fn absolute(p: PathBuf) -> PathBuf {
+    std::path::absolute(&p).unwrap_or(p)
+}
+
+fn launcher(a: &TuneArgs, default: &str) -> anyhow::Result<Vec<String>> {
+    let Some(c) = &a.engine_cmd else {
+        return Ok(vec![default.into()]);
+    };
+    let v: Vec<String> = c.split_whitespace().map(str::to_string).collect();
+    anyhow::ensure!(!v.is_empty(), "--engine-cmd is empty");
+    Ok(v)
+}
+
+fn engine_choice(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<EngineChoice> {
+    if a.dry_run || a.engine == EngineArg::Sim {
+        return sim_choice(a, detected_gpu);
+    }
+    Ok(match a.engine {
+        EngineArg::Llamacpp => EngineChoice::Llamacpp {
+            launcher: launcher(a, "llama-server")?,
+        },
+        EngineArg::Vllm | EngineArg::Sim => EngineChoice::Vllm {
+            launcher: launcher(a, "vllm")?,
+        },
+    })
+}
+
+fn sim_choice(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<EngineChoice> {
+    let gpu = a
+        .sim_gpu
+        .clone()
+        .or_else(|| detected_gpu.map(str::to_string))
+        .unwrap_or_else(|| DEFAULT_SIM_GPU.to_string());
+    anyhow::ensure!(
+        gpus::lookup(&gpu).is_some(),
+        "--sim-gpu: unknown GPU `{gpu}` (known: {})",
+        gpus::names().join(", ")
+    );
+    anyhow::ensure!(a.sim_time_scale > 0.0, "--sim-time-scale must be positive");
+    anyhow::ensure!(
+        a.sim_boot_time_scale > 0.0,
+        "--sim-boot-time-scale must be positive"
+    );
+    anyhow::ensure!(
+        (0.0..=50.0).contains(&a.sim_noise),
+        "--sim-noise must be in 0..50"
+    );
+    Ok(EngineChoice::Sim {
+        gpu,
+        time_scale: a.sim_time_scale,
+        boot_time_scale: a.sim_boot_time_scale,
+        noise_pct: a.sim_noise,
+    })
+}
+
+fn layers(a: &TuneArgs) -> anyhow::Result<Vec<Layer>> {
+    let start = a
+        .start_layer
+        .and_then(Layer::from_number)
+        .unwrap_or(Layer::Config);
+    let out: Vec<Layer> = [Layer::Config, Layer::Quant, Layer::Kernel]
+        .into_iter()
+        .filter(|l| *l >= start)
+        .filter(|l| match l {
+            Layer::Config => !a.skip_config,
+            Layer::Quant => !a.skip_quant,
+            Layer::Kernel => !a.skip_kernel,
+        })
+        .collect();
+    anyhow::ensure!(!out.is_empty(), "every layer is skipped: nothing to tune");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::Timing;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> TuneArgs {
+        let mut v = vec!["forge", "tune", "--model", "m", "--workload", "w"];
+        v.extend_from_slice(extra);
+        match Cli::try_parse_from(v).unwrap().command {
+            Command::Tune(t) => t.args,
+            _ => unreachable!(),
+        }
+    }
+
+    fn workload(offsets: bool) -> Workload {
+        let line = if offsets {
+            r#"{"prompt":"hi","expected_output_tokens":4,"arrival_offset_s":0.5}"#
+        } else {
+            r#"{"prompt":"hi","expected_output_tokens":4}"#
+        };
+        workload::parse(std::path::Path::new("w"), line).unwrap()
+    }
+
+    fn resolve_with(extra: &[&str], gpu: Option<&str>) -> anyhow::Result<TuneSettings> {
+        let a = args(extra);
+        let mut s = resolve(&a, gpu)?;
+        s.load = Some(resolve_load(&a, &workload(false))?);
+        Ok(s)
+    }
+
+    #[test]
+    fn defaults_match_the_original_and_the_test_settings() {
+        let mut s = resolve_with(&[], None).unwrap();
+        assert_eq!(s.concurrency, 8);
+        assert_eq!(s.max_experiments, 50);
+        assert_eq!(s.max_hours, 12.0);
+        assert_eq!(s.accuracy_floor, 0.99);
+        assert_eq!(s.min_improvement_pct, 1.0);
+        assert_eq!(s.llm, "anthropic/claude-sonnet-4-6");
+        assert_eq!(s.layers, vec![Layer::Config, Layer::Quant, Layer::Kernel]);
+        assert!(s.workload.is_absolute());
+        let load = s.load.take().unwrap();
+        assert_eq!(load.concurrency, Some(8));
+        assert_eq!(load.num_warmups, 1);
+        assert_eq!(s, crate::record::settings::test_settings());
+    }
+
+    #[test]
+    fn the_persisted_load_is_the_one_an_old_run_rebuilds() {
+        // A run started before config.json kept its load replays the same way.
+        for offsets in [false, true] {
+            let w = workload(offsets);
+            let a = args(&["--slo", "ttft_ms=500", "--seed", "3"]);
+            let s = resolve(&a, None).unwrap();
+            let kept = resolve_load(&a, &w).unwrap();
+            let mut rebuilt = s.load_spec(offsets, w.requests.len());
+            rebuilt.percentiles = kept.percentiles.clone();
+            assert_eq!(rebuilt, kept);
+        }
+        let l = resolve_load(&args(&[]), &workload(true)).unwrap();
+        assert_eq!(l.timing, Timing::Trace);
+    }
+
+    #[test]
+    fn dry_run_uses_detected_then_default_gpu() {
+        let s = resolve_with(&["--dry-run"], Some("A100-80GB")).unwrap();
+        assert!(matches!(s.engine, EngineChoice::Sim { ref gpu, .. } if gpu == "A100-80GB"));
+        let s = resolve_with(&["--dry-run"], None).unwrap();
+        assert!(matches!(s.engine, EngineChoice::Sim { ref gpu, .. } if gpu == "H100"));
+        let e = resolve_with(&["--dry-run", "--sim-gpu", "GTX1080"], None).unwrap_err();
+        assert!(e.to_string().contains("unknown GPU"));
+    }
+
+    #[test]
+    fn layers_and_validation() {
+        let s = resolve_with(&["--skip-quant", "--start-layer", "1"], None).unwrap();
+        assert_eq!(s.layers, vec![Layer::Config, Layer::Kernel]);
+        let s = resolve_with(&["--start-layer", "2"], None).unwrap();
+        assert_eq!(s.layers, vec![Layer::Quant, Layer::Kernel]);
+        assert!(resolve_with(&["--skip-config", "--skip-quant", "--skip-kernel"], None).is_err());
+        let e = resolve_with(&["--objective", "goodput"], None).unwrap_err();
+        assert!(e.to_string().contains("needs --slo"), "{e}");
+        let e = resolve_with(&["-c", "0"], None).unwrap_err();
+        assert!(e.to_string().contains("--concurrency"), "{e}");
+        assert!(
+            Cli::try_parse_from(["forge", "tune", "--device", "tpu"]).is_err(),
+            "--device is a value enum"
+        );
+        assert!(Cli::try_parse_from(["forge", "tune", "--engine", "tgi"]).is_err());
+        let s = resolve_with(
+            &["--engine-cmd", "python -m vllm.entrypoints.cli.main"],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.engine,
+            EngineChoice::Vllm {
+                launcher: vec![
+                    "python".into(),
+                    "-m".into(),
+                    "vllm.entrypoints.cli.main".into()
+                ]
+            }
+        );
+        let s = resolve_with(&["--engine", "llamacpp", "--device", "cpu"], None).unwrap();
+        assert_eq!(
+            s.engine,
+            EngineChoice::Llamacpp {
+                launcher: vec!["llama-server".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let s = resolve_with(
+            &["--dry-run", "--max-dollars", "2.5", "--slo", "ttft_ms=500"],
+            None,
+        )
+        .unwrap();
+        let back: TuneSettings = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+}

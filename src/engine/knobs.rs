@@ -1,0 +1,127 @@
+//! What an allowlist is made of: a knob's name, layer, type and legal values, and the check
+//! of one value against a table. Each engine's table lives in its own folder
+//! (`vllm::knobs`, `llamacpp::knobs`); [`super::allowlist`] picks the table of an engine
+//! kind.
+
+use serde_json::Value;
+
+use crate::recipe::{EngineKind, Illegal, Layer};
+
+/// The type and legal values of a knob.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// Integer in an inclusive range.
+    Int(i64, i64),
+    /// Float in an inclusive range.
+    Float(f64, f64),
+    /// true / false.
+    Bool,
+    /// One of these strings.
+    Choice(&'static [&'static str]),
+}
+
+/// One allowlisted knob.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Knob {
+    /// Recipe field name.
+    pub name: &'static str,
+    /// Its layer.
+    pub layer: Layer,
+    /// Type and range.
+    pub kind: Kind,
+    /// One line on what it does.
+    pub help: &'static str,
+}
+
+/// A table row (const, so each engine's table is a `const` slice).
+pub const fn knob(name: &'static str, layer: Layer, kind: Kind, help: &'static str) -> Knob {
+    Knob {
+        name,
+        layer,
+        kind,
+        help,
+    }
+}
+
+/// Check one value against `engine`'s allowlist `table`. `Err` says why, in words a user
+/// (or an LLM) can act on, and names the knob and value.
+pub fn check_in(
+    engine: EngineKind,
+    table: &[Knob],
+    layer: Layer,
+    name: &str,
+    value: &Value,
+) -> Result<(), Illegal> {
+    let illegal = |why: String| Illegal::knob(name, value, why);
+    let Some(k) = table.iter().find(|k| k.layer == layer && k.name == name) else {
+        let known: Vec<&str> = table
+            .iter()
+            .filter(|k| k.layer == layer)
+            .map(|k| k.name)
+            .collect();
+        return Err(illegal(format!(
+            "`{name}` is not a {} knob forge may set for {engine:?} (allowed: {})",
+            layer.as_str(),
+            known.join(", ")
+        )));
+    };
+    if value.is_null() && layer == Layer::Config {
+        return Ok(()); // back to the engine default
+    }
+    check_kind(name, &k.kind, value).map_err(illegal)
+}
+
+fn check_kind(name: &str, kind: &Kind, value: &Value) -> Result<(), String> {
+    match kind {
+        Kind::Int(lo, hi) => match value.as_i64() {
+            Some(v) if (*lo..=*hi).contains(&v) => Ok(()),
+            Some(v) => Err(format!("{name}: {v} is outside {lo}..={hi}")),
+            None => Err(format!("{name}: expected an integer, got {value}")),
+        },
+        Kind::Float(lo, hi) => match value.as_f64() {
+            Some(v) if v >= *lo && v <= *hi => Ok(()),
+            Some(v) => Err(format!("{name}: {v} is outside {lo}..={hi}")),
+            None => Err(format!("{name}: expected a number, got {value}")),
+        },
+        Kind::Bool => match value {
+            Value::Bool(_) => Ok(()),
+            _ => Err(format!("{name}: expected true or false, got {value}")),
+        },
+        Kind::Choice([]) => match value {
+            Value::String(s) if is_safe_model_id(s) => Ok(()),
+            _ => Err(format!("{name}: expected a model id, got {value}")),
+        },
+        Kind::Choice(choices) => match value.as_str() {
+            Some(s) if choices.contains(&s) => Ok(()),
+            _ => Err(format!(
+                "{name}: {value} is not one of {}",
+                choices.join(", ")
+            )),
+        },
+    }
+}
+
+/// A Hugging Face id or local path with no characters that could be read as a flag or
+/// shell syntax (argv is never a shell string, but ids also reach logs and prompts).
+pub fn is_safe_model_id(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && s.len() <= 256
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids() {
+        assert!(is_safe_model_id(
+            "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4"
+        ));
+        assert!(!is_safe_model_id("--trust-remote-code"));
+        assert!(!is_safe_model_id("x; rm -rf /"));
+        assert!(!is_safe_model_id(""));
+    }
+}

@@ -1,0 +1,205 @@
+//! Tune settings as `config.json` keeps them: every budget, flag and seed of a run, restored
+//! verbatim by `tune resume`, so a resumed run is the run that was started. (The command
+//! line becomes these in `commands::tune`.)
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bench::{LoadSpec, Slo};
+use crate::hardware::Device;
+use crate::recipe::EngineKind;
+use crate::recipe::Layer;
+
+/// Format version of `config.json`.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// How experiments are executed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// Real vLLM (`vllm serve`, or `--engine-cmd`).
+    Vllm {
+        /// Launcher argv prefix (default `["vllm"]`).
+        launcher: Vec<String>,
+    },
+    /// forge's simulator (`forge sim serve`) standing in for vLLM.
+    Sim {
+        /// GPU the simulator models.
+        gpu: String,
+        /// Wall seconds per simulated second.
+        time_scale: f64,
+        /// Wall seconds per simulated second of startup.
+        #[serde(default = "default_boot_scale")]
+        boot_time_scale: f64,
+        /// Run-to-run noise, percent.
+        noise_pct: f64,
+    },
+    /// llama.cpp's `llama-server`.
+    Llamacpp {
+        /// Launcher argv prefix (default `["llama-server"]`).
+        launcher: Vec<String>,
+    },
+}
+
+impl EngineChoice {
+    /// The recipe engine this executes.
+    pub fn recipe_engine(&self) -> EngineKind {
+        match self {
+            EngineChoice::Vllm { .. } | EngineChoice::Sim { .. } => EngineKind::Vllm,
+            EngineChoice::Llamacpp { .. } => EngineKind::Llamacpp,
+        }
+    }
+}
+
+fn default_boot_scale() -> f64 {
+    0.01
+}
+
+/// Everything a run needs to know, as stored in `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuneSettings {
+    /// `config.json` format version.
+    pub version: u32,
+    /// Model id or path.
+    pub model: String,
+    /// cuda, rocm or cpu.
+    pub device: Device,
+    /// Workload file (absolute).
+    pub workload: PathBuf,
+    /// Playbook file (absolute), `None` = bundled.
+    pub playbook: Option<PathBuf>,
+    /// Agent LLM `provider/model`.
+    pub llm: String,
+    /// Agent LLM base URL override.
+    pub llm_base_url: Option<String>,
+    /// Price file for LLM spend (`provider/model: {input: $/Mtok, output: $/Mtok}`).
+    #[serde(default)]
+    pub llm_prices: Option<PathBuf>,
+    /// Bench concurrency.
+    pub concurrency: usize,
+    /// Experiment budget.
+    pub max_experiments: u32,
+    /// Layer caps.
+    pub max_config_experiments: Option<u32>,
+    /// Layer caps.
+    pub max_quant_experiments: Option<u32>,
+    /// Wall-clock budget (hours of experiment time, summed across resumes).
+    pub max_hours: f64,
+    /// LLM spend cap, USD.
+    pub max_dollars: Option<f64>,
+    /// Relative accuracy floor.
+    pub accuracy_floor: f64,
+    /// Keep threshold, percent.
+    pub min_improvement_pct: f64,
+    /// Store root.
+    pub run_dir: PathBuf,
+    /// Layers to run, in order.
+    pub layers: Vec<Layer>,
+    /// Engine.
+    pub engine: EngineChoice,
+    /// Boot timeout, s.
+    pub boot_timeout_s: f64,
+    /// Objective.
+    pub objective: Objective,
+    /// SLA bounds (p99 for throughput/latency objectives; per-request for goodput).
+    pub slo: Slo,
+    /// Paired repeats per decision.
+    pub max_repeats: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Original flags as typed, for the record.
+    pub dry_run: bool,
+    /// The hardware detected when the run started (real engines), restored on resume.
+    #[serde(default)]
+    pub hardware: Option<crate::recipe::Hardware>,
+    /// How the workload is replayed, resolved against it when the run started (absent in
+    /// runs started before forge kept it: [`TuneSettings::load_spec`] rebuilds theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadSpec>,
+}
+
+/// What `forge tune` maximises.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Output tokens per second (with the SLA as a constraint).
+    Throughput,
+    /// Requests per second that meet every SLO.
+    Goodput,
+    /// Lower p99 end-to-end latency.
+    Latency,
+}
+
+impl TuneSettings {
+    /// The replay every measurement of this run uses: the one resolved at its start, or, for
+    /// a run started before forge kept it, the load forge used then (completions, the run's
+    /// concurrency, SLO and seed, trace timing when the workload has arrival offsets, 1–4
+    /// warm-ups, pinned outputs).
+    pub fn load_spec(&self, has_arrival_offsets: bool, requests: usize) -> LoadSpec {
+        if let Some(l) = &self.load {
+            return l.clone();
+        }
+        LoadSpec {
+            concurrency: Some(self.concurrency),
+            timing: if has_arrival_offsets {
+                crate::bench::Timing::Trace
+            } else {
+                crate::bench::Timing::Rate
+            },
+            num_warmups: auto_warmups(requests),
+            slo: self.slo,
+            seed: self.seed,
+            percentiles: vec![50.0, 90.0, 99.0],
+            ..LoadSpec::default()
+        }
+    }
+}
+
+/// Warm-ups `forge tune` sends before each measured run when none are asked for: a tenth of
+/// the workload, between 1 and 4.
+pub fn auto_warmups(requests: usize) -> usize {
+    (requests / 10).clamp(1, 4)
+}
+
+/// Settings for unit tests: the defaults of `forge tune -m m -w w` (`commands::tune` checks
+/// that its resolution of that command line gives exactly these).
+#[cfg(test)]
+pub fn test_settings() -> TuneSettings {
+    TuneSettings {
+        version: CONFIG_VERSION,
+        model: "m".into(),
+        device: Device::Cuda,
+        workload: std::path::absolute("w").unwrap_or_else(|_| "w".into()),
+        playbook: None,
+        llm: "anthropic/claude-sonnet-4-6".into(),
+        llm_base_url: None,
+        llm_prices: None,
+        concurrency: 8,
+        max_experiments: 50,
+        max_config_experiments: None,
+        max_quant_experiments: None,
+        max_hours: 12.0,
+        max_dollars: None,
+        accuracy_floor: 0.99,
+        min_improvement_pct: 1.0,
+        run_dir: ".forge".into(),
+        layers: vec![Layer::Config, Layer::Quant, Layer::Kernel],
+        engine: EngineChoice::Vllm {
+            launcher: vec!["vllm".into()],
+        },
+        boot_timeout_s: 600.0,
+        objective: Objective::Throughput,
+        slo: Slo::default(),
+        max_repeats: 4,
+        seed: 0,
+        dry_run: false,
+        hardware: None,
+        load: None,
+    }
+}
+
+/// Default GPU the simulator models when none is detected and none is named.
+pub const DEFAULT_SIM_GPU: &str = "H100";

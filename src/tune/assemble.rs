@@ -1,0 +1,162 @@
+//! A [`Tuner`] put together from a run's settings: the workload and its statistics, the
+//! playbook, the agent, the GPU the run tunes for, the simulator's model of it, the
+//! baseline — the same for every [`Measure`]. [`in_process`] builds one that measures by
+//! prediction (no process, no port): the benches, the unit tests of the loop and the
+//! cross-framework gate run the real loop through it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::measure::{Measure, Predicted};
+use super::state::RunState;
+use super::surrogate::SimModel;
+use super::tuner::Tuner;
+use crate::agent::select::Selection;
+use crate::engine::adapter::Engine;
+use crate::engine::vllm::adapter::{SimLaunch, VllmEngine};
+use crate::hardware::{GpuSpec, gpus};
+use crate::playbook;
+use crate::recipe::{Hardware, Recipe};
+use crate::record::settings::{EngineChoice, TuneSettings};
+use crate::store::{self, CONFIG_FILE, JOURNAL_FILE};
+use crate::workload;
+
+/// A tuner for `settings` in run directory `dir`, continuing from `state`, measuring with
+/// `measure` and judging legality with `engine`. Also returns the agent's banner line and
+/// the notice to print once (no API key, unknown price).
+pub fn assemble<M: Measure>(
+    settings: TuneSettings,
+    dir: &Path,
+    state: RunState,
+    measure: M,
+    engine: Arc<dyn Engine>,
+) -> anyhow::Result<(Tuner<M>, String)> {
+    let workload = workload::load(&settings.workload)?;
+    let stats = workload::stats::compute(&workload);
+    let playbook = playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
+    let gpu = gpu_of(&settings);
+    let load = settings.load_spec(workload.has_arrival_offsets(), workload.requests.len());
+    let Selection {
+        agent,
+        banner,
+        notice,
+    } = crate::agent::select::select(&settings)?;
+    if let Some(n) = notice {
+        eprintln!("forge: {n}");
+    }
+    let sim = gpu.and_then(|g| SimModel::new(&settings, g, &workload.requests, &load));
+    let baseline = Recipe::baseline(
+        settings.engine.recipe_engine(),
+        &settings.model,
+        hardware_of(&settings, gpu),
+    );
+    let tuner = Tuner {
+        settings,
+        dir: dir.to_path_buf(),
+        state,
+        measure,
+        engine,
+        agent,
+        playbook,
+        workload,
+        stats,
+        gpu,
+        sim,
+        baseline,
+        refs: None,
+        echo: true,
+    };
+    Ok((tuner, banner))
+}
+
+/// A tuner for a simulated run (`settings.engine` is the simulator) in `dir` that measures
+/// in process by prediction, its noise drawn from `noise_seed`. `dir` becomes a run
+/// directory (`config.json`, the journal, the views); an existing journal there is
+/// continued, as `tune resume` continues one.
+pub fn in_process(
+    settings: TuneSettings,
+    dir: &Path,
+    noise_seed: u64,
+) -> anyhow::Result<Tuner<Predicted>> {
+    let EngineChoice::Sim { gpu, noise_pct, .. } = &settings.engine else {
+        anyhow::bail!("measuring in process needs the simulator as the engine (--dry-run)");
+    };
+    let spec = gpus::lookup(gpu).ok_or_else(|| anyhow::anyhow!("unknown GPU `{gpu}`"))?;
+    let w = workload::load(&settings.workload)?;
+    let load = settings.load_spec(w.has_arrival_offsets(), w.requests.len());
+    let measure = Predicted::new(
+        &settings.model,
+        spec,
+        w.requests,
+        &load,
+        *noise_pct,
+        noise_seed,
+    )?;
+    let engine = Arc::new(VllmEngine::simulated(sim_launch(&settings, "forge".into())));
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    store::write_atomic(
+        &dir.join(CONFIG_FILE),
+        serde_json::to_string_pretty(&settings)?.as_bytes(),
+    )?;
+    let journal = store::read_journal(&dir.join(JOURNAL_FILE))?;
+    let state = RunState::from_rows(journal.rows);
+    Ok(assemble(settings, dir, state, measure, engine)?.0)
+}
+
+/// How `forge sim serve` is launched for the simulator in `settings`, as `exe`.
+pub fn sim_launch(s: &TuneSettings, exe: std::path::PathBuf) -> SimLaunch {
+    let (gpu, time_scale, boot_time_scale, noise_pct) = match &s.engine {
+        EngineChoice::Sim {
+            gpu,
+            time_scale,
+            boot_time_scale,
+            noise_pct,
+        } => (gpu.clone(), *time_scale, *boot_time_scale, *noise_pct),
+        _ => (String::new(), 1.0, 1.0, 0.0),
+    };
+    SimLaunch {
+        exe,
+        gpu,
+        time_scale,
+        boot_time_scale,
+        noise_pct,
+        seed: s.seed,
+        extra: sim_extra_args(),
+    }
+}
+
+/// Extra simulator flags from `FORGE_SIM_EXTRA_ARGS` (whitespace-separated; tests use it to
+/// inject faults into dry runs).
+fn sim_extra_args() -> Vec<String> {
+    std::env::var("FORGE_SIM_EXTRA_ARGS")
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The GPU the run tunes for: the simulated one, or the one detected when it started.
+pub fn gpu_of(s: &TuneSettings) -> Option<&'static GpuSpec> {
+    match &s.engine {
+        EngineChoice::Sim { gpu, .. } => gpus::lookup(gpu),
+        _ => s.hardware.as_ref().and_then(|h| gpus::lookup(&h.gpu_type)),
+    }
+}
+
+fn hardware_of(s: &TuneSettings, gpu: Option<&GpuSpec>) -> Hardware {
+    if let Some(h) = &s.hardware {
+        return h.clone();
+    }
+    match gpu {
+        Some(g) => Hardware {
+            vendor: format!("{:?}", g.vendor).to_lowercase(),
+            gpu_type: g.name.to_string(),
+            count: 1,
+            memory_gb_per_gpu: (g.memory_gib() * 10.0).round() / 10.0,
+        },
+        None => Hardware {
+            vendor: s.device.as_str().into(),
+            gpu_type: s.device.as_str().into(),
+            count: 1,
+            memory_gb_per_gpu: 0.0,
+        },
+    }
+}

@@ -1,0 +1,268 @@
+//! Starting and resuming a run from its settings (resolved from the command line by
+//! `commands::tune`, or read back from `config.json` on resume): take the run's lock,
+//! build the engine and the spawning [`Spawned`] measure, run the loop, and on Ctrl-C or
+//! SIGTERM stop every engine process group and leave the run resumable.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::assemble::{assemble, sim_launch};
+use super::measure::Measure;
+use super::measure::spawned::{LiveGroups, Spawned};
+use super::state::{RunState, StopReason};
+use super::tuner::Tuner;
+use crate::engine::adapter::Engine;
+use crate::engine::llamacpp::adapter::LlamacppEngine;
+use crate::engine::vllm::adapter::VllmEngine;
+use crate::hardware::detect::DetectOptions;
+use crate::hardware::memory::MemoryProbe;
+use crate::hardware::{self, Device, HardwareReport};
+use crate::playbook;
+use crate::record::settings::{EngineChoice, TuneSettings};
+use crate::store::{self, CONFIG_FILE, JOURNAL_FILE, PIDS_FILE, RunLock, Store};
+use crate::workload;
+
+/// Detect the machine's GPUs (blocking work off the runtime's threads).
+pub async fn detect(device: Device) -> anyhow::Result<HardwareReport> {
+    Ok(tokio::task::spawn_blocking(move || {
+        hardware::detect::detect(&DetectOptions::from_env(device))
+    })
+    .await?)
+}
+
+/// No GPU where one is needed: say why, and what to do instead.
+pub fn require_gpu(device: Device, r: &HardwareReport) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        device == Device::Cpu || !r.gpus.is_empty(),
+        "no GPU detected for --device {} ({}).\nhint: run `forge doctor` to see why; use --device cpu for llama.cpp on CPU, or --dry-run to use the simulator",
+        device.as_str(),
+        r.failures
+            .iter()
+            .map(|f| format!("{:?}: {}", f.source, f.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    Ok(())
+}
+
+/// Start a new run with resolved `settings`: check what only the engine and playbook can
+/// check, create the run directory, write `config.json`, run.
+pub async fn start(settings: TuneSettings) -> anyhow::Result<ExitCode> {
+    if let EngineChoice::Llamacpp { .. } = settings.engine {
+        crate::engine::llamacpp::check_model(&settings.model)?;
+    }
+    playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
+    let store = Store::new(&settings.run_dir);
+    let run = store.create_run(chrono::Utc::now())?;
+    let lock = RunLock::acquire(&run.path)?;
+    store::write_atomic(
+        &run.path.join(CONFIG_FILE),
+        serde_json::to_string_pretty(&settings)?.as_bytes(),
+    )?;
+    eprintln!("forge: new run {}", run.path.display());
+    execute(settings, run.path, lock, RunState::default()).await
+}
+
+/// Continue run `run` (default: the latest interrupted run under `run_dir`) with the
+/// settings and budgets it started with.
+pub async fn resume(run: Option<PathBuf>, run_dir: &Path) -> anyhow::Result<ExitCode> {
+    let dir = match run {
+        Some(d) => d,
+        None => Store::new(run_dir)
+            .latest_interrupted()?
+            .map(|r| r.path)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no interrupted run under {} (a run with config.json and no completed.json)",
+                    run_dir.display()
+                )
+            })?,
+    };
+    anyhow::ensure!(
+        !dir.join(store::COMPLETED_FILE).exists(),
+        "{}: this run already completed",
+        dir.display()
+    );
+    let lock = RunLock::acquire(&dir)?;
+    let text = std::fs::read_to_string(dir.join(CONFIG_FILE))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(CONFIG_FILE).display()))?;
+    let settings: TuneSettings = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(CONFIG_FILE).display()))?;
+    let reaped = crate::engine::process::reap_recorded(&dir.join(PIDS_FILE));
+    if !reaped.is_empty() {
+        eprintln!(
+            "forge: stopped {} engine process group(s) left by the interrupted run",
+            reaped.len()
+        );
+    }
+    let journal = store::read_journal(&dir.join(JOURNAL_FILE))?;
+    if journal.repaired_bytes > 0 {
+        eprintln!(
+            "forge: cut a torn last journal line ({} bytes); that experiment is redone",
+            journal.repaired_bytes
+        );
+    }
+    eprintln!(
+        "forge: resuming {} after {} rows",
+        dir.display(),
+        journal.rows.len()
+    );
+    execute(settings, dir, lock, RunState::from_rows(journal.rows)).await
+}
+
+fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>> {
+    Ok(match &s.engine {
+        EngineChoice::Sim { .. } => Arc::new(VllmEngine::simulated(sim_launch(
+            s,
+            std::env::current_exe()?,
+        ))),
+        EngineChoice::Vllm { launcher } => Arc::new(tokio::task::block_in_place(|| {
+            VllmEngine::installed(launcher.clone(), dir)
+        })?),
+        EngineChoice::Llamacpp { launcher } => Arc::new(LlamacppEngine::for_run(
+            launcher.clone(),
+            &s.model,
+            &s.workload,
+            dir,
+        )?),
+    })
+}
+
+/// For real engines on GPUs: the probe and the idle memory reading taken now, before this
+/// process boots anything.
+async fn memory_probe(s: &TuneSettings) -> Option<(MemoryProbe, Vec<u64>)> {
+    if matches!(s.engine, EngineChoice::Sim { .. }) {
+        return None;
+    }
+    let device = s.device;
+    if device == Device::Cpu {
+        return None;
+    }
+    let opts = DetectOptions::from_env(device);
+    let report = detect(device).await.ok()?;
+    let probe = MemoryProbe::for_report(&report, &opts);
+    let p = probe.clone();
+    let idle = tokio::task::spawn_blocking(move || p.used_mib())
+        .await
+        .ok()?
+        .ok()?;
+    Some((probe, idle))
+}
+
+fn boots_so_far(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join(PIDS_FILE)).map_or(0, |t| t.lines().count() as u64)
+}
+
+async fn execute(
+    settings: TuneSettings,
+    dir: PathBuf,
+    _lock: RunLock,
+    state: RunState,
+) -> anyhow::Result<ExitCode> {
+    let engine = engine_of(&settings, &dir)?;
+    let w = workload::load(&settings.workload)?;
+    let load = settings.load_spec(w.has_arrival_offsets(), w.requests.len());
+    let mut measure = Spawned::new(
+        engine.clone(),
+        &dir,
+        w,
+        load,
+        Duration::from_secs_f64(settings.boot_timeout_s),
+        boots_so_far(&dir),
+    );
+    if let Some((probe, idle)) = memory_probe(&settings).await {
+        measure.set_memory_probe(probe, idle);
+    }
+    let live = measure.live_groups();
+    let (mut tuner, agent_banner) = assemble(settings, &dir, state, measure, engine.clone())?;
+    banner(&tuner.settings, engine.as_ref(), &agent_banner, &dir);
+    let outcome = tokio::select! {
+        r = drive(&mut tuner) => r,
+        code = interrupted() => {
+            teardown(&live, engine.grace()).await;
+            eprintln!("forge: interrupted; every engine process was stopped. Resume with: forge tune resume {}", dir.display());
+            return Ok(ExitCode::from(code));
+        }
+    };
+    tuner.measure.shutdown().await;
+    let reason = outcome?;
+    eprintln!(
+        "forge: done ({reason}). Report: forge report {}",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn drive<M: Measure>(t: &mut Tuner<M>) -> anyhow::Result<StopReason> {
+    let reason = t.run().await?;
+    t.finish(&reason).await?;
+    Ok(reason)
+}
+
+/// Resolves on SIGINT (130) or SIGTERM (143).
+async fn interrupted() -> u8 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+    }
+}
+
+async fn teardown(live: &LiveGroups, grace: Duration) {
+    let groups: Vec<i32> = live.lock().map(|v| v.clone()).unwrap_or_default();
+    for g in &groups {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(*g),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline
+        && groups
+            .iter()
+            .any(|g| !crate::engine::process::group_members(*g).is_empty())
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for g in &groups {
+        crate::engine::process::kill_group(*g);
+    }
+}
+
+fn banner(s: &TuneSettings, engine: &dyn Engine, agent_line: &str, dir: &Path) {
+    let agent = agent_line.trim_start_matches("agent: ");
+    eprintln!(
+        "forge tune · model {} · engine {}",
+        s.model,
+        engine.describe()
+    );
+    eprintln!(
+        "  agent: {agent} · objective: {:?} · workload: {} · concurrency {} · budget {} experiments / {} h{}",
+        s.objective,
+        s.workload.display(),
+        s.concurrency,
+        s.max_experiments,
+        s.max_hours,
+        s.max_dollars
+            .map_or(String::new(), |d| format!(" / ${d:.2}"))
+    );
+    eprintln!(
+        "  layers: {} · keep threshold {} % · up to {} paired repeats · run {}",
+        s.layers
+            .iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join(" → "),
+        s.min_improvement_pct,
+        s.max_repeats,
+        dir.display()
+    );
+}

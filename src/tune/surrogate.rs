@@ -1,0 +1,157 @@
+//! The simulator as the loop's model of a vLLM deployment: the surrogate the agent climbs
+//! (a recipe's predicted objective, in milliseconds) and the memory model that refuses a
+//! recipe vLLM would not boot on this GPU before anything is spent on it.
+
+use std::collections::HashMap;
+use std::hash::Hasher;
+use std::sync::Mutex;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::Distribution;
+use twox_hash::XxHash64;
+
+use super::score;
+use crate::bench::LoadSpec;
+use crate::engine::vllm::VllmArgs;
+use crate::engine::vllm::recipe::to_vllm_args;
+use crate::hardware::GpuSpec;
+use crate::recipe::{EngineKind, Illegal, Recipe};
+use crate::record::settings::TuneSettings;
+use crate::sim::engine::{SimEngine, SimSetup};
+use crate::sim::model::ModelShape;
+use crate::workload::WorkloadRequest;
+
+/// A recipe made ready for the simulator: its setup and the vLLM arguments it came from.
+pub struct SimConfig {
+    /// What the simulator boots.
+    pub setup: SimSetup,
+    /// The recipe as vLLM arguments (for what the setup does not keep, e.g. the text
+    /// perturbation of a quantization).
+    pub args: VllmArgs,
+}
+
+/// The simulator setup of `recipe` for `model` (`shape`) on `gpu`, with `seed` and
+/// `noise_pct`. A pre-quantized checkpoint keeps the base model's shape.
+pub fn setup_for(
+    shape: &ModelShape,
+    gpu: &'static GpuSpec,
+    model: &str,
+    recipe: &Recipe,
+    seed: u64,
+    noise_pct: f64,
+) -> Result<SimConfig, Illegal> {
+    let args = to_vllm_args(recipe)?;
+    let mut config = args.resolve(gpu);
+    config.model = model.to_string();
+    Ok(SimConfig {
+        setup: SimSetup {
+            model: shape.clone(),
+            gpu,
+            config,
+            seed,
+            noise_pct,
+        },
+        args,
+    })
+}
+
+/// The simulator as legality check and surrogate for vLLM recipes.
+pub struct SimModel {
+    shape: ModelShape,
+    gpu: &'static GpuSpec,
+    requests: Vec<WorkloadRequest>,
+    load: LoadSpec,
+    settings: TuneSettings,
+    cache: Mutex<HashMap<String, Option<f64>>>,
+    error_pct: f64,
+}
+
+impl SimModel {
+    /// Build for a model the simulator knows (catalogue or config.json); `None` otherwise.
+    pub fn new(
+        s: &TuneSettings,
+        gpu: &'static GpuSpec,
+        requests: &[WorkloadRequest],
+        load: &LoadSpec,
+    ) -> Option<SimModel> {
+        let shape = ModelShape::resolve(&s.model).ok()?;
+        let mut load = load.clone();
+        load.time_scale = 1.0;
+        Some(SimModel {
+            shape,
+            gpu,
+            requests: requests.to_vec(),
+            load,
+            settings: s.clone(),
+            cache: Mutex::new(HashMap::new()),
+            error_pct: 0.0,
+        })
+    }
+
+    fn setup(&self, recipe: &Recipe) -> Result<SimSetup, Illegal> {
+        setup_for(
+            &self.shape,
+            self.gpu,
+            &self.settings.model,
+            recipe,
+            self.settings.seed,
+            0.0,
+        )
+        .map(|c| c.setup)
+    }
+
+    /// `Err` when vLLM would refuse to start the recipe on this GPU (invalid combination,
+    /// does not fit in memory), per the simulator's memory model.
+    pub fn legal(&self, recipe: &Recipe) -> Result<(), Illegal> {
+        if recipe.engine != EngineKind::Vllm {
+            return Ok(());
+        }
+        let setup = self.setup(recipe)?;
+        SimEngine::boot(setup)
+            .map(|_| ())
+            .map_err(|e| Illegal::recipe(format!("predicted to fail at boot: {e}")))
+    }
+
+    /// Predicted objective value (cached per recipe id), off by this model's configured
+    /// error (see [`SimModel::with_error`]).
+    pub fn predict(&self, recipe: &Recipe) -> Option<f64> {
+        let v = self.predict_exact(recipe)?;
+        if self.error_pct <= 0.0 {
+            return Some(v);
+        }
+        let mut h = XxHash64::with_seed(0x5e44);
+        let key = crate::engine::vllm::effective(recipe, Some(self.gpu));
+        h.write(serde_json::to_string(&key).unwrap_or_default().as_bytes());
+        let mut rng = ChaCha8Rng::seed_from_u64(h.finish());
+        let z: f64 = rand_distr::StandardNormal.sample(&mut rng);
+        Some(v * (self.error_pct / 100.0 * z).exp())
+    }
+
+    /// The same model, wrong by a fixed factor exp(σ·z) per configuration (z a standard
+    /// normal drawn from the configuration's effective values), σ = `pct` / 100: what a
+    /// surrogate that mis-ranks some configurations does to the search
+    /// (`bench/search_quality.sh` with `SQ_SURROGATE_ERR`).
+    pub fn with_error(mut self, pct: f64) -> SimModel {
+        self.error_pct = pct.max(0.0);
+        self
+    }
+
+    fn predict_exact(&self, recipe: &Recipe) -> Option<f64> {
+        if let Ok(c) = self.cache.lock()
+            && let Some(v) = c.get(&recipe.id)
+        {
+            return *v;
+        }
+        let v = self.setup(recipe).ok().and_then(|setup| {
+            let r = crate::sim::predict::predict(setup, &self.requests, &self.load, "surrogate")
+                .ok()?;
+            let m = score::measure(&r, &self.settings, None);
+            Some(score::comparable(&m, &self.settings))
+        });
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(recipe.id.clone(), v);
+        }
+        v
+    }
+}
