@@ -37,32 +37,25 @@ def code_of(path: Path) -> str:
     return re.sub(r"/\*.*?\*/", "", text, flags=re.S)
 
 
+def expand(seg: str):
+    """`name` → [name]; `{a, b::c}` → [a, b]."""
+    if not seg.startswith("{"):
+        return [seg]
+    parts = (IDENT.match(p.strip()) for p in seg[1:-1].split(","))
+    return [m.group(0) for m in parts if m]
+
+
 def first_segments(text: str, root: str):
     """The first path segment after every `root::` (expanding `root::{a, b::c}`)."""
     for m in PATH.finditer(text):
-        if m.group(1) != root:
-            continue
-        seg = m.group(2)
-        if seg.startswith("{"):
-            for part in seg[1:-1].split(","):
-                ident = IDENT.match(part.strip())
-                if ident:
-                    yield ident.group(0)
-        else:
-            yield seg
+        if m.group(1) == root:
+            yield from expand(m.group(2))
 
 
 def second_segments(text: str, top: str):
     """The segment after every `crate::<top>::`."""
     for m in re.finditer(rf"\bcrate::{top}::(\{{[^}}]*\}}|[a-z_][a-z0-9_]*)", text, re.S):
-        seg = m.group(1)
-        if seg.startswith("{"):
-            for part in seg[1:-1].split(","):
-                ident = IDENT.match(part.strip())
-                if ident:
-                    yield ident.group(0)
-        else:
-            yield seg
+        yield from expand(m.group(1))
 
 
 def files_of(root: Path, name: str):

@@ -18,7 +18,7 @@ use crate::workload;
 pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let settings = resolve(args)?;
     runner::raise_fd_limit();
-    let result = runtime()?.block_on(runner::run(&settings))?;
+    let result = runtime(None)?.block_on(runner::run(&settings))?;
     print!("{}", output::summary(&result));
     output::warnings(&result);
     if let Some(path) = &settings.output {

@@ -19,7 +19,7 @@ pub fn main(args: LoopbackArgs) -> anyhow::Result<ExitCode> {
         burst: args.burst,
     };
     raise_fd_limit();
-    runtime()?.block_on(loopback::run(script))?;
+    runtime(None)?.block_on(loopback::run(script))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -36,20 +36,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The multi-threaded runtime a command runs on.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-/// The same with `n` worker threads (the simulator's server: it must leave the machine's
-/// other cores to what is being measured).
-pub fn runtime_with_workers(n: usize) -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(n)
-        .enable_all()
+/// The multi-threaded runtime a command runs on: tokio's default worker count, or
+/// `workers` (the simulator's server takes 2, leaving the machine's other cores to what
+/// is being measured).
+pub fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all()
         .build()
         .context("cannot start the async runtime")
 }

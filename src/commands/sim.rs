@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use super::runtime_with_workers;
+use super::runtime;
 use crate::bench::{LoadArgs, LoadSpec};
 use crate::cli::SimRawArgs;
 use crate::engine::vllm::flags::{self, ParsedArgs};
@@ -34,7 +34,7 @@ pub fn serve_main(args: SimRawArgs) -> anyhow::Result<ExitCode> {
     if sim.faults.ignore_sigterm {
         faults::ignore_termination()?;
     }
-    Ok(runtime_with_workers(2)?.block_on(serve::run(ServeCommand { parsed, sim })))
+    Ok(runtime(Some(2))?.block_on(serve::run(ServeCommand { parsed, sim })))
 }
 
 /// Split forge's own flags from vLLM's and parse the latter. `Ok(None)`: help was printed.

@@ -17,7 +17,7 @@ use crate::workload::{self, Workload};
 
 /// Run `forge tune`.
 pub fn main(cli: TuneCli) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async move {
+    runtime(None)?.block_on(async move {
         match cli.action {
             Some(TuneAction::Resume(a)) => launch::resume(a.run, &a.run_dir).await,
             None => start(cli.args).await,
