@@ -80,7 +80,7 @@ impl Bench {
         let load = settings.load_spec(w.has_arrival_offsets(), w.requests.len());
         let sim = SimModel::new(&settings, gpu, &w.requests, &load)
             .context("no sim model")?
-            .with_error(surrogate_err);
+            .with_error(surrogate_err, 0);
         let engine: Arc<dyn Engine> =
             Arc::new(VllmEngine::simulated(sim_launch(&settings, "forge".into())));
         let pb = Playbook::parse("playbook.md", playbook)?;

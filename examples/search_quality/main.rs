@@ -27,7 +27,8 @@
 //! Usage: `search_quality [NOISE_PCT] [AGENT_SEEDS] [RANDOM_SEEDS] [CAP]`
 //! (defaults 2, 10, 200, 40). Environment: `SQ_PATH=N|all` prints the agent's path
 //! on scenario N (0-based, first seed), `SQ_ONLY=N` runs scenario N alone, `SQ_TOP=K`
-//! prints the K best configurations of each sweep, `SQ_SURROGATE_ERR=σ` (above).
+//! prints the K best configurations of each sweep, `SQ_SURROGATE_ERR=σ` (above),
+//! `SQ_SURROGATE_SEED=N` draws another wrong model (default 0).
 
 mod bench;
 mod report;
@@ -120,7 +121,10 @@ fn run_agent(b: &Bench, sw: &Sweep, o: &Options, seed: u64) -> anyhow::Result<Ag
     settings.max_experiments = o.cap + 1;
     let mut t = in_process(settings, &dir, seed)?;
     t.echo = false;
-    t.sim = t.sim.take().map(|s| s.with_error(b.surrogate_err));
+    t.sim = t
+        .sim
+        .take()
+        .map(|s| s.with_error(b.surrogate_err, o.error_seed));
     let stop = futures::executor::block_on(t.run())?;
     let run = replay(b, sw, &t.state.rows, &stop, o.cap);
     std::fs::remove_dir_all(&dir).ok();
@@ -248,6 +252,7 @@ pub struct Options {
     pub path: String,
     pub top: usize,
     pub surrogate_err: f64,
+    pub error_seed: u64,
 }
 
 impl Options {
@@ -263,6 +268,7 @@ impl Options {
             path: env("SQ_PATH"),
             top: env("SQ_TOP").parse().unwrap_or(0),
             surrogate_err: env("SQ_SURROGATE_ERR").parse().unwrap_or(0.0),
+            error_seed: env("SQ_SURROGATE_SEED").parse().unwrap_or(0),
         })
     }
 

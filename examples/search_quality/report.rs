@@ -163,7 +163,10 @@ pub fn summarize(b: &Bench, sw: &Sweep, runs: &[AgentRun], rnd: &[u32], cap: u32
 
 pub fn print_table(rows: &[Summary], o: &Options) {
     let err = if o.surrogate_err > 0.0 {
-        format!(", surrogate error σ = {} %", o.surrogate_err)
+        format!(
+            ", surrogate error σ = {} % (draw {})",
+            o.surrogate_err, o.error_seed
+        )
     } else {
         String::new()
     };

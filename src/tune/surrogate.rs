@@ -65,6 +65,7 @@ pub struct SimModel {
     settings: TuneSettings,
     cache: Mutex<HashMap<String, Option<f64>>>,
     error_pct: f64,
+    error_seed: u64,
 }
 
 impl SimModel {
@@ -86,6 +87,7 @@ impl SimModel {
             settings: s.clone(),
             cache: Mutex::new(HashMap::new()),
             error_pct: 0.0,
+            error_seed: 0,
         })
     }
 
@@ -120,7 +122,7 @@ impl SimModel {
         if self.error_pct <= 0.0 {
             return Some(v);
         }
-        let mut h = XxHash64::with_seed(0x5e44);
+        let mut h = XxHash64::with_seed(0x5e44 ^ self.error_seed);
         let key = crate::engine::vllm::effective(recipe, Some(self.gpu));
         h.write(serde_json::to_string(&key).unwrap_or_default().as_bytes());
         let mut rng = ChaCha8Rng::seed_from_u64(h.finish());
@@ -129,11 +131,13 @@ impl SimModel {
     }
 
     /// The same model, wrong by a fixed factor exp(σ·z) per configuration (z a standard
-    /// normal drawn from the configuration's effective values), σ = `pct` / 100: what a
-    /// surrogate that mis-ranks some configurations does to the search
-    /// (`bench/search_quality.sh` with `SQ_SURROGATE_ERR`).
-    pub fn with_error(mut self, pct: f64) -> SimModel {
+    /// normal drawn from the configuration's effective values and `seed`), σ = `pct` / 100:
+    /// what a surrogate that mis-ranks some configurations does to the search
+    /// (`bench/search_quality.sh` with `SQ_SURROGATE_ERR`; each `seed` is another wrong
+    /// model).
+    pub fn with_error(mut self, pct: f64, seed: u64) -> SimModel {
         self.error_pct = pct.max(0.0);
+        self.error_seed = seed;
         self
     }
 
