@@ -1,11 +1,14 @@
 //! `forge bench` end to end: the real binary against scripted fake servers on loopback.
 //! Timing assertions are generous sanity bounds around the scripted truth (CI has 2 cores).
 
-mod bench_support;
+mod common;
 
 use std::time::Duration;
 
-use bench_support::{Fake, Script, closed_port, forge, prompts, result, workload};
+use common::bin::{Outcome, forge_async, run_async};
+use common::fake_openai::{Fake, Script};
+use common::procs::free_port;
+use common::run::{prompts, read_json, write_workload};
 use serde_json::{Value, json};
 
 fn ms(v: u64) -> Duration {
@@ -14,9 +17,9 @@ fn ms(v: u64) -> Duration {
 
 /// Run `forge bench` against `url` with `lines`, plus `extra` args; returns the run and the
 /// result JSON (Null when none was written).
-async fn bench(url: &str, lines: &[Value], extra: &[&str]) -> (bench_support::Run, Value) {
+async fn bench(url: &str, lines: &[Value], extra: &[&str]) -> (Outcome, Value) {
     let dir = tempfile::tempdir().unwrap();
-    let w = workload(dir.path(), "w.jsonl", lines);
+    let w = write_workload(dir.path(), "w.jsonl", lines);
     let out = dir.path().join("result.json");
     let mut args = vec![
         "bench",
@@ -29,9 +32,9 @@ async fn bench(url: &str, lines: &[Value], extra: &[&str]) -> (bench_support::Ru
         "--no-progress",
     ];
     args.extend_from_slice(extra);
-    let run = forge(&args).await;
+    let run = run_async(&args).await;
     let json = if out.exists() {
-        result(&out)
+        read_json(&out)
     } else {
         Value::Null
     };
@@ -321,7 +324,7 @@ async fn failures_are_counted_by_kind_and_do_not_abort() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connections_are_connect_failures() {
-    let url = format!("http://127.0.0.1:{}", closed_port());
+    let url = format!("http://127.0.0.1:{}", free_port());
     let (run, r) = bench(&url, &prompts(3, 2), &["--model", "m"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(r["failed"], 3);
@@ -330,7 +333,7 @@ async fn refused_connections_are_connect_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_models_endpoint_is_an_error() {
-    let url = format!("http://127.0.0.1:{}", closed_port());
+    let url = format!("http://127.0.0.1:{}", free_port());
     let (run, r) = bench(&url, &prompts(1, 2), &[]).await;
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("--model"), "{}", run.stderr);
@@ -357,7 +360,7 @@ async fn bad_workload_fails_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2_and_bad_values_exit_1() {
-    let run = forge(&["bench", "--workload", "w.jsonl"]).await;
+    let run = run_async(&["bench", "--workload", "w.jsonl"]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     let fake = Fake::start(Script::default()).await;
     let (run, _) = bench(&fake.url(), &prompts(1, 1), &["--request-rate", "fast"]).await;
@@ -445,26 +448,24 @@ async fn ctrl_c_reports_what_finished_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let mut lines = prompts(2, 3);
     lines.push(json!({"prompt": "fail=hang", "expected_output_tokens": 3}));
-    let w = workload(dir.path(), "w.jsonl", &lines);
+    let w = write_workload(dir.path(), "w.jsonl", &lines);
     let out = dir.path().join("r.json");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_forge"))
-        .args([
-            "bench",
-            "--base-url",
-            &fake.url(),
-            "--model",
-            "m",
-            "--no-progress",
-        ])
-        .arg("--workload")
-        .arg(&w)
-        .arg("--output")
-        .arg(&out)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = forge_async(&[
+        "bench",
+        "--base-url",
+        &fake.url(),
+        "--model",
+        "m",
+        "--no-progress",
+    ])
+    .arg("--workload")
+    .arg(&w)
+    .arg("--output")
+    .arg(&out)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     // Wait until the hanging request is on the server, then interrupt.
     for _ in 0..200 {
         if fake.posts().len() == 3 {
@@ -480,7 +481,7 @@ async fn ctrl_c_reports_what_finished_and_exits_130() {
         .unwrap()
         .unwrap();
     assert_eq!(done.status.code(), Some(130));
-    let r = result(&out);
+    let r = read_json(&out);
     assert_eq!(r["interrupted"], true);
     assert_eq!(r["completed"], 2);
     assert_eq!(r["num_prompts"], 2);
@@ -489,7 +490,7 @@ async fn ctrl_c_reports_what_finished_and_exits_130() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_help_snapshot() {
-    let run = forge(&["bench", "--help"]).await;
+    let run = run_async(&["bench", "--help"]).await;
     assert_eq!(run.code, 0);
     insta::assert_snapshot!(run.stdout);
 }

@@ -3,9 +3,10 @@
 //! a changed flag, default or wording shows up in review. A second test walks the clap
 //! command tree and fails when a visible command has no snapshot here.
 
-use std::process::{Command, Stdio};
+mod common;
 
 use clap::CommandFactory;
+use common::bin::forge;
 
 /// Every visible command path this file snapshots, with its snapshot name.
 const COMMANDS: &[(&str, &[&str])] = &[
@@ -30,12 +31,10 @@ const COMMANDS: &[(&str, &[&str])] = &[
 
 /// `forge <path> --help` at 100 columns: stdout, trailing blanks trimmed, version filtered.
 fn help(path: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_forge"))
-        .args(path)
+    let out = forge(path)
         .arg("--help")
         .env("COLUMNS", "100")
         .env("LINES", "50")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

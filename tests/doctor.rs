@@ -6,8 +6,12 @@
 //! The fake `vllm --version` prints a bare version string; no recording of it was found
 //! (vLLM's CLI prints `importlib.metadata.version('vllm')`), so that answer is assumed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use common::bin::{forge, run};
+use common::run::fixture;
 
 const SECRET: &str = "zq-SECRET-value-9f8e7d6c5b4a";
 
@@ -43,8 +47,8 @@ impl Machine {
     }
 
     /// A fake nvidia-smi printing a recorded file (and exiting with `code`).
-    fn nvidia_smi(&self, fixture: &str, code: i32) {
-        let f = fixtures().join("nvidia-smi").join(fixture);
+    fn nvidia_smi(&self, name: &str, code: i32) {
+        let f = fixture("hardware/nvidia-smi").join(name);
         self.tool(
             "nvidia-smi",
             &format!("/bin/cat '{}'; exit {code}", f.display()),
@@ -59,21 +63,14 @@ impl Machine {
     /// Run `forge doctor ARGS --run-dir <tmp>/.forge --min-free-gib 0`.
     fn doctor(&self, args: &[&str]) -> (i32, String, String) {
         let run_dir = self.root().join(".forge");
-        let out = Command::new(env!("CARGO_BIN_EXE_forge"))
-            .arg("doctor")
+        let out = run(forge(&["doctor"])
             .args(args)
             .arg("--run-dir")
             .arg(&run_dir)
             .args(["--min-free-gib", "0"])
             .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .envs(self.env.iter().map(|(k, v)| (k, v))));
+        (out.code, out.stdout, out.stderr)
     }
 
     fn snapshot(&self, name: &str, args: &[&str]) -> i32 {
@@ -89,10 +86,6 @@ impl Machine {
         });
         code
     }
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hardware")
 }
 
 fn regex_escape(s: &str) -> String {
@@ -126,7 +119,7 @@ fn no_driver_no_engine_no_key() {
 fn mixed_gpus_with_llama_server_and_a_local_llm() {
     let m = Machine::new();
     m.nvidia_smi("titanv-rtx5880-mixed_570.86.15.csv", 0);
-    let v = fixtures().join("engines/llama-server-version_0.5.0-dev.stderr");
+    let v = fixture("hardware/engines/llama-server-version_0.5.0-dev.stderr");
     m.tool("llama-server", &format!("/bin/cat '{}' >&2", v.display()));
     let args = ["--engine", "llamacpp", "--llm", "ollama/qwen3:8b"];
     assert_eq!(m.snapshot("mixed_gpus_llamacpp", &args), 0);
@@ -145,7 +138,7 @@ fn cuda_visible_devices_hiding_every_gpu_fails() {
 #[test]
 fn rocm_driver_not_loaded_while_rocm_smi_exits_0() {
     let m = Machine::new().set("MISTRAL_API_KEY", SECRET);
-    let e = fixtures().join("rocm-smi/error-driver-not-initialized.stderr");
+    let e = fixture("hardware/rocm-smi/error-driver-not-initialized.stderr");
     m.tool(
         "rocm-smi",
         &format!("/bin/cat '{}' >&2; exit 0", e.display()),

@@ -4,13 +4,15 @@
 //! infrastructure ones, keeps going, and leaves no process behind — not the grandchild of
 //! `--sim-spawn-child`, not a server that ignores SIGTERM, not a worker that survives it.
 
-#[path = "fake_vllm_support/mod.rs"]
-mod support;
+mod common;
 
 use std::time::{Duration, Instant};
 
+use common::procs::{TAG_VAR, wait_until};
+use common::run::{class, journal, sim_small_workload};
+use common::sandbox::Sandbox;
+use common::sim_proc::MODEL;
 use serde_json::Value;
-use support::{Sandbox, class, journal};
 
 /// The candidate experiments' faults, in order, then a clean one.
 const PLAN: &str = "oom kvshort config argparse timeout crash missing foreign ok";
@@ -32,7 +34,7 @@ fn one_run_meets_every_failure_class_and_keeps_going() {
     assert!(status.success(), "{}", forge.stderr());
     sb.assert_nothing_survives();
 
-    let run = sb.run();
+    let run = sb.run_dir();
     let rows = journal(&run);
     let failed: Vec<&Value> = rows.iter().filter(|r| class(r).is_some()).collect();
     let classes: Vec<&str> = failed.iter().filter_map(|r| class(r)).collect();
@@ -168,7 +170,7 @@ fn engines_had_worker_grandchildren(run: &std::path::Path) {
 }
 
 fn the_report_lists_failures_by_kind(sb: &Sandbox, run: &std::path::Path) {
-    let mut report = sb.forge(&["report", &run.display().to_string()]);
+    let mut report = sb.start(&["report", &run.display().to_string()]);
     assert!(report.wait(Duration::from_secs(30)).success());
     let out = report.stdout();
     assert!(
@@ -204,7 +206,7 @@ fn fields_without_a_flag_in_an_old_vllm_are_infeasible_config() {
         err.contains("listed no flags (a keyword search in this vLLM)"),
         "{err}"
     );
-    let run = sb.run();
+    let run = sb.run_dir();
     let rows = journal(&run);
     let refused: Vec<String> = rows
         .iter()
@@ -279,7 +281,7 @@ fn a_missing_engine_is_classified_at_boot_and_before_the_run() {
     sb.set("FAKE_VLLM_ALWAYS", "notfound");
     let mut forge = sb.tune_fake(&["--max-experiments", "3"]);
     assert!(forge.wait(Duration::from_secs(60)).success());
-    let rows = journal(&sb.run());
+    let rows = journal(&sb.run_dir());
     assert_eq!(rows.len(), 1);
     assert_eq!(class(&rows[0]), Some("engine_missing"));
     assert_eq!(
@@ -296,11 +298,11 @@ fn a_missing_engine_is_classified_at_boot_and_before_the_run() {
     // No launcher at all: forge says so before measuring anything.
     let sb = Sandbox::new();
     let store = sb.store().display().to_string();
-    let wl = support::workload().display().to_string();
-    let mut forge = sb.forge(&[
+    let wl = sim_small_workload().display().to_string();
+    let mut forge = sb.start(&[
         "tune",
         "-m",
-        support::MODEL,
+        MODEL,
         "-w",
         &wl,
         "--engine",
@@ -329,11 +331,11 @@ fn the_survivor_check_sees_a_marked_process() {
     let sb = Sandbox::new();
     let mut child = std::process::Command::new("sleep")
         .arg("30")
-        .env(support::MARKER_VAR, &sb.marker)
+        .env(TAG_VAR, &sb.tag)
         .spawn()
         .unwrap();
     // Until it has exec'd, the child's environment is still the test's.
-    support::wait_until(Duration::from_secs(5), || !sb.survivors().is_empty());
+    wait_until(Duration::from_secs(5), || !sb.survivors().is_empty());
     let found = sb.survivors();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, child.id() as i32);

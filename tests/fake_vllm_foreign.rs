@@ -2,15 +2,15 @@
 //! detected as `foreign_server` and never benchmarked: it sees readiness probes, never a
 //! completion request. The original forge benchmarked whatever answered on port 8000.
 
-#[path = "fake_vllm_support/mod.rs"]
-mod support;
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{Sandbox, class, journal};
+use common::run::{class, journal};
+use common::sandbox::Sandbox;
 
 /// Request lines a foreign server received (`GET /health`, ...).
 type Seen = Arc<Mutex<Vec<String>>>;
@@ -70,7 +70,7 @@ fn run_against(port: u16) -> (Sandbox, Vec<serde_json::Value>, String) {
     let status = forge.wait(Duration::from_secs(90));
     assert!(status.success(), "{}", forge.stderr());
     sb.assert_nothing_survives();
-    let rows = journal(&sb.run());
+    let rows = journal(&sb.run_dir());
     (sb, rows, forge.stderr())
 }
 
@@ -111,7 +111,7 @@ fn an_openai_server_for_another_model_is_foreign_and_never_benchmarked() {
     );
     assert_eq!(completions(&seen), Vec::<String>::new());
     // forge's own launch record (the fake may be stopped before it logs anything).
-    let pids = std::fs::read_to_string(sb.run().join("engines.pids")).unwrap();
+    let pids = std::fs::read_to_string(sb.run_dir().join("engines.pids")).unwrap();
     assert_eq!(pids.lines().count(), 2, "first boot and its retry: {pids}");
 }
 

@@ -2,12 +2,12 @@
 //! forge's readiness rules (503 while loading, then `/health` 200 and the alias in
 //! `/v1/models`), and a boot llama.cpp refuses is classified from its real log.
 
-#[path = "support/llamacpp.rs"]
-mod llamacpp;
+mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::llamacpp;
 use forge::engine::adapter::Engine;
 use forge::engine::failure::FailureClass;
 use forge::engine::health::{Readiness, free_port, wait_ready};

@@ -3,53 +3,45 @@
 //! the real server, the engine logs are llama-server's, `forge report` shows the baseline and
 //! the verdicts, and no llama-server it started survives.
 
-#[path = "support/llamacpp.rs"]
-mod llamacpp;
+mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::bin::forge;
+use common::llamacpp;
+use common::procs::group_members;
+use common::run::{fixture, only_run_dir};
 use forge::record::{Arm, ExperimentRow, Status};
 
 /// Generous: a run takes 2–4 minutes on 2 cores; a hung run must still end the test.
 const RUN_LIMIT: Duration = Duration::from_secs(20 * 60);
 
-fn run_dir(root: &Path) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(root.join("runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
-}
-
 fn tune(p: &llamacpp::Peers, root: &Path) -> String {
-    let workload =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llamacpp/workload.jsonl");
+    let workload = fixture("llamacpp/workload.jsonl");
     let stderr_path = root.join("tune.stderr");
-    let mut child = llamacpp::forge()
-        .args([
-            "tune", "--engine", "llamacpp", "--device", "cpu", "--llm", "builtin",
-        ])
-        .arg("--engine-cmd")
-        .arg(&p.server)
-        .arg("--model")
-        .arg(&p.model)
-        .arg("--workload")
-        .arg(&workload)
-        .args(["--max-experiments", "5", "--max-repeats", "2"])
-        // llama.cpp's greedy answers shift with batch composition (about 5 % of tokens on
-        // this model for an unchanged recipe): the default 0.99 agreement floor would judge
-        // that noise. This test is about real measurements, not accuracy.
-        .args(["--accuracy-floor", "0.5"])
-        .arg("--run-dir")
-        .arg(root)
-        .current_dir(root)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = forge(&[
+        "tune", "--engine", "llamacpp", "--device", "cpu", "--llm", "builtin",
+    ])
+    .arg("--engine-cmd")
+    .arg(&p.server)
+    .arg("--model")
+    .arg(&p.model)
+    .arg("--workload")
+    .arg(&workload)
+    .args(["--max-experiments", "5", "--max-repeats", "2"])
+    // llama.cpp's greedy answers shift with batch composition (about 5 % of tokens on
+    // this model for an unchanged recipe): the default 0.99 agreement floor would judge
+    // that noise. This test is about real measurements, not accuracy.
+    .args(["--accuracy-floor", "0.5"])
+    .arg("--run-dir")
+    .arg(root)
+    .current_dir(root)
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&stderr_path).unwrap())
+    .spawn()
+    .unwrap();
     let status = llamacpp::wait_with_deadline(&mut child, RUN_LIMIT);
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     assert!(
@@ -146,7 +138,7 @@ fn assert_rows(dir: &Path, rows: &[ExperimentRow]) {
 }
 
 fn assert_report(dir: &Path, rows: &[ExperimentRow]) {
-    let out = llamacpp::forge().arg("report").arg(dir).output().unwrap();
+    let out = forge(&["report"]).arg(dir).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -206,7 +198,7 @@ fn assert_no_survivors(dir: &Path) {
     assert_eq!(groups.len(), boots, "every boot is recorded");
     for g in groups {
         assert!(
-            llamacpp::group_members(g).is_empty(),
+            group_members(g).is_empty(),
             "llama-server group {g} survived"
         );
     }
@@ -222,7 +214,7 @@ fn forge_tune_tunes_a_real_llama_server() {
     let stderr = tune(&p, root.path());
     let elapsed = started.elapsed();
     assert!(stderr.contains("engine llama.cpp llama-server"), "{stderr}");
-    let dir = run_dir(root.path());
+    let dir = only_run_dir(root.path());
     for f in [
         "engine-help.txt",
         "engine-version.txt",

@@ -2,44 +2,24 @@
 //! rate limits, server errors, garbage, out-of-space values, a prompt-injection workload,
 //! authentication and credit failures, the dollar cap, and the per-experiment call bound.
 
-#[path = "support/llm_ctx.rs"]
-mod llm_ctx;
-#[path = "support/llm_mock.rs"]
-mod llm_mock;
+mod common;
 
 use std::time::Duration;
 
+use common::llm_ctx::{Fixture, fast, opts, settings};
+use common::llm_mock::{Scripted, ScriptedLlm, Shape, reply, status};
 use forge::agent::llm::cost::Price;
 use forge::agent::llm::http::{Client, RetryPolicy};
 use forge::agent::llm::providers::{ApiKey, LlmSpec};
 use forge::agent::llm::{LlmAgent, MAX_CALLS_PER_STEP, MAX_FAILED_STEPS};
-use forge::agent::select::{SelectOptions, select_with};
+use forge::agent::select::select_with;
 use forge::agent::{Agent, AgentError, AnalysisContext, Proposal};
 use forge::engine::allowlist as knobs;
 use forge::recipe::Layer;
-use llm_ctx::{Fixture, settings};
-use llm_mock::{Scripted, ScriptedLlm, Shape, reply, status};
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-test-SECRET-0123456789";
 const SHAPES: [Shape; 2] = [Shape::Anthropic, Shape::OpenAi];
-
-fn fast() -> RetryPolicy {
-    RetryPolicy {
-        tries_per_turn: 3,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(4),
-        retry_after_cap: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(10),
-    }
-}
-
-fn opts() -> SelectOptions {
-    SelectOptions {
-        policy: fast(),
-        price_file: None,
-    }
-}
 
 fn answer(layer: &str, changes: Value) -> String {
     json!({

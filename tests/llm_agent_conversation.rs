@@ -4,43 +4,19 @@
 //! limit and the rejected value are absorbed inside their steps, and the spend adds up to
 //! the recorded usage at list prices.
 
-#[path = "support/llm_ctx.rs"]
-mod llm_ctx;
-#[path = "support/llm_mock.rs"]
-mod llm_mock;
+mod common;
 
-use std::path::Path;
-use std::time::Duration;
-
-use forge::agent::llm::http::RetryPolicy;
-use forge::agent::select::{SelectOptions, select_with};
+use common::llm_ctx::{Fixture, opts, settings};
+use common::llm_mock::{Scripted, ScriptedLlm, Shape, load_conversation};
+use common::run::fixture;
+use forge::agent::select::select_with;
 use forge::recipe::Layer;
 use forge::recipe::Recipe;
-use llm_ctx::{Fixture, settings};
-use llm_mock::{Scripted, ScriptedLlm, Shape, load_conversation};
 use serde_json::json;
-
-fn fast() -> RetryPolicy {
-    RetryPolicy {
-        tries_per_turn: 3,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(4),
-        retry_after_cap: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(10),
-    }
-}
-
-fn opts() -> SelectOptions {
-    SelectOptions {
-        policy: fast(),
-        price_file: None,
-    }
-}
 
 #[tokio::test]
 async fn a_recorded_conversation_drives_every_layer() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm/conversation.json");
-    let conv = load_conversation(&path);
+    let conv = load_conversation(&fixture("llm/conversation.json"));
     for shape in [Shape::Anthropic, Shape::OpenAi] {
         let mock = ScriptedLlm::start(shape, conv.replies.clone()).await;
         let s = settings(shape.llm(), Some(&mock.base_url()), Some(1.0));

@@ -3,12 +3,11 @@
 //! check, the history with intervals and classified failures, and the simulator's
 //! predictions.
 
-#[path = "support/llm_ctx.rs"]
-mod llm_ctx;
+mod common;
 
+use common::llm_ctx::{self, Fixture, row, settings};
 use forge::agent::llm::{parse, prompt};
 use forge::recipe::Layer;
-use llm_ctx::{Fixture, row, settings};
 use serde_json::json;
 
 fn fixture() -> Fixture {

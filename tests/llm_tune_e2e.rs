@@ -7,21 +7,20 @@
 //! analysis is requested once and shown by `forge report`; the key appears nowhere on disk
 //! or in the output; and no process survives.
 
-mod tune_support;
-
-#[path = "support/llm_mock.rs"]
-mod llm_mock;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::bin::{Outcome, run};
+use common::llm_mock::{Scripted, ScriptedLlm, Shape, load_conversation, reply};
+use common::run::{fixture, journal, read_json, small_workload};
+use common::sandbox::Sandbox;
 use forge::agent::llm::cost::BUILTIN_PRICES;
 use forge::agent::llm::parse::extract_json;
 use forge::agent::llm::prompt::{ANALYSIS_SYSTEM, SYSTEM};
 use forge::agent::llm::{MAX_CALLS_PER_ANALYSIS, MAX_CALLS_PER_STEP};
-use llm_mock::{Scripted, ScriptedLlm, Shape, load_conversation, reply};
 use serde_json::Value;
-use tune_support::{Sandbox, journal, small_workload};
 
 const MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
 /// A key that must never be written anywhere.
@@ -76,8 +75,7 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn script() -> Vec<Scripted> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm/conversation.json");
-    let mut replies = load_conversation(&path).replies;
+    let mut replies = load_conversation(&fixture("llm/conversation.json")).replies;
     assert!(matches!(replies[2], Scripted::Status { status: 429, .. }));
     assert!(matches!(&replies[6], Scripted::Reply { text, .. } if text.contains("\"bf16\"")));
     assert_eq!(replies.len(), 11);
@@ -86,7 +84,7 @@ fn script() -> Vec<Scripted> {
 }
 
 /// `forge tune --dry-run` with the LLM agent against `mock`, in `sb`.
-async fn tune(sb: &Sandbox, mock: &ScriptedLlm) -> std::process::Output {
+async fn tune(sb: &Sandbox, mock: &ScriptedLlm) -> Outcome {
     let w = small_workload(sb.dir.path(), 8);
     let base = mock.base_url();
     let mut cmd = sb.forge(&[
@@ -114,7 +112,7 @@ async fn tune(sb: &Sandbox, mock: &ScriptedLlm) -> std::process::Output {
         .env("HOME", sb.dir.path())
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("FORGE_LLM_PRICES");
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    tokio::task::spawn_blocking(move || run(&mut cmd))
         .await
         .unwrap()
 }
@@ -126,9 +124,8 @@ async fn a_recorded_conversation_drives_a_full_dry_run() {
     let sb = Sandbox::new();
     let started = Instant::now();
     let out = tune(&sb, &mock).await;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "{stderr}");
+    assert!(out.success(), "{}", out.stderr);
+    let (stdout, stderr) = (out.stdout, out.stderr);
     eprintln!("forge tune took {:.1} s", started.elapsed().as_secs_f64());
     assert!(
         stderr.contains(&format!(
@@ -199,14 +196,13 @@ async fn a_recorded_conversation_drives_a_full_dry_run() {
     // The post-run analysis was requested last, saved, and is in the report.
     let last = bodies.last().unwrap();
     assert_eq!(last["messages"][0]["content"], ANALYSIS_SYSTEM);
-    let saved: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("analysis.json")).unwrap()).unwrap();
+    let saved = read_json(&run.join("analysis.json"));
     assert_eq!(saved["text"], ANALYSIS);
     let analysis_cost = cost(replies.last().unwrap());
     assert!((saved["cost_usd"].as_f64().unwrap() - analysis_cost).abs() < 1e-12);
     let report = sb.run(&["report"]);
-    assert!(report.status.success());
-    let table = String::from_utf8_lossy(&report.stdout).to_string();
+    assert!(report.success());
+    let table = report.stdout;
     assert!(
         table.lines().any(|l| l == format!("Analysis: {ANALYSIS}")),
         "{table}"
@@ -214,9 +210,7 @@ async fn a_recorded_conversation_drives_a_full_dry_run() {
     assert!(table.contains("agent: openai/gpt-4o"), "{table}");
 
     // The run's total spend is every reply's usage at list price.
-    let completed: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("completed.json")).unwrap())
-            .unwrap();
+    let completed = read_json(&run.join("completed.json"));
     let total: f64 = replies.iter().map(cost).sum();
     let spent = completed["spent_usd"].as_f64().unwrap();
     assert!((spent - total).abs() < 1e-12, "spent {spent}, want {total}");
@@ -225,7 +219,7 @@ async fn a_recorded_conversation_drives_a_full_dry_run() {
 
     // The run's own JSON view is the final report, not a snapshot from before completion.
     let json = sb.run(&["report", "--format", "json"]);
-    let json = String::from_utf8_lossy(&json.stdout).to_string();
+    let json = json.stdout;
     let view = std::fs::read_to_string(run.join("experiments.json")).unwrap();
     let summary = |t: &str| serde_json::from_str::<Value>(t).unwrap()["summary"].clone();
     assert_eq!(summary(&view), summary(&json));
@@ -257,6 +251,6 @@ async fn a_recorded_conversation_drives_a_full_dry_run() {
     assert!(
         sb.survivors_after(Duration::from_secs(5)).is_empty(),
         "{:?}",
-        sb.tagged_processes()
+        sb.survivors()
     );
 }

@@ -6,12 +6,14 @@
 //! analysis and `completed.json`. Also: the store root and its `runs/` directory resolve to
 //! the latest run, an interrupted run, and a run whose baseline could not be measured.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use chrono::TimeZone;
 use clap::Parser;
+use common::bin::forge;
 use forge::agent::Analysis;
 use forge::cli::{Cli, Command as CliCommand};
 use forge::engine::failure::{Failure, FailureClass};
@@ -536,12 +538,10 @@ impl Fixture {
 
 /// `forge report PATH --format F` run in `cwd`: stdout with `cwd` filtered to `[TMP]`.
 fn report(cwd: &Path, path: &Path, format: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_forge"))
-        .arg("report")
+    let out = forge(&["report"])
         .arg(path)
         .args(["--format", format])
         .current_dir(cwd)
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

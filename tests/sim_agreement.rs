@@ -3,14 +3,14 @@
 //! and workload (the simulator's truth) — within 5 % on output throughput, median TTFT and
 //! median TPOT.
 
-mod sim_serve_support;
+mod common;
 
 use std::path::Path;
-use std::process::Command;
 
+use common::bin::forge;
+use common::run::read_json;
+use common::sim_proc::spawn;
 use forge::workload::synth::{self, SynthSpec};
-use serde_json::Value;
-use sim_serve_support::spawn;
 
 const MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
 /// Half speed: a debug build's HTTP overhead (a millisecond or two per request on a busy
@@ -34,10 +34,6 @@ fn workload(dir: &Path) -> std::path::PathBuf {
 
 fn load_args() -> [&'static str; 4] {
     ["--concurrency", "16", "--request-rate", "8"]
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn within(name: &str, measured: f64, truth: f64, tol: f64) {
@@ -69,22 +65,21 @@ fn bench_against_sim_serve_agrees_with_sim_predict() {
     ]);
     let port = server.ready();
     let url = format!("http://127.0.0.1:{port}");
-    let mut bench = Command::new(env!("CARGO_BIN_EXE_forge"));
-    bench
-        .args([
-            "bench",
-            "--base-url",
-            &url,
-            "--workload",
-            wl.to_str().unwrap(),
-            "--time-scale",
-            SCALE,
-            "--no-progress",
-            "--output",
-            bench_out.to_str().unwrap(),
-        ])
-        .args(load_args());
-    let out = bench.output().unwrap();
+    let out = forge(&[
+        "bench",
+        "--base-url",
+        &url,
+        "--workload",
+        wl.to_str().unwrap(),
+        "--time-scale",
+        SCALE,
+        "--no-progress",
+        "--output",
+        bench_out.to_str().unwrap(),
+    ])
+    .args(load_args())
+    .output()
+    .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -92,26 +87,25 @@ fn bench_against_sim_serve_agrees_with_sim_predict() {
     );
     drop(server);
 
-    let mut predict = Command::new(env!("CARGO_BIN_EXE_forge"));
-    predict
-        .args([
-            "sim",
-            "predict",
-            MODEL,
-            "--workload",
-            wl.to_str().unwrap(),
-            "--output",
-            pred_out.to_str().unwrap(),
-        ])
-        .args(load_args());
-    let out = predict.output().unwrap();
+    let out = forge(&[
+        "sim",
+        "predict",
+        MODEL,
+        "--workload",
+        wl.to_str().unwrap(),
+        "--output",
+        pred_out.to_str().unwrap(),
+    ])
+    .args(load_args())
+    .output()
+    .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let (b, p) = (json(&bench_out), json(&pred_out));
+    let (b, p) = (read_json(&bench_out), read_json(&pred_out));
     assert_eq!(b["completed"], 40);
     assert_eq!(b["failed"], 0);
     assert_eq!(b["total_output_tokens"], p["total_output_tokens"]);

@@ -2,16 +2,16 @@
 //! the exact SSE framing of completions and chat, output-length controls, errors and
 //! `/metrics`. Every server runs in its own process group and is killed with it.
 
-#[path = "sim_serve_support/mod.rs"]
-mod support;
+mod common;
 
 use std::time::{Duration, Instant};
 
+use common::procs::free_port;
+use common::sim_proc::{MODEL, blank_text, client, normalize, serve, spawn, sse_events};
 use forge::tokenize::tokenize;
 use forge::workload::ChatMessage;
 use forge::workload::render_chat;
 use serde_json::{Value, json};
-use support::{MODEL, blank_text, client, free_port, normalize, serve, spawn, sse_events};
 
 async fn post(port: u16, path: &str, body: Value) -> reqwest::Response {
     client()

@@ -1,12 +1,12 @@
 //! `forge sim serve` / `forge sim predict` command lines: argparse errors exit 2 with
 //! vLLM's exact text, configs that cannot boot exit 1 with vLLM's message, help exits 0.
 
-#[path = "sim_serve_support/mod.rs"]
-mod support;
+mod common;
 
 use std::time::Duration;
 
-use support::{MODEL, spawn};
+use common::run::sim_small_workload;
+use common::sim_proc::{MODEL, spawn};
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let mut p = spawn(args);
@@ -112,10 +112,8 @@ fn predict_needs_a_workload() {
 
 #[test]
 fn predict_reports_injected_startup_failures() {
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sim_small.jsonl"
-    );
+    let fixture = sim_small_workload();
+    let fixture = fixture.to_str().unwrap();
     let (code, _, err) = run(&[
         "sim",
         "predict",
@@ -183,10 +181,8 @@ fn oversized_model_exits_1_with_oom_text() {
 
 #[test]
 fn predict_prints_and_writes_the_result() {
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sim_small.jsonl"
-    );
+    let fixture = sim_small_workload();
+    let fixture = fixture.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("result.json");
     let (code, out, err) = run(&[
@@ -215,10 +211,8 @@ fn predict_prints_and_writes_the_result() {
 
 #[test]
 fn predict_reports_boot_failures_like_serve() {
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sim_small.jsonl"
-    );
+    let fixture = sim_small_workload();
+    let fixture = fixture.to_str().unwrap();
     let (code, _, err) = run(&[
         "sim",
         "predict",
@@ -238,10 +232,8 @@ fn predict_reports_boot_failures_like_serve() {
 }
 
 fn predict_json(extra: &[&str]) -> serde_json::Value {
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sim_small.jsonl"
-    );
+    let fixture = sim_small_workload();
+    let fixture = fixture.to_str().unwrap();
     let mut args = vec!["sim", "predict", MODEL, "--workload", fixture];
     args.extend_from_slice(extra);
     let (code, out, err) = run(&args);
@@ -265,10 +257,8 @@ fn predict_is_deterministic_and_noise_is_seeded() {
 
 #[test]
 fn predict_refuses_load_flags_exactly_as_bench_does() {
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sim_small.jsonl"
-    );
+    let fixture = sim_small_workload();
+    let fixture = fixture.to_str().unwrap();
     let load = ["--timing", "trace", "--request-rate", "5"];
     let mut predict = vec!["sim", "predict", MODEL, "--workload", fixture];
     predict.extend(load);

@@ -3,15 +3,15 @@
 //! and reaped only by a group kill (or the server's own SIGTERM handling); the
 //! `--sim-ignore-sigterm` server shrugs off SIGTERM and dies to SIGKILL.
 
-#[path = "sim_serve_support/mod.rs"]
-mod support;
+mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
+use common::procs::{alive, wait_gone};
+use common::sim_proc::{client, serve, sse_events};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-use support::{alive, client, serve, sse_events, wait_gone};
 
 async fn stream(port: u16, max_tokens: u32) -> String {
     let body = json!({"prompt": "Stream me something long.", "max_tokens": max_tokens,

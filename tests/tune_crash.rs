@@ -2,18 +2,19 @@
 //! `forge tune resume`, always completes; no journal row is lost, changed or duplicated;
 //! and no simulator process outlives the forge process that started it.
 
-mod tune_support;
+mod common;
 
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::procs::wait_until;
+use common::run::{journal, journal_lines, latest_run_dir, read_json, small_workload};
+use common::sandbox::Sandbox;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::Value;
-use tune_support::{Sandbox, journal, journal_lines, small_workload};
 
 const KILLS: usize = 20;
 
@@ -43,12 +44,8 @@ fn start_args(workload: &Path) -> Vec<String> {
 
 /// Wait up to `after` for the child; SIGKILL it if still running. True when it was killed.
 fn kill_after(child: &mut Child, after: Duration) -> bool {
-    let deadline = Instant::now() + after;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    if wait_until(after, || child.try_wait().unwrap().is_some()) {
+        return false;
     }
     let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
     child.wait().unwrap();
@@ -83,9 +80,7 @@ fn assert_run_consistent(run: &Path) {
     );
     assert_eq!(rows.iter().filter(|r| r["status"] == "baseline").count(), 1);
     assert!(run.join("completed.json").exists());
-    let done: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("completed.json")).unwrap())
-            .unwrap();
+    let done = read_json(&run.join("completed.json"));
     assert_eq!(done["experiments"].as_u64().unwrap() as usize, exps.len());
 }
 
@@ -110,7 +105,7 @@ fn killed_twenty_times_and_resumed_the_run_completes_intact() {
         let mut child = cmd.spawn().unwrap();
         let at = Duration::from_millis(rng.random_range(200..1800));
         let killed = kill_after(&mut child, at);
-        let run = latest_run(&sb);
+        let run = latest_run_dir(&sb.store());
         let lines = journal_lines(&run);
         if fresh {
             seen.clear();
@@ -132,32 +127,10 @@ fn killed_twenty_times_and_resumed_the_run_completes_intact() {
     }
     // The last interrupted run resumes to completion.
     let out = sb.run(&["tune", "resume"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = latest_run(&sb);
+    assert!(out.success(), "{}", out.stderr);
+    let run = latest_run_dir(&sb.store());
     assert_prefix(&seen, &journal_lines(&run), "final resume");
     assert_run_consistent(&run);
     assert!(sb.survivors_after(Duration::from_secs(5)).is_empty());
     eprintln!("{kills} kills, {} runs completed", runs_checked + 1);
-}
-
-fn latest_run(sb: &Sandbox) -> std::path::PathBuf {
-    let mut runs: Vec<_> = std::fs::read_dir(sb.store().join("runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    runs.sort_by_key(|p| {
-        p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .split('_')
-            .next()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-    });
-    runs.pop().unwrap()
 }

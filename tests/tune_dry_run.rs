@@ -1,11 +1,12 @@
 //! End to end: `forge tune --dry-run` through real `forge sim serve` processes, then
 //! `forge report` on the run directory.
 
-mod tune_support;
+mod common;
 
 use std::time::Duration;
 
-use tune_support::{Sandbox, journal, sample_workload};
+use common::run::{journal, sample_workload};
+use common::sandbox::Sandbox;
 
 #[test]
 fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
@@ -21,8 +22,8 @@ fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
         "--max-experiments",
         "12",
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = &out.stderr;
+    assert!(out.success(), "{stderr}");
     assert!(stderr.contains("agent: builtin"), "{stderr}");
     let run = sb.run_dir();
     for f in [
@@ -49,8 +50,8 @@ fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
     }
 
     let report = sb.run(&["report", run.to_str().unwrap()]);
-    assert!(report.status.success());
-    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(report.success());
+    let text = &report.stdout;
     let gain_line = text
         .lines()
         .find(|l| l.starts_with("Gain over baseline:"))
@@ -74,6 +75,6 @@ fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
     assert!(
         sb.survivors_after(Duration::from_secs(5)).is_empty(),
         "{:?}",
-        sb.tagged_processes()
+        sb.survivors()
     );
 }

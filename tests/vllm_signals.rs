@@ -2,22 +2,21 @@
 //! group stopped (servers that ignore SIGTERM and their worker grandchildren included),
 //! the run left resumable, and `forge tune resume` finishing it.
 
-#[path = "fake_vllm_support/mod.rs"]
-mod support;
+mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
+use common::bin::Running;
+use common::procs::wait_until;
+use common::run::{journal, journal_text, sim_small_workload};
+use common::sandbox::Sandbox;
+use common::sim_proc::MODEL;
 use nix::sys::signal::Signal;
-use support::{MODEL, Sandbox, journal, wait_until, workload};
 
-/// Journal lines, as written.
-fn journal_text(run: &Path) -> Vec<String> {
-    std::fs::read_to_string(run.join("experiments.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
+/// Journal lines, as written (a torn last line included).
+fn written_lines(run: &Path) -> Vec<String> {
+    journal_text(run).lines().map(String::from).collect()
 }
 
 fn boots(run: &Path) -> usize {
@@ -30,14 +29,14 @@ fn wait_for_a_live_run(sb: &Sandbox) -> std::path::PathBuf {
     assert!(wait_until(Duration::from_secs(60), || {
         std::fs::read_dir(&runs).is_ok_and(|mut d| d.next().is_some())
     }));
-    sb.run()
+    sb.run_dir()
 }
 
 /// Interrupt once `ready` holds, check the exit code and that nothing survives; then
 /// resume to the end.
 fn interrupt_and_resume(
     sb: &mut Sandbox,
-    mut forge: support::Running,
+    mut forge: Running,
     (sig, code): (Signal, i32),
     ready: impl Fn(&Sandbox) -> bool,
     resume_env: &[(&str, &str)],
@@ -60,7 +59,7 @@ fn interrupt_and_resume(
     );
     sb.assert_nothing_survives();
     assert!(!run.join("completed.json").exists());
-    let before = journal_text(&run);
+    let before = written_lines(&run);
     assert!(!before.is_empty());
 
     // Resume with servers that stop when asked (the interruption was the point).
@@ -68,7 +67,7 @@ fn interrupt_and_resume(
         sb.set(k, v);
     }
     let store = sb.store().display().to_string();
-    let mut resumed = sb.forge(&["tune", "resume", "--run-dir", &store]);
+    let mut resumed = sb.start(&["tune", "resume", "--run-dir", &store]);
     let status = resumed.wait(Duration::from_secs(120));
     assert!(status.success(), "{}", resumed.stderr());
     assert!(
@@ -78,7 +77,7 @@ fn interrupt_and_resume(
     );
     sb.assert_nothing_survives();
     assert!(run.join("completed.json").exists());
-    let after = journal_text(&run);
+    let after = written_lines(&run);
     assert!(
         after.len() > before.len(),
         "{} rows → {}",
@@ -99,8 +98,8 @@ fn ctrl_c_stops_a_dry_run_and_resume_finishes_it() {
         "--sim-spawn-child --sim-ignore-sigterm",
     );
     let store = sb.store().display().to_string();
-    let wl = workload().display().to_string();
-    let forge = sb.forge(&[
+    let wl = sim_small_workload().display().to_string();
+    let forge = sb.start(&[
         "tune",
         "--dry-run",
         "-m",
@@ -122,7 +121,7 @@ fn ctrl_c_stops_a_dry_run_and_resume_finishes_it() {
     ]);
     // A server is up, or going down, when the signal lands.
     let ready = |sb: &Sandbox| {
-        let run = sb.run();
+        let run = sb.run_dir();
         !journal(&run).is_empty() && boots(&run) >= 3
     };
     let resume_env = [("FORGE_SIM_EXTRA_ARGS", "--sim-spawn-child")];

@@ -1,14 +1,15 @@
 //! Agent contexts for LLM-agent tests: Llama-3.1-8B on one H100 with the bundled vLLM
 //! playbook, a workload read from `tests/fixtures/llm/workload.jsonl`, a stand-in for the
-//! KV-capacity legality check, and a simple surrogate.
-//! Include with `#[path = "support/llm_ctx.rs"] mod llm_ctx;`.
-#![allow(dead_code)]
+//! KV-capacity legality check, and a simple surrogate; plus agent selection options that
+//! retry fast.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::time::Duration;
 
 use clap::Parser;
 use forge::agent::AgentContext;
+use forge::agent::llm::http::RetryPolicy;
+use forge::agent::select::SelectOptions;
 use forge::cli::{Cli, Command};
 use forge::playbook::Playbook;
 use forge::recipe::Layer;
@@ -18,8 +19,29 @@ use forge::record::settings::TuneSettings;
 use forge::workload::stats::{self, WorkloadStats};
 use serde_json::{Value, json};
 
+use super::run::fixture;
+
 /// The model the fixtures tune.
 pub const MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
+
+/// A retry policy with millisecond backoffs, so retries cost the tests nothing.
+pub fn fast() -> RetryPolicy {
+    RetryPolicy {
+        tries_per_turn: 3,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(4),
+        retry_after_cap: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Agent selection options: `fast` retries, no price file.
+pub fn opts() -> SelectOptions {
+    SelectOptions {
+        policy: fast(),
+        price_file: None,
+    }
+}
 
 /// Settings as `forge tune` would resolve them, plus LLM options.
 pub fn settings(llm: &str, base_url: Option<&str>, max_dollars: Option<f64>) -> TuneSettings {
@@ -47,9 +69,7 @@ pub fn settings(llm: &str, base_url: Option<&str>, max_dollars: Option<f64>) -> 
 
 /// Workload statistics of a JSONL fixture.
 pub fn workload_stats(file: &str) -> WorkloadStats {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/llm")
-        .join(file);
+    let p = fixture("llm").join(file);
     let text = std::fs::read_to_string(&p).unwrap();
     stats::compute(&forge::workload::parse(&p, &text).unwrap())
 }

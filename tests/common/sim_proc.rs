@@ -1,41 +1,34 @@
-//! Shared harness for the `forge sim serve` integration tests: start the real binary in its
-//! own process group, follow its output, and kill the whole group when the test ends, so
-//! no process a test started outlives it (grandchildren included).
-
-#![allow(dead_code)]
+//! `forge` as a child process the test talks to — mostly `forge sim serve`: start the real
+//! binary in its own process group, follow its output, wait for readiness, and kill the
+//! whole group when the test ends, so no process a test started outlives it (grandchildren
+//! included). Plus what the HTTP tests read back: SSE events, per-run fields normalized.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-/// The model most tests serve (small, in the simulator's catalogue).
-pub const MODEL: &str = "Qwen/Qwen3-0.6B";
+use super::bin::forge_in_group;
+use super::procs::wait_until;
 
-/// `forge` with `args`, in a new process group.
-pub fn forge(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_forge"));
-    c.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    c
-}
+/// The model most tests serve or tune (small, in the simulator's catalogue).
+pub const MODEL: &str = "Qwen/Qwen3-0.6B";
 
 /// A running `forge` process and everything it printed so far.
 pub struct Proc {
+    /// The child.
     pub child: Child,
+    /// Its pid (and process group id).
     pub pid: i32,
     out: Arc<Mutex<String>>,
     err: Arc<Mutex<String>>,
     status: Option<ExitStatus>,
 }
 
+/// Append every line `stream` yields to `sink`, on a thread of its own.
 fn follow(stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
     std::thread::spawn(move || {
         let reader = BufReader::new(stream);
@@ -47,9 +40,13 @@ fn follow(stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
     });
 }
 
-/// Start `forge args...`.
+/// Start `forge args...` in its own process group, following its output.
 pub fn spawn(args: &[&str]) -> Proc {
-    let mut child = forge(args).spawn().expect("spawn forge");
+    let mut child = forge_in_group(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn forge");
     let pid = child.id() as i32;
     let out = Arc::new(Mutex::new(String::new()));
     let err = Arc::new(Mutex::new(String::new()));
@@ -80,31 +77,30 @@ pub fn serve(extra: &[&str]) -> Proc {
 }
 
 impl Proc {
+    /// Everything it printed on stdout so far.
     pub fn stdout(&self) -> String {
         self.out.lock().unwrap().clone()
     }
 
+    /// Everything it printed on stderr so far.
     pub fn stderr(&self) -> String {
         self.err.lock().unwrap().clone()
     }
 
-    /// Wait until stdout has a line containing `needle`; returns that line.
+    /// The first stdout line containing `needle`, if any yet.
+    fn line(&self, needle: &str) -> Option<String> {
+        self.stdout()
+            .lines()
+            .find(|l| l.contains(needle))
+            .map(String::from)
+    }
+
+    /// Wait until stdout has a line containing `needle` (or the process exits); returns
+    /// that line.
     pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> Option<String> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.stdout().lines().find(|l| l.contains(needle)) {
-                return Some(l.to_string());
-            }
-            if Instant::now() > end || self.exited() {
-                // One last look: the line may have landed just before exit.
-                return self
-                    .stdout()
-                    .lines()
-                    .find(|l| l.contains(needle))
-                    .map(String::from);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(timeout, || self.line(needle).is_some() || self.exited());
+        // One last look: the line may have landed just before exit.
+        self.line(needle)
     }
 
     /// Wait for "Application startup complete." and return the bound port.
@@ -146,18 +142,15 @@ impl Proc {
 
     /// Wait for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if self.exited() {
-                // Let the output threads drain.
-                std::thread::sleep(Duration::from_millis(50));
-                return self.status;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !wait_until(timeout, || self.exited()) {
+            return None;
         }
-        None
+        // Let the output threads drain.
+        std::thread::sleep(Duration::from_millis(50));
+        self.status
     }
 
+    /// Send `sig` to the process (not its group).
     pub fn signal(&self, sig: Signal) {
         let _ = kill(Pid::from_raw(self.pid), sig);
     }
@@ -179,29 +172,6 @@ impl Drop for Proc {
         let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
         let _ = self.child.wait();
     }
-}
-
-/// True while `pid` is a live (not zombie) process.
-pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        }
-        Err(_) => false,
-    }
-}
-
-/// Wait until `pid` is gone.
-pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if !alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    !alive(pid)
 }
 
 /// `data:` payloads of an SSE body, in order.
@@ -265,13 +235,4 @@ pub fn blank_text(json: &str, field: &str) -> String {
         from = start + 1;
     }
     s
-}
-
-/// A free TCP port on loopback (racy by nature; fine for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -3,13 +3,13 @@
 //! paths as `LLAMA_SERVER` and `SMOLLM2_GGUF`). Absent, a test skips with a message written
 //! straight to stderr (past the test harness's capture), or fails when
 //! `FORGE_REQUIRE_LLAMACPP=1` says they must be there (CI).
-//! Include with `#[path = "support/llamacpp.rs"] mod llamacpp;`.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, Instant};
+use std::process::{Child, ExitStatus};
+use std::time::Duration;
+
+use super::procs::wait_until;
 
 /// Paths of the real server and model.
 pub struct Peers {
@@ -57,12 +57,12 @@ pub fn peers(test: &str) -> Option<Peers> {
 
 /// Wait for `child` up to `limit`; past it, SIGTERM (forge stops its engines), then SIGKILL.
 pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(s)) = child.try_wait() {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let mut status = None;
+    if wait_until(limit, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    }) {
+        return status;
     }
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -70,21 +70,4 @@ pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<ExitStat
     let _ = child.kill();
     let _ = child.wait();
     None
-}
-
-/// A `forge` command with no agent API keys and no `LLAMA_ARG_*` variables in its
-/// environment (they would pick an LLM agent or change llama-server's defaults).
-pub fn forge() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_forge"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LLAMA_ARG_") || k.ends_with("_API_KEY") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-/// Live pids of a process group (from /proc; zombies excluded).
-pub fn group_members(pgid: i32) -> Vec<i32> {
-    forge::engine::process::group_members(pgid)
 }

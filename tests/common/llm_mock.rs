@@ -1,12 +1,10 @@
 //! A scripted LLM provider on loopback for tests: serves recorded replies in order, in the
 //! Anthropic Messages or OpenAI chat-completions shape, and counts what it received.
-//! Include with `#[path = "support/llm_mock.rs"] mod llm_mock;`.
 //!
 //! Scripts come from code or from a recorded conversation file
 //! (`tests/fixtures/llm/conversation.json`): `{"replies": [{"text", "input_tokens",
 //! "output_tokens"} | {"status", "body", "retry_after_ms"}]}`. Past the end of the script
 //! every request gets HTTP 500 `script exhausted`, so a test can tell an extra call apart.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Arc;

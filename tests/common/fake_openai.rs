@@ -1,15 +1,12 @@
-//! A scriptable OpenAI-compatible fake server for `forge bench`'s integration tests, and
-//! helpers to run the real `forge` binary against it.
+//! A scriptable OpenAI-compatible fake server for `forge bench`'s integration tests.
 //!
 //! The fake streams vLLM's framing with scripted delays (token `i` at `receive + ttft +
 //! i·itl`, absolute), so the test knows the truth it asserts against. A prompt containing
 //! `fail=KIND` makes that request misbehave: `500`, `error_event`, `broken`, `hang`, `short`,
 //! `nodone`. Everything the server saw is recorded: hits, bodies, receive times, the most
 //! streams in flight.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,7 +23,9 @@ use serde_json::{Value, json};
 /// How every stream behaves (per-request `fail=` directives override).
 #[derive(Debug, Clone)]
 pub struct Script {
+    /// Time to the first token, from receipt.
     pub ttft: Duration,
+    /// Time between tokens.
     pub itl: Duration,
     /// Tokens carried by each chunk after the first.
     pub tokens_per_chunk: u32,
@@ -51,7 +50,9 @@ impl Default for Script {
 pub struct Seen {
     /// Every HTTP request, any path.
     pub hits: AtomicUsize,
+    /// Streams running now.
     pub in_flight: AtomicUsize,
+    /// The most streams that ran at once.
     pub max_in_flight: AtomicUsize,
     /// (receive time since the server started, path, JSON body) per POST.
     pub posts: Mutex<Vec<(Duration, String, Value)>>,
@@ -65,11 +66,14 @@ struct Shared {
 
 /// A running fake; dropped with the test's runtime.
 pub struct Fake {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// What it saw.
     pub seen: Arc<Seen>,
 }
 
 impl Fake {
+    /// Listen on a free loopback port, serving `script`.
     pub async fn start(script: Script) -> Fake {
         let seen = Arc::new(Seen::default());
         let shared = Arc::new(Shared {
@@ -93,18 +97,22 @@ impl Fake {
         Fake { addr, seen }
     }
 
+    /// `http://ADDR`, the `--base-url`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// HTTP requests so far, any path.
     pub fn hits(&self) -> usize {
         self.seen.hits.load(Ordering::SeqCst)
     }
 
+    /// The most streams that ran at once.
     pub fn max_in_flight(&self) -> usize {
         self.seen.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Every POST so far: (receive time since start, path, JSON body).
     pub fn posts(&self) -> Vec<(Duration, String, Value)> {
         self.seen.posts.lock().unwrap().clone()
     }
@@ -293,54 +301,4 @@ impl Job {
             _ => false,
         }
     }
-}
-
-/// Write `lines` as a workload file in `dir`.
-pub fn workload(dir: &Path, name: &str, lines: &[Value]) -> std::path::PathBuf {
-    let path = dir.join(name);
-    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// `n` prompts with `out` expected output tokens.
-pub fn prompts(n: usize, out: u32) -> Vec<Value> {
-    (0..n)
-        .map(|i| json!({"prompt": format!("request number {i} please"), "expected_output_tokens": out}))
-        .collect()
-}
-
-/// The outcome of one `forge` run.
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Run `forge ARGS` to completion (killed if the test is dropped).
-pub async fn forge(args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_forge"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("OPENAI_API_KEY")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Read a result JSON.
-pub fn result(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// A port nothing listens on (bound, then released).
-pub fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
