@@ -91,6 +91,8 @@ fn m(tput: f64, p99_e2el_ms: f64, accuracy: f64) -> Measurement {
         p99_e2el_ms,
         failed: 0,
         completed: 200,
+        failures: Default::default(),
+        sla_slack: None,
     }
 }
 
@@ -107,6 +109,7 @@ fn sample(arm: Arm, m: Measurement) -> Sample {
             peak_kv_usage: 0.875,
             available: true,
         },
+        pair: None,
     }
 }
 

@@ -113,6 +113,14 @@ pub struct Measurement {
     pub failed: usize,
     /// Completed requests.
     pub completed: usize,
+    /// Failed requests by kind (only kinds that occurred).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, usize>,
+    /// How far inside the SLA the run was, as a log ratio: the smallest ln(bound ÷ actual)
+    /// over the p99 bounds and the failed-request share (> 0 inside, < 0 outside). `None`
+    /// for runs recorded before forge kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_slack: Option<f64>,
 }
 
 impl Measurement {
@@ -133,6 +141,13 @@ impl Measurement {
             p99_e2el_ms: p("p99_e2el_ms"),
             failed: r.failed,
             completed: r.completed,
+            failures: r
+                .failures
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| (k.clone(), *n))
+                .collect(),
+            sla_slack: None,
         }
     }
 }
@@ -157,6 +172,10 @@ pub struct Sample {
     /// What the server reported about itself (preemptions, peaks, prefix hits).
     #[serde(default)]
     pub facts: crate::engine::metrics::ServerFacts,
+    /// Which pair of the comparison it belongs to (0-based; `None` in rows recorded before
+    /// forge kept it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<usize>,
 }
 
 /// A row of the journal.
@@ -211,6 +230,11 @@ pub struct ExperimentRow {
     /// Engine log of the candidate, relative to the run directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_log: Option<String>,
+    /// For a confirmation: whether the recipe held up against the baseline side by side
+    /// (not worse: gain ≥ 0, or it meets an SLA the baseline misses). A recipe that did not
+    /// is not recommended; `None` in rows recorded before forge decided this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<bool>,
     /// Things that happened on the machine while this row ran (e.g. GPU memory that did
     /// not return to idle before a boot).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -218,6 +242,28 @@ pub struct ExperimentRow {
 }
 
 impl ExperimentRow {
+    /// The measured pairs (candidate, incumbent), in order: by each sample's pair index, or
+    /// for rows recorded before forge kept it, the k-th candidate with the k-th incumbent.
+    pub fn pairs(&self) -> Vec<(Measurement, Measurement)> {
+        let side =
+            |arm: Arm| -> Vec<&Sample> { self.samples.iter().filter(|s| s.arm == arm).collect() };
+        let (cands, incs) = (side(Arm::Candidate), side(Arm::Incumbent));
+        if self.samples.iter().all(|s| s.pair.is_some()) {
+            return cands
+                .iter()
+                .filter_map(|c| {
+                    let i = incs.iter().find(|i| i.pair == c.pair)?;
+                    Some((c.m.clone(), i.m.clone()))
+                })
+                .collect();
+        }
+        cands
+            .iter()
+            .zip(&incs)
+            .map(|(c, i)| (c.m.clone(), i.m.clone()))
+            .collect()
+    }
+
     /// A row with nothing measured yet, on recipe `on` (the incumbent for converged,
     /// skipped and refused rows), finished now.
     pub fn bare(
@@ -251,7 +297,68 @@ impl ExperimentRow {
             wall_s: 0.0,
             finished_at: chrono::Utc::now().to_rfc3339(),
             engine_log: None,
+            confirmed: None,
             notes: vec![],
         }
+    }
+}
+
+/// The row whose recipe a run recommends deploying: the last confirmation that held up
+/// against the baseline side by side; when every confirmation found its recipe worse than
+/// the baseline, the baseline; before any confirmation, the incumbent (the last kept
+/// recipe, or the baseline) — not yet confirmed.
+pub fn recommended(rows: &[ExperimentRow]) -> Option<&ExperimentRow> {
+    let confirmations = || rows.iter().filter(|r| r.status == Status::Confirmation);
+    if let Some(r) = confirmations().rev().find(|r| r.confirmed != Some(false)) {
+        return Some(r);
+    }
+    let incumbent = || {
+        rows.iter()
+            .rev()
+            .find(|r| matches!(r.status, Status::Kept | Status::Baseline))
+    };
+    if confirmations().next().is_some() {
+        return rows
+            .iter()
+            .find(|r| r.status == Status::Baseline)
+            .or_else(incumbent);
+    }
+    incumbent()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::{EngineKind, Hardware, Layer, Recipe};
+
+    fn row(status: Status, recipe: &Recipe, confirmed: Option<bool>) -> ExperimentRow {
+        let mut r = ExperimentRow::bare(0, Layer::Config, status, recipe, "", "builtin".into());
+        r.confirmed = confirmed;
+        r
+    }
+
+    #[test]
+    fn the_recommendation_is_the_last_recipe_that_held_up_side_by_side() {
+        let base = Recipe::baseline(EngineKind::Vllm, "m", Hardware::default());
+        let a = base.mutate(Layer::Config, &[("max_num_seqs".into(), 64.into())].into());
+        let b = a.mutate(Layer::Config, &[("max_num_seqs".into(), 32.into())].into());
+        let mut rows = vec![
+            row(Status::Baseline, &base, None),
+            row(Status::Kept, &a, None),
+            row(Status::Kept, &b, None),
+        ];
+        // Not confirmed yet: the incumbent.
+        assert_eq!(recommended(&rows).unwrap().recipe.id, b.id);
+        // b is worse than the baseline side by side; a holds up.
+        rows.push(row(Status::Confirmation, &b, Some(false)));
+        assert_eq!(recommended(&rows).unwrap().recipe.id, base.id);
+        rows.push(row(Status::Confirmation, &a, Some(true)));
+        assert_eq!(recommended(&rows).unwrap().recipe.id, a.id);
+        // A confirmation from before forge recorded the verdict counts as held.
+        let old = vec![
+            row(Status::Baseline, &base, None),
+            row(Status::Confirmation, &b, None),
+        ];
+        assert_eq!(recommended(&old).unwrap().recipe.id, b.id);
     }
 }

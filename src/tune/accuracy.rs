@@ -121,11 +121,14 @@ impl References {
         self.self_agreement = self.mean_agreement(second_run).filter(|a| *a > 0.0);
     }
 
+    /// Mean agreement with the baseline's answers, over the requests the baseline answered
+    /// (a request that failed in the baseline's run is no reference for anything).
     fn mean_agreement(&self, answers: &[String]) -> Option<f64> {
         let scores: Vec<f64> = self
             .baseline_answers
             .iter()
             .zip(answers)
+            .filter(|(r, _)| !r.is_empty())
             .map(|(r, a)| agreement(a, r))
             .collect();
         (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
@@ -188,6 +191,17 @@ mod tests {
         let r = References::new(vec![Some("Canberra".into())], vec![" the step".into()]);
         assert_eq!(r.relative(&[" the step".into()]), Some(1.0));
         assert_eq!(r.relative(&[" the runs".into()]), Some(0.5));
+    }
+
+    #[test]
+    fn a_request_the_baseline_failed_is_no_reference() {
+        let r = References::new(vec![None, None], vec![" the step".into(), String::new()]);
+        assert_eq!(
+            r.relative(&[" the step".into(), " any text".into()]),
+            Some(1.0)
+        );
+        // The candidate failing a request the baseline answered still counts against it.
+        assert_eq!(r.relative(&[String::new(), " any text".into()]), Some(0.0));
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! One keep/revert decision: candidate and incumbent measured in interleaved pairs
 //! (C I | I C | C I …, so a running server is reused across the pair boundary and drift
-//! cancels), each pair scored, the interval recomputed after every pair, and the rule
-//! applied until it is clear or the repeat budget is spent.
+//! cancels), each pair scored, every pair so far judged again after each one
+//! ([`super::judge`]), until the verdict is clear or the repeat budget is spent.
 
 use super::accuracy::References;
+use super::judge::{Judge, judge, max_pairs};
 use super::measure::{Measure, SampleOutput};
 use super::score;
-use super::verdict::{self, Decision, Interval, NoisePool, Rule};
+use super::verdict::{Decision, Interval, Rule};
 use crate::engine::failure::Failure;
 use crate::recipe::Recipe;
 use crate::record::settings::TuneSettings;
@@ -21,8 +22,10 @@ pub struct Outcome {
     pub failure: Option<Failure>,
     /// Gain interval.
     pub interval: Option<Interval>,
-    /// Log ratios of the pairs.
+    /// Log ratios of the pairs the interval rests on.
     pub log_ratios: Vec<f64>,
+    /// The measured pairs (candidate, incumbent), in order.
+    pub pairs: Vec<(Measurement, Measurement)>,
     /// Every sample, in order.
     pub samples: Vec<Sample>,
     /// Median candidate measurement.
@@ -71,18 +74,6 @@ fn unreachable_failure() -> Failure {
     }
 }
 
-/// What a comparison is judged by.
-pub struct Judge<'a> {
-    /// Run settings (objective, SLA, accuracy floor).
-    pub settings: &'a TuneSettings,
-    /// Accuracy references.
-    pub refs: Option<&'a References>,
-    /// Pooled noise so far.
-    pub pool: &'a NoisePool,
-    /// The decision rule.
-    pub rule: Rule,
-}
-
 /// The decision rule for `s`; a change predicted to gain at least 3× the keep threshold
 /// gets twice the pairs before it is called inconclusive.
 pub fn rule(s: &TuneSettings, predicted_pct: Option<f64>) -> Rule {
@@ -105,18 +96,18 @@ pub fn pair_order(k: usize) -> [Arm; 2] {
     }
 }
 
-/// Paired comparison of `cand` against `inc`.
+/// Paired comparison of `cand` against `inc`, judged by `j` after every pair.
 pub async fn compare(
     m: &mut impl Measure,
     cand: &Recipe,
     inc: &Recipe,
     tag: &str,
     j: &Judge<'_>,
+    refs: Option<&References>,
 ) -> Outcome {
-    let (s, refs, pool, rule) = (j.settings, j.refs, j.pool, &j.rule);
+    let s = j.settings;
     let mut out = Outcome::default();
-    let mut cands: Vec<Measurement> = Vec::new();
-    for k in 0..rule.max_pairs {
+    for k in 0..max_pairs(&j.rule) {
         let mut pair: [Option<Measurement>; 2] = [None, None];
         for arm in pair_order(k) {
             let (recipe, name, slot) = match arm {
@@ -132,12 +123,13 @@ pub async fn compare(
                         arm,
                         m: meas.clone(),
                         facts: so.facts,
+                        pair: Some(k),
                     });
                     pair[slot] = Some(meas);
                 }
                 Err(f) if arm == Arm::Candidate => {
                     out.failure = Some(f);
-                    out.candidate = median(&cands);
+                    out.finish();
                     return out;
                 }
                 // The incumbent failing is the machine's fault: this pair is lost.
@@ -145,12 +137,11 @@ pub async fn compare(
             }
         }
         let [Some(c), Some(i)] = pair else { continue };
-        cands.push(c.clone());
-        if out.add_pair(&c, &i, s, pool, rule) {
+        if out.add_pair(c, i, j) {
             break;
         }
     }
-    out.finish(&cands);
+    out.finish();
     out
 }
 
@@ -161,6 +152,7 @@ impl Default for Outcome {
             failure: None,
             interval: None,
             log_ratios: vec![],
+            pairs: vec![],
             samples: vec![],
             candidate: None,
             note: None,
@@ -170,38 +162,26 @@ impl Default for Outcome {
 }
 
 impl Outcome {
-    /// Fold in one measured pair (candidate `c`, incumbent `i`): the SLA decides when
-    /// exactly one side meets it, otherwise the pair's log ratio joins the interval. True
-    /// when the comparison is decided.
-    pub fn add_pair(
-        &mut self,
-        c: &Measurement,
-        i: &Measurement,
-        s: &TuneSettings,
-        pool: &NoisePool,
-        rule: &Rule,
-    ) -> bool {
-        if let Some((d, note)) = sla_decides(c, i, s) {
-            self.decision = d;
-            self.note = Some(note);
-            return true;
-        }
-        if let Some(lr) = verdict::log_ratio(score::comparable(c, s), score::comparable(i, s)) {
-            self.log_ratios.push(lr);
-        }
-        let (d, iv) = verdict::decide(&self.log_ratios, pool, rule);
-        self.interval = iv;
-        self.decision = d;
-        d != Decision::MeasureMore
+    /// Fold in one measured pair (candidate `c`, incumbent `i`) and judge every pair so
+    /// far. True when the comparison is decided.
+    pub fn add_pair(&mut self, c: Measurement, i: Measurement, j: &Judge<'_>) -> bool {
+        self.pairs.push((c, i));
+        let v = judge(&self.pairs, j);
+        self.decision = v.decision;
+        self.interval = v.interval;
+        self.log_ratios = v.log_ratios;
+        self.note = v.note;
+        self.decision != Decision::MeasureMore
     }
 
     /// Close the comparison after the last pair: still undecided is inconclusive; the
-    /// candidate's measurement is the median of its runs `cands`.
-    pub fn finish(&mut self, cands: &[Measurement]) {
+    /// candidate's measurement is the median of its runs.
+    pub fn finish(&mut self) {
         if self.decision == Decision::MeasureMore {
             self.decision = Decision::Inconclusive;
         }
-        self.candidate = median(cands);
+        let cands: Vec<Measurement> = self.pairs.iter().map(|(c, _)| c.clone()).collect();
+        self.candidate = median(&cands);
     }
 
     /// Write the outcome into experiment `exp`'s row; `inc_score` is the incumbent's score
@@ -231,27 +211,6 @@ impl Outcome {
         if row.status == Status::Kept && row.score.is_none() {
             row.score = Some(inc_score);
         }
-    }
-}
-
-/// When exactly one side meets the SLA (and accuracy floor), that decides.
-fn sla_decides(c: &Measurement, i: &Measurement, s: &TuneSettings) -> Option<(Decision, String)> {
-    match (c.sla_ok, i.sla_ok) {
-        (false, true) => Some((
-            Decision::Revert,
-            format!(
-                "candidate misses the SLA: {}",
-                score::sla_violations(c, s).join("; ")
-            ),
-        )),
-        (true, false) => Some((
-            Decision::Keep,
-            format!(
-                "candidate meets the SLA the incumbent misses ({})",
-                score::sla_violations(i, s).join("; ")
-            ),
-        )),
-        _ => None,
     }
 }
 

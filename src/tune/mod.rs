@@ -10,6 +10,7 @@ pub mod accuracy;
 pub mod assemble;
 pub mod context;
 pub mod decide;
+pub mod judge;
 pub mod launch;
 pub mod measure;
 pub mod progress;

@@ -16,7 +16,37 @@ pub fn measure(r: &BenchResult, s: &TuneSettings, accuracy: Option<f64>) -> Meas
     m.accuracy = accuracy;
     m.value = objective_value(&m, s.objective);
     m.sla_ok = sla_violations(&m, s).is_empty();
+    m.sla_slack = Some(sla_slack(&m, s));
     m
+}
+
+/// Largest magnitude a slack takes: a run 20× inside or outside a bound tells no more.
+const SLACK_CLAMP: f64 = 3.0;
+
+/// How far inside the SLA a run is, as a log ratio: the smallest ln(bound ÷ actual) over
+/// the p99 bounds the objective is held to and the failed-request share (> 0 inside, < 0
+/// outside, clamped to ±3). A run in which nothing completed is as far outside as it gets.
+/// Accuracy is not part of it: it is judged against the incumbent's, in pairs.
+pub fn sla_slack(m: &Measurement, s: &TuneSettings) -> f64 {
+    let total = m.completed + m.failed;
+    if total == 0 || m.completed == 0 {
+        return -SLACK_CLAMP;
+    }
+    let share = m.failed as f64 / total as f64;
+    // A share of failures a hundredth of the allowed one counts as fully inside.
+    let mut slack = (MAX_FAILED_SHARE / share.max(MAX_FAILED_SHARE / 20.0)).ln();
+    if s.objective != Objective::Goodput {
+        for (bound, actual) in [
+            (s.slo.ttft_ms, m.p99_ttft_ms),
+            (s.slo.tpot_ms, m.p99_tpot_ms),
+            (s.slo.e2el_ms, m.p99_e2el_ms),
+        ] {
+            if let Some(b) = bound {
+                slack = slack.min((b / actual.max(1e-9)).ln());
+            }
+        }
+    }
+    slack.clamp(-SLACK_CLAMP, SLACK_CLAMP)
 }
 
 /// The objective's value (higher is better).

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use super::verdict::NoisePool;
+use super::judge::Pools;
 use crate::engine::failure::FailureClass;
 use crate::recipe::Layer;
 use crate::recipe::Recipe;
@@ -65,6 +65,29 @@ impl std::fmt::Display for StopReason {
     }
 }
 
+/// The incumbent a baseline or kept row makes, at `accuracy` relative to the baseline.
+fn incumbent_of(r: &ExperimentRow, accuracy: f64) -> Incumbent {
+    Incumbent {
+        recipe: r.recipe.clone(),
+        score: r.score.unwrap_or(1.0),
+        measurement: r.measurement.clone(),
+        accuracy: accuracy.min(1.0),
+    }
+}
+
+/// The geometric mean of a kept row's paired accuracy ratios (1 when none was measured).
+fn accuracy_ratio(r: &ExperimentRow) -> f64 {
+    let ratios: Vec<f64> = r
+        .pairs()
+        .iter()
+        .filter_map(|(c, i)| Some((c.accuracy?.max(1e-3) / i.accuracy?.max(1e-3)).ln()))
+        .collect();
+    if ratios.is_empty() {
+        return 1.0;
+    }
+    (ratios.iter().sum::<f64>() / ratios.len() as f64).exp()
+}
+
 /// The current best configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incumbent {
@@ -74,6 +97,9 @@ pub struct Incumbent {
     pub score: f64,
     /// Its latest measurement.
     pub measurement: Option<Measurement>,
+    /// Its accuracy relative to the baseline, as its keep measured it against the incumbent
+    /// before it (1 for the baseline; never above 1).
+    pub accuracy: f64,
 }
 
 /// Everything the loop needs to continue.
@@ -89,8 +115,8 @@ pub struct RunState {
     pub per_layer: BTreeMap<Layer, u32>,
     /// Layers that converged or were skipped.
     pub done_layers: BTreeSet<Layer>,
-    /// Pooled noise of log ratios.
-    pub noise: NoisePool,
+    /// The run's pooled noise (objective, SLA slack, accuracy).
+    pub pools: Pools,
     /// LLM spend, USD.
     pub spent_usd: f64,
     /// Experiment wall time spent, s (summed across resumes).
@@ -122,14 +148,15 @@ impl RunState {
             *self.per_layer.entry(r.layer).or_default() += 1;
             self.consecutive_refusals = 0;
         }
-        self.noise.absorb(&r.log_ratios);
+        // The confirmation's pairs are not a decision: they stay out of the pools.
+        if r.status != Status::Confirmation {
+            self.pools.absorb(&r.pairs(), &r.log_ratios);
+        }
         match r.status {
-            Status::Baseline | Status::Kept => {
-                self.incumbent = Some(Incumbent {
-                    recipe: r.recipe.clone(),
-                    score: r.score.unwrap_or(1.0),
-                    measurement: r.measurement.clone(),
-                });
+            Status::Baseline => self.incumbent = Some(incumbent_of(&r, 1.0)),
+            Status::Kept => {
+                let before = self.incumbent.as_ref().map_or(1.0, |i| i.accuracy);
+                self.incumbent = Some(incumbent_of(&r, before * accuracy_ratio(&r)));
             }
             Status::Reverted | Status::Inconclusive | Status::Failed | Status::Duplicate => {
                 if let Some(p) = &r.parent_id {
@@ -227,6 +254,7 @@ pub mod tests_support {
             wall_s: 0.0,
             finished_at: String::new(),
             engine_log: None,
+            confirmed: None,
             notes: vec![],
         }
     }
@@ -267,6 +295,7 @@ mod tests {
             wall_s: 10.0,
             finished_at: String::new(),
             engine_log: None,
+            confirmed: None,
             notes: vec![],
         }
     }
@@ -297,7 +326,7 @@ mod tests {
         assert!(!s.was_tried(&c2.id, &c1.id));
         assert!((s.spent_usd - 2.0).abs() < 1e-12);
         assert!((s.elapsed_s - 40.0).abs() < 1e-12);
-        assert!(s.noise.df > NoisePool::default().df);
+        assert!(s.pools.objective.df > crate::tune::verdict::NoisePool::default().df);
         assert_eq!(s.consecutive_refusals, 0);
     }
 

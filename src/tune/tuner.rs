@@ -16,10 +16,11 @@ use serde_json::json;
 use super::accuracy::References;
 use super::context;
 use super::decide::{self, Outcome};
+use super::judge::Judge;
 use super::measure::Measure;
 use super::state::{RunState, StopReason};
 use super::surrogate::SimModel;
-use super::verdict::Rule;
+use super::verdict::{Decision, Rule};
 use super::views;
 use crate::agent::{Agent, AgentContext, AgentError, Proposal};
 use crate::engine::adapter::Engine;
@@ -153,6 +154,7 @@ impl<M: Measure> Tuner<M> {
                     arm: Arm::Incumbent,
                     m: m.clone(),
                     facts: out.facts,
+                    pair: None,
                 });
                 row.measurement = Some(m);
                 row.engine_log = Some(out.log);
@@ -273,13 +275,20 @@ impl<M: Measure> Tuner<M> {
             return self.record(row);
         }
         let tag = format!("e{:04}-{}", self.state.next_seq(), cand.id);
-        let judge = decide::Judge {
-            settings: &self.settings,
-            refs: self.refs.as_ref(),
-            pool: &self.state.noise,
-            rule: decide::rule(&self.settings, p.expected_throughput_delta_pct),
+        let outcome = {
+            let rule = decide::rule(&self.settings, p.expected_throughput_delta_pct);
+            let pair = (&cand, &inc);
+            let judge = judge_for(&self.settings, &self.state, self.refs.as_ref(), pair, rule);
+            decide::compare(
+                &mut self.measure,
+                &cand,
+                &inc,
+                &tag,
+                &judge,
+                self.refs.as_ref(),
+            )
+            .await
         };
-        let outcome = decide::compare(&mut self.measure, &cand, &inc, &tag, &judge).await;
         let mut row = self.candidate_row(&p, &cand, Status::Failed);
         self.fill_outcome(&mut row, outcome);
         row.wall_s = started.elapsed().as_secs_f64();
@@ -329,19 +338,47 @@ impl<M: Measure> Tuner<M> {
         o.fill(row, self.state.experiments_used, inc_score);
     }
 
-    /// Measure the best recipe against the baseline, paired, for the final interval.
+    /// Measure the best recipe against the baseline, paired, for the final interval. When
+    /// the side-by-side comparison finds it worse than the baseline, the run falls back to
+    /// the recipe kept before it (up to [`MAX_CONFIRMATIONS`] in all), and when none holds up,
+    /// to the baseline: the run never ends recommending a recipe found worse than the
+    /// defaults. Each confirmation is a row; resuming skips those already recorded.
     pub async fn confirm(&mut self) -> anyhow::Result<()> {
-        let Some(best) = self.state.incumbent.as_ref().map(|i| i.recipe.clone()) else {
-            return Ok(());
-        };
-        let already = self
-            .state
-            .rows
-            .iter()
-            .any(|r| r.status == Status::Confirmation && r.recipe.id == best.id);
-        if best.id == self.baseline.id || already {
-            return Ok(());
+        for best in self.kept_lineage().into_iter().take(MAX_CONFIRMATIONS) {
+            let done = self
+                .state
+                .rows
+                .iter()
+                .find(|r| r.status == Status::Confirmation && r.recipe.id == best.id)
+                .map(|r| r.confirmed != Some(false));
+            let holds = match done {
+                Some(h) => h,
+                None => self.confirm_one(&best).await?,
+            };
+            if holds {
+                return Ok(());
+            }
         }
+        Ok(())
+    }
+
+    /// The recipes kept in this run, the newest first (each once).
+    fn kept_lineage(&self) -> Vec<Recipe> {
+        let mut out: Vec<Recipe> = Vec::new();
+        for r in self.state.rows.iter().rev() {
+            if r.status == Status::Kept
+                && r.recipe.id != self.baseline.id
+                && out.iter().all(|x| x.id != r.recipe.id)
+            {
+                out.push(r.recipe.clone());
+            }
+        }
+        out
+    }
+
+    /// Measure `best` against the baseline side by side; true when it holds up (not worse
+    /// than the baseline: gain ≥ 0, or it meets the SLA the baseline misses).
+    async fn confirm_one(&mut self, best: &Recipe) -> anyhow::Result<bool> {
         let started = Instant::now();
         let tag = format!("e{:04}-confirm", self.state.next_seq());
         let rule = Rule {
@@ -349,27 +386,45 @@ impl<M: Measure> Tuner<M> {
             min_pairs: self.settings.max_repeats,
             ..self.rule()
         };
-        let judge = decide::Judge {
-            settings: &self.settings,
-            refs: self.refs.as_ref(),
-            pool: &self.state.noise,
-            rule,
-        };
         let baseline = self.baseline.clone();
-        let o = decide::compare(&mut self.measure, &best, &baseline, &tag, &judge).await;
+        let o = {
+            let pair = (best, &baseline);
+            let judge = judge_for(&self.settings, &self.state, self.refs.as_ref(), pair, rule);
+            decide::compare(
+                &mut self.measure,
+                best,
+                &baseline,
+                &tag,
+                &judge,
+                self.refs.as_ref(),
+            )
+            .await
+        };
+        let holds = o.failure.is_none()
+            && (o.decision == Decision::Keep
+                || (o.decision != Decision::Revert
+                    && o.interval.is_some_and(|iv| iv.gain_pct >= 0.0)));
         let mut row = self.bare_row(
             Layer::Config,
             Status::Confirmation,
-            "confirmation: the best recipe against the baseline, measured side by side",
+            &confirmation_text(holds),
         );
+        if let Some(note) = &o.note {
+            row.rationale = format!("{} [{note}]", row.rationale);
+        }
+        row.id = best.id.clone();
+        row.parent_id = best.parent_id.clone();
+        row.generation = best.generation;
+        row.recipe = best.clone();
         row.samples = o.samples;
         row.interval = o.interval;
         row.measurement = o.candidate;
         row.failure = o.failure;
-        row.score = self.state.incumbent.as_ref().map(|i| i.score);
+        row.confirmed = Some(holds);
+        row.score = o.interval.map(|iv| 1.0 + iv.gain_pct / 100.0);
         row.wall_s = started.elapsed().as_secs_f64();
-        // The confirmation's pairs are not a decision: keep them out of the noise pool.
-        self.record(row)
+        self.record(row)?;
+        Ok(holds)
     }
 
     /// Ask the agent for its post-run analysis and store it as `analysis.json`.
@@ -422,6 +477,37 @@ impl<M: Measure> Tuner<M> {
         // interrupted: rewrite them so `experiments.json` says how the run ended.
         views::write_all(&self.dir, &self.state.rows)?;
         Ok(())
+    }
+}
+
+/// How a comparison in a run with `settings`, `state` and accuracy references `refs` is
+/// judged, under `rule`.
+fn judge_for<'a>(
+    settings: &'a TuneSettings,
+    state: &'a RunState,
+    refs: Option<&References>,
+    (cand, inc): (&Recipe, &Recipe),
+    rule: Rule,
+) -> Judge<'a> {
+    Judge {
+        settings,
+        pools: &state.pools,
+        incumbent_accuracy: state.incumbent.as_ref().map_or(1.0, |i| i.accuracy),
+        accuracy_noise: refs.and_then(|r| r.self_agreement).map_or(0.0, |a| 1.0 - a),
+        numerics_change: cand.quant != inc.quant || cand.kernels != inc.kernels,
+        rule,
+    }
+}
+
+/// Most recipes measured against the baseline at the end of a run: the best, then up to two
+/// it falls back to when the one before it does not hold up side by side.
+pub const MAX_CONFIRMATIONS: usize = 3;
+
+fn confirmation_text(holds: bool) -> String {
+    if holds {
+        "confirmation: the recommended recipe against the baseline, measured side by side".into()
+    } else {
+        "confirmation: measured side by side, this recipe is worse than the baseline; the run falls back to the recipe kept before it, or to the baseline".into()
     }
 }
 

@@ -7,7 +7,7 @@ use super::*;
 use crate::record::EngineChoice;
 use crate::record::settings::test_settings;
 use crate::tune::assemble::in_process;
-use crate::tune::measure::Predicted;
+use crate::tune::measure::{Predicted, SampleOutput};
 use crate::workload::synth::{SynthSpec, generate, to_jsonl};
 
 fn settings(dir: &Path, model: &str, gpu: &str) -> TuneSettings {
@@ -203,4 +203,87 @@ fn an_illegal_proposal_is_refused_without_spending_the_budget() {
     assert_eq!(row.status, Status::Rejected);
     assert!(!row.status.is_experiment());
     assert!(row.failure.unwrap().summary.contains("outside"));
+}
+
+/// The in-process measure, except that in the end-of-run confirmation every recipe but
+/// the baseline runs at half speed (a machine that drifted, a kept recipe that was lucky).
+struct WorseWhenConfirmed {
+    inner: Predicted,
+    baseline: String,
+}
+
+impl Measure for WorseWhenConfirmed {
+    fn sample(
+        &mut self,
+        recipe: &Recipe,
+        tag: &str,
+    ) -> impl std::future::Future<Output = Result<SampleOutput, Failure>> + Send {
+        let slow = tag.contains("-confirm") && recipe.id != self.baseline;
+        let inner = self.inner.sample(recipe, tag);
+        async move {
+            inner.await.map(|mut o| {
+                if slow {
+                    o.result.output_throughput *= 0.5;
+                }
+                o
+            })
+        }
+    }
+}
+
+#[test]
+fn a_recipe_the_confirmation_finds_worse_is_never_recommended() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = llama(dir.path());
+    s.layers = vec![Layer::Quant];
+    s.max_experiments = 4;
+    // FP8 changes ~2 % of these short answers' tokens: let the floor allow it.
+    s.accuracy_floor = 0.95;
+    let run_dir = dir.path().join("run");
+    let t = tuner(s, &run_dir);
+    let baseline = t.baseline.id.clone();
+    let measure = WorseWhenConfirmed {
+        inner: t.measure,
+        baseline: baseline.clone(),
+    };
+    let mut t = Tuner {
+        measure,
+        settings: t.settings,
+        dir: t.dir,
+        state: t.state,
+        engine: t.engine,
+        agent: t.agent,
+        playbook: t.playbook,
+        workload: t.workload,
+        stats: t.stats,
+        gpu: t.gpu,
+        sim: t.sim,
+        baseline: t.baseline,
+        refs: t.refs,
+        echo: false,
+    };
+    let reason = futures::executor::block_on(t.run()).unwrap();
+    assert!(
+        t.state.rows.iter().any(|r| r.status == Status::Kept),
+        "fp8 is kept in the quant layer"
+    );
+    futures::executor::block_on(t.finish(&reason)).unwrap();
+    let rows = journal(&run_dir);
+    let confirmations: Vec<&ExperimentRow> = rows
+        .iter()
+        .filter(|r| r.status == Status::Confirmation)
+        .collect();
+    assert!(!confirmations.is_empty());
+    assert!(confirmations.iter().all(|r| r.confirmed == Some(false)));
+    assert!(confirmations[0].rationale.contains("falls back"));
+    let rec = crate::record::recommended(&rows).unwrap();
+    assert_eq!(
+        rec.recipe.id, baseline,
+        "the baseline, since nothing held up"
+    );
+    let yaml = std::fs::read_to_string(run_dir.join(crate::store::BEST_RECIPE_FILE)).unwrap();
+    assert!(
+        yaml.starts_with("# recommended recipe: the engine's defaults"),
+        "{yaml}"
+    );
 }

@@ -38,21 +38,35 @@ pub struct NoisePool {
     pub sum_sq: f64,
     /// Degrees of freedom those deviations carry.
     pub df: f64,
+    /// Never assume less noise than this, however quiet the run looked.
+    #[serde(default = "min_sigma")]
+    pub min_sigma: f64,
+}
+
+fn min_sigma() -> f64 {
+    MIN_SIGMA
 }
 
 impl Default for NoisePool {
     fn default() -> Self {
-        NoisePool {
-            sum_sq: PRIOR_SIGMA * PRIOR_SIGMA * PRIOR_DF,
-            df: PRIOR_DF,
-        }
+        NoisePool::with_prior(PRIOR_SIGMA, PRIOR_DF, MIN_SIGMA)
     }
 }
 
 impl NoisePool {
+    /// A pool that starts from a prior belief of `sigma` worth `df` degrees of freedom,
+    /// and never reports less than `min_sigma`.
+    pub fn with_prior(sigma: f64, df: f64, min_sigma: f64) -> NoisePool {
+        NoisePool {
+            sum_sq: sigma * sigma * df,
+            df,
+            min_sigma,
+        }
+    }
+
     /// Pooled standard deviation of one pair's log ratio.
     pub fn sigma(&self) -> f64 {
-        (self.sum_sq / self.df).sqrt().max(MIN_SIGMA)
+        (self.sum_sq / self.df).sqrt().max(self.min_sigma)
     }
 
     /// Fold a finished decision's pairs into the pool.
@@ -65,12 +79,63 @@ impl NoisePool {
         self.df += (log_ratios.len() - 1) as f64;
     }
 
+    /// The pool with one more prior belief: `sigma` worth `df` degrees of freedom.
+    pub fn plus_prior(&self, sigma: f64, df: f64) -> NoisePool {
+        NoisePool {
+            sum_sq: self.sum_sq + sigma * sigma * df,
+            df: self.df + df,
+            min_sigma: self.min_sigma,
+        }
+    }
+
     /// The pool as it would be with `log_ratios` (the decision in progress) included.
-    fn with(&self, log_ratios: &[f64]) -> NoisePool {
+    pub fn with(&self, log_ratios: &[f64]) -> NoisePool {
         let mut p = *self;
         p.absorb(log_ratios);
         p
     }
+}
+
+/// Where a measured quantity stands against its bound, with confidence: the mean of its
+/// log slacks (> 0 inside the bound) and the interval around it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Standing {
+    /// Mean log slack.
+    pub mean: f64,
+    /// Lower end of its interval.
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
+}
+
+impl Standing {
+    /// Inside the bound with confidence.
+    pub fn meets(&self) -> bool {
+        self.lo > 0.0
+    }
+
+    /// Outside the bound with confidence.
+    pub fn misses(&self) -> bool {
+        self.hi < 0.0
+    }
+}
+
+/// The standing of the mean of `slacks` (one per run, log ratios against a bound), its
+/// interval from Student's t with the noise of `pool` (this decision's own spread
+/// included): one run, or a few close to the bound, stand nowhere yet.
+pub fn standing(slacks: &[f64], pool: &NoisePool, confidence: f64) -> Option<Standing> {
+    if slacks.is_empty() {
+        return None;
+    }
+    let p = pool.with(slacks);
+    let se = p.sigma() / (slacks.len() as f64).sqrt();
+    let half = t_quantile(0.5 + confidence / 2.0, p.df) * se;
+    let m = mean(slacks);
+    Some(Standing {
+        mean: m,
+        lo: m - half,
+        hi: m + half,
+    })
 }
 
 /// What to do after the pairs measured so far.
@@ -206,6 +271,7 @@ mod tests {
         let pool = NoisePool {
             sum_sq: 0.02f64.powi(2) * 1e6,
             df: 1e6,
+            min_sigma: MIN_SIGMA,
         };
         let d = [
             0.05f64.ln_1p(),
@@ -226,6 +292,7 @@ mod tests {
         let quiet = NoisePool {
             sum_sq: 0.005f64.powi(2) * 100.0,
             df: 100.0,
+            min_sigma: MIN_SIGMA,
         };
         let rule = Rule::default();
         // Clear 10 % gain on a quiet machine: still a second pair before keeping...

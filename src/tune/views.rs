@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::record::{ExperimentRow, Status};
+use crate::record::{ExperimentRow, Status, recommended};
 use crate::report::{self, RunSummary};
 use crate::store::{self, BEST_RECIPE_FILE, JSON_FILE, TSV_FILE, write_atomic};
 
@@ -17,14 +17,10 @@ pub fn write_all(dir: &Path, rows: &[ExperimentRow]) -> Result<(), store::StoreE
     let summary = RunSummary::of(&run);
     let json = report::render::json(&run, &summary).unwrap_or_default();
     write_atomic(&dir.join(JSON_FILE), json.as_bytes())?;
-    if let Some(best) = rows
-        .iter()
-        .rev()
-        .find(|r| matches!(r.status, Status::Kept | Status::Baseline))
-    {
+    if let Some(best) = recommended(rows) {
         let header = format!(
-            "# best recipe so far (score {:.4}); deploy with: forge recipe command {}\n",
-            best.score.unwrap_or(1.0),
+            "# {}; deploy with: forge recipe command {}\n",
+            standing(best),
             std::path::absolute(dir.join(BEST_RECIPE_FILE))
                 .unwrap_or_else(|_| dir.join(BEST_RECIPE_FILE))
                 .display()
@@ -35,4 +31,21 @@ pub fn write_all(dir: &Path, rows: &[ExperimentRow]) -> Result<(), store::StoreE
         )?;
     }
     Ok(())
+}
+
+/// What the recommended recipe's row says about it, in a line.
+fn standing(r: &ExperimentRow) -> String {
+    match (r.status, r.interval) {
+        (Status::Confirmation, Some(iv)) => format!(
+            "recommended recipe: {:+.1} % [{:+.1}, {:+.1}] over the baseline, measured side by side",
+            iv.gain_pct, iv.lo_pct, iv.hi_pct
+        ),
+        (Status::Baseline, _) => {
+            "recommended recipe: the engine's defaults (nothing beat them side by side)".into()
+        }
+        _ => format!(
+            "best recipe so far, not yet confirmed against the baseline (chained score {:.4})",
+            r.score.unwrap_or(1.0)
+        ),
+    }
 }

@@ -20,7 +20,7 @@ use crate::recipe::Recipe;
 use crate::sim::engine::BootError;
 use crate::sim::model::ModelShape;
 use crate::sim::predict::{predict_observed, prompt_tokens};
-use crate::tokenize::{perturbed_piece, text_seed};
+use crate::tokenize::{output_piece, perturbed_piece, text_seed};
 use crate::tune::surrogate::setup_for;
 use crate::workload::WorkloadRequest;
 
@@ -35,6 +35,9 @@ pub struct Predicted {
     load: LoadSpec,
     noise_pct: f64,
     seed: u64,
+    /// Share of answer tokens that come out differently from run to run (0 = greedy
+    /// decoding that does not depend on batching, as vLLM's does).
+    answer_noise: f64,
 }
 
 impl Predicted {
@@ -64,7 +67,16 @@ impl Predicted {
             load,
             noise_pct,
             seed,
+            answer_noise: 0.0,
         })
+    }
+
+    /// The same measure with answers that vary from run to run: a `share` of tokens (0..1)
+    /// come out differently in each run, as batch-dependent numerics make them on
+    /// llama.cpp. For studying verdicts on an engine whose accuracy reading is noisy.
+    pub fn with_answer_noise(mut self, share: f64) -> Predicted {
+        self.answer_noise = share.clamp(0.0, 1.0);
+        self
     }
 
     /// The noise seed of the run named `tag`.
@@ -75,12 +87,13 @@ impl Predicted {
     }
 
     fn run(&self, recipe: &Recipe, tag: &str) -> Result<SampleOutput, Failure> {
+        let run_seed = self.run_seed(tag);
         let setup = setup_for(
             &self.shape,
             self.gpu,
             &self.model,
             recipe,
-            self.run_seed(tag),
+            run_seed,
             self.noise_pct,
         )
         .map_err(|e| failure(FailureClass::InfeasibleConfig, e.why))?;
@@ -103,7 +116,7 @@ impl Predicted {
                 format!("no request completed ({why})"),
             ));
         }
-        let answers = self.answers(&result, rate);
+        let answers = self.answers(&result, rate, run_seed);
         Ok(SampleOutput {
             result,
             facts,
@@ -112,8 +125,9 @@ impl Predicted {
         })
     }
 
-    /// The text the simulated server would have streamed for each request.
-    fn answers(&self, r: &BenchResult, rate: f64) -> Vec<String> {
+    /// The text the simulated server would have streamed for each request (in run
+    /// `run_seed`, which matters only with answer noise).
+    fn answers(&self, r: &BenchResult, rate: f64, run_seed: u64) -> Vec<String> {
         let Some(d) = &r.detailed else {
             return Vec::new();
         };
@@ -126,10 +140,25 @@ impl Predicted {
                     return String::new();
                 }
                 (0..n as u32)
-                    .map(|i| perturbed_piece(seed, i, rate))
+                    .map(|i| self.piece(seed, i, rate, run_seed))
                     .collect()
             })
             .collect()
+    }
+}
+
+impl Predicted {
+    /// Token `i` of the answer whose text seed is `seed`: the config's perturbation, and in
+    /// a share of positions drawn per run, another word.
+    fn piece(&self, seed: u64, i: u32, rate: f64, run_seed: u64) -> &'static str {
+        if self.answer_noise > 0.0 {
+            let mut h = XxHash64::with_seed(run_seed ^ seed);
+            h.write_u32(i);
+            if (h.finish() % 1_000_000) as f64 / 1e6 < self.answer_noise {
+                return output_piece(seed.wrapping_add(2), i);
+            }
+        }
+        perturbed_piece(seed, i, rate)
     }
 }
 
