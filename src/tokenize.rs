@@ -30,46 +30,61 @@ pub fn count(text: &str) -> usize {
     pieces(text).count()
 }
 
+/// The simulator's output vocabulary: words with a leading space (and a full stop), one
+/// word per generated token.
+pub const OUTPUT_WORDS: [&str; 32] = [
+    " the",
+    " model",
+    " serves",
+    " tokens",
+    " with",
+    " a",
+    " batch",
+    " of",
+    " requests",
+    " and",
+    " cache",
+    " blocks",
+    " in",
+    " memory",
+    " while",
+    " each",
+    " step",
+    " runs",
+    " on",
+    " GPU",
+    " kernels",
+    " that",
+    " read",
+    " weights",
+    " from",
+    " HBM",
+    " to",
+    " compute",
+    " attention",
+    " over",
+    " context",
+    ".",
+];
+
 /// The text of generated token number `index` of a response (the simulator's output).
-/// Words from a small fixed vocabulary, each with a leading space: one word is one token.
+/// Words from [`OUTPUT_WORDS`], each with a leading space: one word is one token.
 pub fn output_piece(seed: u64, index: u32) -> &'static str {
-    const WORDS: [&str; 32] = [
-        " the",
-        " model",
-        " serves",
-        " tokens",
-        " with",
-        " a",
-        " batch",
-        " of",
-        " requests",
-        " and",
-        " cache",
-        " blocks",
-        " in",
-        " memory",
-        " while",
-        " each",
-        " step",
-        " runs",
-        " on",
-        " GPU",
-        " kernels",
-        " that",
-        " read",
-        " weights",
-        " from",
-        " HBM",
-        " to",
-        " compute",
-        " attention",
-        " over",
-        " context",
-        ".",
-    ];
     let mut h = XxHash64::with_seed(seed);
     h.write_u32(index);
-    WORDS[(h.finish() % WORDS.len() as u64) as usize]
+    OUTPUT_WORDS[(h.finish() % OUTPUT_WORDS.len() as u64) as usize]
+}
+
+/// Seed of sequence `choice` of a request whose text seed is `seed` (`n > 1` samples
+/// several sequences from one prompt): choice 0 keeps the prompt's seed, so a request
+/// without `n` reads exactly as before.
+pub fn choice_seed(seed: u64, choice: u32) -> u64 {
+    if choice == 0 {
+        return seed;
+    }
+    let mut h = XxHash64::with_seed(seed ^ 0xc401_ce5e);
+    h.write_u32(choice);
+    h.finish()
 }
 
 /// Seed of a response's text: a function of the prompt alone, so every configuration of
@@ -96,7 +111,10 @@ pub fn perturbed_piece(seed: u64, index: u32, rate: f64) -> &'static str {
     output_piece(seed, index)
 }
 
-fn piece_id(piece: &str) -> u32 {
+/// Id of one token piece (a hash into [`VOCAB`]). A generated token's id is the id of its
+/// whole output word: one output word is one token, although [`tokenize`] may cut the same
+/// text into several pieces.
+pub fn piece_id(piece: &str) -> u32 {
     let mut h = XxHash64::with_seed(0x5eed);
     h.write(piece.as_bytes());
     (h.finish() % u64::from(VOCAB)) as u32
@@ -119,10 +137,10 @@ fn class(c: char) -> Class {
     }
 }
 
-/// Iterator over token pieces: a word (with one leading space folded in) is cut into
+/// Iterator over the token pieces of `text` (their concatenation is `text`): a word (with one leading space folded in) is cut into
 /// pieces of at most [`PIECE_CHARS`] characters; each punctuation character is a piece;
 /// runs of whitespace not folded into a word are one piece.
-fn pieces(text: &str) -> impl Iterator<Item = &str> {
+pub fn pieces(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || {
         let mut chars = rest.char_indices().peekable();

@@ -105,6 +105,8 @@ fn req(id: u64, len: u32, out: u32) -> SimRequest {
         max_tokens: out,
         min_tokens: 0,
         ignore_eos: true,
+        choice: 0,
+        stop_at: None,
     }
 }
 

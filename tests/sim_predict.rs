@@ -212,6 +212,8 @@ fn decode_step_ms(s: SimSetup, batch: u64) -> f64 {
                 max_tokens: 64,
                 min_tokens: 0,
                 ignore_eos: true,
+                choice: 0,
+                stop_at: None,
             },
             0.0,
         )
@@ -373,6 +375,8 @@ fn preemption_under_kv_pressure_still_completes_everything() {
                 max_tokens: 900,
                 min_tokens: 0,
                 ignore_eos: true,
+                choice: 0,
+                stop_at: None,
             },
             0.0,
         )

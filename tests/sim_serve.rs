@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::procs::free_port;
 use common::sim_proc::{MODEL, blank_text, client, normalize, serve, spawn, sse_events};
-use forge::tokenize::tokenize;
+use forge::tokenize::{output_piece, tokenize};
 use forge::workload::ChatMessage;
 use forge::workload::render_chat;
 use serde_json::{Value, json};
@@ -251,6 +251,84 @@ async fn non_streaming_bodies() {
     assert_eq!(v["usage"]["completion_tokens"], 2);
 }
 
+#[tokio::test]
+async fn n_stop_logprobs_and_tokenize_over_http() {
+    let mut p = serve(&[]);
+    let port = p.ready();
+    let prompt = "Stop me when you say the third word again.";
+    // The simulator's own text for this prompt (bf16: no perturbation).
+    let seed = forge::tokenize::text_seed(&tokenize(prompt));
+    let words: Vec<&str> = (0..40).map(|i| output_piece(seed, i)).collect();
+    let stop = words[2];
+    let (k, cut) = (0..words.len())
+        .find_map(|k| {
+            let text = words[..=k].concat();
+            text.find(stop).map(|at| (k + 1, text[..at].to_string()))
+        })
+        .unwrap();
+    let body = json!({"prompt": prompt, "max_tokens": 40, "ignore_eos": true, "stop": stop});
+    let v: Value = post(port, "/v1/completions", body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let c = &v["choices"][0];
+    assert_eq!(c["text"], cut.as_str());
+    assert_eq!(
+        (&c["finish_reason"], &c["stop_reason"]),
+        (&json!("stop"), &json!(stop))
+    );
+    assert_eq!(v["usage"]["completion_tokens"], k);
+
+    // n = 2, streamed: one choice per chunk, each index finishes, usage sums both.
+    let body = json!({"prompt": prompt, "max_tokens": 3, "ignore_eos": true, "n": 2,
+        "logprobs": 2, "stream": true, "stream_options": {"include_usage": true}});
+    let text = post(port, "/v1/completions", body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let chunks: Vec<Value> = sse_events(&text)
+        .iter()
+        .filter(|e| e.as_str() != "[DONE]")
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let mut tokens = [0, 0];
+    for ch in chunks.iter().flat_map(|c| c["choices"].as_array().unwrap()) {
+        let lp = &ch["logprobs"];
+        tokens[ch["index"].as_u64().unwrap() as usize] += lp["tokens"].as_array().unwrap().len();
+        assert_eq!(lp["top_logprobs"][0].as_object().unwrap().len(), 2);
+    }
+    assert_eq!(tokens, [3, 3]);
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 6);
+
+    let r = post(
+        port,
+        "/v1/completions",
+        json!({"prompt": "x", "temperature": -1}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"error":{"message":"temperature must be non-negative, got -1.0. (parameter=temperature, value=-1.0)","type":"BadRequestError","param":"temperature","code":400}}"#
+    );
+
+    let t: Value = post(port, "/tokenize", json!({"prompt": prompt}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["tokens"], json!(tokenize(prompt)));
+    assert_eq!(t["count"], tokenize(prompt).len());
+    let d: Value = post(port, "/detokenize", json!({"tokens": t["tokens"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d, json!({"prompt": prompt}));
+}
+
 async fn completion_tokens(port: u16, body: Value) -> (u64, String) {
     let v: Value = post(port, "/v1/completions", body)
         .await
@@ -303,16 +381,24 @@ async fn errors_use_vllms_shape() {
         r.text().await.unwrap(),
         r#"{"error":{"message":"The model `other` does not exist.","type":"NotFoundError","param":"model","code":404}}"#
     );
+    // vLLM's validator tests the options' truthiness: `{}` passes, anything in it does not.
     let r = post(
         port,
         "/v1/completions",
-        json!({"prompt": "x", "stream_options": {}}),
+        json!({"prompt": "x", "max_tokens": 1, "stream_options": {}}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = post(
+        port,
+        "/v1/completions",
+        json!({"prompt": "x", "stream_options": {"include_usage": true}}),
     )
     .await;
     assert_eq!(r.status(), 400);
     assert_eq!(
         r.text().await.unwrap(),
-        r#"{"error":{"message":"Stream options can only be defined when `stream=True`.","type":"BadRequestError","param":null,"code":400}}"#
+        r#"{"error":{"message":"Stream options can only be defined when `stream=True`. (parameter=stream_options)","type":"BadRequestError","param":"stream_options","code":400}}"#
     );
     let long = "word ".repeat(50_000);
     let r = post(

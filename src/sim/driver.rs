@@ -45,7 +45,7 @@ pub enum Event {
 }
 
 enum Cmd {
-    Submit(SimRequest, UnboundedSender<Event>, Instant),
+    Submit(Vec<SimRequest>, UnboundedSender<Event>, Instant),
     Abort(u64),
     ResetPrefixCache,
     Shutdown,
@@ -119,11 +119,13 @@ impl Driver {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Hand a request to the engine; its events arrive on `events`. False when the engine
-    /// thread is gone.
-    pub fn submit(&self, req: SimRequest, events: UnboundedSender<Event>) -> bool {
+    /// Hand requests that arrived together (the `n` sequences of one API request) to the
+    /// engine, which takes them in one go, before its next step; the events of all of them
+    /// arrive on `events` (one `Accepted` or `Rejected` each, then their tokens). False when
+    /// the engine thread is gone.
+    pub fn submit(&self, reqs: Vec<SimRequest>, events: UnboundedSender<Event>) -> bool {
         self.tx
-            .send(Cmd::Submit(req, events, Instant::now()))
+            .send(Cmd::Submit(reqs, events, Instant::now()))
             .is_ok()
     }
 
@@ -253,7 +255,11 @@ impl Loop {
     /// Apply one command; false means stop the thread.
     fn handle(&mut self, cmd: Cmd) -> bool {
         match cmd {
-            Cmd::Submit(req, events, at) => self.submit(req, events, at),
+            Cmd::Submit(reqs, events, at) => {
+                for req in reqs {
+                    self.submit(req, events.clone(), at);
+                }
+            }
             Cmd::Abort(id) => self.abort(id),
             Cmd::ResetPrefixCache => self.engine.reset_prefix_cache(),
             Cmd::Shutdown => return false,

@@ -16,7 +16,10 @@
 //!
 //! Output lengths: `ignore_eos` → exactly `max_tokens`; otherwise a natural length drawn
 //! from (seed, prompt tokens, `max_tokens`) — log-normal, median 180 tokens — clamped to
-//! `[max(min_tokens, 1), max_tokens]`, finishing `Stop` below `max_tokens` and `Length` at it.
+//! `[max(min_tokens, 1), max_tokens]`, finishing `Stop` below `max_tokens` and `Length` at it;
+//! a stop string or stop token found in the text (`stop_at`, even with `ignore_eos`) ends
+//! it sooner with `Stop`. Sequence `choice > 0` of an `n > 1` request draws its own length
+//! and text seed ([`crate::tokenize::choice_seed`]).
 //! Generated token `i` of request `id` has id [`super::scheduler::output_token_id`]`(id, i)`
 //! (its KV blocks are cached like prompt blocks).
 //!
@@ -184,17 +187,22 @@ impl SimEngine {
     }
 
     /// Queue a request that arrived at simulated time `now` (the API server's intake then
-    /// decides when the engine sees it).
+    /// decides when the engine sees it). Sequences `choice > 0` of an `n > 1` request are
+    /// submitted right after sequence 0 and share its intake.
     pub fn submit_at(&mut self, req: SimRequest, now: f64) -> Result<(), String> {
         self.validate_request(&req)?;
         let (target, reason) = output_target(self.seed, &req);
-        let prompt_len = req.prompt.len();
-        let slot = self
-            .sched
-            .add(Request::new(req.id, req.prompt, target, reason));
+        let (prompt_len, choice) = (req.prompt.len(), req.choice);
+        let mut r = Request::new(req.id, req.prompt, target, reason);
+        r.text_seed = crate::tokenize::choice_seed(r.text_seed, req.choice);
+        let slot = self.sched.add(r);
         let lag = u64::from(self.async_sched && self.busy);
-        self.frontend
-            .submit(slot, self.steps + lag, now, prompt_len);
+        if choice == 0 {
+            self.frontend
+                .submit(slot, self.steps + lag, now, prompt_len);
+        } else {
+            self.frontend.submit_sibling(slot, self.steps + lag, now);
+        }
         Ok(())
     }
 
@@ -356,8 +364,17 @@ fn batch_shape(sched: &[Scheduled]) -> BatchShape {
     b
 }
 
-/// Output length and finish reason of a request (see the module docs).
+/// Output length and finish reason of a request (see the module docs), then its stop
+/// string or stop token (`stop_at`) if that comes first.
 pub fn output_target(seed: u64, req: &SimRequest) -> (u32, FinishReason) {
+    let (n, reason) = natural_target(seed, req);
+    match req.stop_at {
+        Some(at) if at >= 1 && at <= n => (at, FinishReason::Stop),
+        _ => (n, reason),
+    }
+}
+
+fn natural_target(seed: u64, req: &SimRequest) -> (u32, FinishReason) {
     if req.ignore_eos {
         return (req.max_tokens, FinishReason::Length);
     }
@@ -366,6 +383,11 @@ pub fn output_target(seed: u64, req: &SimRequest) -> (u32, FinishReason) {
         h.write_u32(*t);
     }
     h.write_u32(req.max_tokens);
+    if req.choice > 0 {
+        // Each of a request's n sequences ends at its own length; the first keeps the
+        // length a request without `n` has.
+        h.write_u32(req.choice);
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(h.finish());
     let natural = LogNormal::new(NATURAL_MEDIAN_TOKENS.ln(), NATURAL_SIGMA)
         .map_or(NATURAL_MEDIAN_TOKENS, |d| d.sample(&mut rng))

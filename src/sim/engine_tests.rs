@@ -31,6 +31,8 @@ fn req(id: u64, len: u32, out: u32) -> SimRequest {
         max_tokens: out,
         min_tokens: 0,
         ignore_eos: true,
+        choice: 0,
+        stop_at: None,
     }
 }
 
@@ -412,4 +414,88 @@ fn abort_releases_everything() {
     e.abort(1);
     assert!(e.is_idle());
     assert_eq!(e.stats().kv_usage, 0.0);
+}
+
+#[test]
+fn stop_at_ends_a_sequence_early_even_with_ignore_eos() {
+    let r = SimRequest {
+        stop_at: Some(7),
+        ..req(1, 30, 400)
+    };
+    assert_eq!(output_target(3, &r), (7, FinishReason::Stop));
+    // A stop past max_tokens (or past the natural end) changes nothing.
+    let r = SimRequest {
+        stop_at: Some(401),
+        ..req(1, 30, 400)
+    };
+    assert_eq!(output_target(3, &r), (400, FinishReason::Length));
+    let mut natural = req(1, 30, 400);
+    natural.ignore_eos = false;
+    let (n, _) = output_target(3, &natural);
+    natural.stop_at = Some(n + 1);
+    assert_eq!(output_target(3, &natural).0, n);
+}
+
+#[test]
+fn later_choices_draw_their_own_lengths() {
+    let mut r = req(1, 30, 4000);
+    r.ignore_eos = false;
+    let first = output_target(3, &r);
+    let lens: Vec<u32> = (1..20)
+        .map(|c| {
+            output_target(
+                3,
+                &SimRequest {
+                    choice: c,
+                    ..r.clone()
+                },
+            )
+            .0
+        })
+        .collect();
+    assert!(lens.iter().any(|&l| l != first.0), "{first:?} {lens:?}");
+    assert_eq!(
+        output_target(
+            3,
+            &SimRequest {
+                choice: 0,
+                ..r.clone()
+            }
+        ),
+        first
+    );
+}
+
+#[test]
+fn n_sequences_of_one_prompt_share_its_prefix_cache() {
+    let (mut e, _) =
+        SimEngine::boot(setup("Qwen/Qwen3-0.6B", "H100", VllmArgs::default())).unwrap();
+    let prompt = req(1, 256, 30).prompt;
+    for choice in 0..3u32 {
+        let r = SimRequest {
+            id: 10 + u64::from(choice),
+            prompt: prompt.clone(),
+            choice,
+            stop_at: Some(5 + choice),
+            ..req(0, 0, 30)
+        };
+        e.submit_at(r, 0.0).unwrap();
+    }
+    let steps = drain(&mut e);
+    let last: Vec<(u64, u32)> = steps
+        .iter()
+        .flat_map(|(_, o)| {
+            o.iter()
+                .filter(|x| x.finish.is_some())
+                .map(|x| (x.id, x.total_tokens))
+        })
+        .collect();
+    assert_eq!(last.len(), 3);
+    for (id, total) in last {
+        assert_eq!(total, 5 + (id - 10) as u32);
+    }
+    let s = e.stats();
+    // The second and third sequences find the first one's full prompt blocks (all but the
+    // last token's block).
+    assert!(s.prefix_cache_hits >= 2 * 240, "{s:?}");
 }

@@ -60,6 +60,18 @@ impl Frontend {
         });
     }
 
+    /// Another sequence of the request submitted just before (vLLM fans an `n > 1` request
+    /// out to `n` engine requests after taking it in once): no intake work of its own, so
+    /// it is ready right after that request.
+    pub fn submit_sibling(&mut self, key: usize, tag: u64, t: f64) {
+        self.intake.push_back(Intake {
+            key,
+            tag,
+            arrival: t,
+            remaining: 0.0,
+        });
+    }
+
     /// Spend the CPU time outputs left free in `(last call, now]` on intake, FIFO.
     pub fn progress(&mut self, now: f64) {
         let from = self.progressed_to;
@@ -213,6 +225,21 @@ mod tests {
         assert_eq!(f.pop_ready(0), None);
         f.progress(1.0 + cost);
         assert_eq!(f.pop_ready(0), Some(7));
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn siblings_share_one_intake() {
+        let mut f = Frontend::default();
+        f.submit(7, 0, 1.0, 100);
+        f.submit_sibling(8, 0, 1.0);
+        f.submit_sibling(9, 0, 1.0);
+        let cost = PER_REQUEST + 100.0 * PER_PROMPT_TOKEN;
+        f.progress(1.0 + cost / 2.0);
+        assert_eq!(f.pop_ready(0), None);
+        f.progress(1.0 + cost);
+        let ready: Vec<usize> = std::iter::from_fn(|| f.pop_ready(0)).collect();
+        assert_eq!(ready, [7, 8, 9]);
         assert!(f.is_empty());
     }
 

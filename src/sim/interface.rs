@@ -30,6 +30,13 @@ pub struct SimRequest {
     pub min_tokens: u32,
     /// `ignore_eos`.
     pub ignore_eos: bool,
+    /// Which of the request's `n` sequences this is (0 for a plain request): sequences
+    /// after the first draw their own output length and text.
+    pub choice: u32,
+    /// A stop string or stop token id completes at this output token count (the HTTP side
+    /// finds it in the simulated text): the sequence finishes `Stop` there unless it ends
+    /// sooner. Honoured with `ignore_eos` too, as vLLM does.
+    pub stop_at: Option<u32>,
 }
 
 /// Why a request stopped.
@@ -38,7 +45,7 @@ pub struct SimRequest {
 pub enum FinishReason {
     /// Hit `max_tokens`.
     Length,
-    /// Natural end of sequence.
+    /// Natural end of sequence, a stop string or a stop token id.
     Stop,
 }
 

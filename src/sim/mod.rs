@@ -9,10 +9,17 @@
 //! [`predict`] replays a workload through it in simulated time.
 //!
 //! Serving: [`cli`] and [`options`] read the command line, [`boot`] starts the engine with
-//! vLLM's startup log, [`driver`] runs it in real time on its own thread, [`server`],
-//! [`request`] and [`sse`] speak vLLM's HTTP API, [`prom`] its `/metrics`, [`faults`] its
-//! failure modes, [`vlog`] its log format, [`serve`] ties the lifecycle together.
+//! vLLM's startup log, [`driver`] runs it in real time on its own thread, [`server`] speaks
+//! vLLM's HTTP API: [`request`] reads bodies ([`body`] their fields, [`sampling`] the
+//! sampling options, [`unsupported`] refuses what cannot be simulated, [`api_error`] the
+//! 400s), [`stop`] applies stop strings, [`logprobs`] simulates log probabilities,
+//! [`flow`] and [`sse`] build the responses, [`reply`] the error replies,
+//! [`tokenize_api`] serves `/tokenize` and `/detokenize`; [`prom`] is its `/metrics`,
+//! [`faults`] its failure modes, [`vlog`] its log format, [`serve`] ties the lifecycle
+//! together.
 
+pub mod api_error;
+pub mod body;
 pub mod boot;
 pub mod catalog;
 pub mod cudagraph;
@@ -20,22 +27,29 @@ pub mod driver;
 pub mod engine;
 pub mod fasthash;
 pub mod faults;
+pub mod flow;
 pub mod frontend;
 pub mod interface;
 pub mod kv;
+pub mod logprobs;
 pub mod memory;
 pub mod model;
 pub mod options;
 pub mod predict;
 pub mod prom;
 pub mod quant;
+pub mod reply;
 pub mod request;
 pub mod roofline;
+pub mod sampling;
 pub mod scheduler;
 pub mod serve;
 pub mod server;
 pub mod spec;
 pub mod sse;
 pub mod startup;
+pub mod stop;
+pub mod tokenize_api;
+pub mod unsupported;
 pub mod validate;
 pub mod vlog;

@@ -164,6 +164,8 @@ fn prepare(id: u64, r: &WorkloadRequest, load: &LoadSpec) -> SimRequest {
         max_tokens: out,
         min_tokens: if load.pin_output { out } else { 0 },
         ignore_eos: load.pin_output,
+        choice: 0,
+        stop_at: None,
     }
 }
 
@@ -183,6 +185,8 @@ fn warmups(prepared: &[SimRequest], load: &LoadSpec) -> Vec<SimRequest> {
             max_tokens: out,
             min_tokens: if load.pin_output { out } else { 0 },
             ignore_eos: load.pin_output,
+            choice: 0,
+            stop_at: None,
         })
         .collect()
 }
@@ -389,6 +393,8 @@ mod tests {
                 max_tokens: 5 + i as u32,
                 min_tokens: 0,
                 ignore_eos: true,
+                choice: 0,
+                stop_at: None,
             })
             .collect();
         let load = LoadSpec {

@@ -18,9 +18,12 @@ use super::driver::{Driver, DriverConfig};
 use super::engine::{BootInfo, SimEngine};
 use super::faults;
 use super::options::SimOptions;
+use super::sampling::LogprobLimits;
 use super::server::{AppState, router};
+use super::tokenize_api::Vocab;
 use super::vlog;
 use crate::engine::vllm::flags::ParsedArgs;
+use crate::engine::vllm::flags::Value;
 
 /// Where the simulator listens unless told otherwise (vLLM's default is 0.0.0.0; forge
 /// never binds that by default).
@@ -109,7 +112,15 @@ async fn lifecycle(
         }
     };
     match started {
-        Ok((engine, info, listener)) => serve(cmd, engine, info, listener, engine_pid, stop).await,
+        Ok((engine, info, listener, vocab_size)) => {
+            let booted = Booted {
+                engine,
+                info,
+                listener,
+                vocab_size,
+            };
+            serve(cmd, booted, engine_pid, stop).await
+        }
         Err(code) => code,
     }
 }
@@ -117,7 +128,7 @@ async fn lifecycle(
 async fn start(
     cmd: &ServeCommand,
     engine_pid: u32,
-) -> Result<(SimEngine, BootInfo, TcpListener), ExitCode> {
+) -> Result<(SimEngine, BootInfo, TcpListener, u64), ExitCode> {
     boot::print_banner(&cmd.parsed);
     let waiting = "Waiting for init message from front-end.";
     vlog::emit(
@@ -133,13 +144,14 @@ async fn start(
         boot::print_model_error(&e);
         boot::exit_failure()
     })?;
+    let vocab_size = setup.model.vocab_size;
     let (engine, info) = boot::boot(setup, &cmd.sim, engine_pid).await?;
     let slow = cmd.sim.faults.slow_start_s;
     if slow > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(slow)).await;
     }
     let listener = bind(&cmd.parsed).await?;
-    Ok((engine, info, listener))
+    Ok((engine, info, listener, vocab_size))
 }
 
 fn host(parsed: &ParsedArgs) -> &str {
@@ -189,6 +201,8 @@ fn log_ready(cmd: &ServeCommand, addr: SocketAddr) {
 const ROUTES: &[(&str, &str)] = &[
     ("/health", "GET"),
     ("/metrics", "GET"),
+    ("/tokenize", "POST"),
+    ("/detokenize", "POST"),
     ("/version", "GET"),
     ("/v1/models", "GET"),
     ("/v1/chat/completions", "POST"),
@@ -202,14 +216,26 @@ fn log_shutdown() {
     vlog::uvicorn(&format!("Finished server process [{}]", std::process::id()));
 }
 
-async fn serve(
-    cmd: &ServeCommand,
+/// A booted engine, ready to serve.
+struct Booted {
     engine: SimEngine,
     info: BootInfo,
     listener: TcpListener,
+    vocab_size: u64,
+}
+
+async fn serve(
+    cmd: &ServeCommand,
+    booted: Booted,
     engine_pid: u32,
     stop: watch::Receiver<bool>,
 ) -> ExitCode {
+    let Booted {
+        engine,
+        info,
+        listener,
+        vocab_size,
+    } = booted;
     let max_model_len = info.max_model_len;
     let config = DriverConfig {
         time_scale: cmd.sim.time_scale,
@@ -224,7 +250,7 @@ async fn serve(
             return boot::exit_failure();
         }
     };
-    let state = Arc::new(app_state(cmd, driver.clone(), max_model_len));
+    let state = Arc::new(app_state(cmd, driver.clone(), max_model_len, vocab_size));
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -238,7 +264,7 @@ async fn serve(
     }
 }
 
-fn app_state(cmd: &ServeCommand, driver: Driver, max_model_len: u32) -> AppState {
+fn app_state(cmd: &ServeCommand, driver: Driver, max_model_len: u32, vocab: u64) -> AppState {
     let p = &cmd.parsed;
     let served = if p.server.served_model_names.is_empty() {
         vec![p.args.model.clone()]
@@ -256,7 +282,25 @@ fn app_state(cmd: &ServeCommand, driver: Driver, max_model_len: u32) -> AppState
         garbage_after: cmd.sim.faults.garbage_after,
         created: chrono::Utc::now().timestamp(),
         version: VLLM_VERSION.to_string(),
+        logprob_limits: LogprobLimits {
+            max_logprobs: max_logprobs(p),
+            vocab_size: vocab,
+        },
+        vocab: Vocab::default(),
     }
+}
+
+/// `--max-logprobs` (vLLM's default 20).
+fn max_logprobs(p: &ParsedArgs) -> i64 {
+    p.set
+        .iter()
+        .rev()
+        .find(|(dest, _)| dest == "max_logprobs")
+        .and_then(|(_, v)| match v {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(20)
 }
 
 /// Serve until a signal or an engine death, then stop gracefully (bounded).

@@ -1,28 +1,36 @@
 //! The HTTP side of `forge sim serve`: vLLM's routes (`/health`, `/v1/models`,
-//! `/version`, `/metrics`, `/v1/completions`, `/v1/chat/completions`) over the engine
-//! thread, with vLLM's status codes and bodies ([`super::sse`]) and uvicorn's access log.
+//! `/version`, `/metrics`, `/v1/completions`, `/v1/chat/completions`, `/tokenize`,
+//! `/detokenize`) over the engine thread, with vLLM's status codes and bodies, and
+//! uvicorn's access log. Bodies are read by [`super::request`] and
+//! [`super::tokenize_api`]; a generation request becomes `n` engine sequences here and its
+//! response is assembled by [`super::flow`].
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::unbounded_channel;
 
-use super::driver::{Driver, ENGINE_DEAD, Event};
-use super::interface::{FinishReason, SimRequest, TokenOutput};
-use super::request::GenRequest;
-use super::sse::{self, Ctx, Usage};
+use super::api_error::BadRequest;
+use super::driver::{Driver, Event};
+use super::flow::{AbortGuard, Echo, Flow, Sequence, Setup};
+use super::interface::SimRequest;
+use super::reply::{bad_request, engine_dead, engine_rejected, json_response, unknown_model};
+use super::request::{GenRequest, ParseOptions, Prompt};
+use super::sampling::LogprobLimits;
+use super::sse::{self, Ctx};
+use super::stop::StopRule;
+use super::tokenize_api::{DetokenizeRequest, TokenizeRequest, Vocab, unknown_id};
 use super::vlog;
 use crate::engine::vllm::flags::ServerOptions;
-use crate::tokenize::perturbed_piece;
+use crate::tokenize::{choice_seed, perturbed_piece, pieces, text_seed};
 
 /// What every handler needs.
 #[derive(Debug)]
@@ -48,6 +56,24 @@ pub struct AppState {
     pub created: i64,
     /// The version `/version` reports.
     pub version: String,
+    /// `--max-logprobs` and the model's vocabulary size.
+    pub logprob_limits: LogprobLimits,
+    /// The ids `/detokenize` can reverse.
+    pub vocab: Vocab,
+}
+
+impl AppState {
+    /// True when `model` is one of the served names.
+    pub fn serves(&self, model: &str) -> bool {
+        self.served.iter().any(|n| n == model)
+    }
+
+    fn parse_options(&self) -> ParseOptions {
+        ParseOptions {
+            force_usage: self.options.force_include_usage,
+            logprobs: self.logprob_limits,
+        }
+    }
 }
 
 /// The router.
@@ -60,6 +86,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/reset_prefix_cache", post(reset_prefix_cache))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
@@ -102,15 +130,6 @@ fn authorized(s: &AppState, req: &Request) -> bool {
     req.headers()
         .get(header::AUTHORIZATION)
         .is_some_and(|h| h.as_bytes() == want.as_bytes())
-}
-
-fn json_response(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
 }
 
 async fn not_found() -> Response {
@@ -242,6 +261,39 @@ async fn chat_completions(
     generate(s, body, true).await
 }
 
+/// `POST /tokenize`.
+async fn tokenize(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_json(&headers) {
+        return not_json();
+    }
+    let req = match TokenizeRequest::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&e),
+    };
+    if let Some(m) = req.model.as_deref().filter(|m| !s.serves(m)) {
+        return unknown_model(m);
+    }
+    json_response(StatusCode::OK, req.answer(&s.vocab, s.max_model_len))
+}
+
+/// `POST /detokenize`.
+async fn detokenize(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_json(&headers) {
+        return not_json();
+    }
+    let req = match DetokenizeRequest::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&e),
+    };
+    if let Some(m) = req.model.as_deref().filter(|m| !s.serves(m)) {
+        return unknown_model(m);
+    }
+    match req.answer(&s.vocab) {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(e) => bad_request(&e),
+    }
+}
+
 /// vLLM's `validate_json_request`: the body must be declared `application/json`.
 fn is_json(headers: &HeaderMap) -> bool {
     let media = headers
@@ -253,265 +305,146 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 fn not_json() -> Response {
-    bad_request("Unsupported Media Type: Only 'application/json' is allowed")
-}
-
-fn error(status: StatusCode, message: &str, kind: &str, param: Option<&str>) -> Response {
-    let body = sse::error_body(message, kind, param, status.as_u16());
-    json_response(status, body)
-}
-
-fn bad_request(message: &str) -> Response {
-    let param = if message.contains("maximum context length") {
-        Some("input_tokens")
-    } else if message.contains("'max_tokens'") {
-        Some("max_tokens")
-    } else {
-        None
-    };
-    error(StatusCode::BAD_REQUEST, message, "BadRequestError", param)
-}
-
-fn engine_dead() -> Response {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        ENGINE_DEAD,
-        "InternalServerError",
-        None,
-    )
-}
-
-/// Aborts the engine request when the response is dropped before it finished (the
-/// client disconnected).
-struct AbortGuard {
-    driver: Driver,
-    id: u64,
-    armed: bool,
-}
-
-impl Drop for AbortGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            self.driver.abort(self.id);
-        }
-    }
-}
-
-/// One accepted request on its way out.
-struct Flow {
-    rx: UnboundedReceiver<Event>,
-    guard: AbortGuard,
-    ctx: Ctx,
-    req: GenRequest,
-    prompt_len: u32,
-    seed: u64,
-    perturb_rate: f64,
-    emitted: u32,
-    cached: Option<u32>,
+    bad_request(&BadRequest::new(
+        "Unsupported Media Type: Only 'application/json' is allowed",
+    ))
 }
 
 async fn generate(s: Arc<AppState>, body: Bytes, chat: bool) -> Response {
-    let req = match GenRequest::parse(&body, chat, s.options.force_include_usage) {
+    let req = match GenRequest::parse(&body, chat, s.parse_options()) {
         Ok(r) => r,
-        Err(msg) => return bad_request(&msg),
+        Err(e) => return bad_request(&e),
     };
-    if let Some(m) = &req.model
-        && !s.served.iter().any(|n| n == m)
-    {
-        let msg = format!("The model `{m}` does not exist.");
-        return error(StatusCode::NOT_FOUND, &msg, "NotFoundError", Some("model"));
+    if let Some(m) = req.model.as_deref().filter(|m| !s.serves(m)) {
+        return unknown_model(m);
     }
     if s.driver.shared.is_dead() {
         return engine_dead();
     }
-    let mut flow = match submit(&s, req).await {
+    let echo = match echo_of(&s, &req) {
+        Ok(e) => e,
+        Err(e) => return bad_request(&e),
+    };
+    let stream = req.stream;
+    let mut flow = match submit(&s, req, echo).await {
         Ok(f) => f,
         Err(r) => return r,
     };
-    if flow.req.stream {
-        stream_response(flow, s.garbage_after)
+    if stream {
+        flow.stream()
     } else {
         flow.collect().await
     }
 }
 
-/// Hand the request to the engine and wait for its verdict.
-async fn submit(s: &AppState, req: GenRequest) -> Result<Flow, Response> {
-    let sim = sim_request(s, &req);
-    let (id, prompt_len) = (sim.id, sim.prompt.len() as u32);
-    let seed = crate::tokenize::text_seed(&sim.prompt);
+/// What `echo` returns: the completions prompt (token-id prompts through the vocabulary
+/// this server knows), or chat's last message when it is the assistant's.
+fn echo_of(s: &AppState, req: &GenRequest) -> Result<Option<Echo>, BadRequest> {
+    if !req.sampling.echo {
+        return Ok(None);
+    }
+    let salt = text_seed(&req.prompt_tokens());
+    let echo = match &req.prompt {
+        Prompt::Text(t) => Some(Echo {
+            text: t.clone(),
+            pieces: pieces(t).map(String::from).collect(),
+            salt,
+        }),
+        Prompt::Tokens(ids) => {
+            let p = s.vocab.pieces(ids).map_err(unknown_id)?;
+            Some(Echo {
+                text: p.concat(),
+                pieces: p,
+                salt,
+            })
+        }
+        Prompt::Chat(m) => m.last().filter(|m| m.role == "assistant").map(|m| Echo {
+            text: m.content.clone(),
+            pieces: Vec::new(),
+            salt,
+        }),
+    };
+    Ok(echo)
+}
+
+/// Hand the request's `n` sequences to the engine and wait for its verdict.
+async fn submit(s: &AppState, req: GenRequest, echo: Option<Echo>) -> Result<Flow, Response> {
+    let (sims, sequences) = sequences(s, &req);
+    let prompt_len = sims.first().map_or(0, |r| r.prompt.len() as u32);
+    let ids: Vec<u64> = sims.iter().map(|r| r.id).collect();
+    let hold = stop_rule(&req).hold_back();
     let (tx, mut rx) = unbounded_channel();
-    if !s.driver.submit(sim, tx) {
+    if !s.driver.submit(sims, tx) {
         return Err(engine_dead());
     }
-    let mut guard = AbortGuard {
-        driver: s.driver.clone(),
-        id,
-        armed: true,
-    };
-    match rx.recv().await {
-        Some(Event::Accepted) => {}
-        Some(Event::Rejected(msg)) => {
-            guard.armed = false;
-            return Err(bad_request(&msg));
+    // Armed until the response ends: a refusal aborts the sequences already taken.
+    let guard = AbortGuard::new(s.driver.clone(), ids.clone());
+    for _ in &ids {
+        match rx.recv().await {
+            Some(Event::Accepted) => {}
+            Some(Event::Rejected(msg)) => return Err(engine_rejected(&msg)),
+            _ => return Err(engine_dead()),
         }
-        _ => return Err(engine_dead()),
     }
-    Ok(Flow {
-        rx,
-        guard,
+    let setup = Setup {
         ctx: Ctx {
             id: sse::new_id(req.chat),
             created: chrono::Utc::now().timestamp(),
             model: s.served[0].clone(),
             chat: req.chat,
         },
-        req,
         prompt_len,
-        seed,
         perturb_rate: s.perturb_rate,
-        emitted: 0,
         cached: s.options.prompt_tokens_details.then_some(0),
-    })
+        echo,
+        hold,
+        garbage_after: s.garbage_after,
+        req,
+    };
+    Ok(Flow::new(rx, guard, setup, sequences))
 }
 
-/// The engine's view of a request; without a limit, generation may run to the context
-/// limit (vLLM's `get_max_tokens`).
-fn sim_request(s: &AppState, req: &GenRequest) -> SimRequest {
-    let prompt = req.prompt_tokens();
-    let max_tokens = req
-        .max_tokens
-        .unwrap_or_else(|| s.max_model_len.saturating_sub(prompt.len() as u32));
-    SimRequest {
-        id: s.driver.next_id(),
-        prompt,
-        max_tokens,
+fn stop_rule(req: &GenRequest) -> StopRule<'_> {
+    StopRule {
+        strings: &req.sampling.stop,
+        token_ids: &req.sampling.stop_token_ids,
+        include: req.sampling.include_stop_str,
         min_tokens: req.min_tokens,
-        ignore_eos: req.ignore_eos,
     }
 }
 
-fn finish_str(f: FinishReason) -> &'static str {
-    match f {
-        FinishReason::Length => "length",
-        FinishReason::Stop => "stop",
-    }
-}
-
-impl Flow {
-    /// Text of the next `out.new_tokens` generated tokens.
-    fn text(&mut self, out: &TokenOutput) -> String {
-        if self.emitted == 0 && self.cached.is_some() {
-            self.cached = Some(out.cached_tokens);
-        }
-        let text: String = (self.emitted..self.emitted + out.new_tokens)
-            .map(|i| perturbed_piece(self.seed, i, self.perturb_rate))
-            .collect();
-        self.emitted += out.new_tokens;
-        text
-    }
-
-    fn usage(&self) -> Usage {
-        Usage::new(self.prompt_len, self.emitted, self.cached)
-    }
-
-    /// Non-streaming: wait for the end, answer once.
-    async fn collect(&mut self) -> Response {
-        let mut text = String::new();
-        while let Some(ev) = self.rx.recv().await {
-            match ev {
-                Event::Tokens(out) => {
-                    text.push_str(&self.text(&out));
-                    if let Some(f) = out.finish {
-                        self.guard.armed = false;
-                        let body = self.ctx.full_response(&text, finish_str(f), self.usage());
-                        return json_response(StatusCode::OK, body);
-                    }
-                }
-                Event::Died(_) => break,
-                Event::Accepted | Event::Rejected(_) => {}
-            }
-        }
-        self.guard.armed = false;
-        engine_dead()
-    }
-
-    /// Frames for every engine event ready now (waiting for the first), so outputs that
-    /// piled up go out in one write; `true` when the stream is over.
-    async fn next_frames(&mut self, garbage_after: Option<u32>) -> (String, bool) {
-        let first = self.rx.recv().await;
-        let (mut frames, mut over) = self.frames_for(first, garbage_after);
-        while !over {
-            let Ok(ev) = self.rx.try_recv() else { break };
-            let (more, end) = self.frames_for(Some(ev), garbage_after);
-            frames.push_str(&more);
-            over = end;
-        }
-        (frames, over)
-    }
-
-    fn frames_for(&mut self, ev: Option<Event>, garbage_after: Option<u32>) -> (String, bool) {
-        match ev {
-            Some(Event::Tokens(out)) => self.token_frames(&out, garbage_after),
-            Some(Event::Died(msg)) => (self.error_frames(&msg), true),
-            Some(_) => (String::new(), false),
-            None => (self.error_frames(ENGINE_DEAD), true),
-        }
-    }
-
-    fn token_frames(&mut self, out: &TokenOutput, garbage_after: Option<u32>) -> (String, bool) {
-        let text = self.text(out);
-        let finish = out.finish.map(finish_str);
-        let usage = self.req.continuous_usage.then(|| self.usage());
-        let chunk = self.ctx.token_chunk(&text, finish, usage);
-        if garbage_after.is_some_and(|n| self.emitted > n) {
-            // Half a chunk, then the connection ends: no valid JSON, no [DONE].
-            return (sse::frame(&chunk[..chunk.len() / 2]), true);
-        }
-        let mut frames = sse::frame(&chunk);
-        if finish.is_some() {
-            self.guard.armed = false;
-            if self.req.include_usage {
-                frames.push_str(&sse::frame(&self.ctx.usage_chunk(self.usage())));
-            }
-            frames.push_str(sse::DONE);
-        }
-        (frames, finish.is_some())
-    }
-
-    fn error_frames(&mut self, msg: &str) -> String {
-        self.guard.armed = false;
-        let err = sse::stream_error(msg, "InternalServerError", None, 500);
-        format!("{}{}", sse::frame(&err), sse::DONE)
-    }
-}
-
-enum Phase {
-    Start,
-    Tokens,
-    Over,
-}
-
-/// The SSE response: chat's role chunk, one chunk per engine output, the usage chunk,
-/// `[DONE]`. Dropping the body (client gone) aborts the request.
-fn stream_response(flow: Flow, garbage_after: Option<u32>) -> Response {
-    let state = (flow, Phase::Start);
-    let stream = futures::stream::unfold(state, move |(mut flow, phase)| async move {
-        let (frames, over) = match phase {
-            Phase::Over => return None,
-            Phase::Start if flow.req.chat => {
-                let usage = flow.req.continuous_usage.then(|| flow.usage());
-                (sse::frame(&flow.ctx.role_chunk(usage)), false)
-            }
-            _ => flow.next_frames(garbage_after).await,
-        };
-        let next = if over { Phase::Over } else { Phase::Tokens };
-        Some((Ok::<Bytes, Infallible>(Bytes::from(frames)), (flow, next)))
-    });
-    let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    r
+/// The engine's view of the request's `n` sequences: without a limit, generation may run
+/// to the context limit (vLLM's `get_max_tokens`); each sequence's stop is found in its
+/// own text.
+fn sequences(s: &AppState, req: &GenRequest) -> (Vec<SimRequest>, Vec<Sequence>) {
+    let prompt = req.prompt_tokens();
+    let seed = text_seed(&prompt);
+    let max_tokens = if req.echo_only() {
+        1
+    } else {
+        req.max_tokens
+            .unwrap_or_else(|| s.max_model_len.saturating_sub(prompt.len() as u32))
+    };
+    let rule = stop_rule(req);
+    (0..req.sampling.n)
+        .map(|choice| {
+            let id = s.driver.next_id();
+            let seed = choice_seed(seed, choice);
+            let stop = if req.echo_only() {
+                None
+            } else {
+                rule.find(max_tokens, |i| perturbed_piece(seed, i, s.perturb_rate))
+            };
+            let sim = SimRequest {
+                id,
+                prompt: prompt.clone(),
+                max_tokens,
+                min_tokens: req.min_tokens,
+                ignore_eos: req.ignore_eos,
+                choice,
+                stop_at: stop.as_ref().map(|h| h.tokens),
+            };
+            (sim, Sequence { id, seed, stop })
+        })
+        .unzip()
 }

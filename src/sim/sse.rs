@@ -19,8 +19,15 @@
 //!
 //! Non-streaming bodies are `model_dump()` (every field, `None` as `null`) rendered by
 //! Starlette's compact JSON.
+//!
+//! With `n > 1` every chunk still carries one choice (its `index`), in the order the engine
+//! produced them; chat opens with one role chunk per choice. `logprobs` and `stop_reason`
+//! are filled when asked for / when a stop string or stop token ended the choice.
 
 use serde::{Serialize, Serializer};
+
+use super::logprobs::{ChatLogprobs, CompletionLogprobs};
+use super::stop::StopReason;
 
 /// `data: [DONE]` frame.
 pub const DONE: &str = "data: [DONE]\n\n";
@@ -127,13 +134,38 @@ struct Chunk<'a, C: Serialize> {
     prompt_token_ids: Option<Null>,
 }
 
+/// A choice's logprobs in its API's shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Logprobs {
+    /// `/v1/completions`.
+    Completion(CompletionLogprobs),
+    /// `/v1/chat/completions`.
+    Chat(ChatLogprobs),
+}
+
+/// What one choice carries in a chunk or a whole response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChoiceOut<'a> {
+    /// `index` (which of the `n` sequences).
+    pub index: u32,
+    /// Text (chunk: the delta).
+    pub text: &'a str,
+    /// `logprobs`, when asked for.
+    pub logprobs: Option<&'a Logprobs>,
+    /// `finish_reason` (a chunk's is `None` until the last).
+    pub finish: Option<&'a str>,
+    /// `stop_reason`: the stop string or token id that ended the sequence.
+    pub stop_reason: Option<&'a StopReason>,
+}
+
 #[derive(Serialize)]
 struct CompletionChoice<'a> {
     index: u32,
     text: &'a str,
-    logprobs: Null,
+    logprobs: Option<&'a Logprobs>,
     finish_reason: Option<&'a str>,
-    stop_reason: Null,
+    stop_reason: Option<&'a StopReason>,
     prompt_token_ids: Null,
     token_ids: Null,
 }
@@ -149,10 +181,10 @@ struct Delta<'a> {
 struct ChatChoice<'a> {
     index: u32,
     delta: Delta<'a>,
-    logprobs: Null,
+    logprobs: Option<&'a Logprobs>,
     finish_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    stop_reason: Option<Null>,
+    stop_reason: Option<Option<&'a StopReason>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_ids: Option<Null>,
 }
@@ -181,15 +213,15 @@ impl Ctx {
         }
     }
 
-    /// Chat's first chunk: role only.
-    pub fn role_chunk(&self, usage: Option<Usage>) -> String {
+    /// Chat's first chunk of choice `index`: role only.
+    pub fn role_chunk(&self, index: u32, usage: Option<Usage>) -> String {
         let choice = ChatChoice {
-            index: 0,
+            index,
             delta: Delta {
                 role: Some("assistant"),
                 content: "",
             },
-            logprobs: Null,
+            logprobs: None,
             finish_reason: None,
             stop_reason: None,
             token_ids: None,
@@ -199,28 +231,44 @@ impl Ctx {
         to_json(&c)
     }
 
-    /// A token chunk; `finish` on the last one.
-    pub fn token_chunk(&self, text: &str, finish: Option<&str>, usage: Option<Usage>) -> String {
+    /// Chat's `echo` chunk of choice `index`: the last message's content.
+    pub fn echo_chunk(&self, index: u32, content: &str, usage: Option<Usage>) -> String {
+        let choice = ChatChoice {
+            index,
+            delta: Delta {
+                role: None,
+                content,
+            },
+            logprobs: None,
+            finish_reason: None,
+            stop_reason: None,
+            token_ids: None,
+        };
+        to_json(&self.chunk(vec![choice], usage))
+    }
+
+    /// A token chunk of one choice; `finish` on its last one.
+    pub fn token_chunk(&self, c: ChoiceOut<'_>, usage: Option<Usage>) -> String {
         if self.chat {
             let choice = ChatChoice {
-                index: 0,
+                index: c.index,
                 delta: Delta {
                     role: None,
-                    content: text,
+                    content: c.text,
                 },
-                logprobs: Null,
-                finish_reason: finish,
-                stop_reason: finish.map(|_| Null),
+                logprobs: c.logprobs,
+                finish_reason: c.finish,
+                stop_reason: c.finish.map(|_| c.stop_reason),
                 token_ids: Some(Null),
             };
             return to_json(&self.chunk(vec![choice], usage));
         }
         let choice = CompletionChoice {
-            index: 0,
-            text,
-            logprobs: Null,
-            finish_reason: finish,
-            stop_reason: Null,
+            index: c.index,
+            text: c.text,
+            logprobs: c.logprobs,
+            finish_reason: c.finish,
+            stop_reason: c.stop_reason,
             prompt_token_ids: Null,
             token_ids: Null,
         };
@@ -232,39 +280,41 @@ impl Ctx {
         to_json(&self.chunk(Vec::<NoChoice>::new(), Some(usage)))
     }
 
-    /// A whole non-streaming response.
-    pub fn full_response(&self, text: &str, finish: &str, usage: Usage) -> String {
+    /// A whole non-streaming response; each choice's `finish` is set.
+    pub fn full_response(&self, choices: &[ChoiceOut<'_>], usage: Usage) -> String {
         if self.chat {
-            self.full_chat(text, finish, usage)
+            self.full_chat(choices, usage)
         } else {
-            self.full_completion(text, finish, usage)
+            self.full_completion(choices, usage)
         }
     }
 
-    fn full_chat(&self, text: &str, finish: &str, usage: Usage) -> String {
-        let message = Message {
-            role: "assistant",
-            content: text,
-            refusal: Null,
-            annotations: Null,
-            audio: Null,
-            function_call: Null,
-            reasoning: Null,
-        };
-        let choice = FullChatChoice {
-            index: 0,
-            message,
-            logprobs: Null,
-            finish_reason: finish,
-            stop_reason: Null,
-            token_ids: Null,
-        };
+    fn full_chat(&self, choices: &[ChoiceOut<'_>], usage: Usage) -> String {
+        let choices = choices
+            .iter()
+            .map(|c| FullChatChoice {
+                index: c.index,
+                message: Message {
+                    role: "assistant",
+                    content: c.text,
+                    refusal: Null,
+                    annotations: Null,
+                    audio: Null,
+                    function_call: Null,
+                    reasoning: Null,
+                },
+                logprobs: c.logprobs,
+                finish_reason: c.finish.unwrap_or("stop"),
+                stop_reason: c.stop_reason,
+                token_ids: Null,
+            })
+            .collect();
         to_json(&FullChat {
             id: &self.id,
             object: self.object(false),
             created: self.created,
             model: &self.model,
-            choices: vec![choice],
+            choices,
             service_tier: Null,
             system_fingerprint: Null,
             usage: usage.into(),
@@ -274,23 +324,26 @@ impl Ctx {
         })
     }
 
-    fn full_completion(&self, text: &str, finish: &str, usage: Usage) -> String {
-        let choice = FullCompletionChoice {
-            index: 0,
-            text,
-            logprobs: Null,
-            finish_reason: finish,
-            stop_reason: Null,
-            token_ids: Null,
-            prompt_logprobs: Null,
-            prompt_token_ids: Null,
-        };
+    fn full_completion(&self, choices: &[ChoiceOut<'_>], usage: Usage) -> String {
+        let choices = choices
+            .iter()
+            .map(|c| FullCompletionChoice {
+                index: c.index,
+                text: c.text,
+                logprobs: c.logprobs,
+                finish_reason: c.finish.unwrap_or("length"),
+                stop_reason: c.stop_reason,
+                token_ids: Null,
+                prompt_logprobs: Null,
+                prompt_token_ids: Null,
+            })
+            .collect();
         to_json(&FullCompletion {
             id: &self.id,
             object: self.object(false),
             created: self.created,
             model: &self.model,
-            choices: vec![choice],
+            choices,
             service_tier: Null,
             system_fingerprint: Null,
             usage: usage.into(),
@@ -303,9 +356,9 @@ impl Ctx {
 struct FullCompletionChoice<'a> {
     index: u32,
     text: &'a str,
-    logprobs: Null,
+    logprobs: Option<&'a Logprobs>,
     finish_reason: &'a str,
-    stop_reason: Null,
+    stop_reason: Option<&'a StopReason>,
     token_ids: Null,
     prompt_logprobs: Null,
     prompt_token_ids: Null,
@@ -339,9 +392,9 @@ struct Message<'a> {
 struct FullChatChoice<'a> {
     index: u32,
     message: Message<'a>,
-    logprobs: Null,
+    logprobs: Option<&'a Logprobs>,
     finish_reason: &'a str,
-    stop_reason: Null,
+    stop_reason: Option<&'a StopReason>,
     token_ids: Null,
 }
 
@@ -422,6 +475,13 @@ pub fn py_json_str(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn text(t: &str) -> ChoiceOut<'_> {
+        ChoiceOut {
+            text: t,
+            ..ChoiceOut::default()
+        }
+    }
+
     fn ctx(chat: bool) -> Ctx {
         Ctx {
             id: "cmpl-1".into(),
@@ -434,7 +494,7 @@ mod tests {
     #[test]
     fn completion_chunks() {
         assert_eq!(
-            ctx(false).token_chunk(" the", None, None),
+            ctx(false).token_chunk(text(" the"), None),
             r#"{"id":"cmpl-1","object":"text_completion","created":7,"model":"m","choices":[{"index":0,"text":" the","logprobs":null,"finish_reason":null,"stop_reason":null,"prompt_token_ids":null,"token_ids":null}]}"#
         );
         assert_eq!(
@@ -446,11 +506,17 @@ mod tests {
     #[test]
     fn chat_chunks() {
         assert_eq!(
-            ctx(true).role_chunk(None),
+            ctx(true).role_chunk(0, None),
             r#"{"id":"cmpl-1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"prompt_token_ids":null}"#
         );
         assert_eq!(
-            ctx(true).token_chunk(".", Some("length"), Some(Usage::new(3, 1, None))),
+            ctx(true).token_chunk(
+                ChoiceOut {
+                    finish: Some("length"),
+                    ..text(".")
+                },
+                Some(Usage::new(3, 1, None))
+            ),
             r#"{"id":"cmpl-1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"."},"logprobs":null,"finish_reason":"length","stop_reason":null,"token_ids":null}],"usage":{"prompt_tokens":3,"total_tokens":4,"completion_tokens":1}}"#
         );
         assert!(
@@ -458,6 +524,50 @@ mod tests {
                 .usage_chunk(Usage::new(3, 1, Some(0)))
                 .ends_with(r#""usage":{"prompt_tokens":3,"total_tokens":4,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":0}}}"#)
         );
+    }
+
+    #[test]
+    fn choices_carry_index_and_stop_reason() {
+        let r = StopReason::Text(" the".into());
+        let c = ChoiceOut {
+            index: 1,
+            text: "a",
+            finish: Some("stop"),
+            stop_reason: Some(&r),
+            ..ChoiceOut::default()
+        };
+        assert!(ctx(false).token_chunk(c, None).contains(
+            r#"{"index":1,"text":"a","logprobs":null,"finish_reason":"stop","stop_reason":" the","prompt_token_ids":null,"token_ids":null}"#
+        ));
+        assert!(
+            ctx(true)
+                .token_chunk(c, None)
+                .contains(r#""finish_reason":"stop","stop_reason":" the","token_ids":null}"#)
+        );
+        let id = StopReason::Token(5);
+        let other = ChoiceOut {
+            finish: Some("length"),
+            ..text("b")
+        };
+        let full = ctx(false).full_response(
+            &[
+                ChoiceOut {
+                    stop_reason: Some(&id),
+                    ..c
+                },
+                other,
+            ],
+            Usage::new(1, 2, None),
+        );
+        assert!(full.contains(
+            r#""index":1,"text":"a","logprobs":null,"finish_reason":"stop","stop_reason":5"#
+        ));
+        assert!(full.contains(
+            r#""index":0,"text":"b","logprobs":null,"finish_reason":"length","stop_reason":null"#
+        ));
+        assert!(ctx(true).echo_chunk(2, "hi", None).contains(
+            r#""choices":[{"index":2,"delta":{"content":"hi"},"logprobs":null,"finish_reason":null}]}"#
+        ));
     }
 
     #[test]

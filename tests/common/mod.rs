@@ -16,6 +16,7 @@
 //!   SSE helpers, output normalization.
 //! - `fake_openai`: a scriptable OpenAI-compatible server for `forge bench`.
 //! - `llamacpp`: the real llama.cpp peers (llama-server and a small GGUF), or a loud skip.
+//! - `openai_py`: a Python with the official `openai` SDK, or a loud skip.
 //! - `llm_ctx`, `llm_mock`: agent contexts and a scripted LLM provider for agent tests.
 //!
 //! Each test binary uses a subset, hence `dead_code` is allowed.
@@ -26,6 +27,7 @@ pub mod fake_openai;
 pub mod llamacpp;
 pub mod llm_ctx;
 pub mod llm_mock;
+pub mod openai_py;
 pub mod procs;
 pub mod run;
 pub mod sandbox;
