@@ -22,6 +22,7 @@ pub mod sim;
 pub mod stats;
 pub mod store;
 pub mod term;
+pub mod text;
 pub mod tokenize;
 pub mod tune;
 pub mod workload;

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     match forge::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", forge::term::error_text(&err));
             ExitCode::from(1)
         }
     }

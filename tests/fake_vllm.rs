@@ -182,6 +182,9 @@ fn the_report_lists_failures_by_kind(sb: &Sandbox, run: &std::path::Path) {
     );
 }
 
+/// On vLLM 0.10.2 a field with no flag and no other spelling is refused by name before
+/// anything boots; the attention backend, which that vLLM reads from
+/// `VLLM_ATTENTION_BACKEND`, boots with the variable set.
 #[test]
 fn fields_without_a_flag_in_an_old_vllm_are_infeasible_config() {
     let mut sb = Sandbox::new();
@@ -219,15 +222,12 @@ fn fields_without_a_flag_in_an_old_vllm_are_infeasible_config() {
                 .to_string()
         })
         .collect();
+    // `performance_mode` has no spelling in 0.10.2 at all; the attention backend has one
+    // in the environment (`VLLM_ATTENTION_BACKEND`, before `--attention-backend` in 0.13).
     assert_eq!(
         refused,
-        [
-            "recipe field `performance_mode` has no \
-             flag in vLLM 0.10.2: forge knows `--performance-mode` only in other vLLM versions",
-            "recipe field `kernels.attention_backend` \
-             has no flag in vLLM 0.10.2: forge knows `--attention-backend` only in other vLLM \
-             versions",
-        ]
+        ["recipe field `performance_mode` has no \
+          flag in vLLM 0.10.2: forge knows `--performance-mode` only in other vLLM versions"]
     );
     // Refused before booting, as `rej-*` rows that do not spend the experiment budget.
     for r in rows
@@ -238,17 +238,28 @@ fn fields_without_a_flag_in_an_old_vllm_are_infeasible_config() {
         assert!(r["exp"].is_null(), "{r}");
         assert!(r["id"].as_str().unwrap().starts_with("rej-"), "{r}");
     }
-    // Neither refused recipe was booted; the boolean was spelled the 0.10 way.
+    // The refused recipe was not booted; the boolean was spelled the 0.10 way; the
+    // attention backend's candidate booted with the variable set (and no flag), the runs
+    // around it without.
     let boots = sb.state_lines("boots");
-    assert_eq!(boots.len(), 3, "baseline, candidate, incumbent: {boots:?}");
+    assert_eq!(
+        boots.len(),
+        5,
+        "baseline, two candidates, each with its incumbent: {boots:?}"
+    );
     let argv = sb.state_lines("argv");
     assert!(argv[1].ends_with("--no-enable-prefix-caching"), "{argv:?}");
+    assert!(argv.iter().all(|a| !a.contains("attention")), "{argv:?}");
+    let env = sb.state_lines("env");
+    let backends: Vec<&str> = env.iter().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    assert_eq!(backends, ["-", "-", "-", "FLASHINFER", "-"], "{env:?}");
+    assert!(env[3].contains("-c1 "), "{env:?}");
     let help = std::fs::read_to_string(run.join("engine-help.txt")).unwrap();
     assert!(help.contains("--swap-space"));
 }
 
 /// A search space with a flag 0.10.2 has (spelled differently), one it lacks, and a kernel
-/// it lacks.
+/// it takes from the environment instead of a flag.
 const PLAYBOOK: &str = "# Test playbook
 
 engine: vllm

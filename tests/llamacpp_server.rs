@@ -57,6 +57,57 @@ async fn boot(
     )
 }
 
+/// What `forge recipe command` prints for a llama.cpp recipe is a command llama-server
+/// runs: started as printed (on a free port), it becomes ready and serves the alias.
+#[tokio::test]
+async fn the_deployment_command_boots_a_real_llama_server() {
+    let Some(p) = llamacpp::peers("the_deployment_command_boots_a_real_llama_server") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let r = recipe(
+        &p.model.display().to_string(),
+        &[("threads", json!(1)), ("parallel", json!(2))],
+    );
+    let file = dir.path().join("best_recipe.yaml");
+    std::fs::write(&file, r.to_yaml()).unwrap();
+    let port = free_port().unwrap();
+    let (file_arg, port_arg) = (file.display().to_string(), port.to_string());
+    let out = common::bin::forge(&["recipe", "command", &file_arg, "--port", &port_arg])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    // No word needed quoting, so splitting at spaces is how a shell reads it.
+    assert!(!line.contains('\''), "{line}");
+    let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+    assert_eq!(words[0], "llama-server");
+    let alias = "SmolLM2-135M-Instruct.Q4_1";
+    let spec = process::LaunchSpec {
+        program: p.server.clone(),
+        args: words[1..].to_vec(),
+        env: Vec::new(),
+        log_path: dir.path().join("deploy.log"),
+    };
+    let mut proc = process::spawn(&spec).unwrap();
+    let pgid = proc.pgid;
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = wait_ready(&mut proc, &client, &base, alias, Duration::from_secs(120)).await;
+    let models = forge::engine::health::list_models(&client, &base)
+        .await
+        .unwrap_or_default();
+    proc.stop(Duration::from_secs(10)).await;
+    assert!(process::group_members(pgid).is_empty(), "survived");
+    let log = std::fs::read_to_string(dir.path().join("deploy.log")).unwrap_or_default();
+    assert!(matches!(ready, Readiness::Ready { .. }), "{ready:?}\n{log}");
+    assert!(models.iter().any(|m| m == alias), "{models:?}");
+}
+
 #[tokio::test]
 async fn a_real_boot_is_ready_and_a_refused_one_is_classified() {
     let Some(p) = llamacpp::peers("a_real_boot_is_ready_and_a_refused_one_is_classified") else {

@@ -204,6 +204,34 @@ fn assert_no_survivors(dir: &Path) {
     }
 }
 
+/// The best recipe's header says how to deploy it; doing exactly that prints the
+/// llama-server command, without the flags forge adds only to measure.
+fn assert_deploy_command(dir: &Path, p: &llamacpp::Peers) {
+    let best = std::fs::read_to_string(dir.join("best_recipe.yaml")).unwrap();
+    let header = best.lines().next().unwrap();
+    let told = header.split("deploy with: ").nth(1).unwrap();
+    let words: Vec<&str> = told.split(' ').collect();
+    assert_eq!(words[..3], ["forge", "recipe", "command"], "{header}");
+    let out = common::bin::run(&mut common::bin::forge(&words[1..]));
+    assert!(out.success(), "{}", out.stderr);
+    let line = out.stdout.trim_end();
+    let model = p.model.display().to_string();
+    assert!(
+        line.starts_with(&format!(
+            "llama-server --model {model} --alias SmolLM2-135M-Instruct.Q4_1 --host 127.0.0.1 --port 8000"
+        )),
+        "{line}"
+    );
+    for measuring in [
+        "--metrics",
+        "--no-webui",
+        "--cache-ram",
+        "--no-cache-prompt",
+    ] {
+        assert!(!line.contains(measuring), "{line}");
+    }
+}
+
 #[test]
 fn forge_tune_tunes_a_real_llama_server() {
     let Some(p) = llamacpp::peers("forge_tune_tunes_a_real_llama_server") else {
@@ -230,6 +258,7 @@ fn forge_tune_tunes_a_real_llama_server() {
     assert_rows(&dir, &journal.rows);
     assert_report(&dir, &journal.rows);
     assert_no_survivors(&dir);
+    assert_deploy_command(&dir, &p);
     eprintln!(
         "forge tune on llama-server took {:.0} s",
         elapsed.as_secs_f64()

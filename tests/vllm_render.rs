@@ -1,7 +1,8 @@
 //! The vLLM adapter's command lines, snapshot-tested: several recipes rendered for vLLM
 //! 0.33.0 and 0.10.2, each checked against that release's recorded help — boolean
-//! negations spelled as each release lists them, `-O`, renames, and recipe fields the older
-//! release has no flag for (refused by name, never dropped).
+//! negations spelled as each release lists them, `-O`, renames, recipe fields the older
+//! release has no flag for (refused by name, never dropped), and the one it reads from the
+//! environment instead (the attention backend, shown as a `NAME=value` prefix).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -99,14 +100,27 @@ fn recipes() -> Vec<(&'static str, Recipe)> {
     ]
 }
 
-/// `vllm serve ...` for every recipe, or the refusal.
+/// `vllm serve ...` for every recipe, or the refusal. Variables other than the one every
+/// launch sets (`VLLM_SERVER_DEV_MODE=1`) come first, as `NAME=value`.
 fn listing(version: Version, help: &str) -> String {
     let mut engine = VllmEngine::real(vec!["vllm".into()], version);
     engine.help = Some(Arc::new(HelpSnapshot::parse(help)));
     let mut out = String::new();
     for (name, recipe) in recipes() {
         let line = match engine.launch_spec(&recipe, 8000, "forge-e0001-x-c1", Path::new("l"), 1) {
-            Ok(spec) => format!("{} {}", spec.program.display(), spec.args.join(" ")),
+            Ok(spec) => {
+                let env: String = spec
+                    .env
+                    .iter()
+                    .filter(|(k, _)| k != "VLLM_SERVER_DEV_MODE")
+                    .map(|(k, v)| format!("{k}={v} "))
+                    .collect();
+                assert!(
+                    spec.env
+                        .contains(&("VLLM_SERVER_DEV_MODE".into(), "1".into()))
+                );
+                format!("{env}{} {}", spec.program.display(), spec.args.join(" "))
+            }
             Err(e) => format!("refused: {e}"),
         };
         out.push_str(&format!("{name}:\n  {line}\n"));

@@ -17,9 +17,7 @@ pub fn main(cmd: PlaybookCmd) -> anyhow::Result<ExitCode> {
 fn show(a: &PlaybookArgs) -> anyhow::Result<ExitCode> {
     // Show prints even an invalid file (so it can be fixed), but says it is invalid.
     let text = match &a.path {
-        Some(p) => {
-            std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-        }
+        Some(p) => crate::text::read(p).map_err(|e| anyhow::anyhow!(e.at(p)))?,
         None => Playbook::bundled(a.engine)?.text,
     };
     crate::term::print(&text)?;
@@ -47,7 +45,7 @@ fn validate(a: &PlaybookArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("hint: each line above is FILE:LINE: item: problem");
+            eprintln!("hint: each line above is FILE[:LINE]: item: problem");
             Ok(ExitCode::from(1))
         }
     }

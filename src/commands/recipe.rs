@@ -1,11 +1,15 @@
 //! `forge recipe command RECIPE.yaml`: the exact command line a user deploys. The argv is
 //! rendered through the same allowlist and version table forge boots engines with; only
-//! the display joins it into one line, quoting each word for a POSIX shell.
+//! the display joins it into one line, quoting each word for a POSIX shell. Environment
+//! variables the engine needs (the attention backend of a vLLM before 0.13) come first, as
+//! `NAME=value` words.
 
 use std::process::ExitCode;
 
 use crate::cli::{RecipeCmd, RecipeCommandArgs};
-use crate::engine::vllm::flags::{self, Version};
+use crate::engine::llamacpp::flags::render_deploy;
+use crate::engine::vllm::checked::serve_command;
+use crate::engine::vllm::flags::Version;
 use crate::recipe::{EngineKind, Recipe};
 
 /// Run a recipe command.
@@ -17,42 +21,59 @@ pub fn main(cmd: RecipeCmd) -> anyhow::Result<ExitCode> {
 
 fn command(a: &RecipeCommandArgs) -> anyhow::Result<ExitCode> {
     let recipe = Recipe::load(&a.recipe)?;
-    let argv = render(&recipe, a)?;
-    crate::term::println(&display(&argv))?;
+    let deploy = render(&recipe, a)?;
+    crate::term::println(&display(&deploy))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The argv (program first) that deploys `recipe`.
-pub fn render(recipe: &Recipe, a: &RecipeCommandArgs) -> anyhow::Result<Vec<String>> {
+/// A deployment command: environment to set, then argv (program first). Never a shell
+/// string; [`display`] only shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deploy {
+    /// `(name, value)` to set in the engine's environment.
+    pub env: Vec<(String, String)>,
+    /// Program and arguments.
+    pub argv: Vec<String>,
+}
+
+/// The command that deploys `recipe`.
+pub fn render(recipe: &Recipe, a: &RecipeCommandArgs) -> anyhow::Result<Deploy> {
+    let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", a.recipe.display());
     match recipe.engine {
         EngineKind::Vllm => {
             let version = Version::parse(&a.vllm_version).ok_or_else(|| {
                 anyhow::anyhow!("--vllm-version: `{}` is not a version", a.vllm_version)
             })?;
-            let mut args = crate::engine::vllm::recipe::to_vllm_args(recipe)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", a.recipe.display()))?;
+            let mut args = crate::engine::vllm::recipe::to_vllm_args(recipe).map_err(|e| at(&e))?;
             args.host = Some(a.host.clone());
             args.port = Some(a.port);
-            let rendered = flags::render(&args, version).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: {e} (recipe field has no flag in vLLM {version})",
-                    a.recipe.display()
-                )
-            })?;
+            let serve = serve_command(&args, version, None).map_err(|e| at(&e))?;
             let mut argv = vec!["vllm".to_string(), "serve".to_string()];
-            argv.extend(rendered);
-            Ok(argv)
+            argv.extend(serve.args);
+            Ok(Deploy {
+                env: serve.env,
+                argv,
+            })
         }
-        EngineKind::Llamacpp => anyhow::bail!(
-            "{}: llama.cpp recipes are rendered by the llama.cpp adapter",
-            a.recipe.display()
-        ),
+        EngineKind::Llamacpp => {
+            let mut argv = vec!["llama-server".to_string()];
+            argv.extend(render_deploy(recipe, &a.host, a.port).map_err(|e| at(&e))?);
+            Ok(Deploy {
+                env: Vec::new(),
+                argv,
+            })
+        }
     }
 }
 
-/// One line for a person to copy: each word quoted for a POSIX shell when it needs it.
-pub fn display(argv: &[String]) -> String {
-    argv.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
+/// One line for a person to copy: `NAME=value` words, then the argv, each word quoted for
+/// a POSIX shell when it needs it (an assignment's value only: a quoted name would make
+/// the shell read the word as a command, not an assignment).
+pub fn display(d: &Deploy) -> String {
+    let env = d.env.iter().map(|(k, v)| format!("{k}={}", quote(v)));
+    env.chain(d.argv.iter().map(|w| quote(w)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn quote(w: &str) -> String {
@@ -72,15 +93,22 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(
-            display(&[
+        let d = Deploy {
+            env: vec![
+                ("VLLM_ATTENTION_BACKEND".into(), "FLASHINFER".into()),
+                ("X".into(), "a b".into()),
+            ],
+            argv: vec![
                 "vllm".into(),
                 "serve".into(),
                 "a b".into(),
                 "{\"k\": 1}".into(),
-                "it's".into()
-            ]),
-            "vllm serve 'a b' '{\"k\": 1}' 'it'\\''s'"
+                "it's".into(),
+            ],
+        };
+        assert_eq!(
+            display(&d),
+            "VLLM_ATTENTION_BACKEND=FLASHINFER X='a b' vllm serve 'a b' '{\"k\": 1}' 'it'\\''s'"
         );
     }
 }

@@ -1,7 +1,8 @@
 //! `forge sim serve` / `forge sim predict`: their argv (vLLM flags + forge's flags), help,
 //! and the glue from a command line to the server or the offline predictor. Exit codes
 //! are vLLM's: 2 for a command line argparse would reject, 1 for a config that cannot
-//! boot, 0 otherwise. Predict's load flags are `forge bench`'s ([`LoadArgs`]), resolved by
+//! boot, 0 otherwise. A model that names no shape is vLLM's traceback from `serve` (it
+//! stands in for vLLM) and a plain `error:` from `predict` (a forge command). Predict's load flags are `forge bench`'s ([`LoadArgs`]), resolved by
 //! the same [`LoadSpec::resolve`], so both commands accept and refuse the same values with
 //! the same words.
 
@@ -227,13 +228,9 @@ fn run_predict(
     if let Some(err) = boot::injected_failure(sim) {
         return Ok(boot::print_failure(&err, pid));
     }
-    let setup = match boot::setup(parsed, sim) {
-        Ok(s) => s,
-        Err(e) => {
-            boot::print_model_error(&e);
-            return Ok(boot::exit_failure());
-        }
-    };
+    // An unknown model is the user's typo, not an engine failure: a plain forge error
+    // (`forge sim serve` prints vLLM's traceback instead, as the engine it stands in for).
+    let setup = boot::setup(parsed, sim)?;
     let model_name = parsed
         .args
         .served_model_name

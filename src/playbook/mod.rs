@@ -64,10 +64,14 @@ pub struct PlaybookError {
     pub problems: Vec<Problem>,
 }
 
+/// `FILE:LINE: item: why` a line each (`FILE: item: why` for the whole file).
 fn render(source: &str, problems: &[Problem]) -> String {
     problems
         .iter()
-        .map(|p| format!("{source}:{}: {}: {}", p.line, p.item, p.why))
+        .map(|p| match p.line {
+            0 => format!("{source}: {}: {}", p.item, p.why),
+            line => format!("{source}:{line}: {}: {}", p.item, p.why),
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -85,13 +89,19 @@ impl Playbook {
 
     /// Read and validate a playbook file.
     pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PlaybookError {
-            source_name: path.display().to_string(),
-            problems: vec![Problem {
-                line: 0,
-                item: "file".into(),
-                why: e.to_string(),
-            }],
+        let text = crate::text::read(path).map_err(|e| {
+            let (line, why) = match e {
+                crate::text::ReadError::Io(why) => (0, why),
+                crate::text::ReadError::NotUtf8(bad) => (bad.line, bad.why()),
+            };
+            PlaybookError {
+                source_name: path.display().to_string(),
+                problems: vec![Problem {
+                    line,
+                    item: "file".into(),
+                    why,
+                }],
+            }
         })?;
         Playbook::parse(&path.display().to_string(), &text)
     }
@@ -234,7 +244,10 @@ fn section_yaml(
             problems.push(Problem {
                 line: first_line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
                 item: format!("section `{heading}`"),
-                why: format!("invalid YAML: {e}"),
+                why: format!(
+                    "invalid YAML: {}",
+                    crate::text::without_location(&e.to_string())
+                ),
             });
             None
         }

@@ -130,15 +130,9 @@ pub struct Recipe {
 /// Why a recipe file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
-    /// Unreadable file.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// Unreadable file, or not UTF-8 (`FILE: why` or `FILE:LINE: why`, said once).
+    #[error("{0}")]
+    Unreadable(String),
     /// Not a recipe.
     #[error("{path}: {why}")]
     Invalid {
@@ -211,23 +205,20 @@ impl Recipe {
         serde_norway::to_string(self).unwrap_or_default()
     }
 
-    /// Parse YAML (errors carry the YAML parser's line and column).
+    /// Parse YAML (errors carry the YAML parser's line and column, in front: `FILE:L:C:`).
     pub fn from_yaml(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
         serde_norway::from_str(text).map_err(|e| RecipeError::Invalid {
             path: match e.location() {
                 Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
                 None => path.display().to_string(),
             },
-            why: e.to_string(),
+            why: crate::text::without_location(&e.to_string()),
         })
     }
 
     /// Read a recipe file.
     pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = crate::text::read(path).map_err(|e| RecipeError::Unreadable(e.at(path)))?;
         Recipe::from_yaml(path, &text)
     }
 }
@@ -311,6 +302,14 @@ mod tests {
     fn yaml_errors_carry_location() {
         let e = Recipe::from_yaml(Path::new("r.yaml"), "model: [unclosed\n").unwrap_err();
         assert!(e.to_string().starts_with("r.yaml:"), "{e}");
+        // The place is said once, in front.
+        let e = Recipe::from_yaml(Path::new("r.yaml"), "engine: vllm\nmodel: [a]\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "r.yaml:2:8: model: invalid type: sequence, expected a string"
+        );
     }
 
     #[test]

@@ -198,9 +198,10 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// An unresolvable model: the error vLLM's config loading raises.
+/// An unresolvable model, as `forge sim serve` reports it: the error vLLM's config loading
+/// raises, with its traceback.
 pub fn print_model_error(err: &anyhow::Error) {
-    let msg = format!("OSError: {err:#}");
+    let msg = format!("OSError: {}", crate::term::error_text(err));
     let frames = [("/usr/local/bin/vllm", 10, "<module>", "sys.exit(main())")];
     for line in faults::traceback(&frames, &msg) {
         vlog::raw_err(&line);

@@ -103,15 +103,16 @@ pub fn is_four_bit_method(m: &str) -> bool {
 impl ModelShape {
     /// Parse an HF `config.json` file. `id` names the model in the result.
     pub fn from_config_file(file: &Path, id: &str) -> Result<ModelShape, ShapeError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ShapeError {
+        let text = crate::text::read(file).map_err(|e| ShapeError {
             file: file.to_path_buf(),
-            field: "-".into(),
+            field: "file".into(),
             why: format!("cannot read: {e}"),
         })?;
+        // serde_json's message ends with its own `at line L column C`: said once.
         let json: Value = serde_json::from_str(&text).map_err(|e| ShapeError {
             file: file.to_path_buf(),
             field: "json".into(),
-            why: format!("line {}: {e}", e.line()),
+            why: e.to_string(),
         })?;
         Self::from_config_json(&json, file, id)
     }
@@ -524,7 +525,10 @@ mod tests {
         let e = ModelShape::resolve(p.to_str().unwrap())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("config.json: json: line 1"), "{e}");
+        assert!(
+            e.ends_with("config.json: json: key must be a string at line 1 column 3"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -123,13 +123,12 @@ pub struct LineError {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
     /// The file could not be read.
-    #[error("{path}: cannot read workload: {source}")]
+    #[error("{path}: cannot read workload: {error}")]
     Io {
         /// The workload path.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source`: said once).
+        error: std::io::Error,
     },
     /// One or more lines are invalid; nothing is sent.
     #[error("{}", render_line_errors(path, errors, *more))]
@@ -176,20 +175,40 @@ impl fmt::Display for LineError {
 }
 
 /// Load and validate a JSONL workload. Blank lines and lines starting with `#` are skipped.
+/// A line that is not UTF-8 is a bad line like any other (`FILE:LINE: json: not valid
+/// UTF-8 ...`).
 pub fn load(path: &Path) -> Result<Workload, WorkloadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WorkloadError::Io {
+    let bytes = std::fs::read(path).map_err(|error| WorkloadError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
-    parse(path, &text)
+    match crate::text::decode(&bytes) {
+        Ok(text) => parse(path, text),
+        Err(_) => parse_lines(path, bytes.split(|b| *b == b'\n').map(crate::text::decode)),
+    }
 }
 
 /// Parse workload text (the body of [`load`], separate so tests need no files).
 pub fn parse(path: &Path, text: &str) -> Result<Workload, WorkloadError> {
+    parse_lines(path, text.lines().map(Ok))
+}
+
+/// Parse lines, each already decoded or the place of its first byte that is not UTF-8.
+fn parse_lines<'a>(
+    path: &Path,
+    lines: impl Iterator<Item = Result<&'a str, crate::text::BadUtf8>>,
+) -> Result<Workload, WorkloadError> {
     let mut requests = Vec::new();
     let mut errors = Vec::new();
-    for (idx, raw) in text.lines().enumerate() {
+    for (idx, raw) in lines.enumerate() {
         let line = idx + 1;
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(bad) => {
+                errors.push(err(line, "json", bad.why()));
+                continue;
+            }
+        };
         let trimmed = raw.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
@@ -227,9 +246,19 @@ fn err(line: usize, field: &str, why: impl Into<String>) -> LineError {
     }
 }
 
+/// serde_json's message with the column instead of its `line 1 column C` (the line is
+/// the file's, in front).
+fn json_why(e: &serde_json::Error) -> String {
+    let msg = crate::text::without_location(&e.to_string());
+    match e.column() {
+        0 => msg,
+        c => format!("{msg} at column {c}"),
+    }
+}
+
 fn parse_line(line: usize, text: &str) -> Result<WorkloadRequest, LineError> {
     let value: Value = serde_json::from_str(text)
-        .map_err(|e| err(line, "json", format!("not valid JSON ({e})")))?;
+        .map_err(|e| err(line, "json", format!("not valid JSON ({})", json_why(&e))))?;
     let obj = value
         .as_object()
         .ok_or_else(|| err(line, "json", "expected a JSON object"))?;
@@ -363,6 +392,38 @@ mod tests {
 
     fn p(text: &str) -> Result<Workload, WorkloadError> {
         parse(Path::new("w.jsonl"), text)
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_a_bad_line_named_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.jsonl");
+        std::fs::write(
+            &path,
+            b"{\"prompt\":\"hi\",\"expected_output_tokens\":5}\n{\"prompt\":\"a\xff\xfeb\",\"expected_output_tokens\":5}\n{\"prompt\":\"ok\",\"expected_output_tokens\":0}\r\n",
+        )
+        .unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        let shown = path.display();
+        assert_eq!(
+            e,
+            format!(
+                "{shown}:2: json: not valid UTF-8 (byte 0xff at column 13); save the file as UTF-8\n\
+                 {shown}:3: expected_output_tokens: must be at least 1"
+            )
+        );
+        let missing = load(&dir.path().join("none.jsonl")).unwrap_err();
+        assert!(std::error::Error::source(&missing).is_none(), "{missing}");
+        assert_eq!(missing.to_string().matches("No such file").count(), 1);
+    }
+
+    #[test]
+    fn json_errors_give_the_column_not_a_second_line() {
+        let e = p("{\"prompt\": }\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "w.jsonl:1: json: not valid JSON (expected value at column 12)"
+        );
     }
 
     #[test]

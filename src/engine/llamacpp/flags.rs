@@ -4,6 +4,13 @@
 //! host and port, the served name as an alias (so `/v1/models` lists it), `--metrics`, no
 //! web UI, and no prompt cache (`--cache-ram 0 --no-cache-prompt`) so a repeated
 //! measurement never hits a warm cache.
+//!
+//! [`render`] is what forge boots; [`render_deploy`] is what a user deploys
+//! (`forge recipe command`): the same serving flags on the user's host and port and the
+//! same knobs, without the flags that exist only for measuring — `--metrics` (forge reads
+//! `/metrics` while it measures), `--no-webui`, and `--cache-ram 0 --no-cache-prompt`
+//! (measurement hygiene, not a tuned value: a deployment keeps llama-server's prompt
+//! cache, which can only save work on a repeated prefix).
 
 use serde_json::Value;
 
@@ -176,6 +183,49 @@ pub fn render(
     served_name: &str,
     help: Option<&HelpFlags>,
 ) -> Result<Vec<String>, RenderError> {
+    let mut out = serving_flags(r, "127.0.0.1", port, served_name)?;
+    out.push("--metrics".into());
+    for flag in REQUIRED {
+        check_flags("always-on flags", &[flag.to_string()], help)?;
+    }
+    for (flag, value) in OPTIONAL {
+        if help.is_none_or(|h| h.has(flag)) {
+            out.push(flag.to_string());
+            out.extend(value.map(str::to_string));
+        }
+    }
+    out.extend(render_knobs(r, help)?);
+    Ok(out)
+}
+
+/// The argv after `llama-server` that deploys `r` on `host:port`: what [`render`] boots
+/// without the measurement-only flags, served under the model file's stem
+/// (`/models/SmolLM2-135M-Instruct.Q4_1.gguf` → `SmolLM2-135M-Instruct.Q4_1`). No binary
+/// is at hand, so flags are not checked against a `--help`.
+pub fn render_deploy(r: &Recipe, host: &str, port: u16) -> Result<Vec<String>, RenderError> {
+    let name = deploy_name(&r.model);
+    let mut out = serving_flags(r, host, port, &name)?;
+    out.extend(render_knobs(r, None)?);
+    Ok(out)
+}
+
+/// The name a deployment serves `model` under: the file's stem.
+fn deploy_name(model: &str) -> String {
+    std::path::Path::new(model)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(model)
+        .to_string()
+}
+
+/// `--model M --alias NAME --host H --port P`, each value checked: a model path and a name
+/// forge may pass, a host name or address that cannot read as an option.
+fn serving_flags(
+    r: &Recipe,
+    host: &str,
+    port: u16,
+    served_name: &str,
+) -> Result<Vec<String>, RenderError> {
     if !knobs::is_safe_model_id(&r.model) {
         return Err(not_allowed(
             "model",
@@ -188,31 +238,32 @@ pub fn render(
     if !knobs::is_safe_model_id(served_name) {
         return Err(not_allowed("served name", served_name.to_string()));
     }
-    let mut out: Vec<String> = [
+    if !is_host(host) {
+        return Err(not_allowed(
+            "host",
+            format!("`{host}` is not a host name or IP address"),
+        ));
+    }
+    let port = port.to_string();
+    let words = [
         "--model",
         &r.model,
         "--alias",
         served_name,
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
-        &port.to_string(),
-        "--metrics",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for flag in REQUIRED {
-        check_flags("always-on flags", &[flag.to_string()], help)?;
-    }
-    for (flag, value) in OPTIONAL {
-        if help.is_none_or(|h| h.has(flag)) {
-            out.push(flag.to_string());
-            out.extend(value.map(str::to_string));
-        }
-    }
-    out.extend(render_knobs(r, help)?);
-    Ok(out)
+        &port,
+    ];
+    Ok(words.iter().map(|s| s.to_string()).collect())
+}
+
+/// A host name, IPv4 or IPv6 address (letters, digits and `.-:_[]%`, not starting with `-`).
+fn is_host(h: &str) -> bool {
+    !h.is_empty()
+        && !h.starts_with('-')
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:_[]%".contains(c))
 }
 
 /// Always-on flags this binary lacks (left out, with a warning at the start of the run).
@@ -254,6 +305,40 @@ mod tests {
                 "--model {MODEL} --alias forge-e0001-baseline --host 127.0.0.1 --port 8123 --metrics --no-webui --cache-ram 0 --no-cache-prompt"
             )
         );
+    }
+
+    #[test]
+    fn a_deployment_has_the_knobs_and_none_of_the_measurement_flags() {
+        let r = recipe(&[("parallel", json!(8)), ("flash_attn", json!("on"))]);
+        let argv = render_deploy(&r, "0.0.0.0", 8080).unwrap();
+        assert_eq!(
+            argv.join(" "),
+            format!(
+                "--model {MODEL} --alias SmolLM2-135M-Instruct.Q4_1 --host 0.0.0.0 --port 8080 --flash-attn on --parallel 8"
+            )
+        );
+        // The boot is the same command on loopback plus the measurement-only flags.
+        let local = render_deploy(&r, "127.0.0.1", 8080).unwrap();
+        let mut boot = render(&r, 8080, "SmolLM2-135M-Instruct.Q4_1", Some(&help())).unwrap();
+        let measuring: Vec<String> = boot.drain(8..13).collect();
+        assert_eq!(
+            measuring,
+            [
+                "--metrics",
+                "--no-webui",
+                "--cache-ram",
+                "0",
+                "--no-cache-prompt"
+            ]
+        );
+        assert_eq!(boot, local);
+        for host in ["::", "[::1]", "my-box.local", "fe80::1%eth0"] {
+            assert!(render_deploy(&r, host, 1).is_ok(), "{host}");
+        }
+        for host in ["", "--api-key", "a b", "x;y"] {
+            let e = render_deploy(&r, host, 1).unwrap_err();
+            assert!(e.to_string().starts_with("host: "), "{host}: {e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! every command line is rendered for that version and checked against that listing
 //! ([`super::checked`]) before it boots. The launcher is argv (`vllm`, `python -m
 //! vllm.entrypoints.cli.main`, a container wrapper), the server binds 127.0.0.1 on the
-//! port the measurer chose, under the served name it chose.
+//! port the measurer chose, under the served name it chose. What an older vLLM reads from
+//! the environment instead of a flag (the attention backend before 0.13) is set on the
+//! process, never refused.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::checked::render_checked;
+use super::checked::serve_command;
 use super::flags::Version;
 use super::help::HelpSnapshot;
 use super::logs;
@@ -173,15 +175,16 @@ impl Engine for VllmEngine {
         args.host = Some("127.0.0.1".into());
         args.port = Some(port);
         args.served_model_name = Some(served_name.to_string());
-        let rendered = render_checked(&args, self.version, self.help.as_deref())
+        let serve = serve_command(&args, self.version, self.help.as_deref())
             .map_err(|e| Illegal::recipe(e.to_string()))?;
         let (program, mut argv) = match self.launcher.split_first() {
             Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
             None => return Err(Illegal::recipe("empty engine launcher")),
         };
         argv.push("serve".into());
-        argv.extend(rendered);
-        let env = vec![("VLLM_SERVER_DEV_MODE".to_string(), "1".to_string())];
+        argv.extend(serve.args);
+        let mut env = vec![("VLLM_SERVER_DEV_MODE".to_string(), "1".to_string())];
+        env.extend(serve.env);
         if let Some(s) = &self.sim {
             argv.extend(sim_args(s, boot_seq));
         }

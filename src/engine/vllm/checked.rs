@@ -5,10 +5,33 @@
 //! the negative spelling of a boolean, `-O<n>` versus `--optimization-level`), and
 //! otherwise refused with the recipe field it came from — never silently dropped, so an
 //! unchanged server is never scored as if the change had been made.
+//!
+//! One field has a second spelling: the attention backend. vLLM chose it with the
+//! environment variable `VLLM_ATTENTION_BACKEND` until 0.13.0 added `--attention-backend`
+//! (and deprecated the variable), so for a vLLM without the flag [`serve_command`] sets
+//! the variable instead — its value checked against the same knob table as a flag's.
+
+use serde_json::Value;
 
 use super::VllmArgs;
 use super::flags::{self, FLAGS, Flag, Kind, Piece, RenderError, Target, Version};
 use super::help::{HelpEntry, HelpSnapshot};
+use super::knobs::VLLM_KNOBS;
+use crate::engine::knobs::check_in;
+use crate::recipe::{EngineKind, Layer};
+
+/// The variable vLLM before 0.13 read for the attention backend (`vllm/envs.py`).
+pub const ATTENTION_BACKEND_ENV: &str = "VLLM_ATTENTION_BACKEND";
+
+/// A `vllm serve` command for one installed vLLM: the words after `vllm serve` and the
+/// environment the recipe needs (argv only; the variables are set on the process).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServeCommand {
+    /// The words after `vllm serve`, model first.
+    pub args: Vec<String>,
+    /// `(name, value)` to set: `VLLM_ATTENTION_BACKEND` where the version has no flag.
+    pub env: Vec<(String, String)>,
+}
 
 /// Why a recipe cannot be rendered for the installed vLLM. Every variant names the recipe
 /// field, so the experiment is recorded as an `infeasible_config` the agent can read.
@@ -49,6 +72,67 @@ pub enum FlagCheckError {
         /// The table's reason.
         source: RenderError,
     },
+    /// The knob table refuses a value bound for an environment variable.
+    #[error("recipe field `{field}`: {why}")]
+    NotAllowed {
+        /// Recipe field.
+        field: &'static str,
+        /// The table's reason.
+        why: String,
+    },
+}
+
+/// The `vllm serve` command for `args` on vLLM `version`: [`render_checked`]'s argv, with
+/// the attention backend moved into `VLLM_ATTENTION_BACKEND` when this vLLM has no
+/// `--attention-backend` (by forge's table, or by its own help when that lists flags).
+pub fn serve_command(
+    args: &VllmArgs,
+    version: Version,
+    help: Option<&HelpSnapshot>,
+) -> Result<ServeCommand, FlagCheckError> {
+    let mut args = args.clone();
+    let by_env = args
+        .attention_backend
+        .take_if(|_| !has_backend_flag(version, help));
+    let env = match by_env {
+        Some(b) => backend_env(&b)?,
+        None => Vec::new(),
+    };
+    Ok(ServeCommand {
+        args: render_checked(&args, version, help)?,
+        env,
+    })
+}
+
+/// Whether this vLLM takes `--attention-backend`: forge's table says the version has it,
+/// and the engine's own help (when it lists flags) lists it.
+fn has_backend_flag(version: Version, help: Option<&HelpSnapshot>) -> bool {
+    let in_table = flags::flags_for(version).any(|f| f.target == Target::AttentionBackend);
+    let listed = help
+        .filter(|h| h.lists_flags())
+        .is_none_or(|h| h.has("--attention-backend"));
+    in_table && listed
+}
+
+/// `VLLM_ATTENTION_BACKEND=<backend>` after the knob table's check (`auto`: vLLM's own
+/// choice, nothing to set).
+fn backend_env(backend: &str) -> Result<Vec<(String, String)>, FlagCheckError> {
+    let field = field_of(Target::AttentionBackend);
+    check_in(
+        EngineKind::Vllm,
+        VLLM_KNOBS,
+        Layer::Kernel,
+        "attention_backend",
+        &Value::from(backend),
+    )
+    .map_err(|e| FlagCheckError::NotAllowed { field, why: e.why })?;
+    if backend == "auto" {
+        return Ok(Vec::new());
+    }
+    Ok(vec![(
+        ATTENTION_BACKEND_ENV.to_string(),
+        backend.to_string(),
+    )])
 }
 
 /// The argv after `vllm serve` for `args` on vLLM `version`, checked against `help` when
@@ -379,6 +463,80 @@ mod tests {
         assert_eq!(
             render_checked(&a, Version::V0_33, Some(&summary)).unwrap(),
             render_checked(&a, Version::V0_33, None).unwrap()
+        );
+    }
+
+    #[test]
+    fn an_attention_backend_without_a_flag_goes_by_environment() {
+        let a = VllmArgs {
+            attention_backend: Some("FLASHINFER".into()),
+            enable_prefix_caching: Some(false),
+            ..args()
+        };
+        let old = HelpSnapshot::parse(HELP_0_10);
+        let env = vec![(ATTENTION_BACKEND_ENV.to_string(), "FLASHINFER".to_string())];
+        for (version, help) in [
+            (V10, Some(&old)),
+            (V10, None),
+            // 0.11 and 0.12 had no flag either; 0.13.0 added it.
+            (Version::new(0, 12, 0), None),
+        ] {
+            let cmd = serve_command(&a, version, help).unwrap();
+            assert_eq!(cmd.env, env, "{version}");
+            assert!(!cmd.args.iter().any(|w| w.contains("attention")), "{cmd:?}");
+            assert!(cmd.args.iter().any(|w| w.ends_with("prefix-caching")));
+        }
+        let new = HelpSnapshot::parse(HELP_ALL_0_33);
+        for (version, help) in [(Version::new(0, 13, 0), None), (Version::V0_33, Some(&new))] {
+            let cmd = serve_command(&a, version, help).unwrap();
+            assert!(cmd.env.is_empty(), "{version}");
+            assert!(
+                cmd.args
+                    .join(" ")
+                    .contains("--attention-backend FLASHINFER")
+            );
+        }
+        // The table says 0.33 has the flag; an engine whose help lacks it gets the variable.
+        let cmd = serve_command(&a, Version::V0_33, Some(&old)).unwrap();
+        assert_eq!(cmd.env, env);
+        // No backend, no variable; `auto` is vLLM's own choice.
+        assert!(serve_command(&args(), V10, None).unwrap().env.is_empty());
+        let auto = VllmArgs {
+            attention_backend: Some("auto".into()),
+            ..args()
+        };
+        assert!(serve_command(&auto, V10, None).unwrap().env.is_empty());
+    }
+
+    #[test]
+    fn an_environment_value_passes_the_knob_table() {
+        for bad in ["FLASHINFER; rm -rf /", "flashinfer", "", "XFORMERS"] {
+            let a = VllmArgs {
+                attention_backend: Some(bad.into()),
+                ..args()
+            };
+            let e = serve_command(&a, V10, None).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    FlagCheckError::NotAllowed {
+                        field: "kernels.attention_backend",
+                        ..
+                    }
+                ),
+                "{bad}: {e}"
+            );
+        }
+        // Fields without an environment spelling are still refused by name.
+        let a = VllmArgs {
+            performance_mode: Some(PerformanceMode::Throughput),
+            attention_backend: Some("FLASHINFER".into()),
+            ..args()
+        };
+        let e = serve_command(&a, V10, None).unwrap_err();
+        assert!(
+            e.to_string().contains("`performance_mode` has no flag"),
+            "{e}"
         );
     }
 

@@ -64,6 +64,9 @@ impl fmt::Display for Version {
 const V0_0: Version = Version::new(0, 0, 0);
 const V0_11: Version = Version::new(0, 11, 0);
 const V0_12: Version = Version::new(0, 12, 0);
+/// `--attention-backend` (`AttentionConfig`) arrived in 0.13.0; before it vLLM read the
+/// backend from `VLLM_ATTENTION_BACKEND` (release sources, `vllm/engine/arg_utils.py`).
+const V0_13: Version = Version::new(0, 13, 0);
 const V0_20: Version = Version::new(0, 20, 0);
 const V0_30: Version = Version::new(0, 30, 0);
 
@@ -530,7 +533,7 @@ pub static FLAGS: &[Flag] = &[
     flag("--cuda-graph-sizes", Kind::IntList(Conv::Optional), T::CudagraphCaptureSizes, COMPILATION, "Cuda graph capture sizes.").until(V0_11),
     flag("--cudagraph-capture-sizes", Kind::IntList(Conv::Optional), T::CudagraphCaptureSizes, COMPILATION, "Sizes to capture cudagraph.").since(V0_11),
     flag("--max-cudagraph-capture-size", OPT_INT, T::MaxCudagraphCaptureSize, COMPILATION, "The maximum cudagraph capture size.").since(V0_11),
-    flag("--attention-backend", Kind::Str, T::AttentionBackend, COMPILATION, "Attention backend to use (FLASH_ATTN, FLASHINFER, TRITON_ATTN, ...).").since(V0_11),
+    flag("--attention-backend", Kind::Str, T::AttentionBackend, COMPILATION, "Attention backend to use (FLASH_ATTN, FLASHINFER, TRITON_ATTN, ...).").since(V0_13),
     // VllmConfig.
     flag("--optimization-level", Kind::IntChoice(OPT_LEVELS), T::OptimizationLevel, VLLM, "The optimization level (-O0 .. -O3).").since(V0_12),
     flag("--speculative-config", Kind::Json, T::SpeculativeConfig, VLLM, "Speculative decoding configuration.").until(V0_12),
