@@ -159,15 +159,15 @@ fn assert_report(dir: &Path, rows: &[ExperimentRow]) {
         .map(|(_, s)| s.m.output_throughput)
         .collect();
     let summary = forge::report::RunSummary::of(&forge::report::load(dir).unwrap());
-    let base = summary.baseline_throughput.unwrap();
+    let base = summary.baseline.throughput.unwrap();
     let lo = runs.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = runs.iter().copied().fold(0.0, f64::max);
     assert!((lo..=hi).contains(&base), "{base} not in [{lo}, {hi}]");
-    assert!(summary.baseline_runs >= rows[0].samples.len());
+    assert!(summary.baseline.runs >= rows[0].samples.len());
     assert!(
         text.contains(&format!(
-            "Baseline: {base:.1} tok/s (median of {} runs)",
-            summary.baseline_runs
+            "Objective: baseline {base:.1} tok/s (median of {} runs)",
+            summary.baseline.runs
         )),
         "{text}"
     );

@@ -89,90 +89,177 @@ fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
         out.push(format!(
             "Model: {} · objective: {} · agent: {agent}",
             st.model,
-            format!("{:?}", st.objective).to_lowercase()
+            objective_name(st)
         ));
     }
-    let state = match (&s.stop_reason, s.state) {
+    out.push(format!("State: {}", state_line(run, s)));
+    out.push(format!(
+        "Total experiments: {} ({} refused proposals)",
+        s.experiments, s.refused
+    ));
+    out.extend(recommendation_lines(s));
+    out.push(gain_line(s));
+    if let Some(st) = run.settings.as_ref().filter(|_| s.baseline.runs > 0) {
+        out.push(objective_line(st, s));
+        out.push(sla_line(st, s));
+    }
+    if let Some(a) = &run.analysis {
+        out.push(format!("Analysis: {a}"));
+    }
+    out.push(format!("Failures by kind: {}", failures_line(s)));
+    out.push(format!(
+        "Failed requests by kind: {}",
+        counts(s.request_failures.iter().map(|(k, n)| (k.as_str(), *n)))
+    ));
+    out
+}
+
+fn state_line(run: &LoadedRun, s: &RunSummary) -> String {
+    match (&s.stop_reason, s.state) {
+        (Some(r), "failed") => format!("failed, nothing measured: {r}"),
         (Some(r), _) => format!("{} ({r})", s.state),
         (None, "interrupted") => format!(
             "interrupted (continue it with: forge tune resume {})",
             run.dir.display()
         ),
         (None, other) => other.to_string(),
-    };
-    out.push(format!("State: {state}"));
-    out.push(format!(
-        "Total experiments: {} ({} refused proposals)",
-        s.experiments, s.refused
-    ));
-    out.push(match s.baseline_throughput {
-        Some(t) => format!(
-            "Baseline: {t:.1} tok/s (median of {} runs)",
-            s.baseline_runs
-        ),
-        None => "Baseline: not measured".to_string(),
-    });
-    if let Some(id) = &s.best_id {
-        out.push(format!(
-            "Best recipe ID: {id} (generation {})",
-            s.best_generation.unwrap_or(0)
-        ));
-        out.push(format!("Best score: {}", fmt_opt(s.best_score, 4)));
-        out.push(match s.best_throughput {
-            Some(t) => format!("Throughput: {t:.1} tok/s (median of {} runs)", s.best_runs),
-            None => "Throughput: —".to_string(),
-        });
-        out.push(format!("P99 latency: {} ms", fmt_opt(s.best_p99_ms, 0)));
     }
-    out.push(match &s.gain {
-        Some(g) => format!(
-            "Gain over baseline: {:+.1} % ({:.0} % CI {:+.1} % … {:+.1} %, {})",
-            g.gain_pct,
-            g.confidence * 100.0,
-            g.lo_pct,
-            g.hi_pct,
-            if g.source == "confirmation" {
-                "best and baseline measured side by side"
-            } else {
-                "chained from kept steps, approximate"
-            }
-        ),
-        None if s.baseline_throughput.is_none() => {
-            "Gain over baseline: none (the baseline was never measured)".into()
-        }
-        None => "Gain over baseline: none (no candidate beat the baseline with confidence)".into(),
-    });
+}
+
+/// What the objective is, in words and units.
+fn objective_name(st: &crate::record::TuneSettings) -> &'static str {
+    match st.objective {
+        crate::record::Objective::Throughput => "throughput (output tok/s)",
+        crate::record::Objective::Goodput => "goodput (req/s within the SLO)",
+        crate::record::Objective::Latency => "latency (p99 E2EL)",
+    }
+}
+
+fn recommendation_lines(s: &RunSummary) -> Vec<String> {
+    let Some(id) = &s.recommended_id else {
+        return vec!["Recommended: nothing (the baseline was never measured)".into()];
+    };
     let changes: Vec<String> = s
-        .best_changes
+        .recommended_changes
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    out.push(format!(
-        "Best settings vs baseline: {}",
-        if changes.is_empty() {
-            "(engine defaults)".into()
-        } else {
-            changes.join(", ")
+    let what = if changes.is_empty() {
+        "the engine's defaults".to_string()
+    } else {
+        changes.join(", ")
+    };
+    let mut out = vec![format!(
+        "Recommended: {id} (generation {}): {what}",
+        s.recommended_generation.unwrap_or(0)
+    )];
+    if !s.fell_back_from.is_empty() {
+        out.push(format!(
+            "Fell back: {} measured worse than the baseline side by side, so not recommended",
+            s.fell_back_from.join(", ")
+        ));
+    }
+    out
+}
+
+fn gain_line(s: &RunSummary) -> String {
+    let iv = |g: &super::summary::Gain| {
+        format!(
+            "{:+.1} % ({:.0} % CI {:+.1} % … {:+.1} %",
+            g.gain_pct,
+            g.confidence * 100.0,
+            g.lo_pct,
+            g.hi_pct
+        )
+    };
+    match (&s.gain, &s.chained_gain) {
+        (Some(g), _) => format!(
+            "Gain over baseline: {}, recommended and baseline measured side by side)",
+            iv(g)
+        ),
+        _ if s.baseline.runs == 0 => {
+            "Gain over baseline: none (the baseline was never measured)".into()
         }
-    ));
-    let fails: Vec<String> = crate::engine::failure::FailureClass::ALL
-        .iter()
-        .filter_map(|c| s.failures.get(c.as_str()).map(|n| (c.as_str(), *n)))
+        _ if s.recommended_changes.is_empty() => {
+            "Gain over baseline: none (no recipe beat the baseline with confidence)".into()
+        }
+        (None, Some(c)) => format!(
+            "Gain over baseline: not confirmed side by side; chained from kept steps, approximate: {})",
+            iv(c)
+        ),
+        (None, None) => "Gain over baseline: not measured".into(),
+    }
+}
+
+fn objective_line(st: &crate::record::TuneSettings, s: &RunSummary) -> String {
+    let v = |r: &super::summary::Runs| -> String {
+        let x = match st.objective {
+            crate::record::Objective::Throughput => r.objective.map(|x| format!("{x:.1} tok/s")),
+            crate::record::Objective::Goodput => r.objective.map(|x| format!("{x:.2} req/s")),
+            crate::record::Objective::Latency => {
+                r.p99_e2el_ms.map(|x| format!("p99 E2EL {x:.0} ms"))
+            }
+        };
+        let tput = match st.objective {
+            crate::record::Objective::Throughput => String::new(),
+            _ => format!("; {} tok/s", fmt_opt(r.throughput, 1)),
+        };
+        format!(
+            "{} (median of {} runs{tput})",
+            x.unwrap_or_else(|| "—".into()),
+            r.runs
+        )
+    };
+    format!(
+        "Objective: baseline {} → recommended {}",
+        v(&s.baseline),
+        v(&s.recommended)
+    )
+}
+
+fn sla_line(st: &crate::record::TuneSettings, s: &RunSummary) -> String {
+    let mut bounds = Vec::new();
+    if st.objective != crate::record::Objective::Goodput {
+        for (n, b) in [
+            ("p99 TTFT", st.slo.ttft_ms),
+            ("p99 TPOT", st.slo.tpot_ms),
+            ("p99 E2EL", st.slo.e2el_ms),
+        ] {
+            if let Some(b) = b {
+                bounds.push(format!("{n} ≤ {b} ms"));
+            }
+        }
+    }
+    bounds.push("≤ 1 % failed requests".into());
+    format!(
+        "SLA ({}): baseline met it in {} of {} runs, recommended in {} of {}",
+        bounds.join(", "),
+        s.baseline.sla_met,
+        s.baseline.runs,
+        s.recommended.sla_met,
+        s.recommended.runs
+    )
+}
+
+fn failures_line(s: &RunSummary) -> String {
+    counts(
+        crate::engine::failure::FailureClass::ALL
+            .iter()
+            .filter_map(|c| s.failures.get(c.as_str()).map(|n| (c.as_str(), *n))),
+    )
+}
+
+/// `kind n, kind n` over the non-zero counts, or `none`.
+fn counts<'a>(it: impl Iterator<Item = (&'a str, usize)>) -> String {
+    let v: Vec<String> = it
         .filter(|(_, n)| *n > 0)
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
-    if let Some(a) = &run.analysis {
-        out.push(format!("Analysis: {a}"));
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
     }
-    out.push(format!(
-        "Failures by kind: {}",
-        if fails.is_empty() {
-            "none".into()
-        } else {
-            fails.join(", ")
-        }
-    ));
-    out
 }
 
 /// Human-readable report.

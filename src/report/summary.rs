@@ -1,5 +1,7 @@
-//! The headline of a run: baseline, best, the best's gain over the baseline with its
-//! confidence interval, and failures by kind.
+//! The headline of a run: the recipe it recommends (`record::recommended`), its gain over
+//! the baseline measured side by side with its interval (the one gain figure; the chain of
+//! kept steps is secondary), the objective and SLA attainment of both, and failures — of
+//! experiments by class, of requests by kind.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +10,7 @@ use serde_json::Value;
 
 use super::LoadedRun;
 use crate::engine::failure::FailureClass;
-use crate::record::{Arm, ExperimentRow, Status};
+use crate::record::{Arm, ExperimentRow, Measurement, Status, recommended};
 
 /// Gain of the best recipe over the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,40 +28,52 @@ pub struct Gain {
     pub source: &'static str,
 }
 
-/// The run's headline numbers.
+/// One recipe's runs in the run: the objective and what the SLA made of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Runs {
+    /// Runs of the recipe.
+    pub runs: usize,
+    /// Median output throughput, tok/s.
+    pub throughput: Option<f64>,
+    /// Median objective value (tok/s, req/s within the SLO, or 1/s of p99 E2EL).
+    pub objective: Option<f64>,
+    /// Median p99 end-to-end latency, ms.
+    pub p99_e2el_ms: Option<f64>,
+    /// Runs that met the SLA (the p99 bounds and at most 1 % failed requests).
+    pub sla_met: usize,
+}
+
+/// The run's headline: what it recommends, measured how, against the baseline.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
     /// Rows that counted as experiments.
     pub experiments: usize,
     /// Duplicate and rejected proposals.
     pub refused: usize,
-    /// Baseline objective value.
-    pub baseline_value: Option<f64>,
-    /// Baseline output throughput: the median over every run of the baseline recipe.
-    pub baseline_throughput: Option<f64>,
-    /// Runs of the baseline recipe behind that median.
-    pub baseline_runs: usize,
-    /// Best recipe id.
-    pub best_id: Option<String>,
-    /// Best recipe generation.
-    pub best_generation: Option<u32>,
-    /// Best score (baseline = 1.0).
-    pub best_score: Option<f64>,
-    /// Best objective value.
-    pub best_value: Option<f64>,
-    /// Best recipe's output throughput: the median over every run of it.
-    pub best_throughput: Option<f64>,
-    /// Runs of the best recipe behind that median.
-    pub best_runs: usize,
-    /// Best p99 end-to-end latency, ms.
-    pub best_p99_ms: Option<f64>,
-    /// Best recipe's settings that differ from the baseline.
-    pub best_changes: BTreeMap<String, Value>,
-    /// Gain over the baseline.
+    /// The baseline's runs.
+    pub baseline: Runs,
+    /// The recipe to deploy (`record::recommended`): id.
+    pub recommended_id: Option<String>,
+    /// Its generation.
+    pub recommended_generation: Option<u32>,
+    /// Its runs.
+    pub recommended: Runs,
+    /// Its settings that differ from the baseline.
+    pub recommended_changes: BTreeMap<String, Value>,
+    /// Whether it was measured against the baseline side by side and held up.
+    pub confirmed: bool,
+    /// Recipes the confirmation found worse than the baseline, which the run fell back
+    /// from (ids, newest first).
+    pub fell_back_from: Vec<String>,
+    /// The headline gain over the baseline: the confirmation's, side by side.
     pub gain: Option<Gain>,
+    /// The gain composed from each kept step's interval (approximate; secondary).
+    pub chained_gain: Option<Gain>,
     /// Failed experiments by class (every class listed).
     pub failures: BTreeMap<String, usize>,
-    /// `completed` or `interrupted`.
+    /// Failed requests by kind, over every measured run.
+    pub request_failures: BTreeMap<String, usize>,
+    /// `completed`, `interrupted`, or `failed` (completed with nothing measured).
     pub state: &'static str,
     /// Why the run stopped, when it did.
     pub stop_reason: Option<String>,
@@ -70,55 +84,44 @@ impl RunSummary {
     pub fn of(run: &LoadedRun) -> RunSummary {
         let rows = &run.rows;
         let baseline = rows.iter().find(|r| r.status == Status::Baseline);
-        let best = rows
-            .iter()
-            .rev()
-            .find(|r| matches!(r.status, Status::Kept | Status::Baseline));
-        let mut failures: BTreeMap<String, usize> = FailureClass::ALL
-            .iter()
-            .map(|c| (c.as_str().to_string(), 0))
-            .collect();
-        for f in rows
-            .iter()
-            .filter(|r| r.status == Status::Failed)
-            .filter_map(|r| r.failure.as_ref())
-        {
-            *failures.entry(f.class.as_str().to_string()).or_default() += 1;
-        }
+        let rec = recommended(rows);
         let base_id = baseline.map(|r| r.recipe.id.clone()).unwrap_or_default();
-        let best_id = best.map(|r| r.recipe.id.clone()).unwrap_or_default();
-        let base_runs = runs_of(rows, &base_id, &base_id);
-        let best_runs = runs_of(rows, &best_id, &base_id);
+        let rec_id = rec.map(|r| r.recipe.id.clone()).unwrap_or_default();
+        let confirmed = rec.is_some_and(|r| r.status == Status::Confirmation);
         RunSummary {
-            baseline_throughput: crate::stats::median(&base_runs),
-            baseline_runs: base_runs.len(),
-            best_throughput: crate::stats::median(&best_runs),
-            best_runs: best_runs.len(),
             experiments: rows.iter().filter(|r| r.status.is_experiment()).count(),
             refused: rows
                 .iter()
                 .filter(|r| matches!(r.status, Status::Duplicate | Status::Rejected))
                 .count(),
-            baseline_value: baseline
-                .and_then(|r| r.measurement.as_ref())
-                .map(|m| m.value),
-            best_id: best.map(|r| r.recipe.id.clone()),
-            best_generation: best.map(|r| r.recipe.generation),
-            best_score: best.and_then(|r| r.score),
-            best_value: best.and_then(|r| r.measurement.as_ref()).map(|m| m.value),
-            best_p99_ms: best
-                .and_then(|r| r.measurement.as_ref())
-                .map(|m| m.p99_e2el_ms),
-            best_changes: best
+            baseline: runs(&runs_of(rows, &base_id, &base_id)),
+            recommended_id: rec.map(|r| r.recipe.id.clone()),
+            recommended_generation: rec.map(|r| r.recipe.generation),
+            recommended: runs(&runs_of(rows, &rec_id, &base_id)),
+            recommended_changes: rec
                 .map(|r| changes_vs_baseline(r, baseline))
                 .unwrap_or_default(),
-            gain: gain(rows),
-            failures,
-            state: if run.completed.is_some() {
-                "completed"
-            } else {
-                "interrupted"
-            },
+            confirmed,
+            fell_back_from: rows
+                .iter()
+                .rev()
+                .filter(|r| r.status == Status::Confirmation && r.confirmed == Some(false))
+                .map(|r| r.recipe.id.clone())
+                .collect(),
+            gain: rec
+                .filter(|_| confirmed)
+                .and_then(|r| r.interval)
+                .map(|iv| Gain {
+                    gain_pct: iv.gain_pct,
+                    lo_pct: iv.lo_pct,
+                    hi_pct: iv.hi_pct,
+                    confidence: iv.confidence,
+                    source: "confirmation",
+                }),
+            chained_gain: chained(rows),
+            failures: failure_classes(rows),
+            request_failures: request_failures(rows),
+            state: state(run, baseline),
             stop_reason: run
                 .completed
                 .as_ref()
@@ -129,10 +132,61 @@ impl RunSummary {
     }
 }
 
-/// Output throughput of every run of recipe `id`: a candidate arm measured the row's
-/// recipe; an incumbent arm measured the row's parent (the baseline itself in the baseline
-/// row, and the baseline in the end-of-run confirmation).
-fn runs_of(rows: &[ExperimentRow], id: &str, baseline_id: &str) -> Vec<f64> {
+fn state(run: &LoadedRun, baseline: Option<&ExperimentRow>) -> &'static str {
+    match (run.completed.is_some(), baseline.is_some()) {
+        (true, false) => "failed",
+        (true, true) => "completed",
+        (false, _) => "interrupted",
+    }
+}
+
+fn failure_classes(rows: &[ExperimentRow]) -> BTreeMap<String, usize> {
+    let mut failures: BTreeMap<String, usize> = FailureClass::ALL
+        .iter()
+        .map(|c| (c.as_str().to_string(), 0))
+        .collect();
+    for f in rows
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .filter_map(|r| r.failure.as_ref())
+    {
+        *failures.entry(f.class.as_str().to_string()).or_default() += 1;
+    }
+    failures
+}
+
+/// Failed requests by kind over every measured run of the run.
+fn request_failures(rows: &[ExperimentRow]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for s in rows.iter().flat_map(|r| &r.samples) {
+        for (k, n) in &s.m.failures {
+            *out.entry(k.clone()).or_default() += n;
+        }
+    }
+    out
+}
+
+/// The medians and SLA count of `ms` (one recipe's runs). A run met the SLA when its
+/// slack is not negative (runs recorded before forge kept the slack: its SLA flag, which
+/// also counted accuracy).
+fn runs(ms: &[&Measurement]) -> Runs {
+    let med = |f: fn(&Measurement) -> f64| {
+        crate::stats::median(&ms.iter().map(|m| f(m)).collect::<Vec<f64>>())
+    };
+    let met = |m: &Measurement| m.sla_slack.map_or(m.sla_ok, |s| s >= 0.0);
+    Runs {
+        runs: ms.len(),
+        throughput: med(|m| m.output_throughput),
+        objective: med(|m| m.value),
+        p99_e2el_ms: med(|m| m.p99_e2el_ms),
+        sla_met: ms.iter().filter(|m| met(m)).count(),
+    }
+}
+
+/// Every run of recipe `id`: a candidate arm measured the row's recipe; an incumbent arm
+/// measured the row's parent (the baseline itself in the baseline row, and the baseline in
+/// an end-of-run confirmation).
+fn runs_of<'a>(rows: &'a [ExperimentRow], id: &str, baseline_id: &str) -> Vec<&'a Measurement> {
     let mut out = Vec::new();
     for r in rows {
         for s in &r.samples {
@@ -143,7 +197,7 @@ fn runs_of(rows: &[ExperimentRow], id: &str, baseline_id: &str) -> Vec<f64> {
                 (_, Arm::Incumbent) => r.parent_id.as_deref().unwrap_or(""),
             };
             if !id.is_empty() && measured == id {
-                out.push(s.m.output_throughput);
+                out.push(&s.m);
             }
         }
     }
@@ -171,21 +225,6 @@ fn changes_vs_baseline(
         out.insert(format!("kernels.{}", k.name), Value::from(k.value.as_str()));
     }
     out
-}
-
-fn gain(rows: &[ExperimentRow]) -> Option<Gain> {
-    if let Some(c) = rows.iter().rev().find(|r| r.status == Status::Confirmation)
-        && let Some(iv) = c.interval
-    {
-        return Some(Gain {
-            gain_pct: iv.gain_pct,
-            lo_pct: iv.lo_pct,
-            hi_pct: iv.hi_pct,
-            confidence: iv.confidence,
-            source: "confirmation",
-        });
-    }
-    chained(rows)
 }
 
 /// Compose kept steps: log gains add; half-widths add in quadrature.

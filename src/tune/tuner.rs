@@ -76,7 +76,7 @@ impl<M: Measure> Tuner<M> {
         row.notes.extend(self.measure.take_notes());
         store::append_line(&self.dir.join(JOURNAL_FILE), &row)?;
         if self.echo {
-            super::progress::row(&row);
+            super::progress::row(&row, &self.settings);
         }
         self.state.apply(row);
         views::write_all(&self.dir, &self.state.rows)?;
