@@ -103,6 +103,10 @@ pub struct BenchArgs {
     /// Seed for generated arrivals and warm-up text.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Exit with status 4 when more than this percent of the requests failed (the summary
+    /// and JSON are still written); status 3 when none completed.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_failed_pct: f64,
     /// For a simulator on a scaled clock (`forge sim serve --sim-time-scale F`): wall
     /// seconds per server second. The schedule is compressed and durations rescaled.
     #[arg(long, default_value_t = 1.0)]
@@ -326,15 +330,22 @@ pub struct TuneArgs {
     /// wrapper; split on whitespace into argv (never run through a shell).
     #[arg(long)]
     pub engine_cmd: Option<String>,
+    /// Base engine arguments every experiment starts from, e.g. "--max-model-len 8192"
+    /// (split like a shell would, never run by one; each value checked by the engine's
+    /// allowlist; recorded in config.json). Only serving flags a recipe carries.
+    #[arg(long, allow_hyphen_values = true)]
+    pub engine_args: Option<String>,
     /// Seconds to wait for an engine to become ready.
     #[arg(long, default_value_t = 600.0)]
     pub boot_timeout: f64,
     /// GPU the simulator models (dry runs; default: the detected GPU, else H100).
     #[arg(long)]
     pub sim_gpu: Option<String>,
-    /// Simulator clock: wall seconds per simulated second (dry runs).
-    #[arg(long, default_value_t = 0.1)]
-    pub sim_time_scale: f64,
+    /// Simulator clock: wall seconds per simulated second (dry runs). Default: 0.1, or
+    /// slower when the predicted engine step would last under 0.5 ms of wall time (too
+    /// short for the client to time tokens one by one).
+    #[arg(long)]
+    pub sim_time_scale: Option<f64>,
     /// Simulator clock for model loading and graph capture (dry runs): a boot need not take
     /// a scaled minute.
     #[arg(long, default_value_t = 0.01)]

@@ -283,6 +283,8 @@ async fn no_hidden_connection_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_counted_by_kind_and_do_not_abort() {
+    // 6 of 8 failed: the replay finishes and writes its JSON, then exits 4 (over the default
+    // --max-failed-pct 1); with a threshold above 75 % it passes.
     let fake = Fake::start(Script::default()).await;
     let mut lines = prompts(2, 4);
     for kind in ["500", "error_event", "broken", "hang", "short", "nodone"] {
@@ -296,7 +298,13 @@ async fn failures_are_counted_by_kind_and_do_not_abort() {
         &["--model", "m", "--request-timeout", "1", "--save-detailed"],
     )
     .await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: 6 of 8 requests failed (75.0 %), more than --max-failed-pct 1"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(r["completed"], 2);
     assert_eq!(r["failed"], 6);
     let fails = &r["failures"];
@@ -320,13 +328,34 @@ async fn failures_are_counted_by_kind_and_do_not_abort() {
     assert!(errors[7].contains("without [DONE]"), "{}", errors[7]);
     assert!(!r["failure_examples"].as_array().unwrap().is_empty());
     assert!(run.stderr.contains("failure 0:"));
+    let (run, _) = bench(
+        &fake.url(),
+        &lines,
+        &[
+            "--model",
+            "m",
+            "--request-timeout",
+            "1",
+            "--max-failed-pct",
+            "80",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connections_are_connect_failures() {
     let url = format!("http://127.0.0.1:{}", free_port());
     let (run, r) = bench(&url, &prompts(3, 2), &["--model", "m"]).await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Nothing completed: exit 3, whatever --max-failed-pct says.
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: no request completed (3 failed): nothing was measured"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(r["failed"], 3);
     assert_eq!(r["failures"]["connect"], 3);
 }

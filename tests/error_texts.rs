@@ -119,7 +119,8 @@ fn bad_inputs_are_named_once_with_their_line() {
     insta::assert_snapshot!(text);
 }
 
-/// `forge sim serve` stands in for vLLM: an unknown model is vLLM's `OSError` traceback.
+/// `forge sim serve` stands in for vLLM: an unknown model is vLLM's `ValueError` traceback,
+/// the simulator's reason on its last line.
 #[test]
 fn sim_serve_keeps_vllms_traceback_for_an_unknown_model() {
     let o = run(&mut forge(&[
@@ -135,9 +136,16 @@ fn sim_serve_keeps_vllms_traceback_for_an_unknown_model() {
         "{}",
         o.stderr
     );
+    assert!(
+        o.stderr.contains(
+            "\nValueError: Invalid repository ID or local directory specified: 'unknown/model'.\n"
+        ),
+        "{}",
+        o.stderr
+    );
     let last = o.stderr.lines().last().unwrap();
     assert!(
-        last.starts_with("OSError: unknown model `unknown/model`"),
+        last.starts_with("(forge simulator: unknown model `unknown/model`"),
         "{last}"
     );
 }

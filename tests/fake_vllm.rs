@@ -291,7 +291,8 @@ fn a_missing_engine_is_classified_at_boot_and_before_the_run() {
     let mut sb = Sandbox::new();
     sb.set("FAKE_VLLM_ALWAYS", "notfound");
     let mut forge = sb.tune_fake(&["--max-experiments", "3"]);
-    assert!(forge.wait(Duration::from_secs(60)).success());
+    // Nothing measured: exit 3.
+    assert_eq!(forge.wait(Duration::from_secs(60)).code(), Some(3));
     let rows = journal(&sb.run_dir());
     assert_eq!(rows.len(), 1);
     assert_eq!(class(&rows[0]), Some("engine_missing"));

@@ -79,6 +79,23 @@ pub struct ScheduleStats {
     /// (p99 delay over 10 ms or achieved below 95 % of intended) without a concurrency cap
     /// to explain it.
     pub client_kept_up: bool,
+    /// Percent of inter-token gaps in which a token arrived in the same network read as
+    /// the one before (a gap of exactly zero): tokens coalesced on the wire, or a client
+    /// that could not read as fast as the server wrote. Above
+    /// [`TOKENS_TOGETHER_WARN_PCT`], ITL, TPOT and TTFT are not to be trusted.
+    #[serde(default)]
+    pub tokens_read_together_pct: f64,
+}
+
+/// Share of tokens read together with the one before (percent) above which the client's
+/// token timing is reported as unreliable.
+pub const TOKENS_TOGETHER_WARN_PCT: f64 = 10.0;
+
+impl ScheduleStats {
+    /// Whether the client read tokens as they came, so token timings can be trusted.
+    pub fn token_timing_ok(&self) -> bool {
+        self.tokens_read_together_pct <= TOKENS_TOGETHER_WARN_PCT
+    }
 }
 
 /// The result of one replay. Keys match `vllm bench serve`'s result JSON; `pXX_*` keys are
@@ -399,6 +416,23 @@ fn schedule_stats(records: &[RequestRecord], load: &LoadSpec) -> ScheduleStats {
         achieved_rate,
         client_kept_up: load.concurrency.is_some() || (p99 <= 10.0 && rate_ok),
         delay_ms,
+        tokens_read_together_pct: together_pct(records),
+    }
+}
+
+/// Percent of the successful requests' inter-token gaps that are exactly zero.
+fn together_pct(records: &[RequestRecord]) -> f64 {
+    let gaps = records
+        .iter()
+        .filter(|r| r.failure.is_none())
+        .flat_map(|r| r.itl_s.iter());
+    let (zero, all) = gaps.fold((0usize, 0usize), |(z, n), &g| {
+        (z + usize::from(g == 0.0), n + 1)
+    });
+    if all == 0 {
+        0.0
+    } else {
+        100.0 * zero as f64 / all as f64
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use comfy_table::{Table, presets};
 
-use super::metrics::{BenchResult, Summary};
+use super::metrics::{BenchResult, ScheduleStats, Summary};
 
 /// The summary table, ending in a newline.
 pub fn summary(r: &BenchResult) -> String {
@@ -161,6 +161,10 @@ fn schedule_rows(t: &mut Table, r: &BenchResult) {
     t.add_row(vec!["P99 send delay (ms)".to_string(), f2(p99)]);
     let kept = if s.client_kept_up { "yes" } else { "NO" };
     t.add_row(vec!["Client kept up".to_string(), kept.to_string()]);
+    t.add_row(vec![
+        "Tokens read together (%)".to_string(),
+        f2(s.tokens_read_together_pct),
+    ]);
 }
 
 fn section(t: &mut Table, title: &str) {
@@ -207,6 +211,9 @@ pub fn warnings(r: &BenchResult) {
              latencies from the intended send include that lag"
         );
     }
+    if !r.schedule.token_timing_ok() {
+        let _ = writeln!(err, "warning: {}", token_timing_warning(&r.schedule));
+    }
     if r.estimated_output_tokens > 0 {
         let _ = writeln!(
             err,
@@ -215,6 +222,16 @@ pub fn warnings(r: &BenchResult) {
             r.estimated_output_tokens
         );
     }
+}
+
+/// Why token timings of a replay cannot be trusted (see [`ScheduleStats::token_timing_ok`]).
+pub fn token_timing_warning(s: &ScheduleStats) -> String {
+    format!(
+        "{:.0} % of tokens arrived in the same read as the token before: the client could not \
+         time tokens one by one, so ITL, TPOT and TTFT are unreliable (against a simulator on \
+         a scaled clock, use a larger --time-scale / --sim-time-scale, or a release build)",
+        s.tokens_read_together_pct
+    )
 }
 
 /// Write the result as pretty JSON: to a temp file beside `path`, fsync'd, then renamed.

@@ -16,6 +16,11 @@ use crate::workload;
 
 /// `forge bench`: validate, replay, print the summary, write the JSON.
 pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let max_failed_pct = args.max_failed_pct;
+    anyhow::ensure!(
+        (0.0..=100.0).contains(&max_failed_pct),
+        "--max-failed-pct: must be in 0..100, got {max_failed_pct}"
+    );
     let settings = resolve(args)?;
     runner::raise_fd_limit();
     let result = runtime(None)?.block_on(runner::run(&settings))?;
@@ -25,11 +30,45 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
         output::write_json_atomic(path, &result)?;
     }
     // 128 + SIGINT, as a shell reports an interrupted command.
-    Ok(if result.interrupted {
-        ExitCode::from(130)
-    } else {
-        ExitCode::SUCCESS
-    })
+    if result.interrupted {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(
+        match verdict(result.completed, result.failed, max_failed_pct) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err((code, why)) => {
+                eprintln!("error: {why}");
+                ExitCode::from(code)
+            }
+        },
+    )
+}
+
+/// `forge bench`'s exit status when no request completed.
+pub const EXIT_NONE_COMPLETED: u8 = 3;
+/// `forge bench`'s exit status when more requests failed than `--max-failed-pct` allows.
+pub const EXIT_TOO_MANY_FAILED: u8 = 4;
+
+/// Whether a replay with `completed` and `failed` requests passes: an exit status and why
+/// when it does not.
+fn verdict(completed: usize, failed: usize, max_pct: f64) -> Result<(), (u8, String)> {
+    let total = completed + failed;
+    if completed == 0 {
+        return Err((
+            EXIT_NONE_COMPLETED,
+            format!("no request completed ({failed} failed): nothing was measured"),
+        ));
+    }
+    let pct = 100.0 * failed as f64 / total as f64;
+    if pct > max_pct {
+        return Err((
+            EXIT_TOO_MANY_FAILED,
+            format!(
+                "{failed} of {total} requests failed ({pct:.1} %), more than --max-failed-pct {max_pct}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Validate the arguments and load the workload.
@@ -75,6 +114,24 @@ fn positive(flag: &str, v: f64) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+
+    #[test]
+    fn failure_threshold_decides_the_exit_status() {
+        assert!(super::verdict(100, 0, 1.0).is_ok());
+        assert!(super::verdict(99, 1, 1.0).is_ok(), "1 % is allowed at 1 %");
+        let (code, why) = super::verdict(98, 2, 1.0).unwrap_err();
+        assert_eq!(code, super::EXIT_TOO_MANY_FAILED);
+        assert_eq!(
+            why,
+            "2 of 100 requests failed (2.0 %), more than --max-failed-pct 1"
+        );
+        assert!(super::verdict(98, 2, 5.0).is_ok());
+        assert_eq!(
+            super::verdict(0, 4, 100.0).unwrap_err().0,
+            super::EXIT_NONE_COMPLETED
+        );
+        assert_eq!(super::verdict(1, 99, 100.0), Ok(()));
+    }
 
     use super::*;
     use crate::bench::{LoadArgs, Timing};

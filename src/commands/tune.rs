@@ -9,7 +9,7 @@ use super::runtime;
 use crate::bench::{LoadSpec, Slo, parse_slo};
 use crate::cli::{EngineArg, TuneAction, TuneArgs, TuneCli};
 use crate::hardware::gpus;
-use crate::recipe::Layer;
+use crate::recipe::{EngineKind, Layer};
 use crate::record::settings::{CONFIG_VERSION, DEFAULT_SIM_GPU, auto_warmups};
 use crate::record::{EngineChoice, Objective, TuneSettings};
 use crate::tune::launch;
@@ -48,6 +48,11 @@ async fn start(args: TuneArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "forge: no GPU detected; the simulator models an {DEFAULT_SIM_GPU} (choose with --sim-gpu)"
         );
+    }
+    if args.sim_time_scale.is_none()
+        && let Some(why) = choose_clock(&mut settings, &workload)
+    {
+        eprintln!("forge: {why}");
     }
     if !simulated {
         let r = report
@@ -112,6 +117,7 @@ pub fn resolve(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<TuneS
         dry_run: a.dry_run,
         hardware: None,
         load: None,
+        engine_args: engine_args(a)?,
     })
 }
 
@@ -126,11 +132,60 @@ pub fn resolve_load(a: &TuneArgs, workload: &Workload) -> anyhow::Result<LoadSpe
     Ok(load)
 }
 
+/// The simulator's clock when `--sim-time-scale` is not given: ten times faster than real
+/// time, unless an engine step would then be too short to time.
+pub const DEFAULT_SIM_TIME_SCALE: f64 = 0.1;
+
+/// Wall time of one engine step (ms) below which the client cannot time tokens one by one:
+/// a loopback read, a task wake-up and an SSE parse cost tens of microseconds, and a
+/// request's fixed overhead (~0.4 ms measured) is multiplied by 1 / scale in its TTFT.
+const MIN_WALL_STEP_MS: f64 = 0.5;
+
+/// For a dry run on the default clock: slow the clock down so that the baseline's
+/// predicted engine step (median ITL) lasts at least [`MIN_WALL_STEP_MS`] of wall time.
+/// Says what it chose, when it changed anything.
+fn choose_clock(s: &mut TuneSettings, workload: &Workload) -> Option<String> {
+    let EngineChoice::Sim { gpu, .. } = &s.engine else {
+        return None;
+    };
+    let spec = gpus::lookup(gpu)?;
+    let load = s.load.clone()?;
+    let base = crate::engine::base_config(crate::recipe::EngineKind::Vllm, &s.engine_args).ok()?;
+    let hw = crate::recipe::Hardware::default();
+    let recipe = crate::recipe::Recipe::baseline_with(EngineKind::Vllm, &s.model, hw, base);
+    let model = crate::tune::surrogate::SimModel::new(s, spec, &workload.requests, &load)?;
+    let itl = model.predicted_itl_ms(&recipe)?;
+    let scale = clock_for(itl);
+    if let EngineChoice::Sim { time_scale, .. } = &mut s.engine
+        && scale > *time_scale
+    {
+        *time_scale = scale;
+        return Some(format!(
+            "simulator clock ×{scale:.2} (not ×{DEFAULT_SIM_TIME_SCALE}): a predicted engine step of {itl:.2} ms would last under {MIN_WALL_STEP_MS} ms of wall time, too short to time tokens one by one"
+        ));
+    }
+    None
+}
+
+/// The clock for a predicted step of `itl_ms`: [`DEFAULT_SIM_TIME_SCALE`], or slower (up to
+/// real time) so the step lasts [`MIN_WALL_STEP_MS`]; two significant digits.
+fn clock_for(itl_ms: f64) -> f64 {
+    if itl_ms.is_nan() || itl_ms <= 0.0 {
+        return DEFAULT_SIM_TIME_SCALE;
+    }
+    let want = (MIN_WALL_STEP_MS / itl_ms).clamp(DEFAULT_SIM_TIME_SCALE, 1.0);
+    ((want * 100.0).ceil() / 100.0).min(1.0)
+}
+
 /// `--concurrency` of `forge tune` when none is given (the original's default).
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
 fn check_numbers(a: &TuneArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.max_hours > 0.0, "--max-hours must be positive");
+    anyhow::ensure!(
+        a.max_experiments >= 1,
+        "--max-experiments must be at least 1 (the baseline is experiment 0 and counts)"
+    );
     anyhow::ensure!(
         (0.0..=1.0).contains(&a.accuracy_floor),
         "--accuracy-floor must be in 0..1"
@@ -142,6 +197,24 @@ fn check_numbers(a: &TuneArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.max_repeats >= 1, "--max-repeats must be at least 1");
     anyhow::ensure!(a.boot_timeout > 0.0, "--boot-timeout must be positive");
     Ok(())
+}
+
+/// `--engine-args`, split as a POSIX shell would split it (quotes group words; nothing is
+/// run) and checked against the engine's allowlist now, before a run directory exists.
+fn engine_args(a: &TuneArgs) -> anyhow::Result<Vec<String>> {
+    let Some(text) = &a.engine_args else {
+        return Ok(Vec::new());
+    };
+    let words = shlex::split(text)
+        .ok_or_else(|| anyhow::anyhow!("--engine-args: unbalanced quotes in `{text}`"))?;
+    anyhow::ensure!(!words.is_empty(), "--engine-args is empty");
+    let kind = match a.engine {
+        EngineArg::Llamacpp if !a.dry_run => EngineKind::Llamacpp,
+        _ => EngineKind::Vllm,
+    };
+    crate::engine::base_config(kind, &words)
+        .map_err(|e| anyhow::anyhow!("--engine-args: {}", e.why))?;
+    Ok(words)
 }
 
 fn absolute(p: PathBuf) -> PathBuf {
@@ -182,7 +255,8 @@ fn sim_choice(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<Engine
         "--sim-gpu: unknown GPU `{gpu}` (known: {})",
         gpus::names().join(", ")
     );
-    anyhow::ensure!(a.sim_time_scale > 0.0, "--sim-time-scale must be positive");
+    let time_scale = a.sim_time_scale.unwrap_or(DEFAULT_SIM_TIME_SCALE);
+    anyhow::ensure!(time_scale > 0.0, "--sim-time-scale must be positive");
     anyhow::ensure!(
         a.sim_boot_time_scale > 0.0,
         "--sim-boot-time-scale must be positive"
@@ -193,7 +267,7 @@ fn sim_choice(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<Engine
     );
     Ok(EngineChoice::Sim {
         gpu,
-        time_scale: a.sim_time_scale,
+        time_scale,
         boot_time_scale: a.sim_boot_time_scale,
         noise_pct: a.sim_noise,
     })
@@ -330,6 +404,16 @@ mod tests {
                 launcher: vec!["llama-server".into()]
             }
         );
+    }
+
+    #[test]
+    fn the_clock_slows_down_for_steps_too_short_to_time() {
+        assert_eq!(clock_for(6.5), DEFAULT_SIM_TIME_SCALE);
+        assert_eq!(clock_for(5.0), DEFAULT_SIM_TIME_SCALE);
+        assert_eq!(clock_for(2.4), 0.21);
+        assert_eq!(clock_for(0.1), 1.0);
+        assert_eq!(clock_for(0.0), DEFAULT_SIM_TIME_SCALE);
+        assert_eq!(clock_for(f64::NAN), DEFAULT_SIM_TIME_SCALE);
     }
 
     #[test]

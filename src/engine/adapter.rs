@@ -73,6 +73,14 @@ pub trait Engine: Send + Sync {
         BTreeMap::new()
     }
 
+    /// When the engine's defaults failed to boot with `failure`, the smallest change that
+    /// lets them serve a workload whose longest request needs `need_tokens` (vLLM: a
+    /// context from its own "estimated maximum model length" hint), and why; `None` when
+    /// there is none.
+    fn bootable(&self, _failure: &Failure, _need_tokens: u64) -> Option<BootFix> {
+        None
+    }
+
     /// Wall seconds per server second (the simulator runs on a scaled clock).
     fn time_scale(&self) -> f64 {
         1.0
@@ -93,6 +101,15 @@ pub trait Engine: Send + Sync {
     fn bench_quirks(&self) -> BenchQuirks {
         BenchQuirks::default()
     }
+}
+
+/// A change to the engine's defaults that lets them boot, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootFix {
+    /// Recipe config values to add to the baseline.
+    pub config: BTreeMap<String, Value>,
+    /// What was changed and why, in a sentence.
+    pub why: String,
 }
 
 /// Engine-specific adjustments to how forge benchmarks it.

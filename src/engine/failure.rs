@@ -15,8 +15,14 @@ pub enum FailureClass {
     InfeasibleConfig,
     /// Not ready within the boot timeout.
     BootTimeout,
+    /// The engine exited while booting without saying why (killed, a crash): it never
+    /// served a request.
+    CrashedDuringBoot,
     /// The server died (or returned 5xx/garbage for everything) while being measured.
     CrashedDuringBench,
+    /// The engine cannot find or open the model (a typo, a private or gated repository,
+    /// a directory without a config): no recipe of this run can serve it.
+    ModelNotFound,
     /// The engine executable (or module) is not installed.
     EngineMissing,
     /// Something else answered on the port; it was not measured.
@@ -25,11 +31,13 @@ pub enum FailureClass {
 
 impl FailureClass {
     /// Every class, in report order.
-    pub const ALL: [FailureClass; 6] = [
+    pub const ALL: [FailureClass; 8] = [
         FailureClass::InfeasibleOom,
         FailureClass::InfeasibleConfig,
         FailureClass::BootTimeout,
+        FailureClass::CrashedDuringBoot,
         FailureClass::CrashedDuringBench,
+        FailureClass::ModelNotFound,
         FailureClass::EngineMissing,
         FailureClass::ForeignServer,
     ];
@@ -40,7 +48,9 @@ impl FailureClass {
             FailureClass::InfeasibleOom => "infeasible_oom",
             FailureClass::InfeasibleConfig => "infeasible_config",
             FailureClass::BootTimeout => "boot_timeout",
+            FailureClass::CrashedDuringBoot => "crashed_during_boot",
             FailureClass::CrashedDuringBench => "crashed_during_bench",
+            FailureClass::ModelNotFound => "model_not_found",
             FailureClass::EngineMissing => "engine_missing",
             FailureClass::ForeignServer => "foreign_server",
         }
@@ -59,6 +69,7 @@ impl FailureClass {
         matches!(
             self,
             FailureClass::BootTimeout
+                | FailureClass::CrashedDuringBoot
                 | FailureClass::CrashedDuringBench
                 | FailureClass::ForeignServer
         )

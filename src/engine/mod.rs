@@ -15,7 +15,19 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::recipe::Recipe;
+use crate::recipe::{EngineKind, Illegal, Recipe};
+
+/// The recipe config base engine arguments `argv` set for an engine of `kind` (`forge tune
+/// --engine-args`): each flag one a recipe carries, each value on the allowlist.
+pub fn base_config(kind: EngineKind, argv: &[String]) -> Result<BTreeMap<String, Value>, Illegal> {
+    if argv.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    match kind {
+        EngineKind::Vllm => vllm::recipe::config_from_args(argv),
+        EngineKind::Llamacpp => llamacpp::flags::config_from_args(argv),
+    }
+}
 
 /// Effective knob values of a llama.cpp recipe: its explicit values, and llama-server's
 /// own defaults for the rest (see [`llamacpp::defaults`]).

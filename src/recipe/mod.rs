@@ -146,6 +146,17 @@ pub enum RecipeError {
 impl Recipe {
     /// A baseline recipe: the engine's defaults for `model` on `hardware`.
     pub fn baseline(engine: EngineKind, model: &str, hardware: Hardware) -> Recipe {
+        Recipe::baseline_with(engine, model, hardware, BTreeMap::new())
+    }
+
+    /// A baseline with `config` set: the engine's defaults plus what the user's base engine
+    /// arguments (or a context the defaults cannot boot with) fix for every candidate.
+    pub fn baseline_with(
+        engine: EngineKind,
+        model: &str,
+        hardware: Hardware,
+        config: BTreeMap<String, Value>,
+    ) -> Recipe {
         let mut r = Recipe {
             id: String::new(),
             parent_id: None,
@@ -153,7 +164,7 @@ impl Recipe {
             engine,
             model: model.to_string(),
             hardware,
-            config: BTreeMap::new(),
+            config,
             quant: Quant::default(),
             kernels: Vec::new(),
         };

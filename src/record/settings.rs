@@ -117,6 +117,10 @@ pub struct TuneSettings {
     /// runs started before forge kept it: [`TuneSettings::load_spec`] rebuilds theirs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadSpec>,
+    /// Base engine arguments (`--engine-args`), as typed and split into words: every
+    /// experiment starts from them (the baseline carries what they set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engine_args: Vec<String>,
 }
 
 /// What `forge tune` maximises.
@@ -198,6 +202,7 @@ pub fn test_settings() -> TuneSettings {
         dry_run: false,
         hardware: None,
         load: None,
+        engine_args: Vec::new(),
     }
 }
 

@@ -199,9 +199,23 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// An unresolvable model, as `forge sim serve` reports it: the error vLLM's config loading
-/// raises, with its traceback.
-pub fn print_model_error(err: &anyhow::Error) {
-    let msg = format!("OSError: {}", crate::term::error_text(err));
+/// raises (`ModelConfig`'s message for a model it cannot find), with its traceback, and the
+/// simulator's own reason on the last line.
+pub fn print_model_error(model: &str, err: &anyhow::Error) {
+    let why = crate::term::error_text(err);
+    let msg = if why.starts_with("unknown model `") {
+        format!(
+            "ValueError: Invalid repository ID or local directory specified: '{model}'.\n\
+             Please verify the following requirements:\n\
+             1. Provide a valid Hugging Face repository ID.\n\
+             2. Specify a local directory that contains a recognized configuration file.\n   \
+             - For Hugging Face models: ensure the presence of a 'config.json'.\n   \
+             - For Mistral models: ensure the presence of a 'params.json'.\n\
+             (forge simulator: {why})"
+        )
+    } else {
+        format!("OSError: {why}")
+    };
     let frames = [("/usr/local/bin/vllm", 10, "<module>", "sys.exit(main())")];
     for line in faults::traceback(&frames, &msg) {
         vlog::raw_err(&line);

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -141,7 +142,7 @@ async fn start(
         return Err(boot::fail(&err, &cmd.sim, engine_pid).await);
     }
     let setup = boot::setup(&cmd.parsed, &cmd.sim).map_err(|e| {
-        boot::print_model_error(&e);
+        boot::print_model_error(&cmd.parsed.args.model, &e);
         boot::exit_failure()
     })?;
     let vocab_size = setup.model.vocab_size;
@@ -330,6 +331,11 @@ async fn run_http(
         let _ = graceful_rx.wait_for(|r| r.is_some()).await;
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // vLLM's server (uvicorn on asyncio) sets TCP_NODELAY on every connection; without it
+    // Nagle holds each SSE chunk until the last is ACKed and token timings coalesce.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(graceful)
         .into_future();

@@ -17,6 +17,7 @@ use crate::engine::vllm::adapter::{SimLaunch, VllmEngine};
 use crate::hardware::{GpuSpec, gpus};
 use crate::playbook;
 use crate::recipe::{Hardware, Recipe};
+use crate::record::Status;
 use crate::record::settings::{EngineChoice, TuneSettings};
 use crate::store::{self, CONFIG_FILE, JOURNAL_FILE};
 use crate::workload;
@@ -45,11 +46,7 @@ pub fn assemble<M: Measure>(
         eprintln!("forge: {n}");
     }
     let sim = gpu.and_then(|g| SimModel::new(&settings, g, &workload.requests, &load));
-    let baseline = Recipe::baseline(
-        settings.engine.recipe_engine(),
-        &settings.model,
-        hardware_of(&settings, gpu),
-    );
+    let baseline = baseline(&settings, &state, gpu)?;
     let tuner = Tuner {
         settings,
         dir: dir.to_path_buf(),
@@ -67,6 +64,24 @@ pub fn assemble<M: Measure>(
         echo: true,
     };
     Ok((tuner, banner))
+}
+
+/// The baseline: the one the journal measured (a resumed run; it may carry a context the
+/// engine's defaults could not boot with), else the engine's defaults plus the base engine
+/// arguments.
+fn baseline(s: &TuneSettings, state: &RunState, gpu: Option<&GpuSpec>) -> anyhow::Result<Recipe> {
+    if let Some(r) = state.rows.iter().find(|r| r.status == Status::Baseline) {
+        return Ok(r.recipe.clone());
+    }
+    let kind = s.engine.recipe_engine();
+    let config = crate::engine::base_config(kind, &s.engine_args)
+        .map_err(|e| anyhow::anyhow!("config.json: engine_args: {}", e.why))?;
+    Ok(Recipe::baseline_with(
+        kind,
+        &s.model,
+        hardware_of(s, gpu),
+        config,
+    ))
 }
 
 /// A tuner for a simulated run (`settings.engine` is the simulator) in `dir` that measures

@@ -50,9 +50,7 @@ pub fn require_gpu(device: Device, r: &HardwareReport) -> anyhow::Result<()> {
 /// Start a new run with resolved `settings`: check what only the engine and playbook can
 /// check, create the run directory, write `config.json`, run.
 pub async fn start(settings: TuneSettings) -> anyhow::Result<ExitCode> {
-    if let EngineChoice::Llamacpp { .. } = settings.engine {
-        crate::engine::llamacpp::check_model(&settings.model)?;
-    }
+    check_model(&settings)?;
     playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
     let store = Store::new(&settings.run_dir);
     let run = store.create_run(chrono::Utc::now())?;
@@ -64,6 +62,25 @@ pub async fn start(settings: TuneSettings) -> anyhow::Result<ExitCode> {
     eprintln!("forge: new run {}", run.path.display());
     execute(settings, run.path, lock, RunState::default()).await
 }
+
+/// The model must be one the engine can load, checked before a run directory exists: the
+/// simulator knows its shape; llama.cpp's is a readable GGUF file; vLLM's a local model
+/// directory or a well-formed repository id.
+pub fn check_model(s: &TuneSettings) -> anyhow::Result<()> {
+    match s.engine {
+        EngineChoice::Sim { .. } => {
+            crate::sim::model::ModelShape::resolve(&s.model)
+                .map_err(|e| anyhow::anyhow!("--model: {e}"))?;
+            Ok(())
+        }
+        EngineChoice::Llamacpp { .. } => crate::engine::llamacpp::check_model(&s.model),
+        EngineChoice::Vllm { .. } => crate::engine::vllm::check_model(&s.model),
+    }
+}
+
+/// `forge tune`'s exit status when the baseline could not be measured: the run recorded
+/// why, but tuned nothing.
+pub const EXIT_NOTHING_MEASURED: u8 = 3;
 
 /// Continue run `run` (default: the latest interrupted run under `run_dir`) with the
 /// settings and budgets it started with.
@@ -188,6 +205,13 @@ async fn execute(
     };
     tuner.measure.shutdown().await;
     let reason = outcome?;
+    if let StopReason::BaselineFailed { .. } = reason {
+        eprintln!(
+            "forge: nothing measured: {reason}. The engine's log and the report say why: forge report {}",
+            dir.display()
+        );
+        return Ok(ExitCode::from(EXIT_NOTHING_MEASURED));
+    }
     eprintln!(
         "forge: done ({reason}). Report: forge report {}",
         dir.display()

@@ -143,7 +143,10 @@ impl RunState {
     pub fn apply(&mut self, r: ExperimentRow) {
         self.spent_usd += r.cost_usd;
         self.elapsed_s += r.wall_s;
-        if r.status.is_experiment() {
+        // The baseline is experiment 0 however many boots it took (defaults that did not
+        // boot, then the baseline derived from the engine's hint).
+        let repeat_baseline = r.exp == Some(0) && self.rows.iter().any(|x| x.exp == Some(0));
+        if r.status.is_experiment() && !repeat_baseline {
             self.experiments_used += 1;
             *self.per_layer.entry(r.layer).or_default() += 1;
             self.consecutive_refusals = 0;

@@ -141,6 +141,14 @@ impl SimModel {
         self
     }
 
+    /// The predicted median inter-token latency (ms) of `recipe` on this workload; `None`
+    /// when it cannot run.
+    pub fn predicted_itl_ms(&self, recipe: &Recipe) -> Option<f64> {
+        let setup = self.setup(recipe).ok()?;
+        let r = crate::sim::predict::predict(setup, &self.requests, &self.load, "clock").ok()?;
+        (r.completed > 0).then_some(r.median_itl_ms)
+    }
+
     fn predict_exact(&self, recipe: &Recipe) -> Option<f64> {
         if let Ok(c) = self.cache.lock()
             && let Some(v) = c.get(&recipe.id)

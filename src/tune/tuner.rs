@@ -131,48 +131,93 @@ impl<M: Measure> Tuner<M> {
         })
     }
 
+    /// Measure the baseline. When the engine's defaults cannot boot here and the engine
+    /// knows the smallest change that lets them serve this workload (vLLM: a context from
+    /// its own hint), that failure is recorded, the change is made to the baseline — said
+    /// on stderr and in the row — and the baseline is measured again.
     async fn run_baseline(&mut self) -> anyhow::Result<Option<StopReason>> {
+        let text = "baseline: the engine's own defaults on this hardware";
+        let started = Instant::now();
+        let Err(f) = self.try_baseline(text).await? else {
+            return Ok(None);
+        };
+        let need = (self.stats.prompt_tokens.max + self.stats.output_tokens.max).ceil() as u64;
+        let Some(fix) = self.engine.bootable(&f, need) else {
+            return self.baseline_failed(f, text, started);
+        };
+        eprintln!("forge: {}", fix.why);
+        self.baseline_failed(f, text, started)?;
+        let mut config = self.baseline.config.clone();
+        config.extend(fix.config);
+        self.baseline = Recipe::baseline_with(
+            self.baseline.engine,
+            &self.baseline.model,
+            self.baseline.hardware.clone(),
+            config,
+        );
+        let derived = format!(
+            "baseline: the engine's own defaults, with {}",
+            changes(&self.baseline)
+        );
+        let started = Instant::now();
+        match self.try_baseline(&derived).await? {
+            Ok(()) => Ok(None),
+            Err(f) => self.baseline_failed(f, &derived, started),
+        }
+    }
+
+    /// Measure the baseline recipe and record its row; `Err` is the failure, not recorded.
+    async fn try_baseline(&mut self, rationale: &str) -> anyhow::Result<Result<(), Failure>> {
         let started = Instant::now();
         let recipe = self.baseline.clone();
         let tag = format!("e{:04}-baseline", self.state.next_seq());
-        let mut row = self.bare_row(
-            Layer::Config,
-            Status::Baseline,
-            "baseline: the engine's own defaults on this hardware",
-        );
-        row.recipe = recipe.clone();
-        row.id = recipe.id.clone();
-        row.exp = Some(0);
-        let first = decide::sample(&mut self.measure, &recipe, &tag, &self.settings, None).await;
-        let stop = match first {
-            Ok((mut m, out)) => {
-                let refs = self.references(&recipe, &tag, &out.answers).await?;
-                m.accuracy = refs.relative(&out.answers);
-                self.refs = Some(refs);
-                row.score = Some(1.0);
-                row.samples.push(Sample {
-                    arm: Arm::Incumbent,
-                    m: m.clone(),
-                    facts: out.facts,
-                    pair: None,
-                });
-                row.measurement = Some(m);
-                row.engine_log = Some(out.log);
-                None
-            }
-            Err(f) => {
-                let reason = StopReason::BaselineFailed {
-                    class: f.class,
-                    summary: f.summary.clone(),
-                };
-                row.status = Status::Failed;
-                row.failure = Some(f);
-                Some(reason)
-            }
-        };
+        let (mut m, out) =
+            match decide::sample(&mut self.measure, &recipe, &tag, &self.settings, None).await {
+                Ok(x) => x,
+                Err(f) => return Ok(Err(f)),
+            };
+        let mut row = self.baseline_row(Status::Baseline, rationale);
+        let refs = self.references(&recipe, &tag, &out.answers).await?;
+        m.accuracy = refs.relative(&out.answers);
+        self.refs = Some(refs);
+        row.score = Some(1.0);
+        row.samples.push(Sample {
+            arm: Arm::Incumbent,
+            m: m.clone(),
+            facts: out.facts,
+            pair: None,
+        });
+        row.measurement = Some(m);
+        row.engine_log = Some(out.log);
         row.wall_s = started.elapsed().as_secs_f64();
         self.record(row)?;
-        Ok(stop)
+        Ok(Ok(()))
+    }
+
+    /// Record the baseline's failure `f`; the run stops.
+    fn baseline_failed(
+        &mut self,
+        f: Failure,
+        rationale: &str,
+        started: Instant,
+    ) -> anyhow::Result<Option<StopReason>> {
+        let reason = StopReason::BaselineFailed {
+            class: f.class,
+            summary: f.summary.clone(),
+        };
+        let mut row = self.baseline_row(Status::Failed, rationale);
+        row.failure = Some(f);
+        row.wall_s = started.elapsed().as_secs_f64();
+        self.record(row)?;
+        Ok(Some(reason))
+    }
+
+    fn baseline_row(&self, status: Status, rationale: &str) -> ExperimentRow {
+        let mut row = self.bare_row(Layer::Config, status, rationale);
+        row.recipe = self.baseline.clone();
+        row.id = self.baseline.id.clone();
+        row.exp = Some(0);
+        row
     }
 
     /// The accuracy references: the workload's expected outputs and the baseline's
@@ -482,6 +527,9 @@ impl<M: Measure> Tuner<M> {
 
 /// How a comparison in a run with `settings`, `state` and accuracy references `refs` is
 /// judged, under `rule`.
+/// The judge of `cand` against `inc`: `inc`'s accuracy relative to the baseline is the
+/// run's incumbent's when `inc` is that incumbent, and 1 when it is the baseline (the
+/// confirmation).
 fn judge_for<'a>(
     settings: &'a TuneSettings,
     state: &'a RunState,
@@ -489,14 +537,28 @@ fn judge_for<'a>(
     (cand, inc): (&Recipe, &Recipe),
     rule: Rule,
 ) -> Judge<'a> {
+    let incumbent_accuracy = state
+        .incumbent
+        .as_ref()
+        .filter(|i| i.recipe.id == inc.id)
+        .map_or(1.0, |i| i.accuracy);
     Judge {
         settings,
         pools: &state.pools,
-        incumbent_accuracy: state.incumbent.as_ref().map_or(1.0, |i| i.accuracy),
+        incumbent_accuracy,
         accuracy_noise: refs.and_then(|r| r.self_agreement).map_or(0.0, |a| 1.0 - a),
         numerics_change: cand.quant != inc.quant || cand.kernels != inc.kernels,
         rule,
     }
+}
+
+/// A recipe's config, `knob value` pairs.
+fn changes(r: &Recipe) -> String {
+    r.config
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Most recipes measured against the baseline at the end of a run: the best, then up to two

@@ -287,3 +287,72 @@ fn a_recipe_the_confirmation_finds_worse_is_never_recommended() {
         "{yaml}"
     );
 }
+
+#[test]
+fn defaults_that_do_not_boot_give_a_derived_baseline_that_a_resume_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut s = settings(dir.path(), "meta-llama/Llama-3.1-8B-Instruct", "L4");
+    s.max_experiments = 3;
+    let mut t = tuner(s.clone(), &run_dir);
+    let reason = run(&mut t);
+    assert!(
+        !matches!(reason, StopReason::BaselineFailed { .. }),
+        "{reason:?}"
+    );
+    let rows = journal(&run_dir);
+    assert_eq!(rows[0].status, Status::Failed);
+    let f = rows[0].failure.as_ref().unwrap();
+    assert_eq!(f.class, FailureClass::InfeasibleOom);
+    assert!(
+        rows[0].recipe.config.is_empty(),
+        "the defaults were tried first"
+    );
+    assert_eq!(rows[1].status, Status::Baseline);
+    // The longest request (about 500 tokens) rounded up, at least 2,048.
+    assert_eq!(rows[1].recipe.config["max_model_len"], 2048);
+    assert_eq!((rows[0].exp, rows[1].exp), (Some(0), Some(0)));
+    assert_eq!(t.state.experiments_used, 3, "the baseline counts once");
+    // A resumed run measures against the derived baseline, not the defaults.
+    let again = tuner(s, &run_dir);
+    assert_eq!(again.baseline.id, rows[1].recipe.id);
+}
+
+#[test]
+fn a_kept_quantization_above_the_floor_holds_up_at_the_confirmation() {
+    // The confirmation compares against the baseline: the kept recipe's accuracy (below
+    // 1 by design) is judged against the baseline's, not against itself a second time.
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut s = llama(dir.path());
+    s.layers = vec![Layer::Quant];
+    s.max_experiments = 4;
+    // fp8 answers agree about 98 % with the baseline's on this workload.
+    s.accuracy_floor = 0.97;
+    let mut t = tuner(s, &run_dir);
+    let reason = run(&mut t);
+    futures::executor::block_on(t.finish(&reason)).unwrap();
+    let rows = journal(&run_dir);
+    let kept = rows
+        .iter()
+        .find(|r| r.status == Status::Kept && r.recipe.quant.method.is_some())
+        .unwrap_or_else(|| {
+            panic!(
+                "no quantization kept: {:#?}",
+                rows.iter()
+                    .map(|r| (r.status, r.rationale.clone(), r.interval))
+                    .collect::<Vec<_>>()
+            )
+        });
+    let acc = t.state.incumbent.as_ref().unwrap().accuracy;
+    assert!((0.97..0.995).contains(&acc), "{acc}");
+    let confirmation = rows.last().unwrap();
+    assert_eq!(confirmation.status, Status::Confirmation);
+    assert_eq!(confirmation.recipe.id, kept.recipe.id);
+    assert_eq!(
+        confirmation.confirmed,
+        Some(true),
+        "{}",
+        confirmation.rationale
+    );
+}

@@ -275,9 +275,96 @@ pub fn missing_optional(help: &HelpFlags) -> Vec<&'static str> {
         .collect()
 }
 
+/// Short spellings llama-server accepts for the knob flags.
+const SHORT: &[(&str, &str)] = &[
+    ("-c", "--ctx-size"),
+    ("-np", "--parallel"),
+    ("-b", "--batch-size"),
+    ("-ub", "--ubatch-size"),
+    ("-t", "--threads"),
+    ("-tb", "--threads-batch"),
+    ("-ngl", "--n-gpu-layers"),
+    ("-fa", "--flash-attn"),
+    ("-ctk", "--cache-type-k"),
+    ("-ctv", "--cache-type-v"),
+];
+
+/// The recipe config that `argv` (llama-server flags) sets: base engine arguments a user
+/// passes every experiment (`forge tune --engine-args`). Only the knob flags are taken,
+/// each checked by the allowlist; anything else is refused with its name.
+pub fn config_from_args(
+    argv: &[String],
+) -> Result<std::collections::BTreeMap<String, Value>, crate::recipe::Illegal> {
+    let refuse = |why: String| crate::recipe::Illegal::recipe(why);
+    let mut out = std::collections::BTreeMap::new();
+    let mut words = argv.iter();
+    while let Some(w) = words.next() {
+        let flag = SHORT
+            .iter()
+            .find(|(s, _)| s == w)
+            .map_or(w.as_str(), |(_, l)| l);
+        let (knob, value) = match flag {
+            "--cont-batching" => ("cont_batching", Value::from(true)),
+            "--no-cont-batching" => ("cont_batching", Value::from(false)),
+            _ => {
+                let Some((knob, _)) = KNOB_FLAGS.iter().find(|(_, f)| *f == flag) else {
+                    return Err(refuse(format!(
+                        "{w} is not a llama-server flag a recipe carries (knob flags: {})",
+                        KNOB_FLAGS
+                            .iter()
+                            .map(|(_, f)| *f)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                };
+                let raw = words
+                    .next()
+                    .ok_or_else(|| refuse(format!("{w} needs a value")))?;
+                (
+                    *knob,
+                    raw.parse::<i64>()
+                        .map_or_else(|_| Value::from(raw.as_str()), Value::from),
+                )
+            }
+        };
+        knobs::check_in(
+            EngineKind::Llamacpp,
+            LLAMACPP_KNOBS,
+            Layer::Config,
+            knob,
+            &value,
+        )
+        .map_err(|e| refuse(e.why))?;
+        out.insert(knob.to_string(), value);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_engine_arguments_take_long_and_short_knob_flags() {
+        let w = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let m = config_from_args(&w("-c 4096 -np 2 --no-cont-batching -fa on")).unwrap();
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            serde_json::json!({"ctx_size": 4096, "parallel": 2, "cont_batching": false,
+                "flash_attn": "on"})
+        );
+        for (argv, says) in [
+            (
+                "--model x.gguf",
+                "--model is not a llama-server flag a recipe carries",
+            ),
+            ("-c", "-c needs a value"),
+            ("-np 0", "parallel"),
+        ] {
+            let e = config_from_args(&w(argv)).unwrap_err();
+            assert!(e.to_string().contains(says), "{argv}: {e}");
+        }
+    }
     use crate::recipe::Hardware;
     use serde_json::json;
 

@@ -44,6 +44,8 @@ const MISSING_PATTERNS: &[&str] = &[
     "llama-server: command not found",
     "llama-server: not found",
 ];
+/// Lines that mean "the model file cannot be opened" (missing, unreadable).
+const MODEL_PATTERNS: &[&str] = &["failed to open GGUF file"];
 /// Lines worth showing to a human and an agent.
 const HINT_PATTERNS: &[&str] = &[
     "error",
@@ -60,6 +62,8 @@ const HINT_PATTERNS: &[&str] = &[
 pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {
     let class = if code == Some(127) || has_any(log, MISSING_PATTERNS) {
         FailureClass::EngineMissing
+    } else if has_any(log, MODEL_PATTERNS) {
+        FailureClass::ModelNotFound
     } else if has_any(log, OOM_PATTERNS) {
         FailureClass::InfeasibleOom
     } else if has_any(log, CONFIG_PATTERNS) {
@@ -67,7 +71,7 @@ pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failu
     } else {
         // Killed (the kernel's OOM killer sends SIGKILL too), a taken port, or a crash
         // without a message: not a property of the config as far as forge can tell.
-        FailureClass::CrashedDuringBench
+        FailureClass::CrashedDuringBoot
     };
     let hints = hints(log);
     let summary = match hints.iter().rev().find(|h| !is_generic(h)) {
@@ -235,7 +239,7 @@ mod tests {
     #[test]
     fn model_and_context_errors() {
         let f = classify("model_missing");
-        assert_eq!(f.class, FailureClass::InfeasibleConfig);
+        assert_eq!(f.class, FailureClass::ModelNotFound);
         assert_eq!(f.exit_code, Some(1));
         assert!(
             f.hints
@@ -289,7 +293,7 @@ mod tests {
     #[test]
     fn taken_port_and_missing_engine() {
         let f = classify("port_in_use");
-        assert_eq!(f.class, FailureClass::CrashedDuringBench);
+        assert_eq!(f.class, FailureClass::CrashedDuringBoot);
         assert!(f.summary.contains("couldn't bind HTTP server socket"));
         assert_eq!(
             classify_exit(Some(127), None, "").class,
@@ -308,7 +312,7 @@ mod tests {
                 "0.00.001.000 I srv  llama_server: initializing ...\n"
             )
             .class,
-            FailureClass::CrashedDuringBench
+            FailureClass::CrashedDuringBoot
         );
     }
 

@@ -22,7 +22,7 @@ use super::flags::Version;
 use super::help::HelpSnapshot;
 use super::logs;
 use super::probe::{self, PROBE_TIMEOUT};
-use crate::engine::adapter::Engine;
+use crate::engine::adapter::{BootFix, Engine};
 use crate::engine::failure::Failure;
 use crate::engine::process::LaunchSpec;
 use crate::hardware::GpuSpec;
@@ -204,6 +204,19 @@ impl Engine for VllmEngine {
         logs::hints(log)
     }
 
+    fn bootable(&self, failure: &Failure, need_tokens: u64) -> Option<BootFix> {
+        let text = std::iter::once(&failure.summary)
+            .chain(&failure.hints)
+            .find_map(|l| logs::estimated_max_model_len(l))?;
+        let len = context_for(need_tokens, text)?;
+        Some(BootFix {
+            config: BTreeMap::from([("max_model_len".to_string(), Value::from(len))]),
+            why: format!(
+                "the engine's defaults do not boot on this GPU (the model's full context does not fit; vLLM estimates at most {text} tokens); the baseline serves the workload's longest request ({need_tokens} tokens) with max_model_len {len}"
+            ),
+        })
+    }
+
     fn time_scale(&self) -> f64 {
         self.sim.as_ref().map_or(1.0, |s| s.time_scale)
     }
@@ -236,4 +249,14 @@ fn sim_args(s: &SimLaunch, boot_seq: u64) -> Vec<String> {
     }
     v.extend(s.extra.iter().cloned());
     v
+}
+
+/// A context length for a workload that needs `need` tokens where vLLM can fit at most
+/// `max`: `need` rounded up to a multiple of 1,024 (at least 2,048), capped at `max`;
+/// `None` when even `need` does not fit.
+fn context_for(need: u64, max: u64) -> Option<u64> {
+    if need > max {
+        return None;
+    }
+    Some((need.div_ceil(1024) * 1024).max(2048).min(max))
 }

@@ -90,6 +90,27 @@ pub enum SchedulingPolicy {
     Priority,
 }
 
+impl PerformanceMode {
+    /// vLLM's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PerformanceMode::Balanced => "balanced",
+            PerformanceMode::Interactivity => "interactivity",
+            PerformanceMode::Throughput => "throughput",
+        }
+    }
+}
+
+impl SchedulingPolicy {
+    /// vLLM's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchedulingPolicy::Fcfs => "fcfs",
+            SchedulingPolicy::Priority => "priority",
+        }
+    }
+}
+
 /// What was set on the command line; `None` means "vLLM's default".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VllmArgs {

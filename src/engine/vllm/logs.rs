@@ -33,6 +33,16 @@ const MISSING_PATTERNS: &[&str] = &[
     "vllm: command not found",
     "vllm: not found",
 ];
+/// Lines that mean "the model cannot be found or opened": vLLM's own message (0.6 on), the
+/// transformers and huggingface_hub errors before it, gated repositories, the simulator's.
+const MODEL_PATTERNS: &[&str] = &[
+    "Invalid repository ID or local directory specified",
+    "is not a local folder and is not a valid model identifier",
+    "RepositoryNotFoundError",
+    "GatedRepoError",
+    "Cannot access gated repo",
+    "unknown model `",
+];
 /// Lines that mean "the port was taken": something else listens there.
 const PORT_TAKEN_PATTERNS: &[&str] = &[
     "error while attempting to bind on address",
@@ -71,6 +81,8 @@ pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failu
     let (class, patterns): (FailureClass, &[&str]) =
         if code == Some(127) || mentions_missing_vllm(log) {
             (FailureClass::EngineMissing, MISSING_SUMMARY)
+        } else if has_any(log, MODEL_PATTERNS) {
+            (FailureClass::ModelNotFound, MODEL_PATTERNS)
         } else if has_any(log, PORT_TAKEN_PATTERNS) {
             (FailureClass::ForeignServer, PORT_TAKEN_PATTERNS)
         } else if has_any(log, OOM_PATTERNS) {
@@ -80,7 +92,7 @@ pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failu
         } else {
             // Died during boot for no stated reason (killed, segfault): an infrastructure
             // failure as far as forge can tell.
-            (FailureClass::CrashedDuringBench, &[])
+            (FailureClass::CrashedDuringBoot, &[])
         };
     let hints = hints(log);
     let summary = first_line_with(log, patterns)
@@ -172,6 +184,15 @@ fn number_after(log: &str, marker: &str) -> Option<f64> {
     num.trim_end_matches('.').parse().ok()
 }
 
+/// The context length vLLM says would fit ("… the estimated maximum model length is
+/// 77824."), when a line says it.
+pub fn estimated_max_model_len(line: &str) -> Option<u64> {
+    const MARK: &str = "estimated maximum model length is ";
+    let rest = &line[line.find(MARK)? + MARK.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,8 +270,21 @@ INFO:     127.0.0.1:1 - \"GET /health HTTP/1.1\" 500 Internal Server Error\n";
         );
         assert_eq!(
             classify_exit(None, Some(9), "INFO starting\n").class,
-            FailureClass::CrashedDuringBench
+            FailureClass::CrashedDuringBoot
         );
+        for typo in [
+            "ValueError: Invalid repository ID or local directory specified: 'Qwen/Qwen2.5-7B-Instrct'.",
+            "OSError: Qwen/x is not a local folder and is not a valid model identifier listed on 'https://huggingface.co/models'",
+            "huggingface_hub.errors.GatedRepoError: 403 Client Error. Cannot access gated repo for url",
+        ] {
+            let f = classify_exit(Some(1), None, &format!("INFO starting\n{typo}\n"));
+            assert_eq!(f.class, FailureClass::ModelNotFound, "{typo}");
+            assert!(
+                typo.contains(&f.summary) || f.summary.contains("Cannot access"),
+                "{}",
+                f.summary
+            );
+        }
         // A part of vLLM missing is a broken install, not a missing engine.
         let broken = "Failed to import from vllm._C: ModuleNotFoundError(\"No module named 'vllm._C'\")\n\
             ModuleNotFoundError: No module named vllm_flash_attn\n";

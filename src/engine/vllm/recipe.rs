@@ -183,9 +183,132 @@ fn apply_speculative(a: &mut VllmArgs, r: &Recipe) -> Result<(), Illegal> {
     }
 }
 
+/// The recipe config that `argv` (vLLM flags, as typed after `vllm serve MODEL`) sets:
+/// base engine arguments a user passes every experiment (`forge tune --engine-args`).
+/// Only flags a recipe carries in its config layer are taken, each checked by the
+/// allowlist; a flag forge tunes elsewhere (quantization, kernels) or cannot carry is
+/// refused with its name.
+pub fn config_from_args(argv: &[String]) -> Result<BTreeMap<String, Value>, Illegal> {
+    if argv.iter().any(|w| w.starts_with("--api-key")) {
+        return Err(Illegal::recipe(
+            "--api-key is never taken: base engine arguments are recorded in config.json, and a key must not be",
+        ));
+    }
+    let mut words = vec!["model".to_string()];
+    words.extend(argv.iter().cloned());
+    let p = super::flags::parse_full(&words, super::flags::Version::CURRENT)
+        .map_err(|e| Illegal::recipe(format!("vllm serve would refuse it: {}", e.message)))?;
+    if let Some(f) = p.ignored.first() {
+        return Err(Illegal::recipe(format!(
+            "{f} does not change how forge measures a recipe; leave it out"
+        )));
+    }
+    let a = &p.args;
+    let mut m = BTreeMap::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.to_string(), v);
+        }
+    };
+    put("max_num_seqs", a.max_num_seqs.map(Value::from));
+    put(
+        "max_num_batched_tokens",
+        a.max_num_batched_tokens.map(Value::from),
+    );
+    put(
+        "enable_prefix_caching",
+        a.enable_prefix_caching.map(Value::from),
+    );
+    put(
+        "enable_chunked_prefill",
+        a.enable_chunked_prefill.map(Value::from),
+    );
+    put(
+        "gpu_memory_utilization",
+        a.gpu_memory_utilization.map(Value::from),
+    );
+    put("block_size", a.block_size.map(Value::from));
+    put("max_model_len", a.max_model_len.map(Value::from));
+    put(
+        "tensor_parallel_size",
+        a.tensor_parallel_size.map(Value::from),
+    );
+    put("enforce_eager", a.enforce_eager.map(Value::from));
+    put("optimization_level", a.optimization_level.map(Value::from));
+    put(
+        "max_cudagraph_capture_size",
+        a.max_cudagraph_capture_size.map(Value::from),
+    );
+    put("async_scheduling", a.async_scheduling.map(Value::from));
+    put(
+        "long_prefill_token_threshold",
+        a.long_prefill_token_threshold.map(Value::from),
+    );
+    put(
+        "performance_mode",
+        a.performance_mode.map(|x| Value::from(x.as_str())),
+    );
+    put(
+        "scheduling_policy",
+        a.scheduling_policy.map(|x| Value::from(x.as_str())),
+    );
+    for (k, v) in &m {
+        allowed(Layer::Config, k, v)?;
+    }
+    let back = to_vllm_args(&Recipe::baseline_with(
+        EngineKind::Vllm,
+        "model",
+        crate::recipe::Hardware::default(),
+        m.clone(),
+    ))?;
+    let others: Vec<String> = p
+        .set
+        .iter()
+        .filter(|(dest, _)| !m.contains_key(dest))
+        .map(|(dest, _)| format!("--{}", dest.replace('_', "-")))
+        .collect();
+    if !others.is_empty() || back != *a {
+        return Err(Illegal::recipe(format!(
+            "only serving flags a recipe carries may be given (forge picks host, port and served name itself, and tunes quantization and kernels in their own layers); not: {}",
+            others.join(", ")
+        )));
+    }
+    Ok(m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn base_engine_arguments_become_config_or_are_refused_by_name() {
+        let m = config_from_args(&words(
+            "--max-model-len 8K --max-num-seqs 64 --no-enable-prefix-caching --performance-mode throughput",
+        ))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            serde_json::json!({"max_model_len": 8192, "max_num_seqs": 64,
+                "enable_prefix_caching": false, "performance_mode": "throughput"})
+        );
+        for (argv, says) in [
+            ("--quantization fp8", "not: --quantization"),
+            ("--kv-cache-dtype fp8", "not: --kv-cache-dtype"),
+            ("--port 9000 --max-num-seqs 8", "not: --port"),
+            ("--max-num-seqs 0", "outside"),
+            ("--api-key sk-secret", "--api-key is never taken"),
+            ("--bogus 1", "unrecognized arguments: --bogus"),
+            ("--max-num-seqs", "expected one argument"),
+        ] {
+            let e = config_from_args(&words(argv)).unwrap_err();
+            assert!(e.to_string().contains(says), "{argv}: {e}");
+            assert!(!e.to_string().contains("sk-secret"), "{e}");
+        }
+    }
     use crate::recipe::{Hardware, Kernel};
     use serde_json::json;
 

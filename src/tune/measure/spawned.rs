@@ -53,6 +53,8 @@ pub struct Spawned {
     live: LiveGroups,
     memory: Option<(MemoryProbe, Vec<u64>)>,
     notes: Vec<String>,
+    /// The client's token timing was reported unreliable on stderr (once a run).
+    warned_timing: bool,
 }
 
 /// How far above its idle reading GPU memory may be before a boot, MiB.
@@ -84,6 +86,7 @@ impl Spawned {
             live: Arc::new(Mutex::new(Vec::new())),
             memory: None,
             notes: Vec::new(),
+            warned_timing: false,
         }
     }
 
@@ -172,6 +175,13 @@ impl Spawned {
                 .cloned()
                 .unwrap_or_else(|| "no request completed".into());
             return Err(crashed(format!("no request completed ({why})")));
+        }
+        if !result.schedule.token_timing_ok() {
+            let note = crate::bench::output::token_timing_warning(&result.schedule);
+            if !std::mem::replace(&mut self.warned_timing, true) {
+                eprintln!("forge: warning: {note} (said once; each row affected notes it)");
+            }
+            self.notes.push(note);
         }
         let answers = result
             .detailed

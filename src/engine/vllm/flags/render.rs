@@ -328,16 +328,9 @@ fn backend(b: &str) -> Result<Vec<String>, RenderError> {
 }
 
 fn perf_mode(m: PerformanceMode) -> &'static str {
-    match m {
-        PerformanceMode::Balanced => "balanced",
-        PerformanceMode::Interactivity => "interactivity",
-        PerformanceMode::Throughput => "throughput",
-    }
+    m.as_str()
 }
 
 fn policy(p: SchedulingPolicy) -> &'static str {
-    match p {
-        SchedulingPolicy::Fcfs => "fcfs",
-        SchedulingPolicy::Priority => "priority",
-    }
+    p.as_str()
 }
