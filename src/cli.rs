@@ -78,9 +78,11 @@ Metrics follow `vllm bench serve` (TTFT, TPOT, ITL, E2EL, throughputs, goodput; 
 match its result files), plus token-correct ITL, latency from the intended send time, failures
 by kind and schedule accuracy. The summary goes to stdout, progress and warnings to stderr.
 
-Exit status: 0 when the run completed (failed requests are data, counted in the result),
-1 on errors (bad arguments or workload, no model to request), 2 on usage errors,
-130 when interrupted (the requests that finished are still reported and written).";
+Exit status: 0 when the run completed with at most --max-failed-pct of its requests failed
+(failed requests are data, counted in the result), 1 on errors (bad arguments or workload, no
+model to request), 2 on usage errors, 3 when no request completed, 4 when more than
+--max-failed-pct failed (the summary and JSON are written either way), 130 when interrupted
+(the requests that finished are still reported and written).";
 
 /// `forge bench`.
 #[derive(Debug, Args)]
