@@ -59,10 +59,10 @@ pub struct LoopbackArgs {
     #[arg(long, default_value_t = 0)]
     pub port: u16,
     /// Delay from receiving a request to its first token, ms.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::bounds::millis())]
     pub ttft_ms: f64,
     /// Delay between tokens, ms.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::bounds::millis())]
     pub itl_ms: f64,
     /// Model name served by /v1/models and echoed in chunks.
     #[arg(long, default_value = "loopback")]
@@ -100,18 +100,18 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub load: LoadArgs,
     /// Per-request deadline in seconds (server seconds, scaled by --time-scale).
-    #[arg(long, default_value_t = 600.0)]
+    #[arg(long, default_value_t = 600.0, value_parser = crate::bounds::seconds())]
     pub request_timeout: f64,
     /// Seed for generated arrivals and warm-up text.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Exit with status 4 when more than this percent of the requests failed (the summary
     /// and JSON are still written); status 3 when none completed.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::bounds::percent())]
     pub max_failed_pct: f64,
     /// For a simulator on a scaled clock (`forge sim serve --sim-time-scale F`): wall
     /// seconds per server second. The schedule is compressed and durations rescaled.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::bounds::clock_scale())]
     pub time_scale: f64,
     /// Write the result JSON here.
     #[arg(long, short = 'o')]
@@ -286,26 +286,26 @@ pub struct TuneArgs {
     pub load: LoadArgs,
     /// Experiment budget across all layers (the baseline counts as one; the final
     /// confirmation of the best against the baseline does not).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = crate::bounds::count_u32(1, 100_000))]
     pub max_experiments: u32,
     /// Cap on layer-1 (config) experiments, the baseline included, before escalating to
     /// quantization.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::bounds::count_u32(1, 100_000))]
     pub max_config_experiments: Option<u32>,
     /// Cap on layer-2 (quantization) experiments.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::bounds::count_u32(1, 100_000))]
     pub max_quant_experiments: Option<u32>,
     /// Time budget: hours of experiment wall time, summed across resumes.
-    #[arg(long, default_value_t = 12.0)]
+    #[arg(long, default_value_t = 12.0, value_parser = crate::bounds::hours())]
     pub max_hours: f64,
     /// LLM spend cap, USD.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::bounds::dollars())]
     pub max_dollars: Option<f64>,
     /// Minimum accuracy relative to the baseline (0..1).
-    #[arg(long, default_value_t = 0.99)]
+    #[arg(long, default_value_t = 0.99, value_parser = crate::bounds::fraction())]
     pub accuracy_floor: f64,
     /// Minimum improvement worth keeping, percent.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::bounds::percent())]
     pub min_improvement_pct: f64,
     /// Store directory.
     #[arg(long, default_value = ".forge")]
@@ -338,7 +338,7 @@ pub struct TuneArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub engine_args: Option<String>,
     /// Seconds to wait for an engine to become ready.
-    #[arg(long, default_value_t = 600.0)]
+    #[arg(long, default_value_t = 600.0, value_parser = crate::bounds::seconds())]
     pub boot_timeout: f64,
     /// GPU the simulator models (dry runs; default: the detected GPU, else H100).
     #[arg(long)]
@@ -346,20 +346,20 @@ pub struct TuneArgs {
     /// Simulator clock: wall seconds per simulated second (dry runs). Default: 0.1, or
     /// slower when the predicted engine step would last under 0.5 ms of wall time (too
     /// short for the client to time tokens one by one).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::bounds::clock_scale())]
     pub sim_time_scale: Option<f64>,
     /// Simulator clock for model loading and graph capture (dry runs): a boot need not take
     /// a scaled minute.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = crate::bounds::clock_scale())]
     pub sim_boot_time_scale: f64,
     /// Run-to-run noise of the simulator, percent (dry runs).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::bounds::percent())]
     pub sim_noise: f64,
     /// What to maximise.
     #[arg(long, value_enum, default_value_t = Objective::Throughput)]
     pub objective: Objective,
     /// Most paired repeats for one keep/revert decision.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::bounds::count(1, 1_000))]
     pub max_repeats: usize,
     /// Seed for everything random (arrivals, agent tie-breaks, simulator).
     #[arg(long, default_value_t = 0)]
@@ -448,20 +448,20 @@ pub struct SynthArgs {
     #[arg(long, value_enum)]
     pub scenario: Option<crate::workload::synth::Scenario>,
     /// Input tokens per request.
-    #[arg(long, required_unless_present = "scenario")]
+    #[arg(long, required_unless_present = "scenario", value_parser = crate::bounds::count_u32(1, 1 << 20))]
     pub input_len: Option<u32>,
     /// Output tokens per request.
-    #[arg(long, required_unless_present = "scenario")]
+    #[arg(long, required_unless_present = "scenario", value_parser = crate::bounds::count_u32(1, 1 << 20))]
     pub output_len: Option<u32>,
     /// Requests.
-    #[arg(long, required_unless_present = "scenario")]
+    #[arg(long, required_unless_present = "scenario", value_parser = crate::bounds::count(1, 10_000_000))]
     pub num_prompts: Option<usize>,
     /// Tokens of a prefix shared by every prompt (added to --input-len, as vLLM's random
     /// dataset does).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::bounds::count_u32(0, 1 << 20))]
     pub prefix_len: u32,
     /// Lengths vary uniformly within ±ratio.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::bounds::fraction())]
     pub range_ratio: f64,
     /// Seed.
     #[arg(long, default_value_t = 0)]
@@ -505,6 +505,6 @@ pub struct DoctorArgs {
     #[arg(long, short = 'd', value_enum, default_value_t = crate::hardware::Device::Cuda)]
     pub device: crate::hardware::Device,
     /// Warn when the run directory's disk has less free space than this, GiB.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = crate::bounds::gib())]
     pub min_free_gib: f64,
 }

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod bounds;
 pub mod cli;
 pub mod commands;
 pub mod doctor;

@@ -25,9 +25,24 @@ impl BadUtf8 {
     }
 }
 
-/// `bytes` as UTF-8, or where the first invalid byte is.
+/// The byte-order mark some editors (Notepad, Excel's "UTF-8 CSV") put in front of UTF-8.
+const BOM: &str = "\u{feff}";
+
+/// `bytes` as UTF-8 without a leading byte-order mark, or where the first invalid byte is.
 pub fn decode(bytes: &[u8]) -> Result<&str, BadUtf8> {
-    std::str::from_utf8(bytes).map_err(|e| locate(bytes, e.valid_up_to()))
+    std::str::from_utf8(bytes)
+        .map(|t| t.strip_prefix(BOM).unwrap_or(t))
+        .map_err(|e| locate(bytes, e.valid_up_to()))
+}
+
+/// Whether `c` is a Unicode format or bidirectional-control character (U+202E reverses
+/// what follows on a terminal, U+200B hides a word break): text from outside — an LLM's
+/// rationale, an engine's log — loses these before it reaches a journal or a report.
+pub fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{e0000}'..='\u{e007f}')
 }
 
 /// The place of byte `at` of `bytes`.
@@ -68,8 +83,12 @@ impl ReadError {
 /// Read a UTF-8 text file.
 pub fn read(path: &Path) -> Result<String, ReadError> {
     let bytes = std::fs::read(path).map_err(|e| ReadError::Io(e.to_string()))?;
-    String::from_utf8(bytes)
-        .map_err(|e| ReadError::NotUtf8(locate(e.as_bytes(), e.utf8_error().valid_up_to())))
+    let text = String::from_utf8(bytes)
+        .map_err(|e| ReadError::NotUtf8(locate(e.as_bytes(), e.utf8_error().valid_up_to())))?;
+    Ok(match text.strip_prefix(BOM) {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// A parser's message without the ` at line L column C` it appends (serde_json,
@@ -124,6 +143,25 @@ mod tests {
         assert_eq!(decode(b"\xfe").unwrap_err().line, 1);
         // A sequence cut short at the end of the text.
         assert_eq!(decode(b"a\n\xe2\x82").unwrap_err().column, 1);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_text() {
+        assert_eq!(decode(b"\xef\xbb\xbf{\"a\":1}"), Ok("{\"a\":1}"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.yaml");
+        std::fs::write(&p, b"\xef\xbb\xbfa: 1\n").unwrap();
+        assert_eq!(read(&p).unwrap(), "a: 1\n");
+    }
+
+    #[test]
+    fn bidi_controls_are_format_characters() {
+        for c in ['\u{202e}', '\u{200b}', '\u{2066}', '\u{feff}', '\u{e0041}'] {
+            assert!(is_format_char(c), "{c:?}");
+        }
+        for c in ['a', 'é', '€', '中', ' ', '→'] {
+            assert!(!is_format_char(c), "{c:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::workload::Workload;
+use crate::workload::{MAX_ARRIVAL_OFFSET_S, Workload};
 
 /// Which OpenAI-compatible API the requests use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
@@ -116,21 +116,21 @@ pub struct LoadArgs {
     pub endpoint: Endpoint,
     /// Cap on requests in flight (default: no cap). Requests due while the cap is reached
     /// wait client-side; that wait is recorded as schedule delay.
-    #[arg(long, short = 'c', alias = "max-concurrency")]
+    #[arg(long, short = 'c', alias = "max-concurrency", value_parser = crate::bounds::count(1, MAX_CONCURRENCY as u64))]
     pub concurrency: Option<usize>,
     /// Requests per second for rate timing, or `inf` to send all at once (the default when
     /// rate timing is used without a rate).
     #[arg(long)]
     pub request_rate: Option<String>,
     /// Gamma shape of inter-arrival gaps: 1 = Poisson, < 1 burstier, > 1 smoother.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::bounds::burstiness())]
     pub burstiness: f64,
     /// `trace` replays `arrival_offset_s`; `rate` generates arrivals. Default: trace when
     /// the workload has offsets and no --request-rate is given, else rate.
     #[arg(long, value_enum)]
     pub timing: Option<Timing>,
     /// Warm-up requests (fresh synthetic text, not measured; default 0).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::bounds::count(0, MAX_WARMUPS as u64))]
     pub num_warmups: Option<usize>,
     /// Goodput bounds, e.g. `ttft_ms=500,tpot_ms=50,e2el_ms=20000`.
     #[arg(long)]
@@ -160,6 +160,15 @@ impl Default for LoadArgs {
     }
 }
 
+/// Most requests in flight one client holds (each is a task and a socket).
+pub const MAX_CONCURRENCY: usize = 100_000;
+/// Most warm-up requests (each one is generated text held in memory).
+pub const MAX_WARMUPS: usize = 100_000;
+/// Burstiness range: a Gamma shape outside it makes gaps of 0 or of years.
+pub const MIN_BURSTINESS: f64 = 0.001;
+/// See [`MIN_BURSTINESS`].
+pub const MAX_BURSTINESS: f64 = 1000.0;
+
 /// A load flag whose value cannot be used (the flag, and why).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -186,14 +195,38 @@ impl LoadSpec {
                     .into(),
             ));
         }
-        if !(args.burstiness.is_finite() && args.burstiness > 0.0) {
+        if !(args.burstiness.is_finite()
+            && (MIN_BURSTINESS..=MAX_BURSTINESS).contains(&args.burstiness))
+        {
             return Err(LoadError(format!(
-                "--burstiness: must be a positive number, got {}",
+                "--burstiness: must be a number in {MIN_BURSTINESS}..={MAX_BURSTINESS}, got {}",
                 args.burstiness
             )));
         }
-        if args.concurrency == Some(0) {
-            return Err(LoadError("--concurrency: must be at least 1".into()));
+        if let Some(rate) = request_rate {
+            let span = workload.requests.len() as f64 / rate;
+            if span > MAX_ARRIVAL_OFFSET_S {
+                return Err(LoadError(format!(
+                    "--request-rate: {} requests at {rate:e} req/s would take {span:e} s, past the limit of {MAX_ARRIVAL_OFFSET_S} s (7 days)",
+                    workload.requests.len()
+                )));
+            }
+        }
+        match args.concurrency {
+            Some(0) => return Err(LoadError("--concurrency: must be at least 1".into())),
+            Some(c) if c > MAX_CONCURRENCY => {
+                return Err(LoadError(format!(
+                    "--concurrency: {c} is above the limit of {MAX_CONCURRENCY} requests in flight"
+                )));
+            }
+            _ => {}
+        }
+        if let Some(n) = args.num_warmups
+            && n > MAX_WARMUPS
+        {
+            return Err(LoadError(format!(
+                "--num-warmups: {n} is above the limit of {MAX_WARMUPS}"
+            )));
         }
         let slo = match &args.slo {
             Some(s) => parse_slo(s).map_err(LoadError)?,

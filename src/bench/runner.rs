@@ -182,6 +182,16 @@ impl Driver {
     }
 }
 
+/// How long after the start a request is due. Offsets and scales are bounded where they
+/// are read; this never panics whatever reaches it (NaN is now, beyond a year is a year).
+fn due_after(secs: f64) -> Duration {
+    const YEAR_S: f64 = 365.0 * 86_400.0;
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs_f64(secs.min(YEAR_S))
+}
+
 /// Walk the schedule: sleep until each request is due, wait for a slot, spawn it.
 async fn dispatch(
     shared: Arc<Shared>,
@@ -191,7 +201,7 @@ async fn dispatch(
 ) {
     let start_tokio = tokio::time::Instant::from_std(start);
     for i in dispatch_order(&shared.offsets) {
-        let due = start_tokio + Duration::from_secs_f64(shared.offsets[i] * shared.scale);
+        let due = start_tokio + due_after(shared.offsets[i] * shared.scale);
         if due > tokio::time::Instant::now() {
             tokio::time::sleep_until(due).await;
         }

@@ -375,7 +375,7 @@ mod tests {
         assert!(resolve_with(&["--skip-config", "--skip-quant", "--skip-kernel"], None).is_err());
         let e = resolve_with(&["--objective", "goodput"], None).unwrap_err();
         assert!(e.to_string().contains("needs --slo"), "{e}");
-        let e = resolve_with(&["-c", "0"], None).unwrap_err();
+        let e = Cli::try_parse_from(["forge", "tune", "-c", "0"]).unwrap_err();
         assert!(e.to_string().contains("--concurrency"), "{e}");
         assert!(
             Cli::try_parse_from(["forge", "tune", "--device", "tpu"]).is_err(),

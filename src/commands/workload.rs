@@ -14,6 +14,9 @@ pub fn main(cmd: WorkloadCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Most prompt tokens one synthesized file holds (about 1 GB of text).
+const MAX_SYNTH_TOKENS: u64 = 200_000_000;
+
 fn spec(a: &SynthArgs) -> anyhow::Result<SynthSpec> {
     let base = a.scenario.map(|s| s.spec(a.seed));
     let pick = |v: Option<u32>, d: Option<u32>, name: &str| {
@@ -43,6 +46,22 @@ fn spec(a: &SynthArgs) -> anyhow::Result<SynthSpec> {
     anyhow::ensure!(
         (0.0..1.0).contains(&spec.range_ratio),
         "--range-ratio must be in [0, 1)"
+    );
+    let longest_output = f64::from(spec.output_len) * (1.0 + spec.range_ratio);
+    anyhow::ensure!(
+        longest_output <= crate::workload::MAX_OUTPUT_TOKENS as f64,
+        "--output-len: {} × (1 + --range-ratio {}) reaches {longest_output:.0} tokens, above the \
+         workload limit of {} a request",
+        spec.output_len,
+        spec.range_ratio,
+        crate::workload::MAX_OUTPUT_TOKENS
+    );
+    let total = (u64::from(spec.input_len) + u64::from(spec.prefix_len))
+        .saturating_mul(spec.num_prompts as u64);
+    anyhow::ensure!(
+        total as f64 * (1.0 + spec.range_ratio) <= MAX_SYNTH_TOKENS as f64,
+        "--num-prompts × (--input-len + --prefix-len) is {total} prompt tokens, above the limit \
+         of {MAX_SYNTH_TOKENS} for one file"
     );
     Ok(spec)
 }

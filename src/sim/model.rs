@@ -100,6 +100,12 @@ pub fn is_four_bit_method(m: &str) -> bool {
     )
 }
 
+/// Largest layer count, width, head count or vocabulary a `config.json` may give (2^24;
+/// today's largest models are two orders of magnitude below).
+pub const MAX_DIM: u64 = 1 << 24;
+/// Most parameters a simulated model may have (100 trillion; the largest published are ~2T).
+pub const MAX_PARAMS: f64 = 1e14;
+
 impl ModelShape {
     /// Parse an HF `config.json` file. `id` names the model in the result.
     pub fn from_config_file(file: &Path, id: &str) -> Result<ModelShape, ShapeError> {
@@ -120,28 +126,62 @@ impl ModelShape {
     /// Build a shape from a parsed `config.json` (`file` is only used in errors).
     pub fn from_config_json(json: &Value, file: &Path, id: &str) -> Result<ModelShape, ShapeError> {
         let cfg = ConfigReader::new(json, file);
-        let hidden = cfg.u64("hidden_size")?;
-        let heads = cfg.u64("num_attention_heads")? as u32;
+        let hidden = cfg.dim("hidden_size", cfg.u64("hidden_size")?)?;
+        let heads = cfg.dim("num_attention_heads", cfg.u64("num_attention_heads")?)?;
+        let kv_heads = match cfg.opt_u64("num_key_value_heads")? {
+            Some(k) => cfg.dim("num_key_value_heads", k)?,
+            None => heads,
+        };
+        let head_dim = match cfg.opt_u64("head_dim")? {
+            Some(d) => cfg.dim("head_dim", d)?,
+            None => cfg.dim("head_dim", hidden / heads)?,
+        };
         let dtype = cfg.dtype();
-        Ok(ModelShape {
+        ModelShape {
             id: id.to_string(),
-            num_layers: cfg.u64("num_hidden_layers")? as u32,
+            num_layers: cfg.dim("num_hidden_layers", cfg.u64("num_hidden_layers")?)? as u32,
             hidden_size: hidden,
-            num_heads: heads,
-            num_kv_heads: cfg.opt_u64("num_key_value_heads")?.unwrap_or(heads.into()) as u32,
-            head_dim: match cfg.opt_u64("head_dim")? {
-                Some(d) => d as u32,
-                None => (hidden / u64::from(heads.max(1))) as u32,
-            },
-            intermediate_size: cfg.intermediate()?,
-            vocab_size: cfg.u64("vocab_size")?,
+            num_heads: heads as u32,
+            num_kv_heads: kv_heads as u32,
+            head_dim: head_dim as u32,
+            intermediate_size: cfg.dim("intermediate_size", cfg.intermediate()?)?,
+            vocab_size: cfg.dim("vocab_size", cfg.u64("vocab_size")?)?,
             tie_word_embeddings: cfg.opt_bool("tie_word_embeddings")?.unwrap_or(false),
             max_position_embeddings: cfg.opt_u64("max_position_embeddings")?.unwrap_or(2048) as u32,
             dtype_bytes: dtype_bytes(&dtype),
             dtype,
             moe: cfg.moe()?,
             quant: cfg.quant()?,
-        })
+        }
+        .sized(file)
+    }
+
+    /// The shape, when its parameter count is one integer arithmetic can hold with room
+    /// (at most [`MAX_PARAMS`]); each dimension alone being in range is not enough.
+    fn sized(self, file: &Path) -> Result<ModelShape, ShapeError> {
+        let f = |v: u64| v as f64;
+        let q = f(u64::from(self.num_heads)) * f(u64::from(self.head_dim));
+        let kv = f(u64::from(self.num_kv_heads)) * f(u64::from(self.head_dim));
+        let experts = self.moe.as_ref().map_or(0.0, |m| {
+            f(u64::from(m.num_experts) + u64::from(m.shared_experts))
+                * f(m.expert_intermediate.max(m.shared_intermediate))
+        });
+        let per_layer = f(self.hidden_size)
+            * (2.0 * q + 2.0 * kv + 3.0 * (f(self.intermediate_size) + experts));
+        let total = f(u64::from(self.num_layers)) * per_layer
+            + 2.0 * f(self.vocab_size) * f(self.hidden_size);
+        if total <= MAX_PARAMS {
+            Ok(self)
+        } else {
+            Err(ShapeError {
+                file: file.to_path_buf(),
+                field: "num_hidden_layers".into(),
+                why: format!(
+                    "the dimensions give {total:.3e} parameters, above the {MAX_PARAMS:e} the \
+                     simulator models"
+                ),
+            })
+        }
     }
 
     /// Input embedding parameters (vocab × hidden).
@@ -329,6 +369,16 @@ impl<'a> ConfigReader<'a> {
         }
     }
 
+    /// A dimension of the network: at least 1 (a zero sizes a KV block at 0 bytes and the
+    /// cache at infinitely many) and at most [`MAX_DIM`].
+    fn dim(&self, field: &str, v: u64) -> Result<u64, ShapeError> {
+        if (1..=MAX_DIM).contains(&v) {
+            Ok(v)
+        } else {
+            Err(self.err(field, &format!("must be 1 to {MAX_DIM}, got {v}")))
+        }
+    }
+
     fn opt_u64(&self, field: &str) -> Result<Option<u64>, ShapeError> {
         match self.json.get(field) {
             None | Some(Value::Null) => Ok(None),
@@ -497,6 +547,55 @@ mod tests {
             s.total_params(),
             1000 * 64 + 2 * (16384 + 24576) + 1000 * 64
         );
+    }
+
+    #[test]
+    fn zero_or_huge_dimensions_are_refused_by_name() {
+        // Regression: 0 layers, width or head_dim panicked with "capacity overflow".
+        let base = r#""num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "vocab_size": 1000"#;
+        for (extra, field) in [
+            (r#", "head_dim": 0"#, "head_dim"),
+            (r#", "num_key_value_heads": 0"#, "num_key_value_heads"),
+            (r#", "intermediate_size": 0"#, "intermediate_size"),
+            (r#", "num_hidden_layers": 99999999999"#, "num_hidden_layers"),
+        ] {
+            let json: Value = serde_json::from_str(&format!("{{{base}{extra}}}")).unwrap();
+            let e = ModelShape::from_config_json(&json, Path::new("config.json"), "m")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("{field}: must be 1 to")), "{e}");
+        }
+        let json: Value = serde_json::from_str(
+            r#"{"num_hidden_layers": 0, "hidden_size": 64, "num_attention_heads": 4, "vocab_size": 1000}"#,
+        )
+        .unwrap();
+        assert!(ModelShape::from_config_json(&json, Path::new("c.json"), "m").is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Any numbers a `config.json` carries: a shape or an error, never a panic, and a
+        /// shape the memory model can size.
+        #[test]
+        fn any_config_json_is_a_shape_or_an_error(
+            layers in proptest::num::u64::ANY, hidden in 0u64..1 << 26, heads in 0u64..300,
+            kv in proptest::option::of(0u64..300), head_dim in proptest::option::of(0u64..1 << 12),
+            vocab in 0u64..1 << 25, inter in proptest::option::of(proptest::num::u64::ANY),
+            experts in proptest::option::of(0u64..600), mpe in proptest::option::of(proptest::num::u64::ANY),
+        ) {
+            let mut j = serde_json::json!({"num_hidden_layers": layers % (1 << 26), "hidden_size": hidden,
+                "num_attention_heads": heads, "vocab_size": vocab});
+            let o = j.as_object_mut().unwrap();
+            if let Some(k) = kv { o.insert("num_key_value_heads".into(), k.into()); }
+            if let Some(d) = head_dim { o.insert("head_dim".into(), d.into()); }
+            if let Some(i) = inter { o.insert("intermediate_size".into(), i.into()); }
+            if let Some(e) = experts { o.insert("num_experts".into(), e.into()); }
+            if let Some(m) = mpe { o.insert("max_position_embeddings".into(), m.into()); }
+            if let Ok(s) = ModelShape::from_config_json(&j, Path::new("config.json"), "m") {
+                let _ = s.total_params();
+                let _ = s.kv_bytes_per_token(2.0);
+            }
+        }
     }
 
     #[test]

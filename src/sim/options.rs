@@ -170,10 +170,10 @@ impl SimOptions {
                     format!("unknown GPU '{v}' (choose from {})", names().join(", "))
                 })?
             }
-            "--sim-time-scale" => self.time_scale = positive(v)?,
-            "--sim-boot-time-scale" => self.boot_time_scale = Some(positive(v)?),
+            "--sim-time-scale" => self.time_scale = within(v, CLOCK_SCALE)?,
+            "--sim-boot-time-scale" => self.boot_time_scale = Some(within(v, CLOCK_SCALE)?),
             "--sim-seed" => self.seed = number(v)?,
-            "--sim-noise" => self.noise_pct = non_negative(v)?,
+            "--sim-noise" => self.noise_pct = within(v, (0.0, 100.0))?,
             "--sim-fail-startup" => {
                 self.faults.fail_startup = Some(match v {
                     "oom" => StartupFailure::Oom,
@@ -181,7 +181,7 @@ impl SimOptions {
                     _ => return Err(format!("invalid choice: '{v}' (choose from oom, config)")),
                 })
             }
-            "--sim-slow-start" => self.faults.slow_start_s = non_negative(v)?,
+            "--sim-slow-start" => self.faults.slow_start_s = within(v, (0.0, 86_400.0))?,
             "--sim-crash-after" => self.faults.crash_after = Some(number(v)?),
             "--sim-garbage-after" => self.faults.garbage_after = Some(number(v)?),
             "--sim-ignore-sigterm" => self.faults.ignore_sigterm = true,
@@ -206,22 +206,17 @@ fn float(v: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("invalid float value: '{v}'"))
 }
 
-fn positive(v: &str) -> Result<f64, String> {
-    float(v).and_then(|x| {
-        if x > 0.0 {
-            Ok(x)
-        } else {
-            Err(format!("must be > 0, got {v}"))
-        }
-    })
-}
+/// The simulator's clock scales: 0.001 (1000× faster than real time) to 1000.
+const CLOCK_SCALE: (f64, f64) = (0.001, 1_000.0);
 
-fn non_negative(v: &str) -> Result<f64, String> {
+/// A number within `lo..=hi` (clocks, delays and percentages are bounded so that nothing
+/// downstream overflows a `Duration`).
+fn within(v: &str, (lo, hi): (f64, f64)) -> Result<f64, String> {
     float(v).and_then(|x| {
-        if x >= 0.0 {
+        if (lo..=hi).contains(&x) {
             Ok(x)
         } else {
-            Err(format!("must be >= 0, got {v}"))
+            Err(format!("must be in {lo}..={hi}, got {v}"))
         }
     })
 }
@@ -267,6 +262,17 @@ mod tests {
         assert!(SimOptions::from_found(&found, "serve").is_err());
         let (_, found) = split(&argv("--sim-time-scale 0"), SIM_SPECS, "serve").unwrap();
         assert!(SimOptions::from_found(&found, "serve").is_err());
+        // Regression: these overflowed a Duration and panicked.
+        for flag in [
+            "--sim-time-scale 1e300",
+            "--sim-boot-time-scale 1e19",
+            "--sim-slow-start 1e300",
+            "--sim-noise 1000",
+        ] {
+            let (_, found) = split(&argv(flag), SIM_SPECS, "serve").unwrap();
+            let e = SimOptions::from_found(&found, "serve").unwrap_err();
+            assert!(e.message.contains("must be in"), "{flag}: {}", e.message);
+        }
         assert!(split(&argv("--sim-spawn-child=1"), SIM_SPECS, "serve").is_err());
     }
 }

@@ -33,8 +33,47 @@ pub fn max_model_len(model: &ModelShape, c: &VllmConfig) -> Result<u32, BootErro
     }
 }
 
+/// pydantic's error for a field below its `ge=1` bound, as vLLM's config dataclasses raise
+/// it (`SchedulerConfig.max_num_seqs`, `ParallelConfig.tensor_parallel_size`, …).
+fn below_one(config: &str, field: &str, v: u32) -> BootError {
+    BootError::Config(format!(
+        "pydantic_core._pydantic_core.ValidationError: 1 validation error for {config}\n{field}\n  \
+         Input should be greater than or equal to 1 [type=greater_than_equal, input_value={v}, \
+         input_type=int]"
+    ))
+}
+
+/// Counts that must be at least 1: a zero passes argparse and then never schedules anything.
+fn check_counts(c: &VllmConfig) -> Result<(), BootError> {
+    for (config, field, v) in [
+        ("SchedulerConfig", "max_num_seqs", c.max_num_seqs),
+        (
+            "SchedulerConfig",
+            "max_num_batched_tokens",
+            c.max_num_batched_tokens,
+        ),
+        (
+            "ParallelConfig",
+            "tensor_parallel_size",
+            c.tensor_parallel_size,
+        ),
+        (
+            "ParallelConfig",
+            "pipeline_parallel_size",
+            c.pipeline_parallel_size,
+        ),
+        ("ParallelConfig", "data_parallel_size", c.data_parallel_size),
+    ] {
+        if v == 0 {
+            return Err(below_one(config, field, v));
+        }
+    }
+    Ok(())
+}
+
 /// Invalid combinations of arguments.
 pub fn check(model: &ModelShape, c: &VllmConfig, max_len: u32) -> Result<(), BootError> {
+    check_counts(c)?;
     if !(c.gpu_memory_utilization > 0.0 && c.gpu_memory_utilization <= 1.0) {
         return Err(value_error(format!(
             "GPU memory utilization must be within (0, 1]. Got {}.",

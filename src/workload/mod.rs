@@ -17,6 +17,9 @@ use serde_json::Value;
 
 /// Largest `expected_output_tokens` accepted (a typo guard, far above any real model).
 pub const MAX_OUTPUT_TOKENS: u64 = 1 << 20;
+/// Latest `arrival_offset_s` a trace may ask for: a week of traffic (a replay longer than
+/// that is a mistake, and `1e300` would overflow every clock).
+pub const MAX_ARRIVAL_OFFSET_S: f64 = 7.0 * 86_400.0;
 /// How many bad lines one error lists before it says how many more there were.
 const MAX_LISTED_ERRORS: usize = 20;
 
@@ -370,6 +373,13 @@ fn parse_offset(line: usize, value: Option<&Value>) -> Result<Option<f64>, LineE
             if !x.is_finite() || x < 0.0 {
                 return Err(err(line, FIELD, format!("must be >= 0, got {x}")));
             }
+            if x > MAX_ARRIVAL_OFFSET_S {
+                return Err(err(
+                    line,
+                    FIELD,
+                    format!("{x:e} s is past the limit of {MAX_ARRIVAL_OFFSET_S} s (7 days)"),
+                ));
+            }
             Ok(Some(x))
         }
     }
@@ -481,6 +491,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "w.jsonl:1: arrival_offset_s: must be >= 0, got -1");
+        let e = p("{\"prompt\":\"a\",\"expected_output_tokens\":2,\"arrival_offset_s\":1e300}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("w.jsonl:1: arrival_offset_s: 1e300 s is past the limit"),
+            "{e}"
+        );
         assert!(matches!(p("\n\n"), Err(WorkloadError::Empty { .. })));
     }
 

@@ -408,10 +408,12 @@ fn error_detail(body: &str) -> (String, String) {
     (kind, clean(&message, 300))
 }
 
-/// Single-line, control characters removed, at most `max` characters.
+/// Single-line, control and format characters (bidi overrides) removed, at most `max`
+/// characters.
 pub fn clean(s: &str, max: usize) -> String {
     let one_line: String = s
         .chars()
+        .filter(|c| !crate::text::is_format_char(*c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let t = one_line.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -424,6 +426,10 @@ pub fn clean(s: &str, max: usize) -> String {
     }
 }
 
+/// The longest wait a header is read as (a day): any longer is past every cap anyway, and
+/// `1e300` must not overflow a `Duration`.
+const RETRY_AFTER_CEILING_S: f64 = 86_400.0;
+
 /// The wait a response asks for: `retry-after-ms`, else `Retry-After` in seconds or as an
 /// HTTP date.
 pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
@@ -432,11 +438,14 @@ pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
         && ms.is_finite()
         && ms >= 0.0
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(Duration::from_secs_f64(
+            (ms / 1000.0).min(RETRY_AFTER_CEILING_S),
+        ));
     }
     let v = get("retry-after")?;
     if let Ok(s) = v.parse::<f64>() {
-        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(1e9)));
+        return (s.is_finite() && s >= 0.0)
+            .then(|| Duration::from_secs_f64(s.min(RETRY_AFTER_CEILING_S)));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
@@ -532,6 +541,36 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn absurd_waits_are_capped_not_a_panic() {
+        // Regression: `retry-after-ms: 1e300` panicked converting to a Duration.
+        for (k, v) in [("retry-after-ms", "1e300"), ("retry-after", "1e300")] {
+            let mut h = HeaderMap::new();
+            h.insert(k, HeaderValue::from_static(v));
+            assert_eq!(retry_after(&h), Some(Duration::from_secs(86_400)));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn any_retry_header_is_read_without_a_panic(
+            ms in "[-+0-9eE.a-zA-Z ,:]{0,24}",
+            secs in "[-+0-9eE.a-zA-Z ,:]{0,40}",
+            bodies in proptest::collection::vec(proptest::num::f64::ANY, 0..4),
+        ) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&ms) { h.insert("retry-after-ms", v); }
+            if let Ok(v) = HeaderValue::from_str(&secs) { h.insert("retry-after", v); }
+            let _ = retry_after(&h);
+            for b in bodies {
+                let mut h = HeaderMap::new();
+                if let Ok(v) = HeaderValue::from_str(&b.to_string()) { h.insert("retry-after-ms", v); }
+                let _ = retry_after(&h);
+            }
+        }
     }
 
     #[test]
