@@ -15,8 +15,34 @@ use common::sandbox::Sandbox;
 /// Request lines a foreign server received (`GET /health`, ...).
 type Seen = Arc<Mutex<Vec<String>>>;
 
+/// What the foreign server lists in `/v1/models`.
+#[derive(Clone)]
+enum Lists {
+    /// Another model.
+    Other,
+    /// The name forge's engine is launched with, read from its command line in /proc (as
+    /// any local user can), i.e. an impersonation.
+    ForgesName(String),
+}
+
+/// The `--served-model-name` of the engines carrying sandbox tag `tag`.
+fn served_names(tag: &str) -> Vec<String> {
+    common::procs::tagged(tag)
+        .into_iter()
+        .filter_map(|(_, cmd)| {
+            let mut words = cmd.split(' ');
+            words.find(|w| *w == "--served-model-name")?;
+            words.next().map(str::to_string)
+        })
+        .collect()
+}
+
 /// An OpenAI-compatible server for another model, recording every request line.
 fn foreign_server(speaks_openai: bool) -> (u16, Seen) {
+    foreign_server_listing(speaks_openai, Lists::Other)
+}
+
+fn foreign_server_listing(speaks_openai: bool, lists: Lists) -> (u16, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen: Seen = Arc::default();
@@ -24,13 +50,14 @@ fn foreign_server(speaks_openai: bool) -> (u16, Seen) {
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let log = log.clone();
-            std::thread::spawn(move || answer(stream, &log, speaks_openai));
+            let lists = lists.clone();
+            std::thread::spawn(move || answer(stream, &log, speaks_openai, &lists));
         }
     });
     (port, seen)
 }
 
-fn answer(stream: TcpStream, log: &Seen, speaks_openai: bool) {
+fn answer(stream: TcpStream, log: &Seen, speaks_openai: bool, lists: &Lists) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -43,11 +70,20 @@ fn answer(stream: TcpStream, log: &Seen, speaks_openai: bool) {
     while reader.read_line(&mut header).unwrap_or(0) > 2 {
         header.clear();
     }
+    let ids = match lists {
+        Lists::Other => vec!["someone-else/other-model".to_string()],
+        Lists::ForgesName(tag) => served_names(tag),
+    };
     let body = match request.split(' ').nth(1) {
-        Some("/v1/models") => {
-            r#"{"object":"list","data":[{"id":"someone-else/other-model","object":"model"}]}"#
+        Some("/v1/models") => serde_json::json!({
+            "object": "list",
+            "data": ids.iter().map(|id| serde_json::json!({"id": id, "object": "model"})).collect::<Vec<_>>(),
+        })
+        .to_string(),
+        Some(p) if p.contains("completions") => {
+            r#"{"choices":[{"text":"fast","finish_reason":"length"}],"usage":{"completion_tokens":1}}"#.to_string()
         }
-        _ => "{}",
+        _ => "{}".to_string(),
     };
     let status = if speaks_openai {
         "200 OK"
@@ -64,7 +100,10 @@ fn answer(stream: TcpStream, log: &Seen, speaks_openai: bool) {
 }
 
 fn run_against(port: u16) -> (Sandbox, Vec<serde_json::Value>, String) {
-    let mut sb = Sandbox::new();
+    run_in(Sandbox::new(), port)
+}
+
+fn run_in(mut sb: Sandbox, port: u16) -> (Sandbox, Vec<serde_json::Value>, String) {
     sb.set("FORGE_ENGINE_PORT", &port.to_string());
     let mut forge = sb.tune_fake(&["--max-experiments", "3", "--boot-timeout", "10"]);
     // The baseline never reaches the engine: nothing measured, exit 3.
@@ -130,5 +169,23 @@ fn a_server_that_is_not_vllm_is_foreign_once_the_engine_cannot_bind() {
         .as_str()
         .unwrap();
     assert!(summary.contains("address already in use"), "{summary}");
+    assert_eq!(completions(&seen), Vec::<String>::new());
+}
+
+#[test]
+fn a_server_impersonating_the_engine_is_foreign_and_never_benchmarked() {
+    // The squatter lists forge's own served name (read from the engine's command line, as
+    // any local user can) while forge's engine cannot bind the port: what answers is not
+    // the engine, so it is `foreign_server`, never a measurement.
+    let sb = Sandbox::new();
+    let (port, seen) = foreign_server_listing(true, Lists::ForgesName(sb.tag.clone()));
+    let (_sb, rows, err) = run_in(sb, port);
+    assert_eq!(rows.len(), 1, "{err}");
+    assert_eq!(class(&rows[0]), Some("foreign_server"), "{}", rows[0]);
+    assert!(
+        rows[0].get("measurement").is_none_or(|m| m.is_null()),
+        "{}",
+        rows[0]
+    );
     assert_eq!(completions(&seen), Vec::<String>::new());
 }

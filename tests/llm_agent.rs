@@ -193,6 +193,13 @@ async fn garbage_is_reprompted_once_with_the_exact_error_then_builtin_takes_the_
         let p = agent.propose(&f.ctx(Layer::Config, 0.0)).await.unwrap();
         assert!(is_fallback(&p), "{}", p.rationale);
         assert!(p.rationale.contains("rejected twice"), "{}", p.rationale);
+        // Both refused replies travel with the proposal, to be journaled as `rej-*` rows.
+        assert_eq!(p.rejected.len(), 2, "{:?}", p.rejected);
+        assert!(
+            p.rejected[0].why.starts_with("no JSON object found"),
+            "{:?}",
+            p.rejected
+        );
         assert_allowlisted(&p, &f);
         assert!(p.cost_usd > 0.0, "both calls were paid for");
         let bodies = mock.bodies().await;
@@ -223,7 +230,32 @@ async fn a_fenced_or_embedded_object_is_accepted_after_a_rejection() {
         assert!(!is_fallback(&p), "{}", p.rationale);
         assert_eq!(p.changes.get("max_num_batched_tokens"), Some(&json!(16384)));
         assert_eq!(mock.calls(), 2);
+        assert_eq!(p.rejected.len(), 1);
     }
+}
+
+#[tokio::test]
+async fn a_reply_cannot_buy_pairs_or_smuggle_bidi_controls() {
+    // Regression: a claimed +1e308 % doubled every decision's pairs, and U+202E in a
+    // rationale reached the journal.
+    let text = json!({
+        "rationale": "Fewer\u{202e} sequences\u{200b} help",
+        "mutation": {"layer": "config", "changes": {"max_num_batched_tokens": 16384}},
+        "expected_throughput_delta_pct": 1e308,
+        "expected_accuracy_delta": -1e308
+    })
+    .to_string();
+    let mock = ScriptedLlm::start(Shape::OpenAi, vec![reply(&text, 1000, 10)]).await;
+    let (mut agent, f) = selected(&mock, None);
+    let p = agent.propose(&f.ctx(Layer::Config, 0.0)).await.unwrap();
+    assert!(!is_fallback(&p), "{}", p.rationale);
+    assert_eq!(p.expected_throughput_delta_pct, Some(1000.0));
+    assert_eq!(p.expected_accuracy_delta, Some(-1.0));
+    assert!(
+        !p.from_surrogate,
+        "an LLM's claim is not the simulator's prediction"
+    );
+    assert_eq!(p.rationale, "Fewer sequences help");
 }
 
 #[tokio::test]

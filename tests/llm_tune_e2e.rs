@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::bin::{Outcome, run};
 use common::llm_mock::{Scripted, ScriptedLlm, Shape, load_conversation, reply};
+use common::procs::{environ, tagged};
 use common::run::{fixture, journal, read_json, small_workload};
 use common::sandbox::Sandbox;
 use forge::agent::llm::cost::BUILTIN_PRICES;
@@ -123,8 +124,38 @@ async fn a_recorded_conversation_drives_a_full_dry_run() {
     let mock = ScriptedLlm::start(Shape::OpenAi, replies.clone()).await;
     let sb = Sandbox::new();
     let started = Instant::now();
-    let out = tune(&sb, &mock).await;
+    let run_fut = tune(&sb, &mock);
+    tokio::pin!(run_fut);
+    // While it runs: every engine forge spawns (`forge sim serve`, tagged by the sandbox)
+    // has an environment without the provider's key; forge itself has it.
+    let mut engines_seen = std::collections::BTreeSet::new();
+    let out = loop {
+        tokio::select! {
+            out = &mut run_fut => break out,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                for (pid, cmd) in tagged(&sb.tag) {
+                    if !cmd.contains("sim serve") {
+                        continue;
+                    }
+                    let env = environ(pid);
+                    if env.is_empty() {
+                        continue;
+                    }
+                    assert!(
+                        !env.iter().any(|e| e.starts_with(b"OPENAI_API_KEY=")
+                            || e.windows(KEY.len()).any(|w| w == KEY.as_bytes())),
+                        "engine {pid} ({cmd}) has the provider key in its environment"
+                    );
+                    engines_seen.insert(pid);
+                }
+            }
+        }
+    };
     assert!(out.success(), "{}", out.stderr);
+    assert!(
+        !engines_seen.is_empty(),
+        "no engine process was observed during the run"
+    );
     let (stdout, stderr) = (out.stdout, out.stderr);
     eprintln!("forge tune took {:.1} s", started.elapsed().as_secs_f64());
     assert!(
@@ -146,9 +177,27 @@ async fn a_recorded_conversation_drives_a_full_dry_run() {
     }
     assert_eq!(rows[0]["status"], "baseline");
     assert_eq!(rows[0]["cost_usd"], 0.0);
+    // The refused reply (bf16, re-prompted inside step 6) is a `rej-*` row of its own,
+    // before the step's accepted proposal; it spends no experiment.
+    let refused: Vec<&Value> = rows.iter().filter(|r| r["status"] == "rejected").collect();
+    assert_eq!(refused.len(), 1, "{rows:#?}");
+    assert!(
+        refused[0]["id"].as_str().unwrap().starts_with("rej-"),
+        "{}",
+        refused[0]
+    );
+    assert!(refused[0]["exp"].is_null(), "{}", refused[0]);
+    let summary = refused[0]["failure"]["summary"].as_str().unwrap();
+    assert!(summary.starts_with("agent reply refused: "), "{summary}");
+    assert!(summary.contains("bf16"), "{summary}");
     let proposals: Vec<&Value> = rows
         .iter()
-        .filter(|r| !matches!(r["status"].as_str(), Some("baseline" | "confirmation")))
+        .filter(|r| {
+            !matches!(
+                r["status"].as_str(),
+                Some("baseline" | "confirmation" | "rejected")
+            )
+        })
         .collect();
     assert_eq!(proposals.len(), STEPS.len(), "{rows:#?}");
 

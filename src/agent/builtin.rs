@@ -460,6 +460,8 @@ fn proposal(ctx: &AgentContext<'_>, best: Scored, k: f64, n_cal: usize) -> Propo
         expected_throughput_delta_pct: best.predicted_pct.map(|p| p * k),
         expected_accuracy_delta: None,
         cost_usd: 0.0,
+        from_surrogate: best.predicted_pct.is_some(),
+        rejected: Vec::new(),
     }
 }
 

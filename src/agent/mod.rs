@@ -39,6 +39,26 @@ pub struct Proposal {
     /// Spend to produce this proposal, USD.
     #[serde(default)]
     pub cost_usd: f64,
+    /// Whether `expected_throughput_delta_pct` is the simulator's prediction (the built-in
+    /// agent's) rather than an LLM's claim: only a surrogate's prediction may buy a
+    /// decision more pairs (`decide::rule`); a reply cannot.
+    #[serde(default)]
+    pub from_surrogate: bool,
+    /// Replies the agent refused on the way to this proposal (the LLM's invalid or illegal
+    /// answers), each journaled as a `rej-*` row before this proposal is handled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedReply>,
+}
+
+/// An agent's answer that was refused: the changes it named (when it named any) and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedReply {
+    /// What the reply proposed, as far as it could be read.
+    pub changes: BTreeMap<String, Value>,
+    /// Its rationale, cleaned (empty when it had none).
+    pub rationale: String,
+    /// Why it was refused.
+    pub why: String,
 }
 
 impl Proposal {
@@ -51,6 +71,8 @@ impl Proposal {
             expected_throughput_delta_pct: None,
             expected_accuracy_delta: None,
             cost_usd: 0.0,
+            from_surrogate: false,
+            rejected: Vec::new(),
         }
     }
 }

@@ -101,15 +101,7 @@ fn check_kind(name: &str, kind: &Kind, value: &Value) -> Result<(), String> {
     }
 }
 
-/// A Hugging Face id or local path with no characters that could be read as a flag or
-/// shell syntax (argv is never a shell string, but ids also reach logs and prompts).
-pub fn is_safe_model_id(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with('-')
-        && s.len() <= 256
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
-}
+pub use crate::recipe::is_safe_model_id;
 
 #[cfg(test)]
 mod tests {

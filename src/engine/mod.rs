@@ -8,6 +8,7 @@ pub mod health;
 pub mod knobs;
 pub mod llamacpp;
 pub mod metrics;
+pub mod port_owner;
 pub mod process;
 pub mod vllm;
 

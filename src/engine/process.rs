@@ -3,8 +3,10 @@
 //! is ever left holding a GPU.
 //!
 //! Children get `PR_SET_PDEATHSIG(SIGKILL)`: if forge itself is killed (even `kill -9`), the
-//! kernel kills the engine. Each launch is also recorded in the run's `engines.pids`, so a
-//! resumed run can reap a group whose leader died before its workers did.
+//! kernel kills the process forge started — one generation only, so a server a launcher
+//! keeps as its own child survives until a resume. Each launch is recorded in the run's
+//! `engines.pids`, and a resumed run reaps every recorded group that still has members.
+//! Engines never inherit the LLM provider's keys ([`is_agent_secret`]).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -53,13 +55,27 @@ pub struct PidRecord {
     pub program: String,
 }
 
-/// Spawn `spec` in its own process group with its output in the log file.
+/// Whether an environment variable holds an LLM provider's key (`ANTHROPIC_API_KEY`,
+/// `OPENAI_API_KEY`, …, `FORGE_LLM_API_KEY`: every `*_API_KEY`). An engine never gets one:
+/// it has no use for it, and a model's remote code or a plugin could read it. `HF_TOKEN`
+/// stays (gated models are downloaded with it).
+pub fn is_agent_secret(name: &str) -> bool {
+    name.to_ascii_uppercase().ends_with("_API_KEY")
+}
+
+/// Spawn `spec` in its own process group with its output in the log file, without the
+/// agent's keys in its environment.
 pub fn spawn(spec: &LaunchSpec) -> std::io::Result<ServerProcess> {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&spec.log_path)?;
     let mut cmd = Command::new(&spec.program);
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_some_and(is_agent_secret) {
+            cmd.env_remove(k);
+        }
+    }
     cmd.args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
@@ -158,7 +174,7 @@ fn proc_stat(pid: i32) -> Option<Vec<String>> {
     Some(fields)
 }
 
-fn start_ticks(pid: i32) -> Option<u64> {
+pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
     proc_stat(pid)?.get(21)?.parse().ok()
 }
 

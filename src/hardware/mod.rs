@@ -24,6 +24,7 @@ pub use memory::{MemoryError, MemoryProbe, WaitOutcome, wait_for_idle_memory};
 
 /// Where a recipe runs: the `hardware` block of a recipe (vendor, GPU type, count, memory).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Hardware {
     /// `nvidia`, `amd` or `cpu`.
     pub vendor: String,

@@ -68,6 +68,7 @@ pub enum EngineKind {
 
 /// Layer 2: quantization.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Quant {
     /// Weight quantization (`fp8`, `awq_marlin`, ...); `None` = the checkpoint's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,6 +90,7 @@ impl Quant {
 
 /// Layer 3: one kernel choice (e.g. `attention_backend: FLASHINFER`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Kernel {
     /// Which kernel slot.
     pub name: String,
@@ -98,6 +100,7 @@ pub struct Kernel {
 
 /// A complete deployment recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Recipe {
     /// Content hash (8 hex digits) of everything below except lineage.
     #[serde(default)]
@@ -217,14 +220,32 @@ impl Recipe {
     }
 
     /// Parse YAML (errors carry the YAML parser's line and column, in front: `FILE:L:C:`).
+    /// Unknown keys are refused (`confg:` would otherwise deploy the defaults), and the
+    /// model and checkpoint must be ids or paths an engine may be given.
     pub fn from_yaml(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
-        serde_norway::from_str(text).map_err(|e| RecipeError::Invalid {
+        let r: Recipe = serde_norway::from_str(text).map_err(|e| RecipeError::Invalid {
             path: match e.location() {
                 Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
                 None => path.display().to_string(),
             },
             why: crate::text::without_location(&e.to_string()),
-        })
+        })?;
+        let refs = [
+            ("model", Some(&r.model)),
+            ("quant.checkpoint", r.quant.checkpoint.as_ref()),
+        ];
+        for (field, v) in refs {
+            if let Some(v) = v.filter(|v| !is_safe_model_ref(v)) {
+                return Err(RecipeError::Invalid {
+                    path: path.display().to_string(),
+                    why: format!(
+                        "{field}: `{v}` is not a model id or path forge passes to an engine \
+                         (letters, digits and -_./:@+, no `..`, at most 256 characters)"
+                    ),
+                });
+            }
+        }
+        Ok(r)
     }
 
     /// Read a recipe file.
@@ -232,6 +253,22 @@ impl Recipe {
         let text = crate::text::read(path).map_err(|e| RecipeError::Unreadable(e.at(path)))?;
         Recipe::from_yaml(path, &text)
     }
+}
+
+/// A Hugging Face id or local path with no characters that could be read as a flag or
+/// shell syntax (argv is never a shell string, but ids also reach logs and prompts).
+pub fn is_safe_model_id(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && s.len() <= 256
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
+}
+
+/// A model or checkpoint a recipe may name: [`is_safe_model_id`], and no `..` path
+/// component (a recipe file from elsewhere must not point the engine up the tree).
+pub fn is_safe_model_ref(s: &str) -> bool {
+    is_safe_model_id(s) && !s.split('/').any(|part| part == "..")
 }
 
 fn apply_quant(q: &mut Quant, key: &str, v: &Value) {
@@ -307,6 +344,41 @@ mod tests {
             assert!(y.contains(key), "{key} missing in\n{y}");
         }
         assert_eq!(Recipe::from_yaml(Path::new("r.yaml"), &y).unwrap(), r);
+    }
+
+    #[test]
+    fn misspelled_keys_and_escaping_checkpoints_are_refused() {
+        let p = Path::new("r.yaml");
+        let e = Recipe::from_yaml(p, "model: m\nconfg:\n  max_num_seqs: 8\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `confg`"), "{e}");
+        let e = Recipe::from_yaml(p, "model: m\nquant:\n  methd: fp8\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `methd`"), "{e}");
+        let e =
+            Recipe::from_yaml(p, "model: m\nquant:\n  checkpoint: ../../../../etc\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("r.yaml: quant.checkpoint: `../../../../etc` is not"),
+            "{e}"
+        );
+        let e = Recipe::from_yaml(p, "model: --trust-remote-code\n").unwrap_err();
+        assert!(
+            e.to_string().contains("model: `--trust-remote-code`"),
+            "{e}"
+        );
+        let ok = "model: /models/llama-3.1..8b\nquant:\n  checkpoint: org/m-AWQ\n";
+        assert!(Recipe::from_yaml(p, ok).is_ok());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Any text: a recipe or an error naming the file, never a panic.
+        #[test]
+        fn any_recipe_text_is_a_recipe_or_an_error(text in r"(model: [a-z/.:-]{0,12}\n)?((config|quant|kernels|hardware|engine|id|confg):( [a-z0-9.:\[\]{},-]{0,10})?\n(  [a-z_]{1,10}: [a-z0-9.\[\]-]{0,6}\n){0,3}){0,4}") {
+            match Recipe::from_yaml(Path::new("r.yaml"), &text) {
+                Ok(r) => { let _ = r.to_yaml(); }
+                Err(e) => proptest::prop_assert!(e.to_string().starts_with("r.yaml")),
+            }
+        }
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub fn max_pairs(rule: &Rule) -> usize {
 /// accuracy gate.
 fn rules(pairs: &[(Measurement, Measurement)], j: &Judge<'_>) -> (Verdict, bool) {
     let s = j.settings;
-    let raw = log_ratios(pairs, objective_base);
+    let raw = log_ratios(pairs, score::ordered_value);
     let (objective, interval) = verdict::decide(&raw, &j.pools.objective, &j.rule);
     let mut v = Verdict {
         decision: objective,
@@ -238,16 +238,6 @@ fn repair(pairs: &[(Measurement, Measurement)], j: &Judge<'_>, mut v: Verdict) -
         pairs.len()
     ));
     v
-}
-
-/// A run's objective, or a thousandth of its throughput where the objective is zero (no
-/// request within the SLO), so such runs still order.
-fn objective_base(m: &Measurement) -> f64 {
-    if m.value > 0.0 {
-        m.value
-    } else {
-        1e-3 * m.output_throughput
-    }
 }
 
 fn log_ratios(pairs: &[(Measurement, Measurement)], f: impl Fn(&Measurement) -> f64) -> Vec<f64> {

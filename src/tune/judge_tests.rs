@@ -219,3 +219,27 @@ fn pools_learn_from_pairs() {
     assert!(p.accuracy.df > before.accuracy.df);
     assert!(p.objective.df > before.objective.df);
 }
+
+#[test]
+fn some_goodput_beats_none_whatever_the_throughputs() {
+    // 7B/A10G RAG under a goodput SLO: the defaults get no request within it (goodput 0 at
+    // 400 tok/s); the candidate gets 0.06 req/s at 250 tok/s. A thousandth of the
+    // throughput (0.4) used to stand in for the zero and read the candidate as −85 %.
+    let mut s = settings(None);
+    s.objective = crate::record::Objective::Goodput;
+    let pools = Pools::default();
+    let j = judge_of(&s, &pools, 0.0);
+    let side = |goodput: f64, tok: f64, k: f64| {
+        let mut m = run(tok * k, 100.0, None, &s);
+        m.goodput = Some(goodput * k);
+        m.value = goodput * k;
+        m
+    };
+    let pairs: Vec<_> = [1.0, 1.02, 0.98, 1.01]
+        .iter()
+        .map(|&k| (side(0.06, 250.0, k), side(0.0, 400.0, 2.0 - k)))
+        .collect();
+    let (_, v) = decide_pairs(&pairs, &j);
+    assert_eq!(v.decision, Decision::Keep, "{v:?}");
+    assert!(v.interval.unwrap().lo_pct > 100.0, "{v:?}");
+}

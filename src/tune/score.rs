@@ -64,18 +64,31 @@ pub fn objective_value(m: &Measurement, o: Objective) -> f64 {
     }
 }
 
+/// Below any positive objective a run can reach (one request within the SLO in 11 days is
+/// 1e-6 req/s): where a run's objective is zero it orders under this, by throughput.
+const ZERO_OBJECTIVE_CEILING: f64 = 1e-6;
+
+/// The run's objective, or — where that is zero (no request within the SLO) — a number
+/// below every positive objective that still orders such runs by their output throughput.
+/// (A thousandth of the throughput was used before: tok/s against goodput's req/s, so a
+/// run with goodput 0.06 req/s read 80 % *worse* than one with none.)
+pub fn ordered_value(m: &Measurement) -> f64 {
+    if m.value > 0.0 {
+        m.value
+    } else {
+        let t = m.output_throughput.max(0.0);
+        ZERO_OBJECTIVE_CEILING * t / (1.0 + t) + f64::MIN_POSITIVE
+    }
+}
+
 /// The number two runs are compared by. A run that meets the SLA compares by its
 /// objective; one that misses it scores half, times how far it missed each bound
 /// (bound ÷ actual for every p99 bound exceeded, accuracy ÷ floor, the share of requests
 /// that completed) — so a change that moves toward the SLA is progress even before it gets
-/// there. An objective of zero (no request meets the SLO) falls back to a thousandth of the
-/// output throughput, so such runs still order.
+/// there. An objective of zero (no request meets the SLO) orders below every positive one,
+/// by throughput ([`ordered_value`]).
 pub fn comparable(m: &Measurement, s: &TuneSettings) -> f64 {
-    let base = if m.value > 0.0 {
-        m.value
-    } else {
-        1e-3 * m.output_throughput
-    };
+    let base = ordered_value(m);
     if m.sla_ok && m.value > 0.0 {
         return base;
     }

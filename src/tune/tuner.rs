@@ -22,7 +22,7 @@ use super::state::{RunState, StopReason};
 use super::surrogate::SimModel;
 use super::verdict::{Decision, Rule};
 use super::views;
-use crate::agent::{Agent, AgentContext, AgentError, Proposal};
+use crate::agent::{Agent, AgentContext, AgentError, Proposal, RejectedReply};
 use crate::engine::adapter::Engine;
 use crate::engine::allowlist as knobs;
 use crate::engine::failure::{Failure, FailureClass};
@@ -303,6 +303,9 @@ impl<M: Measure> Tuner<M> {
     }
 
     async fn handle(&mut self, p: Proposal, started: Instant) -> anyhow::Result<()> {
+        for r in &p.rejected {
+            self.record(self.refused_reply_row(p.layer, r))?;
+        }
         let layer = p.layer;
         if p.changes.is_empty() {
             let mut row = self.bare_row(layer, Status::Converged, &p.rationale);
@@ -321,7 +324,9 @@ impl<M: Measure> Tuner<M> {
         }
         let tag = format!("e{:04}-{}", self.state.next_seq(), cand.id);
         let outcome = {
-            let rule = decide::rule(&self.settings, p.expected_throughput_delta_pct);
+            // Only the simulator's prediction buys more pairs, never an LLM's claim.
+            let predicted = p.expected_throughput_delta_pct.filter(|_| p.from_surrogate);
+            let rule = decide::rule(&self.settings, predicted);
             let pair = (&cand, &inc);
             let judge = judge_for(&self.settings, &self.state, self.refs.as_ref(), pair, rule);
             decide::compare(
@@ -361,6 +366,26 @@ impl<M: Measure> Tuner<M> {
             exit_code: None,
             signal: None,
             summary: why.to_string(),
+            hints: vec![],
+        });
+        row
+    }
+
+    /// A `rej-*` row for an agent's refused reply (nothing measured, no budget spent).
+    fn refused_reply_row(&self, layer: Layer, r: &RejectedReply) -> ExperimentRow {
+        let rationale = if r.rationale.is_empty() {
+            "(the reply had no readable rationale)"
+        } else {
+            &r.rationale
+        };
+        let mut row = self.bare_row(layer, Status::Rejected, rationale);
+        row.id = format!("rej-{:04}", row.seq);
+        row.changes = r.changes.clone();
+        row.failure = Some(Failure {
+            class: FailureClass::InfeasibleConfig,
+            exit_code: None,
+            signal: None,
+            summary: format!("agent reply refused: {}", r.why),
             hints: vec![],
         });
         row

@@ -196,6 +196,8 @@ fn an_illegal_proposal_is_refused_without_spending_the_budget() {
         expected_throughput_delta_pct: None,
         expected_accuracy_delta: None,
         cost_usd: 0.0,
+        from_surrogate: false,
+        rejected: Vec::new(),
     };
     let why = t.illegal(&t.baseline, &p).unwrap_err();
     assert_eq!(why.knob.as_deref(), Some("gpu_memory_utilization"));

@@ -67,6 +67,13 @@ fn has_env(pid: i32, kv: &[u8]) -> bool {
         .is_ok_and(|env| env.split(|b| *b == 0).any(|entry| entry == kv))
 }
 
+/// `pid`'s environment as raw `KEY=VALUE` entries (empty when it is gone).
+pub fn environ(pid: i32) -> Vec<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|b| *b == 0).map(<[u8]>::to_vec).collect())
+        .unwrap_or_default()
+}
+
 /// `pid`'s command line, arguments separated by spaces.
 fn cmdline(pid: i32) -> String {
     let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();

@@ -22,7 +22,7 @@ use futures::future::BoxFuture;
 use self::cost::Meter;
 use self::http::{Client, Message, Role, Turn, clean};
 use super::builtin::BuiltinAgent;
-use super::{Agent, AgentContext, AgentError, Analysis, AnalysisContext, Proposal};
+use super::{Agent, AgentContext, AgentError, Analysis, AnalysisContext, Proposal, RejectedReply};
 
 /// Most API calls one experiment's proposal may make, counting retries and the re-prompt
 /// (two turns of [`http::MAX_TRIES_PER_TURN`] attempts).
@@ -158,9 +158,10 @@ impl LlmAgent {
                 .await;
         }
         let mut meter = Meter::new(MAX_CALLS_PER_STEP, self.max_dollars, ctx.spent_usd);
-        let outcome = self.converse(ctx, &mut meter).await;
+        let mut refused = Vec::new();
+        let outcome = self.converse(ctx, &mut meter, &mut refused).await;
         self.calls_total += u64::from(meter.calls());
-        match outcome {
+        let outcome = match outcome {
             Ok(mut p) => {
                 self.failed_steps = 0;
                 p.cost_usd = meter.spent_usd();
@@ -174,14 +175,20 @@ impl LlmAgent {
                 tracing::warn!("{}: {e}; the built-in agent takes this step", self.name());
                 self.fallback(ctx, meter.spent_usd(), &e.to_string()).await
             }
-        }
+        };
+        outcome.map(|mut p| {
+            p.rejected = refused;
+            p
+        })
     }
 
     /// Ask, validate, and on an invalid reply ask once more with the exact error.
+    /// Each refused reply is added to `refused` (journaled as a `rej-*` row).
     async fn converse(
         &self,
         ctx: &AgentContext<'_>,
         meter: &mut Meter,
+        refused: &mut Vec<RejectedReply>,
     ) -> Result<Proposal, LlmError> {
         let space = parse::legal_space(ctx);
         let mut messages = vec![Message {
@@ -193,6 +200,7 @@ impl LlmAgent {
             Ok(p) => return Ok(p),
             Err(why) => explain(why, &first),
         };
+        refused.push(refusal(&first.text, &why));
         messages.push(Message {
             role: Role::Assistant,
             content: echo(&first.text),
@@ -203,7 +211,9 @@ impl LlmAgent {
         });
         let second = self.ask(&messages, meter).await?;
         parse::parse_reply(&second.text, ctx).map_err(|why| {
-            LlmError::InvalidReply(format!("rejected twice; last: {}", explain(why, &second)))
+            let why = explain(why, &second);
+            refused.push(refusal(&second.text, &why));
+            LlmError::InvalidReply(format!("rejected twice; last: {why}"))
         })
     }
 
@@ -270,6 +280,16 @@ impl LlmAgent {
             },
             cost_usd: meter.spent_usd(),
         }))
+    }
+}
+
+/// A refused reply as the journal keeps it.
+fn refusal(text: &str, why: &str) -> RejectedReply {
+    let (changes, rationale) = parse::salvage(text);
+    RejectedReply {
+        changes,
+        rationale,
+        why: clean(why, 300),
     }
 }
 

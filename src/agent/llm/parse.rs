@@ -17,6 +17,8 @@ use crate::recipe::Recipe;
 
 /// Most knobs one proposal may change (one experiment, one targeted mutation).
 pub const MAX_CHANGES: usize = 3;
+/// Largest gain a reply may claim, percent (recorded as a prediction; it buys nothing).
+pub const MAX_CLAIMED_GAIN_PCT: f64 = 1000.0;
 /// Longest rationale kept, characters.
 pub const MAX_RATIONALE_CHARS: usize = 800;
 
@@ -85,14 +87,42 @@ pub fn parse_reply(text: &str, ctx: &AgentContext<'_>) -> Result<Proposal, Strin
         rationale,
         layer: ctx.layer,
         changes,
-        expected_throughput_delta_pct: number(obj, "expected_throughput_delta_pct")?,
-        expected_accuracy_delta: number(obj, "expected_accuracy_delta")?,
+        expected_throughput_delta_pct: number(obj, "expected_throughput_delta_pct")?
+            .map(|g| g.clamp(-100.0, MAX_CLAIMED_GAIN_PCT)),
+        expected_accuracy_delta: number(obj, "expected_accuracy_delta")?
+            .map(|a| a.clamp(-1.0, 1.0)),
         cost_usd: 0.0,
+        from_surrogate: false,
+        rejected: Vec::new(),
     };
     if !proposal.changes.is_empty() {
         check_changes(ctx, &proposal.changes)?;
     }
     Ok(proposal)
+}
+
+/// What a refused reply proposed, as far as it can be read: its changes (when its JSON has
+/// a `mutation.changes` object) and its rationale, cleaned.
+pub fn salvage(text: &str) -> (BTreeMap<String, Value>, String) {
+    let Ok(v) = extract_json(text) else {
+        return (BTreeMap::new(), String::new());
+    };
+    let changes = v
+        .pointer("/mutation/changes")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .take(MAX_CHANGES * 4)
+                .map(|(k, v)| (clean(k, 64), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rationale = v
+        .get("rationale")
+        .and_then(Value::as_str)
+        .map(|r| clean(r, MAX_RATIONALE_CHARS))
+        .unwrap_or_default();
+    (changes, rationale)
 }
 
 fn mutation(m: Option<&Value>, ctx: &AgentContext<'_>) -> Result<BTreeMap<String, Value>, String> {

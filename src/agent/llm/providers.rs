@@ -275,6 +275,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_provider_key_reaches_an_engine() {
+        for p in PROVIDERS {
+            if let Some(k) = p.key_env {
+                assert!(crate::engine::process::is_agent_secret(k), "{k}");
+            }
+        }
+        assert!(crate::engine::process::is_agent_secret(CUSTOM_KEY_ENV));
+        assert!(!crate::engine::process::is_agent_secret("HF_TOKEN"));
+    }
+
+    #[test]
     fn parses_named_providers_and_models_with_slashes() {
         let s = LlmSpec::parse("anthropic/claude-sonnet-4-6", None).unwrap();
         assert_eq!(s.api, Api::Anthropic);

@@ -259,7 +259,8 @@ impl Spawned {
         self.boot_seq += 1;
         let seq = self.boot_seq;
         let port = engine_port().map_err(|e| infra(&format!("no free port: {e}")))?;
-        let served = format!("forge-{tag}");
+        // Unguessable: a server squatting on the port cannot answer with it by chance.
+        let served = format!("forge-{tag}-{:016x}", rand::random::<u64>());
         let log_rel = format!("{LOGS_DIR}/{tag}.log");
         let log_path = self.run_dir.join(&log_rel);
         let spec = self
@@ -282,6 +283,14 @@ impl Spawned {
         )
         .await
         {
+            Readiness::Ready { .. } if squatted(&proc, port) => {
+                let models = vec![format!(
+                    "{served} (answered by a process that held the port before the engine started)"
+                )];
+                Err(self
+                    .boot_failed(proc, Readiness::Foreign { models }, &log_path)
+                    .await)
+            }
             Readiness::Ready { .. } => {
                 self.current = Some(Running {
                     recipe_id: recipe.id.clone(),
@@ -327,6 +336,18 @@ impl Spawned {
             },
             Readiness::Ready { .. } => infra("ready"),
         }
+    }
+}
+
+/// Whether a process older than the engine holds the port the engine was to listen on
+/// (what answered was not the engine, whatever name it listed).
+fn squatted(proc: &ServerProcess, port: u16) -> bool {
+    match crate::engine::port_owner::squatter(proc.pgid, port) {
+        Some(pid) => {
+            tracing::warn!("port {port} is held by pid {pid}, which predates the engine");
+            true
+        }
+        None => false,
     }
 }
 
