@@ -10,5 +10,13 @@ pub fn init(verbose: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(colour())
         .try_init();
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set (a log file or a CI capture
+/// must not fill with escape codes).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

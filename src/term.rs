@@ -58,5 +58,13 @@ mod tests {
         // Context that does not repeat its cause keeps it.
         let chained = anyhow::Error::new(io()).context("reading w.jsonl");
         assert_eq!(error_text(&chained), "reading w.jsonl: no such file");
+        // A full disk while writing a run's files: the OS text once.
+        let full = std::io::Error::from_raw_os_error(28);
+        let e = anyhow::Error::new(crate::store::StoreError::io(
+            std::path::Path::new("run/experiments.tsv"),
+            full,
+        ));
+        let text = error_text(&e);
+        assert_eq!(text.matches("No space left on device").count(), 1, "{text}");
     }
 }

@@ -220,3 +220,48 @@ fn a_rate_or_an_offset_past_a_week_is_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn zero_counts_and_files_the_loader_would_refuse_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.jsonl");
+    std::fs::write(&w, "{\"prompt\":\"hi\",\"expected_output_tokens\":4}\n").unwrap();
+    let w = w.to_str().unwrap();
+    let model = "Qwen/Qwen2.5-0.5B-Instruct";
+    // The simulator refuses what vLLM's config validation refuses (it never answered).
+    for (flag, field) in [
+        ("--max-num-seqs", "max_num_seqs"),
+        ("-tp", "tensor_parallel_size"),
+        ("-pp", "pipeline_parallel_size"),
+    ] {
+        let o = common::bin::forge(&["sim", "predict", model, "--workload", w, flag, "0"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{flag}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{field}\n  Input should be greater than or equal to 1"
+            )),
+            "{flag}: {err}"
+        );
+    }
+    // `workload synth` never writes a file its own loader rejects.
+    let o = common::bin::forge(&[
+        "workload",
+        "synth",
+        "--input-len",
+        "1",
+        "--num-prompts",
+        "1",
+        "--output-len",
+        "1048576",
+        "--range-ratio",
+        "0.5",
+    ])
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("above the workload limit of 1048576"), "{err}");
+}

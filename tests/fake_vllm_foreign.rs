@@ -188,4 +188,10 @@ fn a_server_impersonating_the_engine_is_foreign_and_never_benchmarked() {
         rows[0]
     );
     assert_eq!(completions(&seen), Vec::<String>::new());
+    // The warning says why, without terminal colour codes in a file.
+    assert!(err.contains("which predates the engine"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI escape codes in a captured stderr: {err:?}"
+    );
 }

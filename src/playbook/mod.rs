@@ -124,8 +124,18 @@ impl Playbook {
             .map(|(v, line)| parse_space(engine, &v, line, text, &mut problems))
             .unwrap_or_default();
         let rules = section_yaml(&sections, "Rules", &mut problems)
-            .map(|(v, line)| rules::parse_rules(&v, line, text, &space, &mut problems))
+            .map(|(v, line)| rules::parse_rules(&v, line, text, engine, &space, &mut problems))
             .unwrap_or_default();
+        if space.values().all(BTreeMap::is_empty)
+            && !problems.iter().any(|p| p.item.starts_with("search_space"))
+        {
+            problems.push(Problem {
+                line: 0,
+                item: "search_space".into(),
+                why: "no knobs: `## Search space` needs a ```yaml block of layer → knob → [values]"
+                    .into(),
+            });
+        }
         if !problems.is_empty() {
             return Err(PlaybookError {
                 source_name: source.to_string(),
@@ -355,6 +365,79 @@ mod tests {
         assert!(msg.contains(&format!("pb.md:{kv_line}: search_space.quant.kv_cache_quant: kv_cache_quant: \"bf16\" is not one of")), "{msg}");
         let swap_line = text.lines().position(|l| l.contains("swap_space")).unwrap() + 1;
         assert!(msg.contains(&format!("pb.md:{swap_line}: search_space.config.swap_space: `swap_space` is not a config knob")), "{msg}");
+    }
+
+    #[test]
+    fn rule_values_conditions_and_an_empty_space_are_checked() {
+        let with_rule = |rule: &str| {
+            VLLM_PLAYBOOK.replacen(
+                "- when: preemptions > 0\n",
+                &format!("{rule}\n  why: injected.\n- when: preemptions > 0\n"),
+                1,
+            )
+        };
+        for (rule, want) in [
+            (
+                "- when: preemptions > 0\n  try: {max_num_seqs: 99999999}",
+                "rules[0].try.max_num_seqs",
+            ),
+            (
+                "- when: preemptions > 0\n  try: {max_num_seqs: '--model=/etc/passwd'}",
+                "rules[0].try.max_num_seqs",
+            ),
+            (
+                "- when: preemptions > nan\n  try: {max_num_seqs: down}",
+                "`nan` is not a finite number",
+            ),
+            (
+                "- when: preemptions > inf\n  try: {max_num_seqs: down}",
+                "`inf` is not a finite number",
+            ),
+        ] {
+            let msg = Playbook::parse("pb.md", &with_rule(rule))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(want), "{rule}: {msg}");
+        }
+        let no_yaml = "engine: vllm\n## What to try first\nx\n## Heuristics\nx\n## Search space\nnone\n## Rules\nnone\n";
+        let msg = Playbook::parse("pb.md", no_yaml).unwrap_err().to_string();
+        assert!(msg.contains("search_space"), "{msg}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// The bundled playbook with any line replaced by any text: a playbook or a list of
+        /// problems, never a panic.
+        #[test]
+        fn any_edit_of_a_playbook_parses_or_is_reported(
+            at in 0usize..200,
+            line in "[ -~]{0,40}|- when: [a-z_ ><=/*0-9.]{0,30}|  try: \\{[a-z_]{1,20}: [a-z0-9.'-]{0,12}\\}",
+        ) {
+            let mut lines: Vec<&str> = VLLM_PLAYBOOK.lines().collect();
+            let i = at % lines.len();
+            lines[i] = &line;
+            let text = lines.join("\n");
+            if let Err(e) = Playbook::parse("pb.md", &text) {
+                proptest::prop_assert!(e.to_string().contains("pb.md"));
+            }
+        }
+    }
+
+    #[test]
+    fn thousands_of_rules_parse() {
+        // Regression: each rule's line was searched from the top (20,000 rules: 8 s).
+        let many: String = (0..5000)
+            .map(|i| {
+                format!("- when: preemptions > {i}\n  try: {{max_num_seqs: down}}\n  why: r{i}.\n")
+            })
+            .collect();
+        let text = VLLM_PLAYBOOK.replacen(
+            "- when: preemptions > 0\n",
+            &format!("{many}- when: preemptions > 0\n"),
+            1,
+        );
+        let p = Playbook::parse("pb.md", &text).unwrap();
+        assert!(p.rules.len() > 5000);
     }
 
     #[test]

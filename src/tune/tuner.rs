@@ -515,7 +515,10 @@ impl<M: Measure> Tuner<M> {
                 }
             }
             Ok(None) => {}
-            Err(e) => eprintln!("forge: warning: no post-run analysis: {e:#}"),
+            Err(e) => eprintln!(
+                "forge: warning: no post-run analysis: {}",
+                crate::term::error_text(&e)
+            ),
         }
     }
 

@@ -12,7 +12,7 @@ pub fn write_all(dir: &Path, rows: &[ExperimentRow]) -> Result<(), store::StoreE
     write_atomic(&dir.join(TSV_FILE), report::render::tsv(rows).as_bytes())?;
     let run = report::load(dir).map_err(|e| store::StoreError::Corrupt {
         path: dir.to_path_buf(),
-        why: format!("{e:#}"),
+        why: crate::term::error_text(&e),
     })?;
     let summary = RunSummary::of(&run);
     let json = report::render::json(&run, &summary).unwrap_or_default();

@@ -167,7 +167,8 @@ impl Spawned {
         if !matches!(&bench, Ok(r) if r.completed > 0) {
             self.stop().await;
         }
-        let result = bench.map_err(|e| crashed(format!("benchmark failed: {e:#}")))?;
+        let result = bench
+            .map_err(|e| crashed(format!("benchmark failed: {}", crate::term::error_text(&e))))?;
         if result.completed == 0 {
             let why = result
                 .failure_examples
@@ -421,5 +422,29 @@ fn spawn_failure(spec: &LaunchSpec, e: &std::io::Error) -> Failure {
         hints: vec![
             "hint: install the engine or point --engine-cmd at it; `forge doctor` checks".into(),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_invalid_byte_does_not_empty_the_log_an_oom_is_read_from() {
+        // Regression: `read_to_string().unwrap_or_default()` returned "" for this log, and
+        // the OOM was recorded as crashed_during_bench with no hints.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.log");
+        let mut bytes = b"INFO loading \xff\xfe weights\n".to_vec();
+        bytes.extend_from_slice(
+            b"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.\n",
+        );
+        std::fs::write(&p, bytes).unwrap();
+        let log = super::read_log(&p);
+        assert!(log.contains("CUDA out of memory"), "{log}");
+        let f = crate::engine::vllm::logs::classify_exit(Some(1), None, &log);
+        assert_eq!(
+            f.class,
+            crate::engine::failure::FailureClass::InfeasibleOom,
+            "{f:?}"
+        );
     }
 }
