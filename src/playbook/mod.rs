@@ -127,7 +127,9 @@ impl Playbook {
             .map(|(v, line)| rules::parse_rules(&v, line, text, engine, &space, &mut problems))
             .unwrap_or_default();
         if space.values().all(BTreeMap::is_empty)
-            && !problems.iter().any(|p| p.item.starts_with("search_space"))
+            && !problems
+                .iter()
+                .any(|p| p.item.starts_with("search_space") || p.item.contains("Search space"))
         {
             problems.push(Problem {
                 line: 0,
