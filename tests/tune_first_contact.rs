@@ -190,6 +190,13 @@ fn a_baseline_vllm_cannot_find_is_model_not_found_and_exits_3() {
         "{}",
         out.stderr
     );
+    // No simulator for this model (or this machine): said loudly, once, up front.
+    assert_eq!(
+        out.stderr.matches("NO SURROGATE").count(),
+        1,
+        "{}",
+        out.stderr
+    );
     let run = only_run_dir(&sb.store());
     let rows = journal(&run);
     assert_eq!(rows.len(), 1, "{rows:?}");

@@ -231,6 +231,9 @@ fn run_predict(
     // An unknown model is the user's typo, not an engine failure: a plain forge error
     // (`forge sim serve` prints vLLM's traceback instead, as the engine it stands in for).
     let setup = boot::setup(parsed, sim)?;
+    for why in &setup.model.unmodelled {
+        eprintln!("warning: config.json {why}");
+    }
     let model_name = parsed
         .args
         .served_model_name

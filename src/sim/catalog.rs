@@ -429,6 +429,8 @@ fn to_shape(entry: &Entry, id: &str, instruct: bool) -> ModelShape {
         }),
         dtype: "bfloat16".into(),
         quant: None,
+        mla: None,
+        unmodelled: Vec::new(),
     }
 }
 

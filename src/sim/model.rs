@@ -75,7 +75,53 @@ pub struct ModelShape {
     /// Pre-quantized checkpoint's method, if any.
     #[serde(default)]
     pub quant: Option<QuantConfig>,
+    /// Multi-head latent attention (DeepSeek-V2/V3, Kimi): the KV cache holds one
+    /// compressed latent per token and layer instead of K and V per head.
+    #[serde(default)]
+    pub mla: Option<MlaShape>,
+    /// `config.json` fields that change memory or compute and that the simulator does not
+    /// model (each with what it means for the prediction); empty for catalogue shapes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmodelled: Vec<String>,
 }
+
+/// MLA's cache: `kv_lora_rank + qk_rope_head_dim` elements per token and layer, the same on
+/// every tensor-parallel rank (vLLM's MLA backends replicate the latent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlaShape {
+    /// `kv_lora_rank`: the compressed KV latent.
+    pub kv_lora_rank: u32,
+    /// `qk_rope_head_dim`: the decoupled rotary key, cached beside the latent.
+    pub rope_dim: u32,
+}
+
+/// `config.json` fields the simulator does not model, and what each changes.
+const UNMODELLED: &[(&str, &str)] = &[
+    (
+        "sliding_window",
+        "sliding-window layers cache at most the window: KV capacity is underestimated",
+    ),
+    (
+        "layer_types",
+        "per-layer attention types (sliding/full) are treated as full attention",
+    ),
+    (
+        "num_nextn_predict_layers",
+        "multi-token-prediction (MTP) layers and speculative decoding are not modelled",
+    ),
+    (
+        "rope_scaling",
+        "rope scaling is ignored (the context limit is max_position_embeddings)",
+    ),
+    (
+        "attention_chunk_size",
+        "chunked attention is treated as full attention",
+    ),
+    (
+        "num_local_experts_per_layer",
+        "per-layer expert counts are treated as uniform",
+    ),
+];
 
 fn default_dtype() -> String {
     "bfloat16".into()
@@ -98,6 +144,11 @@ pub fn is_four_bit_method(m: &str) -> bool {
         m,
         "awq" | "awq_marlin" | "gptq" | "gptq_marlin" | "marlin" | "mxfp4" | "auto-round"
     )
+}
+
+/// MLA cache bytes per token: one latent plus the rotary key per layer.
+fn mla_bytes(layers: u32, m: MlaShape, kv_dtype_bytes: f64) -> f64 {
+    f64::from(layers) * f64::from(m.kv_lora_rank + m.rope_dim) * kv_dtype_bytes
 }
 
 /// Largest layer count, width, head count or vocabulary a `config.json` may give (2^24;
@@ -152,6 +203,8 @@ impl ModelShape {
             dtype,
             moe: cfg.moe()?,
             quant: cfg.quant()?,
+            mla: cfg.mla()?,
+            unmodelled: cfg.unmodelled(),
         }
         .sized(file)
     }
@@ -276,6 +329,9 @@ impl ModelShape {
 
     /// KV cache bytes per token (all layers, all KV heads) at `kv_dtype_bytes` per element.
     pub fn kv_bytes_per_token(&self, kv_dtype_bytes: f64) -> f64 {
+        if let Some(m) = self.mla {
+            return mla_bytes(self.num_layers, m, kv_dtype_bytes);
+        }
         2.0 * f64::from(self.num_layers)
             * f64::from(self.num_kv_heads)
             * f64::from(self.head_dim)
@@ -285,6 +341,9 @@ impl ModelShape {
     /// KV cache bytes per token on one of `tp` GPUs: vLLM gives each GPU
     /// `max(1, kv_heads / tp)` KV heads (replicating them when TP exceeds the KV heads).
     pub fn kv_bytes_per_token_per_gpu(&self, kv_dtype_bytes: f64, tp: u32) -> f64 {
+        if let Some(m) = self.mla {
+            return mla_bytes(self.num_layers, m, kv_dtype_bytes);
+        }
         let heads = (self.num_kv_heads / tp.max(1)).max(1);
         2.0 * f64::from(self.num_layers)
             * f64::from(heads)
@@ -399,6 +458,32 @@ impl<'a> ConfigReader<'a> {
     fn u64(&self, field: &str) -> Result<u64, ShapeError> {
         self.opt_u64(field)?
             .ok_or_else(|| self.err(field, "missing (required)"))
+    }
+
+    /// MLA when `kv_lora_rank` is set (DeepSeek-V2/V3 and their descendants).
+    fn mla(&self) -> Result<Option<MlaShape>, ShapeError> {
+        let Some(rank) = self.opt_u64("kv_lora_rank")? else {
+            return Ok(None);
+        };
+        let rank = self.dim("kv_lora_rank", rank)?;
+        let rope = self.opt_u64("qk_rope_head_dim")?.unwrap_or(64);
+        Ok(Some(MlaShape {
+            kv_lora_rank: rank as u32,
+            rope_dim: self.dim("qk_rope_head_dim", rope)? as u32,
+        }))
+    }
+
+    /// The fields of [`UNMODELLED`] this config sets (to a value that matters).
+    fn unmodelled(&self) -> Vec<String> {
+        UNMODELLED
+            .iter()
+            .filter(|(k, _)| {
+                self.json
+                    .get(*k)
+                    .is_some_and(|v| !v.is_null() && v != &Value::Bool(false))
+            })
+            .map(|(k, why)| format!("{k}: {why}"))
+            .collect()
     }
 
     fn opt_bool(&self, field: &str) -> Result<Option<bool>, ShapeError> {
@@ -596,6 +681,47 @@ mod tests {
                 let _ = s.kv_bytes_per_token(2.0);
             }
         }
+    }
+
+    #[test]
+    fn mla_caches_one_latent_and_unmodelled_fields_are_named() {
+        // DeepSeek-V2-Lite's public config.json (the fields that size it).
+        let ds: Value = serde_json::from_str(
+            r#"{"num_hidden_layers": 27, "hidden_size": 2048, "num_attention_heads": 16,
+                "num_key_value_heads": 16, "kv_lora_rank": 512, "qk_rope_head_dim": 64,
+                "qk_nope_head_dim": 128, "v_head_dim": 128, "vocab_size": 102400,
+                "intermediate_size": 10944, "moe_intermediate_size": 1408,
+                "n_routed_experts": 64, "num_experts_per_tok": 6, "n_shared_experts": 2,
+                "first_k_dense_replace": 1, "max_position_embeddings": 163840,
+                "torch_dtype": "bfloat16"}"#,
+        )
+        .unwrap();
+        let s = ModelShape::from_config_json(&ds, Path::new("config.json"), "ds").unwrap();
+        // vLLM's MLA cache: 27 layers × (512 + 64) × 2 bytes = 31,104 B (was 221 KB).
+        assert_eq!(s.kv_bytes_per_token(2.0), 31_104.0);
+        assert_eq!(
+            s.kv_bytes_per_token_per_gpu(2.0, 4),
+            31_104.0,
+            "replicated per rank"
+        );
+        assert!(s.unmodelled.is_empty(), "{:?}", s.unmodelled);
+        // gpt-oss: alternating sliding-window layers are not modelled, and it says so.
+        let oss: Value = serde_json::from_str(
+            r#"{"num_hidden_layers": 24, "hidden_size": 2880, "num_attention_heads": 64,
+                "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 201088,
+                "intermediate_size": 2880, "num_local_experts": 32, "num_experts_per_tok": 4,
+                "sliding_window": 128, "layer_types": ["sliding_attention", "full_attention"],
+                "max_position_embeddings": 131072}"#,
+        )
+        .unwrap();
+        let s = ModelShape::from_config_json(&oss, Path::new("config.json"), "oss").unwrap();
+        assert!(s.mla.is_none());
+        let named: Vec<&str> = s
+            .unmodelled
+            .iter()
+            .map(|u| u.split(':').next().unwrap())
+            .collect();
+        assert_eq!(named, ["sliding_window", "layer_types"]);
     }
 
     #[test]

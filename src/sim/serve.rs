@@ -146,6 +146,14 @@ async fn start(
         boot::exit_failure()
     })?;
     let vocab_size = setup.model.vocab_size;
+    for why in &setup.model.unmodelled {
+        vlog::emit(
+            vlog::Proc::Api,
+            vlog::Level::Warning,
+            "forge_sim.py:1",
+            &format!("forge simulator: config.json {why}"),
+        );
+    }
     let (engine, info) = boot::boot(setup, &cmd.sim, engine_pid).await?;
     let slow = cmd.sim.faults.slow_start_s;
     if slow > 0.0 {

@@ -46,6 +46,7 @@ pub fn assemble<M: Measure>(
         eprintln!("forge: {n}");
     }
     let sim = gpu.and_then(|g| SimModel::new(&settings, g, &workload.requests, &load));
+    say_what_the_surrogate_knows(&settings, gpu, sim.as_ref());
     let baseline = baseline(&settings, &state, gpu)?;
     let tuner = Tuner {
         settings,
@@ -64,6 +65,35 @@ pub fn assemble<M: Measure>(
         echo: true,
     };
     Ok((tuner, banner))
+}
+
+/// The simulator is the agent's surrogate for vLLM runs: say loudly when there is none (an
+/// unknown GPU, a model it cannot shape), and which of the model's features it ignores.
+fn say_what_the_surrogate_knows(s: &TuneSettings, gpu: Option<&GpuSpec>, sim: Option<&SimModel>) {
+    if s.engine.recipe_engine() != crate::recipe::EngineKind::Vllm {
+        return;
+    }
+    match sim {
+        Some(m) => {
+            for why in m.unmodelled() {
+                eprintln!("forge: warning: the simulator ignores config.json {why}");
+            }
+        }
+        None => {
+            let why = match gpu {
+                None => "the detected hardware is not a GPU the simulator models".to_string(),
+                Some(_) => match crate::sim::model::ModelShape::resolve(&s.model) {
+                    Err(e) => format!("it cannot shape the model ({e})"),
+                    Ok(_) => "it could not be set up".to_string(),
+                },
+            };
+            eprintln!(
+                "forge: warning: NO SURROGATE — {why}; the agent gets no simulator predictions \
+                 (no climb, no predicted gains): proposals come from the playbook's rules and \
+                 single-knob moves, so expect more experiments"
+            );
+        }
+    }
 }
 
 /// The baseline: the one the journal measured (a resumed run; it may carry a context the

@@ -91,6 +91,11 @@ impl SimModel {
         })
     }
 
+    /// The model's `config.json` features the simulator does not model.
+    pub fn unmodelled(&self) -> &[String] {
+        &self.shape.unmodelled
+    }
+
     fn setup(&self, recipe: &Recipe) -> Result<SimSetup, Illegal> {
         setup_for(
             &self.shape,
