@@ -435,8 +435,9 @@ fn to_shape(entry: &Entry, id: &str, instruct: bool) -> ModelShape {
 }
 
 impl ModelShape {
-    /// Resolve a model argument: a directory (or file) holding an HF `config.json`, or a
-    /// catalogue id (case-insensitive; `-Instruct` variants share the base shape).
+    /// Resolve a model argument: a directory (or file) holding an HF `config.json`, a
+    /// repository in the local Hugging Face cache, or a catalogue id (case-insensitive;
+    /// `-Instruct` variants share the base shape).
     pub fn resolve(model: &str) -> anyhow::Result<ModelShape> {
         let path = Path::new(model);
         if path.is_dir() {
@@ -444,6 +445,10 @@ impl ModelShape {
         }
         if path.is_file() {
             return Ok(Self::from_config_file(path, model)?);
+        }
+        // The exact checkpoint this machine downloaded beats the catalogue's generic shape.
+        if let Some(cfg) = super::hf_cache::config(model) {
+            return Ok(Self::from_config_file(&cfg, model)?);
         }
         lookup(model).ok_or_else(|| {
             anyhow::anyhow!(

@@ -29,6 +29,7 @@ pub mod fasthash;
 pub mod faults;
 pub mod flow;
 pub mod frontend;
+pub mod hf_cache;
 pub mod interface;
 pub mod kv;
 pub mod logprobs;

@@ -1,0 +1,169 @@
+//! Models a 2026 user serves, from their public `config.json` (the fields that size them,
+//! copied from the Hugging Face repositories named beside each): `forge sim predict` boots
+//! them where their weights and one full-context request fit, and refuses them with vLLM's
+//! error where they do not. And a model this machine has downloaded is shaped from the
+//! Hugging Face cache with no flag.
+
+mod common;
+
+use std::path::Path;
+
+use common::bin::forge;
+
+/// deepseek-ai/DeepSeek-V3 `config.json` (FP8 block-quantized checkpoint, MLA, 256 routed
+/// experts + 1 shared, first 3 layers dense, one MTP layer).
+const DEEPSEEK_V3: &str = r#"{
+  "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
+  "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048,
+  "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128,
+  "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8,
+  "first_k_dense_replace": 3, "kv_lora_rank": 512, "q_lora_rank": 1536,
+  "qk_rope_head_dim": 64, "qk_nope_head_dim": 128, "v_head_dim": 128,
+  "vocab_size": 129280, "max_position_embeddings": 163840, "num_nextn_predict_layers": 1,
+  "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+  "quantization_config": {"activation_scheme": "dynamic", "fmt": "e4m3",
+                          "quant_method": "fp8", "weight_block_size": [128, 128]}
+}"#;
+
+/// Qwen/Qwen3-235B-A22B `config.json` (BF16, 128 experts, 8 active, GQA with 4 KV heads).
+const QWEN3_235B: &str = r#"{
+  "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
+  "hidden_size": 4096, "intermediate_size": 12288, "moe_intermediate_size": 1536,
+  "num_hidden_layers": 94, "num_attention_heads": 64, "num_key_value_heads": 4,
+  "head_dim": 128, "num_experts": 128, "num_experts_per_tok": 8, "decoder_sparse_step": 1,
+  "vocab_size": 151936, "max_position_embeddings": 40960, "tie_word_embeddings": false,
+  "torch_dtype": "bfloat16"
+}"#;
+
+/// deepseek-ai/DeepSeek-V2-Lite-Chat `config.json` (MLA, 64 experts).
+const DEEPSEEK_V2_LITE: &str = r#"{
+  "hidden_size": 2048, "intermediate_size": 10944, "moe_intermediate_size": 1408,
+  "num_hidden_layers": 27, "num_attention_heads": 16, "num_key_value_heads": 16,
+  "n_routed_experts": 64, "n_shared_experts": 2, "num_experts_per_tok": 6,
+  "first_k_dense_replace": 1, "kv_lora_rank": 512, "qk_rope_head_dim": 64,
+  "qk_nope_head_dim": 128, "v_head_dim": 128, "vocab_size": 102400,
+  "max_position_embeddings": 163840, "torch_dtype": "bfloat16"
+}"#;
+
+fn model_dir(root: &Path, name: &str, config: &str) -> String {
+    let d = root.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("config.json"), config).unwrap();
+    d.display().to_string()
+}
+
+fn workload(root: &Path) -> String {
+    let w = root.join("w.jsonl");
+    std::fs::write(
+        &w,
+        "{\"prompt\":\"hello there\",\"expected_output_tokens\":4}\n",
+    )
+    .unwrap();
+    w.display().to_string()
+}
+
+/// `forge sim predict MODEL --sim-gpu GPU -tp TP`: (exit code, stdout and stderr — the
+/// engine core's error lines go to stdout, as vLLM's do).
+fn predict(model: &str, gpu: &str, tp: &str, w: &str) -> (i32, String) {
+    let o = forge(&[
+        "sim",
+        "predict",
+        model,
+        "--sim-gpu",
+        gpu,
+        "-tp",
+        tp,
+        "--workload",
+        w,
+    ])
+    .output()
+    .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn deepseek_v3_fits_eight_h200_not_eight_h100() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_dir(dir.path(), "DeepSeek-V3", DEEPSEEK_V3);
+    let w = workload(dir.path());
+    // ~671 GB of FP8 weights: 84 GB a GPU over eight.
+    let (code, err) = predict(&m, "H200", "8", &w);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("num_nextn_predict_layers"),
+        "MTP is named as unmodelled: {err}"
+    );
+    // 78 GiB of weights a GPU load, and nothing is left for the cache: vLLM's refusal.
+    let (code, err) = predict(&m, "H100", "8", &w);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("No available memory for the cache blocks"),
+        "{err}"
+    );
+}
+
+#[test]
+fn qwen3_235b_fits_eight_h100_and_four_h200_not_four_h100() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_dir(dir.path(), "Qwen3-235B-A22B", QWEN3_235B);
+    let w = workload(dir.path());
+    // ~470 GB of BF16 weights.
+    for (gpu, tp) in [("H100", "8"), ("H200", "4")] {
+        let (code, err) = predict(&m, gpu, tp, &w);
+        assert_eq!(code, 0, "{gpu} x{tp}: {err}");
+    }
+    let (code, err) = predict(&m, "H100", "4", &w);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("CUDA out of memory"), "{err}");
+}
+
+#[test]
+fn a_model_in_the_hugging_face_cache_needs_no_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workload(dir.path());
+    let repo = "deepseek-ai/DeepSeek-V2-Lite-Chat";
+    let run = |hub: Option<&Path>| {
+        let mut c = forge(&[
+            "sim",
+            "predict",
+            repo,
+            "--sim-gpu",
+            "H100",
+            "--workload",
+            &w,
+        ]);
+        c.env_remove("HF_HOME").env("HOME", dir.path());
+        match hub {
+            Some(h) => c.env("HF_HUB_CACHE", h),
+            None => c.env_remove("HF_HUB_CACHE"),
+        };
+        c.output().unwrap()
+    };
+    // Not in the catalogue, not downloaded: unknown.
+    let o = run(None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown model"));
+    // Downloaded (huggingface_hub's layout): shaped from the snapshot `refs/main` names.
+    let hub = dir.path().join("hub");
+    let snap = hub.join("models--deepseek-ai--DeepSeek-V2-Lite-Chat/snapshots/0123abc");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::write(snap.join("config.json"), DEEPSEEK_V2_LITE).unwrap();
+    std::fs::create_dir_all(hub.join("models--deepseek-ai--DeepSeek-V2-Lite-Chat/refs")).unwrap();
+    std::fs::write(
+        hub.join("models--deepseek-ai--DeepSeek-V2-Lite-Chat/refs/main"),
+        "0123abc",
+    )
+    .unwrap();
+    let o = run(Some(&hub));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["completed"], 1, "{v}");
+}
