@@ -72,6 +72,18 @@ fn unbounded(cmd: &clap::Command, path: &str, out: &mut Vec<String>, numeric: &m
     }
 }
 
+/// A model the simulator's catalogue knows.
+const MODEL: &str = "Qwen/Qwen2.5-0.5B-Instruct";
+
+/// A temporary directory holding `w.jsonl` with one request, and that file's path.
+fn one_request() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.jsonl");
+    std::fs::write(&w, "{\"prompt\":\"hi\",\"expected_output_tokens\":4}\n").unwrap();
+    let w = w.to_str().unwrap().to_string();
+    (dir, w)
+}
+
 #[test]
 fn every_numeric_flag_has_a_range() {
     let cmd = Cli::command();
@@ -91,11 +103,9 @@ fn every_numeric_flag_has_a_range() {
 
 #[test]
 fn the_reviewed_values_are_usage_errors_not_panics() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = dir.path().join("w.jsonl");
-    std::fs::write(&w, "{\"prompt\":\"hi\",\"expected_output_tokens\":4}\n").unwrap();
-    let w = w.to_str().unwrap();
-    let model = "Qwen/Qwen2.5-0.5B-Instruct";
+    let (_dir, w) = one_request();
+    let w = w.as_str();
+    let model = MODEL;
     let cases: Vec<Vec<&str>> = vec![
         vec![
             "tune",
@@ -186,16 +196,14 @@ fn the_reviewed_values_are_usage_errors_not_panics() {
 
 #[test]
 fn a_rate_or_an_offset_past_a_week_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = dir.path().join("w.jsonl");
-    std::fs::write(&w, "{\"prompt\":\"hi\",\"expected_output_tokens\":4}\n").unwrap();
+    let (dir, w) = one_request();
     let far = dir.path().join("far.jsonl");
     std::fs::write(
         &far,
         "{\"prompt\":\"hi\",\"expected_output_tokens\":4,\"arrival_offset_s\":1e300}\n",
     )
     .unwrap();
-    let model = "Qwen/Qwen2.5-0.5B-Instruct";
+    let model = MODEL;
     let o = common::bin::forge(&[])
         .args(["sim", "predict", model, "--workload"])
         .arg(&w)
@@ -223,11 +231,9 @@ fn a_rate_or_an_offset_past_a_week_is_refused_by_name() {
 
 #[test]
 fn zero_counts_and_files_the_loader_would_refuse_are_refused_up_front() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = dir.path().join("w.jsonl");
-    std::fs::write(&w, "{\"prompt\":\"hi\",\"expected_output_tokens\":4}\n").unwrap();
-    let w = w.to_str().unwrap();
-    let model = "Qwen/Qwen2.5-0.5B-Instruct";
+    let (_dir, w) = one_request();
+    let w = w.as_str();
+    let model = MODEL;
     // The simulator refuses what vLLM's config validation refuses (it never answered).
     for (flag, field) in [
         ("--max-num-seqs", "max_num_seqs"),
