@@ -1,4 +1,5 @@
-//! Models a 2026 user serves, from their public `config.json` (the fields that size them,
+//! Models a 2026 user serves — gpt-oss, DeepSeek-V3, Qwen3-235B — from their public
+//! `config.json` (the fields that size them,
 //! copied from the Hugging Face repositories named beside each): `forge sim predict` boots
 //! them where their weights and one full-context request fit, and refuses them with vLLM's
 //! error where they do not. And a model this machine has downloaded is shaped from the
@@ -33,6 +34,20 @@ const QWEN3_235B: &str = r#"{
   "head_dim": 128, "num_experts": 128, "num_experts_per_tok": 8, "decoder_sparse_step": 1,
   "vocab_size": 151936, "max_position_embeddings": 40960, "tie_word_embeddings": false,
   "torch_dtype": "bfloat16"
+}"#;
+
+/// openai/gpt-oss-120b `config.json` (MXFP4 experts, BF16 attention, alternating
+/// 128-token sliding-window and full-attention layers).
+const GPT_OSS_120B: &str = r#"{
+  "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss",
+  "num_hidden_layers": 36, "hidden_size": 2880, "num_attention_heads": 64,
+  "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 201088, "intermediate_size": 2880,
+  "num_local_experts": 128, "num_experts_per_tok": 4, "sliding_window": 128,
+  "layer_types": ["sliding_attention", "full_attention"],
+  "max_position_embeddings": 131072, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+  "quantization_config": {"quant_method": "mxfp4",
+    "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
+                               "model.embed_tokens", "lm_head"]}
 }"#;
 
 /// deepseek-ai/DeepSeek-V2-Lite-Chat `config.json` (MLA, 64 experts).
@@ -120,6 +135,23 @@ fn qwen3_235b_fits_eight_h100_and_four_h200_not_four_h100() {
         assert_eq!(code, 0, "{gpu} x{tp}: {err}");
     }
     let (code, err) = predict(&m, "H100", "4", &w);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("CUDA out of memory"), "{err}");
+}
+
+#[test]
+fn gpt_oss_120b_fits_one_80_gb_gpu_not_an_l4() {
+    // OpenAI's model card: the 120b runs on a single 80 GB GPU (MXFP4 experts, ~61 GB).
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_dir(dir.path(), "gpt-oss-120b", GPT_OSS_120B);
+    let w = workload(dir.path());
+    for gpu in ["H100", "H200", "B200"] {
+        let (code, err) = predict(&m, gpu, "1", &w);
+        assert_eq!(code, 0, "{gpu}: {err}");
+        // Its sliding-window layers are not modelled, and it says so.
+        assert!(err.contains("sliding_window"), "{gpu}: {err}");
+    }
+    let (code, err) = predict(&m, "L4", "1", &w);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("CUDA out of memory"), "{err}");
 }
