@@ -197,6 +197,12 @@ fn a_baseline_vllm_cannot_find_is_model_not_found_and_exits_3() {
         "{}",
         out.stderr
     );
+    assert!(
+        out.stderr
+            .contains("agent: builtin (no surrogate: playbook rules"),
+        "{}",
+        out.stderr
+    );
     let run = only_run_dir(&sb.store());
     let rows = journal(&run);
     assert_eq!(rows.len(), 1, "{rows:?}");

@@ -47,6 +47,15 @@ pub fn assemble<M: Measure>(
     }
     let sim = gpu.and_then(|g| SimModel::new(&settings, g, &workload.requests, &load));
     say_what_the_surrogate_knows(&settings, gpu, sim.as_ref());
+    // The banner must not promise a climb the agent cannot make.
+    let banner = if sim.is_none() {
+        banner.replace(
+            "surrogate climb, calibrated on this run",
+            "no surrogate: playbook rules and single-knob moves",
+        )
+    } else {
+        banner
+    };
     let baseline = baseline(&settings, &state, gpu)?;
     let tuner = Tuner {
         settings,
