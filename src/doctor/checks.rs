@@ -35,13 +35,44 @@ pub fn all(
     report: &HardwareReport,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<Check> {
-    let mut out = vec![engine(args.engine, args.engine_cmd.as_deref()), gpu(report)];
+    let mut out = vec![
+        engine(args.engine, args.engine_cmd.as_deref()),
+        installed(&|p| command::which(OsStr::new(p))),
+        gpu(report),
+    ];
     if report.device == Device::Cuda {
         out.push(nvml(report));
     }
     out.push(api_key(&args.llm, env));
     out.push(disk(&args.run_dir, args.min_free_gib));
     out
+}
+
+/// The serving frameworks' launchers forge knows, for the cross-framework comparison.
+const FRAMEWORKS: &[(&str, &str)] = &[
+    ("vLLM", "vllm"),
+    ("SGLang", "sglang"),
+    ("TensorRT-LLM", "trtllm-serve"),
+    ("llama.cpp", "llama-server"),
+];
+
+/// Which frameworks' launchers are on PATH (found by `which`, nothing is run).
+pub fn installed(which: &dyn Fn(&str) -> Option<std::path::PathBuf>) -> Check {
+    let found: Vec<String> = FRAMEWORKS
+        .iter()
+        .filter_map(|(name, cmd)| which(cmd).map(|p| format!("{name} ({})", p.display())))
+        .collect();
+    let missing: Vec<&str> = FRAMEWORKS
+        .iter()
+        .filter(|(_, cmd)| which(cmd).is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    let detail = match (found.is_empty(), missing.is_empty()) {
+        (true, _) => "none of vllm, sglang, trtllm-serve, llama-server is on PATH".to_string(),
+        (false, true) => found.join(", "),
+        (false, false) => format!("{}; not on PATH: {}", found.join(", "), missing.join(", ")),
+    };
+    Check::ok("engines", detail)
 }
 
 /// The engine's launcher argv (as `forge tune` builds it).
@@ -404,6 +435,23 @@ mod tests {
             v(EngineKind::Llamacpp, recorded).as_deref(),
             Some("0.5.0-dev (build 1, commit 0c1e570)")
         );
+    }
+
+    #[test]
+    fn installed_frameworks_are_listed_by_name() {
+        let which = |c: &str| {
+            ["vllm", "llama-server"]
+                .contains(&c)
+                .then(|| std::path::PathBuf::from(format!("/usr/bin/{c}")))
+        };
+        let c = installed(&which);
+        assert_eq!(
+            c.detail,
+            "vLLM (/usr/bin/vllm), llama.cpp (/usr/bin/llama-server); not on PATH: SGLang, \
+             TensorRT-LLM"
+        );
+        let none = installed(&|_| None);
+        assert!(none.detail.starts_with("none of vllm, sglang"));
     }
 
     #[test]
