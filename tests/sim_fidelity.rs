@@ -29,6 +29,7 @@ fn setup(model: &str, gpu: &str, args: VllmArgs) -> SimSetup {
         .resolve(g),
         seed: 0,
         noise_pct: 0.0,
+        vllm: forge::engine::vllm::flags::Version::CURRENT,
     }
 }
 

@@ -86,6 +86,12 @@ pub trait Engine: Send + Sync {
         1.0
     }
 
+    /// The vLLM release this engine is (or stands in for), as (major, minor, patch), when
+    /// it is a vLLM: the simulator's memory plan follows that release's profiling rules.
+    fn vllm_version(&self) -> Option<(u32, u32, u32)> {
+        None
+    }
+
     /// How long to wait after SIGTERM before SIGKILL.
     fn grace(&self) -> Duration {
         Duration::from_secs(30)

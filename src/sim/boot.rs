@@ -32,6 +32,7 @@ pub fn setup(parsed: &ParsedArgs, sim: &SimOptions) -> anyhow::Result<SimSetup> 
         config: parsed.args.resolve(sim.gpu),
         seed: sim.seed,
         noise_pct: sim.noise_pct,
+        vllm: VLLM_VERSION,
     })
 }
 

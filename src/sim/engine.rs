@@ -65,6 +65,8 @@ pub struct SimSetup {
     pub seed: u64,
     /// Run-to-run noise, percent (0 = deterministic timing).
     pub noise_pct: f64,
+    /// The vLLM release simulated (its memory-profiling rules differ).
+    pub vllm: crate::engine::vllm::flags::Version,
 }
 
 /// What booting reports (the values vLLM prints in its startup log).
@@ -129,6 +131,7 @@ impl SimEngine {
             config,
             seed,
             noise_pct,
+            vllm,
         } = setup;
         let max_len = validate::max_model_len(&model, &config)?;
         validate::check(&model, &config, max_len)?;
@@ -136,7 +139,8 @@ impl SimEngine {
         let spec = SpecDecode::from_config(config.speculative_config.as_ref(), model.num_layers)
             .map_err(BootError::Config)?;
         let step = StepModel::new(&model, gpu, &prec, &config, spec.clone());
-        let inputs = memory_inputs(&model, gpu, &config, &prec, &step, max_len);
+        let mut inputs = memory_inputs(&model, gpu, &config, &prec, &step, max_len);
+        inputs.graphs_in_budget = vllm >= super::memory::GRAPHS_IN_BUDGET_SINCE;
         let plan = MemoryPlan::compute(&inputs)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (speed, jitter) = noise(&mut rng, noise_pct);
@@ -449,6 +453,7 @@ fn memory_inputs<'a>(
         max_num_seqs: c.max_num_seqs,
         act_bytes: prec.act_bytes,
         graph_sizes: step.graphs().sizes.len(),
+        graphs_in_budget: true,
         kv_bytes_per_token: step.kv_bytes_per_token() / f64::from(c.pipeline_parallel_size.max(1)),
         block_size: c.block_size,
         max_model_len: max_len,

@@ -17,6 +17,7 @@ fn setup(model: &str, gpu: &str, args: VllmArgs) -> SimSetup {
         .resolve(g),
         seed: 7,
         noise_pct: 0.0,
+        vllm: crate::engine::vllm::flags::Version::CURRENT,
     }
 }
 
@@ -498,4 +499,32 @@ fn n_sequences_of_one_prompt_share_its_prefix_cache() {
     // The second and third sequences find the first one's full prompt blocks (all but the
     // last token's block).
     assert!(s.prefix_cache_hits >= 2 * 240, "{s:?}");
+}
+
+#[test]
+fn cuda_graph_memory_counts_against_the_kv_budget_from_vllm_0_21() {
+    // Before 0.21 vLLM sized the KV cache without the CUDA graphs (captured afterwards,
+    // `gpu_worker.determine_available_memory`); from 0.21 it charges its estimate of them
+    // ("CUDA graph memory profiling is enabled (default since v0.21.0)"). Qwen3-32B on one
+    // H100: the difference is the graph estimate, 64 layers x 67 captured sizes.
+    use crate::engine::vllm::flags::Version;
+    let kv = |v: Version| {
+        let mut s = setup(
+            "Qwen/Qwen3-32B",
+            "H100",
+            VllmArgs {
+                max_model_len: Some(8192),
+                ..VllmArgs::default()
+            },
+        );
+        s.vllm = v;
+        SimEngine::boot(s).unwrap().1.kv_cache_gib
+    };
+    let (old, current) = (kv(Version::new(0, 11, 0)), kv(Version::CURRENT));
+    assert!(
+        old - current > 1.5 && old - current < 2.5,
+        "0.11: {old} GiB, current: {current} GiB"
+    );
+    assert_eq!(kv(Version::new(0, 20, 9)), old);
+    assert_eq!(kv(Version::new(0, 21, 0)), current);
 }

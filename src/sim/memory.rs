@@ -26,6 +26,12 @@ pub const CUDA_CONTEXT_BYTES: f64 = 0.45 * GIB;
 pub const RUNTIME_BYTES: f64 = 0.35 * GIB;
 /// Extra runtime memory per GPU when tensor/pipeline parallel (NCCL buffers).
 pub const NCCL_BYTES: f64 = 0.25 * GIB;
+/// The first vLLM whose memory profiling charges CUDA-graph memory to the KV budget by
+/// default (its startup log: "CUDA graph memory profiling is enabled (default since
+/// v0.21.0)"; `vllm/v1/worker/gpu_worker.py` before it: KV = requested − weights −
+/// activation peak − non-torch memory, graphs captured afterwards).
+pub const GRAPHS_IN_BUDGET_SINCE: crate::engine::vllm::flags::Version =
+    crate::engine::vllm::flags::Version::new(0, 21, 0);
 /// CUDA-graph memory per captured size, per layer, per 5120 hidden units.
 pub const GRAPH_BYTES_UNIT: f64 = 0.00049 * GIB;
 
@@ -56,6 +62,10 @@ pub struct MemoryInputs<'a> {
     pub act_bytes: f64,
     /// Captured CUDA-graph sizes (0 when eager).
     pub graph_sizes: usize,
+    /// Whether the profiling run charges CUDA-graph memory to the budget (vLLM ≥ 0.21:
+    /// `VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS` on by default); before, graphs are
+    /// captured after the KV cache is sized and come out of the headroom above it.
+    pub graphs_in_budget: bool,
     /// KV bytes per token on one GPU.
     pub kv_bytes_per_token: f64,
     /// `--block-size`.
@@ -105,7 +115,8 @@ impl MemoryPlan {
             * f64::from(i.layers)
             * (i.hidden as f64 / 5120.0);
         let requested = total * i.utilization;
-        let kv = requested - weights - activations - runtime - graphs;
+        let charged = if i.graphs_in_budget { graphs } else { 0.0 };
+        let kv = requested - weights - activations - runtime - charged;
         if kv <= 0.0 {
             return Err(BootError::Oom(
                 "ValueError: No available memory for the cache blocks. Try increasing \

@@ -45,7 +45,12 @@ pub fn assemble<M: Measure>(
     if let Some(n) = notice {
         eprintln!("forge: {n}");
     }
-    let sim = gpu.and_then(|g| SimModel::new(&settings, g, &workload.requests, &load));
+    let sim = gpu
+        .and_then(|g| SimModel::new(&settings, g, &workload.requests, &load))
+        .map(|m| {
+            let v = engine.vllm_version();
+            m.for_vllm(v.map(|(a, b, c)| crate::engine::vllm::flags::Version::new(a, b, c)))
+        });
     say_what_the_surrogate_knows(&settings, gpu, sim.as_ref());
     // The banner must not promise a climb the agent cannot make.
     let banner = if sim.is_none() {

@@ -51,6 +51,7 @@ pub fn setup_for(
             config,
             seed,
             noise_pct,
+            vllm: crate::engine::vllm::flags::Version::CURRENT,
         },
         args,
     })
@@ -66,6 +67,7 @@ pub struct SimModel {
     cache: Mutex<HashMap<String, Option<f64>>>,
     error_pct: f64,
     error_seed: u64,
+    vllm: crate::engine::vllm::flags::Version,
 }
 
 impl SimModel {
@@ -88,6 +90,7 @@ impl SimModel {
             cache: Mutex::new(HashMap::new()),
             error_pct: 0.0,
             error_seed: 0,
+            vllm: crate::engine::vllm::flags::Version::CURRENT,
         })
     }
 
@@ -105,7 +108,19 @@ impl SimModel {
             self.settings.seed,
             0.0,
         )
-        .map(|c| c.setup)
+        .map(|c| SimSetup {
+            vllm: self.vllm,
+            ..c.setup
+        })
+    }
+
+    /// Predict as the vLLM release `version` would boot (its memory-profiling rules), when
+    /// the engine knows it.
+    pub fn for_vllm(mut self, version: Option<crate::engine::vllm::flags::Version>) -> SimModel {
+        if let Some(v) = version {
+            self.vllm = v;
+        }
+        self
     }
 
     /// `Err` when vLLM would refuse to start the recipe on this GPU (invalid combination,

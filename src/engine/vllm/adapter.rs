@@ -132,6 +132,10 @@ fn grace_from_env() -> Option<Duration> {
 }
 
 impl Engine for VllmEngine {
+    fn vllm_version(&self) -> Option<(u32, u32, u32)> {
+        Some((self.version.major, self.version.minor, self.version.patch))
+    }
+
     fn describe(&self) -> String {
         match &self.sim {
             Some(s) => format!(
