@@ -104,11 +104,15 @@ fn predict(model: &str, gpu: &str, tp: &str, w: &str) -> (i32, String) {
 }
 
 #[test]
-fn deepseek_v3_fits_eight_h200_not_eight_h100() {
+fn deepseek_v3_fits_eight_h200_or_b200_not_eight_h100() {
     let dir = tempfile::tempdir().unwrap();
     let m = model_dir(dir.path(), "DeepSeek-V3", DEEPSEEK_V3);
     let w = workload(dir.path());
     // ~671 GB of FP8 weights: 84 GB a GPU over eight.
+    for gpu in ["H200", "B200"] {
+        let (code, err) = predict(&m, gpu, "8", &w);
+        assert_eq!(code, 0, "{gpu}: {err}");
+    }
     let (code, err) = predict(&m, "H200", "8", &w);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -125,12 +129,12 @@ fn deepseek_v3_fits_eight_h200_not_eight_h100() {
 }
 
 #[test]
-fn qwen3_235b_fits_eight_h100_and_four_h200_not_four_h100() {
+fn qwen3_235b_fits_eight_h100_four_h200_or_b200_not_four_h100() {
     let dir = tempfile::tempdir().unwrap();
     let m = model_dir(dir.path(), "Qwen3-235B-A22B", QWEN3_235B);
     let w = workload(dir.path());
     // ~470 GB of BF16 weights.
-    for (gpu, tp) in [("H100", "8"), ("H200", "4")] {
+    for (gpu, tp) in [("H100", "8"), ("H200", "4"), ("B200", "4")] {
         let (code, err) = predict(&m, gpu, tp, &w);
         assert_eq!(code, 0, "{gpu} x{tp}: {err}");
     }
