@@ -105,13 +105,12 @@ fn every_numeric_flag_has_a_range() {
 fn the_reviewed_values_are_usage_errors_not_panics() {
     let (_dir, w) = one_request();
     let w = w.as_str();
-    let model = MODEL;
     let cases: Vec<Vec<&str>> = vec![
         vec![
             "tune",
             "--dry-run",
             "-m",
-            model,
+            MODEL,
             "-w",
             w,
             "--boot-timeout",
@@ -121,7 +120,7 @@ fn the_reviewed_values_are_usage_errors_not_panics() {
             "tune",
             "--dry-run",
             "-m",
-            model,
+            MODEL,
             "-w",
             w,
             "--sim-time-scale",
@@ -131,7 +130,7 @@ fn the_reviewed_values_are_usage_errors_not_panics() {
             "tune",
             "--dry-run",
             "-m",
-            model,
+            MODEL,
             "-w",
             w,
             "--sim-boot-time-scale",
@@ -140,17 +139,17 @@ fn the_reviewed_values_are_usage_errors_not_panics() {
         vec![
             "sim",
             "predict",
-            model,
+            MODEL,
             "--workload",
             w,
             "-c",
             "18446744073709551615",
         ],
-        vec!["sim", "predict", model, "--workload", w, "-c", "4294967296"],
+        vec!["sim", "predict", MODEL, "--workload", w, "-c", "4294967296"],
         vec![
             "sim",
             "predict",
-            model,
+            MODEL,
             "--workload",
             w,
             "--num-warmups",
@@ -203,9 +202,8 @@ fn a_rate_or_an_offset_past_a_week_is_refused_by_name() {
         "{\"prompt\":\"hi\",\"expected_output_tokens\":4,\"arrival_offset_s\":1e300}\n",
     )
     .unwrap();
-    let model = MODEL;
     let o = common::bin::forge(&[])
-        .args(["sim", "predict", model, "--workload"])
+        .args(["sim", "predict", MODEL, "--workload"])
         .arg(&w)
         .args(["--request-rate", "1e-300"])
         .output()
@@ -217,7 +215,7 @@ fn a_rate_or_an_offset_past_a_week_is_refused_by_name() {
         "{err}"
     );
     let o = common::bin::forge(&[])
-        .args(["sim", "predict", model, "--workload"])
+        .args(["sim", "predict", MODEL, "--workload"])
         .arg(&far)
         .output()
         .unwrap();
@@ -233,14 +231,13 @@ fn a_rate_or_an_offset_past_a_week_is_refused_by_name() {
 fn zero_counts_and_files_the_loader_would_refuse_are_refused_up_front() {
     let (_dir, w) = one_request();
     let w = w.as_str();
-    let model = MODEL;
     // The simulator refuses what vLLM's config validation refuses (it never answered).
     for (flag, field) in [
         ("--max-num-seqs", "max_num_seqs"),
         ("-tp", "tensor_parallel_size"),
         ("-pp", "pipeline_parallel_size"),
     ] {
-        let o = common::bin::forge(&["sim", "predict", model, "--workload", w, flag, "0"])
+        let o = common::bin::forge(&["sim", "predict", MODEL, "--workload", w, flag, "0"])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);

@@ -168,22 +168,8 @@ fn an_unknown_model_exits_non_zero_before_a_run_exists() {
 fn a_baseline_vllm_cannot_find_is_model_not_found_and_exits_3() {
     let sb = Sandbox::new();
     let w = workload(&sb);
-    let fake = common::run::fixture("fake-vllm/vllm").display().to_string();
-    let out = sb.run(&[
-        "tune",
-        "--engine",
-        "vllm",
-        "--engine-cmd",
-        &fake,
-        "--device",
-        "cpu",
-        "--llm",
-        "builtin",
-        "--model",
-        "Qwen/Qwen2.5-7B-Instrct",
-        "--workload",
-        &w,
-    ]);
+    let args = sb.fake_tune_args("Qwen/Qwen2.5-7B-Instrct", &w);
+    let out = sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
         out.stderr.contains("forge: nothing measured"),

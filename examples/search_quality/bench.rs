@@ -19,7 +19,7 @@ use forge::record::{EngineChoice, Measurement};
 use forge::tune::assemble::sim_launch;
 use forge::tune::measure::{Measure, Predicted};
 use forge::tune::score;
-use forge::tune::surrogate::{SimModel, setup_for};
+use forge::tune::surrogate::{SimModel, SimRun, setup_for};
 use forge::tune::tuner::legal;
 use forge::workload::stats::WorkloadStats;
 use forge::workload::{self, WorkloadRequest};
@@ -148,15 +148,12 @@ impl Bench {
     /// The true score: the noise-free run, 0 when it misses the SLA, `None` if infeasible.
     pub fn truth(&self, r: &Recipe) -> Option<f64> {
         let shape = forge::sim::model::ModelShape::resolve(&self.settings.model).ok()?;
-        let c = setup_for(
-            &shape,
-            self.gpu,
-            &self.settings.model,
-            r,
-            self.settings.seed,
-            0.0,
-        )
-        .ok()?;
+        let run = SimRun {
+            seed: self.settings.seed,
+            noise_pct: 0.0,
+            vllm: forge::engine::vllm::flags::Version::CURRENT,
+        };
+        let c = setup_for(&shape, self.gpu, &self.settings.model, r, run).ok()?;
         let load = self.settings.load.clone()?;
         let res =
             forge::sim::predict::predict(c.setup, &self.requests, &load, &self.settings.model)

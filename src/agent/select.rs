@@ -42,15 +42,20 @@ pub struct SelectOptions {
     /// A price file named on the command line; wins over `$FORGE_LLM_PRICES` and
     /// `~/.config/forge/prices.yaml`.
     pub price_file: Option<PathBuf>,
+    /// The run has no simulator to climb (an engine or a model it cannot shape): the
+    /// built-in agent's banner must not promise a surrogate climb.
+    pub no_surrogate: bool,
 }
 
-/// Choose from the settings and the process environment.
-pub fn select(settings: &TuneSettings) -> Result<Selection, LlmError> {
+/// Choose from the settings and the process environment; `has_surrogate` says whether the
+/// run has the simulator as its surrogate.
+pub fn select(settings: &TuneSettings, has_surrogate: bool) -> Result<Selection, LlmError> {
     select_with(
         settings,
         &|k| std::env::var(k).ok(),
         &SelectOptions {
             price_file: settings.llm_prices.clone(),
+            no_surrogate: !has_surrogate,
             ..SelectOptions::default()
         },
     )
@@ -63,10 +68,12 @@ pub fn select_with(
     opts: &SelectOptions,
 ) -> Result<Selection, LlmError> {
     if settings.llm.trim() == providers::BUILTIN {
-        return Ok(builtin(
-            "agent: builtin (surrogate climb, calibrated on this run)",
-            None,
-        ));
+        let how = if opts.no_surrogate {
+            "no surrogate: playbook rules and single-knob moves"
+        } else {
+            "surrogate climb, calibrated on this run"
+        };
+        return Ok(builtin(&format!("agent: builtin ({how})"), None));
     }
     let spec = LlmSpec::parse(&settings.llm, settings.llm_base_url.as_deref())?;
     let key = providers::key_from_env(&spec, env);

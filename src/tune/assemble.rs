@@ -37,14 +37,6 @@ pub fn assemble<M: Measure>(
     let playbook = playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
     let gpu = gpu_of(&settings);
     let load = settings.load_spec(workload.has_arrival_offsets(), workload.requests.len());
-    let Selection {
-        agent,
-        banner,
-        notice,
-    } = crate::agent::select::select(&settings)?;
-    if let Some(n) = notice {
-        eprintln!("forge: {n}");
-    }
     let sim = gpu
         .and_then(|g| SimModel::new(&settings, g, &workload.requests, &load))
         .map(|m| {
@@ -52,15 +44,14 @@ pub fn assemble<M: Measure>(
             m.for_vllm(v.map(|(a, b, c)| crate::engine::vllm::flags::Version::new(a, b, c)))
         });
     say_what_the_surrogate_knows(&settings, gpu, sim.as_ref());
-    // The banner must not promise a climb the agent cannot make.
-    let banner = if sim.is_none() {
-        banner.replace(
-            "surrogate climb, calibrated on this run",
-            "no surrogate: playbook rules and single-knob moves",
-        )
-    } else {
-        banner
-    };
+    let Selection {
+        agent,
+        banner,
+        notice,
+    } = crate::agent::select::select(&settings, sim.is_some())?;
+    if let Some(n) = notice {
+        eprintln!("forge: {n}");
+    }
     let baseline = baseline(&settings, &state, gpu)?;
     let tuner = Tuner {
         settings,

@@ -14,6 +14,7 @@ use twox_hash::XxHash64;
 use super::score;
 use crate::bench::LoadSpec;
 use crate::engine::vllm::VllmArgs;
+use crate::engine::vllm::flags::Version;
 use crate::engine::vllm::recipe::to_vllm_args;
 use crate::hardware::GpuSpec;
 use crate::recipe::{EngineKind, Illegal, Recipe};
@@ -31,15 +32,26 @@ pub struct SimConfig {
     pub args: VllmArgs,
 }
 
-/// The simulator setup of `recipe` for `model` (`shape`) on `gpu`, with `seed` and
-/// `noise_pct`. A pre-quantized checkpoint keeps the base model's shape.
+/// How the simulator runs: the seed for everything random, run-to-run noise (percent) and
+/// the vLLM release it stands in for.
+#[derive(Debug, Clone, Copy)]
+pub struct SimRun {
+    /// Seed.
+    pub seed: u64,
+    /// Run-to-run noise, percent.
+    pub noise_pct: f64,
+    /// The vLLM release (its memory-profiling rules).
+    pub vllm: Version,
+}
+
+/// The simulator setup of `recipe` for `model` (`shape`) on `gpu`, run as `run` says. A
+/// pre-quantized checkpoint keeps the base model's shape.
 pub fn setup_for(
     shape: &ModelShape,
     gpu: &'static GpuSpec,
     model: &str,
     recipe: &Recipe,
-    seed: u64,
-    noise_pct: f64,
+    run: SimRun,
 ) -> Result<SimConfig, Illegal> {
     let args = to_vllm_args(recipe)?;
     let mut config = args.resolve(gpu);
@@ -49,9 +61,9 @@ pub fn setup_for(
             model: shape.clone(),
             gpu,
             config,
-            seed,
-            noise_pct,
-            vllm: crate::engine::vllm::flags::Version::CURRENT,
+            seed: run.seed,
+            noise_pct: run.noise_pct,
+            vllm: run.vllm,
         },
         args,
     })
@@ -67,7 +79,7 @@ pub struct SimModel {
     cache: Mutex<HashMap<String, Option<f64>>>,
     error_pct: f64,
     error_seed: u64,
-    vllm: crate::engine::vllm::flags::Version,
+    vllm: Version,
 }
 
 impl SimModel {
@@ -90,7 +102,7 @@ impl SimModel {
             cache: Mutex::new(HashMap::new()),
             error_pct: 0.0,
             error_seed: 0,
-            vllm: crate::engine::vllm::flags::Version::CURRENT,
+            vllm: Version::CURRENT,
         })
     }
 
@@ -100,23 +112,17 @@ impl SimModel {
     }
 
     fn setup(&self, recipe: &Recipe) -> Result<SimSetup, Illegal> {
-        setup_for(
-            &self.shape,
-            self.gpu,
-            &self.settings.model,
-            recipe,
-            self.settings.seed,
-            0.0,
-        )
-        .map(|c| SimSetup {
+        let run = SimRun {
+            seed: self.settings.seed,
+            noise_pct: 0.0,
             vllm: self.vllm,
-            ..c.setup
-        })
+        };
+        setup_for(&self.shape, self.gpu, &self.settings.model, recipe, run).map(|c| c.setup)
     }
 
     /// Predict as the vLLM release `version` would boot (its memory-profiling rules), when
     /// the engine knows it.
-    pub fn for_vllm(mut self, version: Option<crate::engine::vllm::flags::Version>) -> SimModel {
+    pub fn for_vllm(mut self, version: Option<Version>) -> SimModel {
         if let Some(v) = version {
             self.vllm = v;
         }

@@ -40,6 +40,7 @@ pub fn opts() -> SelectOptions {
     SelectOptions {
         policy: fast(),
         price_file: None,
+        no_surrogate: false,
     }
 }
 

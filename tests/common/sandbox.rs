@@ -105,17 +105,16 @@ impl Sandbox {
         Running::start(self.forge(args), self.path())
     }
 
-    /// Start `forge tune` against the fake `vllm` with the common flags plus `extra`.
-    pub fn tune_fake(&self, extra: &[&str]) -> Running {
-        let store = self.store().display().to_string();
+    /// `forge tune` of `model` on `workload` against the fake `vllm`, with the common flags.
+    pub fn fake_tune_args(&self, model: &str, workload: &str) -> Vec<String> {
         let fake = fixture("fake-vllm/vllm").display().to_string();
-        let wl = sim_small_workload().display().to_string();
-        let mut args = vec![
+        let store = self.store().display().to_string();
+        [
             "tune",
             "-m",
-            MODEL,
+            model,
             "-w",
-            &wl,
+            workload,
             "--engine",
             "vllm",
             "--engine-cmd",
@@ -128,8 +127,17 @@ impl Sandbox {
             "1",
             "--run-dir",
             &store,
-        ];
-        args.extend_from_slice(extra);
+        ]
+        .map(str::to_string)
+        .to_vec()
+    }
+
+    /// Start `forge tune` against the fake `vllm` with the common flags plus `extra`.
+    pub fn tune_fake(&self, extra: &[&str]) -> Running {
+        let wl = sim_small_workload().display().to_string();
+        let mut args = self.fake_tune_args(MODEL, &wl);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.start(&args)
     }
 

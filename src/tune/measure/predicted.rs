@@ -21,7 +21,7 @@ use crate::sim::engine::BootError;
 use crate::sim::model::ModelShape;
 use crate::sim::predict::{predict_observed, prompt_tokens};
 use crate::tokenize::{output_piece, perturbed_piece, text_seed};
-use crate::tune::surrogate::setup_for;
+use crate::tune::surrogate::{SimRun, setup_for};
 use crate::workload::WorkloadRequest;
 
 /// Measures by prediction.
@@ -88,15 +88,13 @@ impl Predicted {
 
     fn run(&self, recipe: &Recipe, tag: &str) -> Result<SampleOutput, Failure> {
         let run_seed = self.run_seed(tag);
-        let setup = setup_for(
-            &self.shape,
-            self.gpu,
-            &self.model,
-            recipe,
-            run_seed,
-            self.noise_pct,
-        )
-        .map_err(|e| failure(FailureClass::InfeasibleConfig, e.why))?;
+        let run = SimRun {
+            seed: run_seed,
+            noise_pct: self.noise_pct,
+            vllm: crate::engine::vllm::flags::Version::CURRENT,
+        };
+        let setup = setup_for(&self.shape, self.gpu, &self.model, recipe, run)
+            .map_err(|e| failure(FailureClass::InfeasibleConfig, e.why))?;
         let rate = crate::sim::quant::text_perturbation(&setup.args);
         let (result, facts) = predict_observed(
             setup.setup,
