@@ -325,7 +325,8 @@ pub struct TuneArgs {
     /// Start at this layer (1 config, 2 quant, 3 kernel).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
     pub start_layer: Option<u8>,
-    /// Engine: vllm, sim (the simulator, same as --dry-run) or llamacpp.
+    /// Engine: vllm, sim (vLLM's simulator, same as --dry-run), llamacpp, sglang or trtllm
+    /// (with --dry-run: forge's simulated twin of SGLang or TensorRT-LLM).
     #[arg(long, value_enum, default_value_t = EngineArg::Vllm)]
     pub engine: EngineArg,
     /// Launcher for the engine, e.g. "python -m vllm.entrypoints.cli.main" or a container
@@ -375,6 +376,25 @@ pub enum EngineArg {
     Sim,
     /// llama.cpp's `llama-server`.
     Llamacpp,
+    /// SGLang (`sglang serve`, or --engine-cmd); with --dry-run its simulated twin.
+    Sglang,
+    /// TensorRT-LLM (`trtllm-serve serve`, PyTorch backend, or --engine-cmd); with --dry-run
+    /// its simulated twin.
+    Trtllm,
+}
+
+impl EngineArg {
+    /// The framework whose recipes a run with this `--engine` tunes (`sim` is vLLM's
+    /// simulator; a dry run of llama.cpp runs the vLLM simulator).
+    pub fn framework(self, dry_run: bool) -> crate::recipe::EngineKind {
+        use crate::recipe::EngineKind;
+        match self {
+            EngineArg::Llamacpp if !dry_run => EngineKind::Llamacpp,
+            EngineArg::Sglang => EngineKind::Sglang,
+            EngineArg::Trtllm => EngineKind::Trtllm,
+            _ => EngineKind::Vllm,
+        }
+    }
 }
 
 /// `forge report`.

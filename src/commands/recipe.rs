@@ -55,6 +55,11 @@ pub fn render(recipe: &Recipe, a: &RecipeCommandArgs) -> anyhow::Result<Deploy> 
                 argv,
             })
         }
+        EngineKind::Sglang | EngineKind::Trtllm => Err(anyhow::anyhow!(
+            "{}: {} command lines are not rendered yet",
+            a.recipe.display(),
+            recipe.engine.display_name()
+        )),
         EngineKind::Llamacpp => {
             let mut argv = vec!["llama-server".to_string()];
             argv.extend(render_deploy(recipe, &a.host, a.port).map_err(|e| at(&e))?);

@@ -145,9 +145,12 @@ const MIN_WALL_STEP_MS: f64 = 0.5;
 /// predicted engine step (median ITL) lasts at least [`MIN_WALL_STEP_MS`] of wall time.
 /// Says what it chose, when it changed anything.
 fn choose_clock(s: &mut TuneSettings, workload: &Workload) -> Option<String> {
-    let EngineChoice::Sim { gpu, .. } = &s.engine else {
+    let EngineChoice::Sim { gpu, framework, .. } = &s.engine else {
         return None;
     };
+    if *framework != EngineKind::Vllm {
+        return None; // the surrogate models vLLM's scheduler; the twins keep the default
+    }
     let spec = gpus::lookup(gpu)?;
     let load = s.load.clone()?;
     let base = crate::engine::base_config(crate::recipe::EngineKind::Vllm, &s.engine_args).ok()?;
@@ -208,10 +211,7 @@ fn engine_args(a: &TuneArgs) -> anyhow::Result<Vec<String>> {
     let words = shlex::split(text)
         .ok_or_else(|| anyhow::anyhow!("--engine-args: unbalanced quotes in `{text}`"))?;
     anyhow::ensure!(!words.is_empty(), "--engine-args is empty");
-    let kind = match a.engine {
-        EngineArg::Llamacpp if !a.dry_run => EngineKind::Llamacpp,
-        _ => EngineKind::Vllm,
-    };
+    let kind = a.engine.framework(a.dry_run);
     crate::engine::base_config(kind, &words)
         .map_err(|e| anyhow::anyhow!("--engine-args: {}", e.why))?;
     Ok(words)
@@ -222,8 +222,12 @@ fn absolute(p: PathBuf) -> PathBuf {
 }
 
 fn launcher(a: &TuneArgs, default: &str) -> anyhow::Result<Vec<String>> {
+    launcher_or(a, &[default])
+}
+
+fn launcher_or(a: &TuneArgs, default: &[&str]) -> anyhow::Result<Vec<String>> {
     let Some(c) = &a.engine_cmd else {
-        return Ok(vec![default.into()]);
+        return Ok(default.iter().map(|w| w.to_string()).collect());
     };
     let v: Vec<String> = c.split_whitespace().map(str::to_string).collect();
     anyhow::ensure!(!v.is_empty(), "--engine-cmd is empty");
@@ -240,6 +244,12 @@ fn engine_choice(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<Eng
         },
         EngineArg::Vllm | EngineArg::Sim => EngineChoice::Vllm {
             launcher: launcher(a, "vllm")?,
+        },
+        EngineArg::Sglang => EngineChoice::Sglang {
+            launcher: launcher_or(a, &["sglang", "serve"])?,
+        },
+        EngineArg::Trtllm => EngineChoice::Trtllm {
+            launcher: launcher_or(a, &["trtllm-serve", "serve"])?,
         },
     })
 }
@@ -266,6 +276,7 @@ fn sim_choice(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<Engine
         "--sim-noise must be in 0..50"
     );
     Ok(EngineChoice::Sim {
+        framework: a.engine.framework(true),
         gpu,
         time_scale,
         boot_time_scale: a.sim_boot_time_scale,

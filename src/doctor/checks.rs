@@ -79,10 +79,12 @@ pub fn installed(which: &dyn Fn(&str) -> Option<std::path::PathBuf>) -> Check {
 fn launcher(kind: EngineKind, engine_cmd: Option<&str>) -> Vec<String> {
     match engine_cmd {
         Some(c) => c.split_whitespace().map(str::to_string).collect(),
-        None => vec![match kind {
-            EngineKind::Vllm => "vllm".into(),
-            EngineKind::Llamacpp => "llama-server".into(),
-        }],
+        None => match kind {
+            EngineKind::Vllm => vec!["vllm".into()],
+            EngineKind::Llamacpp => vec!["llama-server".into()],
+            EngineKind::Sglang => vec!["sglang".into()],
+            EngineKind::Trtllm => vec!["trtllm-serve".into()],
+        },
     }
 }
 
@@ -95,6 +97,14 @@ fn install_hint(kind: EngineKind) -> &'static str {
         EngineKind::Llamacpp => {
             "build llama.cpp's llama-server and put it on PATH, or pass --engine-cmd \
              /path/to/llama-server"
+        }
+        EngineKind::Sglang => {
+            "install SGLang (pip install sglang) so `sglang` is on PATH, or pass --engine-cmd \
+             \"python -m sglang.launch_server\""
+        }
+        EngineKind::Trtllm => {
+            "install TensorRT-LLM (NVIDIA's wheel or container) so `trtllm-serve` is on PATH, \
+             or pass --engine-cmd"
         }
     }
 }
@@ -141,6 +151,8 @@ fn version_check(kind: EngineKind, text: &str, path: &Path, shown: &str) -> Chec
     let name = match kind {
         EngineKind::Vllm => "vllm",
         EngineKind::Llamacpp => "llama-server",
+        EngineKind::Sglang => "sglang",
+        EngineKind::Trtllm => "trtllm-serve",
     };
     match parse_version(kind, text) {
         Some(v) => Check::ok("engine", format!("{name} {v} at {}", path.display())),
@@ -164,7 +176,7 @@ fn last_line(text: &str) -> &str {
 pub fn parse_version(kind: EngineKind, text: &str) -> Option<String> {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     match kind {
-        EngineKind::Vllm => lines
+        EngineKind::Vllm | EngineKind::Sglang | EngineKind::Trtllm => lines
             .rfind(|l| {
                 l.chars().next().is_some_and(|c| c.is_ascii_digit())
                     && !l.contains(char::is_whitespace)

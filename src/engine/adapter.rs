@@ -97,6 +97,18 @@ pub trait Engine: Send + Sync {
         Duration::from_secs(30)
     }
 
+    /// The name the server will list in `/v1/models` and answer under, given the
+    /// unguessable one the measurer `chosen` (most engines serve under the name they are
+    /// given; trtllm-serve has no such option and serves under its model argument).
+    fn served_name(&self, _recipe: &Recipe, chosen: &str) -> String {
+        chosen.to_string()
+    }
+
+    /// Path of its Prometheus metrics (`/metrics`; trtllm-serve: `/prometheus/metrics`).
+    fn metrics_path(&self) -> &'static str {
+        "/metrics"
+    }
+
     /// Path to POST before each measurement so a reused server starts cold (prefix cache),
     /// if the engine has one.
     fn reset_path(&self) -> Option<&'static str> {

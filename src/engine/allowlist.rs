@@ -13,6 +13,8 @@ pub fn table(engine: EngineKind) -> &'static [Knob] {
     match engine {
         EngineKind::Vllm => super::vllm::knobs::VLLM_KNOBS,
         EngineKind::Llamacpp => super::llamacpp::knobs::LLAMACPP_KNOBS,
+        EngineKind::Sglang => super::sglang::knobs::SGLANG_KNOBS,
+        EngineKind::Trtllm => super::trtllm::knobs::TRTLLM_KNOBS,
     }
 }
 

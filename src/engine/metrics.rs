@@ -68,26 +68,49 @@ fn pick(m: &BTreeMap<String, f64>, names: &[&str]) -> Option<f64> {
     names.iter().find_map(|n| m.get(*n).copied())
 }
 
-const RUNNING: &[&str] = &["vllm:num_requests_running", "llamacpp:requests_processing"];
-const WAITING: &[&str] = &["vllm:num_requests_waiting", "llamacpp:requests_deferred"];
+const RUNNING: &[&str] = &[
+    "vllm:num_requests_running",
+    "llamacpp:requests_processing",
+    "sglang:num_running_reqs",
+    "trtllm_num_requests_running",
+];
+const WAITING: &[&str] = &[
+    "vllm:num_requests_waiting",
+    "llamacpp:requests_deferred",
+    "sglang:num_queue_reqs",
+    "trtllm_num_requests_waiting",
+];
 /// llama.cpp's server exports no KV-usage gauge (its `llamacpp:kv_cache_usage_ratio` is
 /// gone; `tests/fixtures/llamacpp/metrics.txt` is what current builds export).
-const KV_USAGE: &[&str] = &["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"];
-const PREEMPT: &[&str] = &["vllm:num_preemptions_total", "vllm:num_preemptions"];
+const KV_USAGE: &[&str] = &[
+    "vllm:kv_cache_usage_perc",
+    "vllm:gpu_cache_usage_perc",
+    "sglang:token_usage",
+    "trtllm_kv_cache_utilization",
+];
+/// SGLang's retractions (a request sent back to the queue when decode runs out of KV) are
+/// its preemptions.
+const PREEMPT: &[&str] = &[
+    "vllm:num_preemptions_total",
+    "vllm:num_preemptions",
+    "sglang:num_retracted_requests_total",
+];
 const PQ: &[&str] = &[
     "vllm:prefix_cache_queries_total",
     "vllm:prefix_cache_queries",
     "vllm:gpu_prefix_cache_queries_total",
+    "sglang:prompt_tokens_total",
 ];
 const PH: &[&str] = &[
     "vllm:prefix_cache_hits_total",
     "vllm:prefix_cache_hits",
     "vllm:gpu_prefix_cache_hits_total",
+    "sglang:cached_tokens_total",
 ];
 
-async fn fetch(client: &reqwest::Client, base_url: &str) -> Option<BTreeMap<String, f64>> {
+async fn fetch(client: &reqwest::Client, url: &str) -> Option<BTreeMap<String, f64>> {
     let r = client
-        .get(format!("{base_url}/metrics"))
+        .get(url)
         .timeout(Duration::from_secs(2))
         .send()
         .await
@@ -98,14 +121,15 @@ async fn fetch(client: &reqwest::Client, base_url: &str) -> Option<BTreeMap<Stri
     Some(parse(&r.text().await.ok()?))
 }
 
-/// Sample `/metrics` every `period` until `stop` flips, then compute the facts.
+/// Sample the metrics at `url` (the engine's `/metrics`) every `period` until `stop`
+/// flips, then compute the facts.
 pub async fn watch_run(
     client: reqwest::Client,
-    base_url: String,
+    url: String,
     period: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> ServerFacts {
-    let first = fetch(&client, &base_url).await;
+    let first = fetch(&client, &url).await;
     let mut facts = ServerFacts {
         available: first.is_some(),
         ..Default::default()
@@ -124,7 +148,7 @@ pub async fn watch_run(
             _ = tokio::time::sleep(period) => {}
             _ = stop.changed() => {}
         }
-        if let Some(m) = fetch(&client, &base_url).await {
+        if let Some(m) = fetch(&client, &url).await {
             facts.available = true;
             last = Some(m);
         }
@@ -191,7 +215,7 @@ vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="m"} 10
         let (tx, rx) = watch::channel(false);
         let h = tokio::spawn(watch_run(
             reqwest::Client::new(),
-            url,
+            format!("{url}/metrics"),
             Duration::from_millis(10),
             rx,
         ));

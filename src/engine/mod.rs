@@ -1,5 +1,6 @@
 //! Serving engines: their configuration surfaces (flags, defaults, validation) and their
-//! lifecycles behind the `Engine` trait — vLLM (and forge's simulator of it) and llama.cpp.
+//! lifecycles behind the `Engine` trait — vLLM, SGLang and TensorRT-LLM (each also as
+//! forge's simulated twin) and llama.cpp.
 
 pub mod adapter;
 pub mod allowlist;
@@ -10,6 +11,9 @@ pub mod llamacpp;
 pub mod metrics;
 pub mod port_owner;
 pub mod process;
+pub mod sglang;
+pub mod trtllm;
+pub mod twin;
 pub mod vllm;
 
 use std::collections::BTreeMap;
@@ -27,6 +31,8 @@ pub fn base_config(kind: EngineKind, argv: &[String]) -> Result<BTreeMap<String,
     match kind {
         EngineKind::Vllm => vllm::recipe::config_from_args(argv),
         EngineKind::Llamacpp => llamacpp::flags::config_from_args(argv),
+        EngineKind::Sglang => sglang::flags::config_from_args(argv),
+        EngineKind::Trtllm => trtllm::flags::config_from_args(argv),
     }
 }
 

@@ -22,6 +22,11 @@ pub const VLLM_PLAYBOOK: &str = include_str!("../../playbooks/vllm.md");
 /// The bundled llama.cpp playbook.
 pub const LLAMACPP_PLAYBOOK: &str = include_str!("../../playbooks/llamacpp.md");
 
+/// The bundled SGLang playbook.
+pub const SGLANG_PLAYBOOK: &str = include_str!("../../playbooks/sglang.md");
+/// The bundled TensorRT-LLM playbook.
+pub const TRTLLM_PLAYBOOK: &str = include_str!("../../playbooks/trtllm.md");
+
 /// Sections every playbook must have.
 pub const REQUIRED_SECTIONS: &[&str] =
     &["What to try first", "Heuristics", "Search space", "Rules"];
@@ -84,6 +89,8 @@ impl Playbook {
             EngineKind::Llamacpp => {
                 Playbook::parse("<bundled playbooks/llamacpp.md>", LLAMACPP_PLAYBOOK)
             }
+            EngineKind::Sglang => Playbook::parse("<bundled playbooks/sglang.md>", SGLANG_PLAYBOOK),
+            EngineKind::Trtllm => Playbook::parse("<bundled playbooks/trtllm.md>", TRTLLM_PLAYBOOK),
         }
     }
 
@@ -213,11 +220,13 @@ fn parse_engine(text: &str, problems: &mut Vec<Problem>) -> EngineKind {
     match found.as_ref().map(|(l, v)| (*l, v.as_str())) {
         Some((_, "vllm")) => EngineKind::Vllm,
         Some((_, "llamacpp")) => EngineKind::Llamacpp,
+        Some((_, "sglang")) => EngineKind::Sglang,
+        Some((_, "trtllm")) => EngineKind::Trtllm,
         Some((line, other)) => {
             problems.push(Problem {
                 line,
                 item: "engine".into(),
-                why: format!("unknown engine `{other}` (vllm, llamacpp)"),
+                why: format!("unknown engine `{other}` (vllm, llamacpp, sglang, trtllm)"),
             });
             EngineKind::Vllm
         }
@@ -225,7 +234,7 @@ fn parse_engine(text: &str, problems: &mut Vec<Problem>) -> EngineKind {
             problems.push(Problem {
                 line: 0,
                 item: "engine".into(),
-                why: "missing `engine: vllm|llamacpp` line".into(),
+                why: "missing `engine: vllm|llamacpp|sglang|trtllm` line".into(),
             });
             EngineKind::Vllm
         }

@@ -44,6 +44,12 @@ pub const FACTS: &[&str] = &[
     "threads",
     "batch_size",
     "request_rate",
+    "max_running_requests",
+    "chunked_prefill_size",
+    "mem_fraction_static",
+    "max_batch_size",
+    "max_num_tokens",
+    "kv_cache_free_gpu_memory_fraction",
 ];
 
 /// How a rule wants a knob moved.

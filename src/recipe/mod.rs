@@ -64,6 +64,32 @@ pub enum EngineKind {
     Vllm,
     /// llama.cpp's `llama-server`.
     Llamacpp,
+    /// SGLang (`sglang serve`), or forge's simulated twin of it.
+    Sglang,
+    /// TensorRT-LLM's `trtllm-serve` (PyTorch backend), or forge's simulated twin of it.
+    Trtllm,
+}
+
+impl EngineKind {
+    /// The framework's name as people write it (`vLLM`, `SGLang`).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            EngineKind::Vllm => "vLLM",
+            EngineKind::Llamacpp => "llama.cpp",
+            EngineKind::Sglang => "SGLang",
+            EngineKind::Trtllm => "TensorRT-LLM",
+        }
+    }
+
+    /// The name `--engine` and `config.json` use (`vllm`, `sglang`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Vllm => "vllm",
+            EngineKind::Llamacpp => "llamacpp",
+            EngineKind::Sglang => "sglang",
+            EngineKind::Trtllm => "trtllm",
+        }
+    }
 }
 
 /// Layer 2: quantization.
@@ -147,6 +173,30 @@ pub enum RecipeError {
 }
 
 impl Recipe {
+    /// Every value the recipe sets, as `(layer, knob, value)`: its config, its quant fields
+    /// (`method`, `kv_cache_quant`, `checkpoint`) and its kernel choices, in that order.
+    pub fn fields(&self) -> Vec<(Layer, String, Value)> {
+        let mut out: Vec<(Layer, String, Value)> = self
+            .config
+            .iter()
+            .map(|(k, v)| (Layer::Config, k.clone(), v.clone()))
+            .collect();
+        let q = &self.quant;
+        for (name, v) in [
+            ("method", &q.method),
+            ("kv_cache_quant", &q.kv_cache_quant),
+            ("checkpoint", &q.checkpoint),
+        ] {
+            if let Some(v) = v {
+                out.push((Layer::Quant, name.to_string(), Value::from(v.as_str())));
+            }
+        }
+        for k in &self.kernels {
+            out.push((Layer::Kernel, k.name.clone(), Value::from(k.value.as_str())));
+        }
+        out
+    }
+
     /// A baseline recipe: the engine's defaults for `model` on `hardware`.
     pub fn baseline(engine: EngineKind, model: &str, hardware: Hardware) -> Recipe {
         Recipe::baseline_with(engine, model, hardware, BTreeMap::new())

@@ -23,8 +23,22 @@ pub enum EngineChoice {
         /// Launcher argv prefix (default `["vllm"]`).
         launcher: Vec<String>,
     },
-    /// forge's simulator (`forge sim serve`) standing in for vLLM.
+    /// Real SGLang (`sglang serve`, or `--engine-cmd`).
+    Sglang {
+        /// Launcher argv prefix, up to the flags (default `["sglang", "serve"]`).
+        launcher: Vec<String>,
+    },
+    /// Real TensorRT-LLM (`trtllm-serve serve`, or `--engine-cmd`).
+    Trtllm {
+        /// Launcher argv prefix, up to the model (default `["trtllm-serve", "serve"]`).
+        launcher: Vec<String>,
+    },
+    /// forge's simulator (`forge sim serve`) standing in for vLLM, or for SGLang or
+    /// TensorRT-LLM (`forge sim serve --engine sglang|trtllm`).
     Sim {
+        /// The framework simulated (absent in runs started before the twins: vLLM).
+        #[serde(default, skip_serializing_if = "is_vllm")]
+        framework: EngineKind,
         /// GPU the simulator models.
         gpu: String,
         /// Wall seconds per simulated second.
@@ -46,10 +60,17 @@ impl EngineChoice {
     /// The recipe engine this executes.
     pub fn recipe_engine(&self) -> EngineKind {
         match self {
-            EngineChoice::Vllm { .. } | EngineChoice::Sim { .. } => EngineKind::Vllm,
+            EngineChoice::Vllm { .. } => EngineKind::Vllm,
+            EngineChoice::Sim { framework, .. } => *framework,
             EngineChoice::Llamacpp { .. } => EngineKind::Llamacpp,
+            EngineChoice::Sglang { .. } => EngineKind::Sglang,
+            EngineChoice::Trtllm { .. } => EngineKind::Trtllm,
         }
     }
+}
+
+fn is_vllm(k: &EngineKind) -> bool {
+    *k == EngineKind::Vllm
 }
 
 fn default_boot_scale() -> f64 {

@@ -161,6 +161,7 @@ pub fn sim_launch(s: &TuneSettings, exe: std::path::PathBuf) -> SimLaunch {
             time_scale,
             boot_time_scale,
             noise_pct,
+            ..
         } => (gpu.clone(), *time_scale, *boot_time_scale, *noise_pct),
         _ => (String::new(), 1.0, 1.0, 0.0),
     };

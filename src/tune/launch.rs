@@ -15,11 +15,14 @@ use super::state::{RunState, StopReason};
 use super::tuner::Tuner;
 use crate::engine::adapter::Engine;
 use crate::engine::llamacpp::adapter::LlamacppEngine;
+use crate::engine::sglang::adapter::SglangEngine;
+use crate::engine::trtllm::adapter::TrtllmEngine;
 use crate::engine::vllm::adapter::VllmEngine;
 use crate::hardware::detect::DetectOptions;
 use crate::hardware::memory::MemoryProbe;
 use crate::hardware::{self, Device, HardwareReport};
 use crate::playbook;
+use crate::recipe::EngineKind;
 use crate::record::settings::{EngineChoice, TuneSettings};
 use crate::store::{self, CONFIG_FILE, JOURNAL_FILE, PIDS_FILE, RunLock, Store};
 use crate::workload;
@@ -75,6 +78,8 @@ pub fn check_model(s: &TuneSettings) -> anyhow::Result<()> {
         }
         EngineChoice::Llamacpp { .. } => crate::engine::llamacpp::check_model(&s.model),
         EngineChoice::Vllm { .. } => crate::engine::vllm::check_model(&s.model),
+        EngineChoice::Sglang { .. } => crate::engine::sglang::check_model(&s.model),
+        EngineChoice::Trtllm { .. } => crate::engine::trtllm::check_model(&s.model),
     }
 }
 
@@ -131,10 +136,20 @@ pub async fn resume(run: Option<PathBuf>, run_dir: &Path) -> anyhow::Result<Exit
 
 fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>> {
     Ok(match &s.engine {
-        EngineChoice::Sim { .. } => Arc::new(VllmEngine::simulated(sim_launch(
-            s,
-            std::env::current_exe()?,
-        ))),
+        EngineChoice::Sim { framework, .. } => {
+            let sim = sim_launch(s, std::env::current_exe()?);
+            match framework {
+                EngineKind::Sglang => Arc::new(SglangEngine::simulated(sim)),
+                EngineKind::Trtllm => Arc::new(TrtllmEngine::simulated(sim)),
+                _ => Arc::new(VllmEngine::simulated(sim)),
+            }
+        }
+        EngineChoice::Sglang { launcher } => Arc::new(tokio::task::block_in_place(|| {
+            SglangEngine::installed(launcher.clone(), dir)
+        })?),
+        EngineChoice::Trtllm { launcher } => Arc::new(tokio::task::block_in_place(|| {
+            TrtllmEngine::installed(launcher.clone(), dir)
+        })?),
         EngineChoice::Vllm { launcher } => Arc::new(tokio::task::block_in_place(|| {
             VllmEngine::installed(launcher.clone(), dir)
         })?),

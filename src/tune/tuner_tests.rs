@@ -28,6 +28,7 @@ fn settings(dir: &Path, model: &str, gpu: &str) -> TuneSettings {
     s.dry_run = true;
     s.max_experiments = 6;
     s.engine = EngineChoice::Sim {
+        framework: crate::recipe::EngineKind::Vllm,
         gpu: gpu.into(),
         time_scale: 1.0,
         boot_time_scale: 1.0,

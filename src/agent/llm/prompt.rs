@@ -98,10 +98,7 @@ fn task(s: &mut String, ctx: &AgentContext<'_>) {
 }
 
 fn engine_name(e: EngineKind) -> &'static str {
-    match e {
-        EngineKind::Vllm => "vLLM",
-        EngineKind::Llamacpp => "llama.cpp",
-    }
+    e.display_name()
 }
 
 fn objective(o: Objective) -> &'static str {

@@ -1,6 +1,7 @@
 //! vLLM behind the `Engine` trait — and forge's simulator, which speaks the same flags:
 //! the simulator is the vLLM adapter with `forge sim serve` as its launcher, so a dry run
-//! exercises the very rendering, spawning and classification a GPU run uses.
+//! exercises the very rendering, spawning and classification a GPU run uses
+//! ([`crate::engine::twin`]).
 //!
 //! A real vLLM is asked for its version and its `--help=all` first ([`super::probe`]);
 //! every command line is rendered for that version and checked against that listing
@@ -28,24 +29,7 @@ use crate::engine::process::LaunchSpec;
 use crate::hardware::GpuSpec;
 use crate::recipe::{EngineKind, Illegal, Recipe};
 
-/// How the simulator is launched (dry runs).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimLaunch {
-    /// The forge executable.
-    pub exe: PathBuf,
-    /// GPU modelled.
-    pub gpu: String,
-    /// Wall seconds per simulated second.
-    pub time_scale: f64,
-    /// Wall seconds per simulated second of startup.
-    pub boot_time_scale: f64,
-    /// Run-to-run noise, percent.
-    pub noise_pct: f64,
-    /// Base seed (each boot gets its own, derived from this and the boot sequence).
-    pub seed: u64,
-    /// Extra `--sim-*` arguments (fault injection in tests).
-    pub extra: Vec<String>,
-}
+pub use crate::engine::twin::SimLaunch;
 
 /// Environment variable that shortens the SIGTERM → SIGKILL grace of a real engine
 /// (seconds; tests use it with servers that ignore SIGTERM).
@@ -190,7 +174,7 @@ impl Engine for VllmEngine {
         let mut env = vec![("VLLM_SERVER_DEV_MODE".to_string(), "1".to_string())];
         env.extend(serve.env);
         if let Some(s) = &self.sim {
-            argv.extend(sim_args(s, boot_seq));
+            argv.extend(s.args(boot_seq));
         }
         Ok(LaunchSpec {
             program,
@@ -232,27 +216,6 @@ impl Engine for VllmEngine {
     fn reset_path(&self) -> Option<&'static str> {
         Some("/reset_prefix_cache")
     }
-}
-
-fn sim_args(s: &SimLaunch, boot_seq: u64) -> Vec<String> {
-    let mut v = vec![
-        "--sim-gpu".to_string(),
-        s.gpu.clone(),
-        "--sim-time-scale".into(),
-        s.time_scale.to_string(),
-        "--sim-boot-time-scale".into(),
-        s.boot_time_scale.to_string(),
-        "--sim-seed".into(),
-        s.seed
-            .wrapping_mul(1_000_003)
-            .wrapping_add(boot_seq)
-            .to_string(),
-    ];
-    if s.noise_pct > 0.0 {
-        v.extend(["--sim-noise".to_string(), s.noise_pct.to_string()]);
-    }
-    v.extend(s.extra.iter().cloned());
-    v
 }
 
 /// A context length for a workload that needs `need` tokens where vLLM can fit at most

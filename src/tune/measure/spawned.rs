@@ -139,7 +139,7 @@ impl Spawned {
         let period = Duration::from_secs_f64((0.5 * self.load.time_scale).clamp(0.02, 0.5));
         let watcher = tokio::spawn(watch_run(
             self.client.clone(),
-            run.base_url.clone(),
+            format!("{}{}", run.base_url, self.engine.metrics_path()),
             period,
             stop_rx,
         ));
@@ -261,7 +261,8 @@ impl Spawned {
         let seq = self.boot_seq;
         let port = engine_port().map_err(|e| infra(&format!("no free port: {e}")))?;
         // Unguessable: a server squatting on the port cannot answer with it by chance.
-        let served = format!("forge-{tag}-{:016x}", rand::random::<u64>());
+        let chosen = format!("forge-{tag}-{:016x}", rand::random::<u64>());
+        let served = self.engine.served_name(recipe, &chosen);
         let log_rel = format!("{LOGS_DIR}/{tag}.log");
         let log_path = self.run_dir.join(&log_rel);
         let spec = self
