@@ -92,6 +92,7 @@ async fn the_deployment_command_boots_a_real_llama_server() {
         args: words[1..].to_vec(),
         env: Vec::new(),
         log_path: dir.path().join("deploy.log"),
+        files: Vec::new(),
     };
     let mut proc = process::spawn(&spec).unwrap();
     let pgid = proc.pgid;

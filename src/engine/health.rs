@@ -151,6 +151,7 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             env: vec![],
             log_path: dir.join("log"),
+            files: Vec::new(),
         })
         .unwrap()
     }

@@ -30,6 +30,9 @@ pub struct LaunchSpec {
     pub env: Vec<(String, String)>,
     /// Where stdout and stderr go.
     pub log_path: PathBuf,
+    /// Files the command reads, written (atomically) before it starts: `(path, content)`
+    /// (trtllm-serve's `--extra_llm_api_options` YAML).
+    pub files: Vec<(PathBuf, String)>,
 }
 
 /// A running engine process group.
@@ -66,6 +69,9 @@ pub fn is_agent_secret(name: &str) -> bool {
 /// Spawn `spec` in its own process group with its output in the log file, without the
 /// agent's keys in its environment.
 pub fn spawn(spec: &LaunchSpec) -> std::io::Result<ServerProcess> {
+    for (path, content) in &spec.files {
+        crate::store::write_atomic(path, content.as_bytes()).map_err(std::io::Error::other)?;
+    }
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -224,6 +230,7 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             env: vec![],
             log_path: dir.join("log"),
+            files: Vec::new(),
         }
     }
 

@@ -169,6 +169,7 @@ impl Engine for LlamacppEngine {
             args,
             env: Vec::new(),
             log_path: log.to_path_buf(),
+            files: Vec::new(),
         })
     }
 

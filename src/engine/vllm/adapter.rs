@@ -181,6 +181,7 @@ impl Engine for VllmEngine {
             args: argv,
             env,
             log_path: log.to_path_buf(),
+            files: Vec::new(),
         })
     }
 
