@@ -147,7 +147,12 @@ pub struct SimRawArgs {
     /// flag listing, as `vllm serve --help=KEY` does.
     #[arg(short = 'h', long = "help", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     pub help: Option<String>,
+    /// The framework to stand in for: vllm (default), sglang (`sglang serve` flags:
+    /// `--model-path M ...`) or trtllm (`trtllm-serve serve` options: `MODEL ...`).
+    #[arg(long, value_enum)]
+    pub engine: Option<crate::recipe::EngineKind>,
     /// Model id (built-in catalogue) or a directory with an HF config.json.
+    #[arg(allow_hyphen_values = true)]
     pub model: Option<String>,
     /// `vllm serve` flags and --sim-* flags.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

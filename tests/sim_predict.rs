@@ -25,6 +25,7 @@ fn setup(model: &str, gpu: &str, args: VllmArgs) -> SimSetup {
         seed: 3,
         noise_pct: 0.0,
         vllm: forge::engine::vllm::flags::Version::CURRENT,
+        policy: Default::default(),
     }
 }
 

@@ -15,14 +15,54 @@ use super::runtime;
 use crate::bench::{LoadArgs, LoadSpec};
 use crate::cli::SimRawArgs;
 use crate::engine::vllm::flags::{self, ParsedArgs};
+use crate::recipe::EngineKind;
 use crate::sim::boot::{self, VLLM_VERSION};
 use crate::sim::options::{self, Found, OptionError, SIM_SPECS, SimOptions};
 use crate::sim::serve::{self, ServeCommand};
+use crate::sim::twin::{self, Twin};
 use crate::sim::{faults, predict};
 use crate::workload::{self, Workload};
 
+/// The twin a command line asks for (`--engine sglang|trtllm`), parsed for the GPU its
+/// `--sim-gpu` names. `Ok(None)`: vLLM. `Err`: the framework's own parser refused the
+/// command line (exit 2), or `--engine llamacpp`.
+fn twin_command(
+    args: &SimRawArgs,
+    command: &'static str,
+) -> Result<Option<(Twin, Vec<String>)>, ExitCode> {
+    let framework = match args.engine {
+        None | Some(EngineKind::Vllm) => return Ok(None),
+        Some(f) => f,
+    };
+    let mut known: Vec<(String, bool)> = SIM_SPECS
+        .iter()
+        .map(|s| (s.name.to_string(), s.takes_value))
+        .collect();
+    if command == "predict" {
+        known.extend(predict_flag_names());
+    }
+    let all: Vec<String> = args.model.iter().chain(&args.args).cloned().collect();
+    let (rest, ours) = split_flags(&all, &known);
+    let sim = sim_options(&ours, command)?;
+    let twin = twin::parse(framework, &rest, sim.gpu).map_err(|e| usage_error(&e))?;
+    Ok(Some((twin, ours)))
+}
+
 /// `forge sim serve`.
 pub fn serve_main(args: SimRawArgs) -> anyhow::Result<ExitCode> {
+    if args.help.is_none() {
+        match twin_command(&args, "serve") {
+            Ok(Some((twin, ours))) => {
+                let sim = match sim_options(&ours, "serve") {
+                    Ok(s) => s,
+                    Err(code) => return Ok(code),
+                };
+                return serve_twin(twin, sim);
+            }
+            Ok(None) => {}
+            Err(code) => return Ok(code),
+        }
+    }
     let (parsed, rest) = match parse_command(&args, "serve") {
         Ok(Some(p)) => p,
         Ok(None) => return Ok(ExitCode::SUCCESS),
@@ -35,7 +75,23 @@ pub fn serve_main(args: SimRawArgs) -> anyhow::Result<ExitCode> {
     if sim.faults.ignore_sigterm {
         faults::ignore_termination()?;
     }
-    Ok(runtime(Some(2))?.block_on(serve::run(ServeCommand { parsed, sim })))
+    Ok(runtime(Some(2))?.block_on(serve::run(ServeCommand {
+        parsed,
+        sim,
+        twin: None,
+    })))
+}
+
+fn serve_twin(twin: Twin, sim: SimOptions) -> anyhow::Result<ExitCode> {
+    if sim.faults.ignore_sigterm {
+        faults::ignore_termination()?;
+    }
+    let parsed = twin.parsed_args();
+    Ok(runtime(Some(2))?.block_on(serve::run(ServeCommand {
+        parsed,
+        sim,
+        twin: Some(twin),
+    })))
 }
 
 /// Split forge's own flags from vLLM's and parse the latter. `Ok(None)`: help was printed.
@@ -179,12 +235,30 @@ fn predict_error(message: String) -> ExitCode {
 
 /// `forge sim predict`.
 pub fn predict_main(args: SimRawArgs) -> anyhow::Result<ExitCode> {
-    let (parsed, ours) = match parse_command(&args, "predict") {
-        Ok(Some(p)) => p,
-        Ok(None) => return Ok(ExitCode::SUCCESS),
-        Err(code) => return Ok(code),
+    let twin = if args.help.is_none() {
+        match twin_command(&args, "predict") {
+            Ok(t) => t,
+            Err(code) => return Ok(code),
+        }
+    } else {
+        None
     };
-    let sim = match sim_options(&ours, "predict") {
+    if let Some((t, ours)) = twin {
+        return predict_parsed(&t.parsed_args(), Some(&t), &ours);
+    }
+    match parse_command(&args, "predict") {
+        Ok(Some((parsed, ours))) => predict_parsed(&parsed, None, &ours),
+        Ok(None) => Ok(ExitCode::SUCCESS),
+        Err(code) => Ok(code),
+    }
+}
+
+fn predict_parsed(
+    parsed: &ParsedArgs,
+    twin: Option<&Twin>,
+    ours: &[String],
+) -> anyhow::Result<ExitCode> {
+    let sim = match sim_options(ours, "predict") {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -192,7 +266,7 @@ pub fn predict_main(args: SimRawArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|s| (s.name.to_string(), s.takes_value))
         .collect();
-    let (mine, _) = split_flags(&ours, &sim_names);
+    let (mine, _) = split_flags(ours, &sim_names);
     let p = match PredictArgs::try_parse_from(&mine) {
         Ok(p) => p,
         Err(e) => return Ok(usage_error(&e.render())),
@@ -208,7 +282,7 @@ pub fn predict_main(args: SimRawArgs) -> anyhow::Result<ExitCode> {
         path: p.output,
         detailed: p.save_detailed,
     };
-    run_predict(&parsed, &sim, &workload, &load, out)
+    run_predict(parsed, twin, &sim, &workload, &load, out)
 }
 
 /// Where and how much of the prediction to write.
@@ -219,6 +293,7 @@ struct Output {
 
 fn run_predict(
     parsed: &ParsedArgs,
+    twin: Option<&Twin>,
     sim: &SimOptions,
     workload: &Workload,
     load: &LoadSpec,
@@ -230,7 +305,20 @@ fn run_predict(
     }
     // An unknown model is the user's typo, not an engine failure: a plain forge error
     // (`forge sim serve` prints vLLM's traceback instead, as the engine it stands in for).
-    let setup = boot::setup(parsed, sim)?;
+    let setup = match twin {
+        Some(t) => {
+            if let Some(e) = &t.startup_error {
+                eprintln!("{e}");
+                return Ok(boot::exit_failure());
+            }
+            let model = crate::sim::model::ModelShape::resolve(&t.model)?;
+            match twin::sized_setup(t, model, sim) {
+                Ok(s) => s,
+                Err(e) => return Ok(boot::print_failure(&e, pid)),
+            }
+        }
+        None => boot::setup(parsed, sim)?,
+    };
     for why in &setup.model.unmodelled {
         eprintln!("warning: config.json {why}");
     }

@@ -100,12 +100,14 @@ const PQ: &[&str] = &[
     "vllm:prefix_cache_queries",
     "vllm:gpu_prefix_cache_queries_total",
     "sglang:prompt_tokens_total",
+    "trtllm_prompt_tokens_total",
 ];
 const PH: &[&str] = &[
     "vllm:prefix_cache_hits_total",
     "vllm:prefix_cache_hits",
     "vllm:gpu_prefix_cache_hits_total",
     "sglang:cached_tokens_total",
+    "trtllm_prompt_cached_tokens_total",
 ];
 
 async fn fetch(client: &reqwest::Client, url: &str) -> Option<BTreeMap<String, f64>> {

@@ -33,6 +33,7 @@ pub fn setup(parsed: &ParsedArgs, sim: &SimOptions) -> anyhow::Result<SimSetup> 
         seed: sim.seed,
         noise_pct: sim.noise_pct,
         vllm: VLLM_VERSION,
+        policy: Default::default(),
     })
 }
 

@@ -44,6 +44,7 @@ use super::frontend::Frontend;
 use super::kv::KvCache;
 use super::memory::{GIB, MemoryInputs, MemoryPlan};
 use super::model::ModelShape;
+use super::policy::Policy;
 use super::quant::{self, Precision};
 use super::roofline::{BatchShape, StepModel};
 use super::scheduler::{Request, SchedConfig, Scheduled, Scheduler};
@@ -67,6 +68,9 @@ pub struct SimSetup {
     pub noise_pct: f64,
     /// The vLLM release simulated (its memory-profiling rules differ).
     pub vllm: crate::engine::vllm::flags::Version,
+    /// The framework simulated: vLLM by default, or SGLang's or TensorRT-LLM's memory,
+    /// admission and batching rules ([`super::policy`]).
+    pub policy: Policy,
 }
 
 /// What booting reports (the values vLLM prints in its startup log).
@@ -105,6 +109,8 @@ pub struct SimEngine {
     max_model_len: u32,
     seed: u64,
     async_sched: bool,
+    step_factor: f64,
+    max_prompt_tokens: Option<u32>,
     model: StepModel,
     sched: Scheduler,
     frontend: Frontend,
@@ -132,15 +138,21 @@ impl SimEngine {
             seed,
             noise_pct,
             vllm,
+            policy,
         } = setup;
         let max_len = validate::max_model_len(&model, &config)?;
-        validate::check(&model, &config, max_len)?;
+        if policy.is_vllm() {
+            validate::check(&model, &config, max_len)?;
+        } else {
+            validate::check_common(&model, &config)?;
+        }
         let prec = quant::resolve(&model, &config, gpu)?;
         let spec = SpecDecode::from_config(config.speculative_config.as_ref(), model.num_layers)
             .map_err(BootError::Config)?;
         let step = StepModel::new(&model, gpu, &prec, &config, spec.clone());
         let mut inputs = memory_inputs(&model, gpu, &config, &prec, &step, max_len);
         inputs.graphs_in_budget = vllm >= super::memory::GRAPHS_IN_BUDGET_SINCE;
+        inputs.rule = policy.memory;
         let plan = MemoryPlan::compute(&inputs)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (speed, jitter) = noise(&mut rng, noise_pct);
@@ -154,8 +166,10 @@ impl SimEngine {
             max_model_len: max_len,
             seed,
             async_sched: config.async_scheduling,
+            step_factor: policy.step_factor,
+            max_prompt_tokens: policy.max_prompt_tokens,
             model: step,
-            sched: Scheduler::new(sched_config(&config, max_len, spec.as_ref()), kv),
+            sched: Scheduler::new(sched_config(&config, max_len, spec.as_ref(), &policy), kv),
             frontend: Frontend::default(),
             rng,
             jitter,
@@ -198,6 +212,7 @@ impl SimEngine {
         let (target, reason) = output_target(self.seed, &req);
         let (prompt_len, choice) = (req.prompt.len(), req.choice);
         let mut r = Request::new(req.id, req.prompt, target, reason);
+        r.max_tokens = req.max_tokens.max(target);
         r.text_seed = crate::tokenize::choice_seed(r.text_seed, req.choice);
         let slot = self.sched.add(r);
         let lag = u64::from(self.async_sched && self.busy);
@@ -224,6 +239,15 @@ impl SimEngine {
             return Err(format!(
                 "min_tokens must be less than or equal to max_tokens={}, got {}.",
                 req.max_tokens, req.min_tokens
+            ));
+        }
+        if let Some(max) = self.max_prompt_tokens
+            && req.prompt.len() as u64 > u64::from(max)
+        {
+            // TensorRT-LLM without chunked prefill (`executor` request validation).
+            return Err(format!(
+                "The sum of prompt length ({}.0), query length (0) should not exceed max_num_tokens ({max})",
+                req.prompt.len()
             ));
         }
         let (p, m, n) = (
@@ -268,6 +292,7 @@ impl SimEngine {
         }
         let shape = batch_shape(&sched);
         let period = self.model.step(&shape).period * self.speed * self.jitter_factor();
+        let period = period * self.step_factor;
         let end = start + period;
         let outputs = self.sched.apply(&sched);
         self.frontend.produce(end, outputs);
@@ -415,8 +440,16 @@ fn noise(rng: &mut ChaCha8Rng, pct: f64) -> (f64, Option<Normal<f64>>) {
     (speed, Normal::new(0.0, sd / 4.0).ok())
 }
 
-fn sched_config(c: &VllmConfig, max_len: u32, spec: Option<&SpecDecode>) -> SchedConfig {
+fn sched_config(
+    c: &VllmConfig,
+    max_len: u32,
+    spec: Option<&SpecDecode>,
+    policy: &Policy,
+) -> SchedConfig {
     SchedConfig {
+        admission: policy.admission,
+        lpm: policy.lpm,
+        separate_prefill: policy.separate_prefill,
         max_num_seqs: c.max_num_seqs,
         max_num_batched_tokens: c.max_num_batched_tokens,
         long_prefill_token_threshold: c.long_prefill_token_threshold,
@@ -454,6 +487,7 @@ fn memory_inputs<'a>(
         act_bytes: prec.act_bytes,
         graph_sizes: step.graphs().sizes.len(),
         graphs_in_budget: true,
+        rule: super::policy::MemoryRule::Vllm,
         kv_bytes_per_token: step.kv_bytes_per_token() / f64::from(c.pipeline_parallel_size.max(1)),
         block_size: c.block_size,
         max_model_len: max_len,

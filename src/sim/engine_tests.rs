@@ -18,6 +18,7 @@ fn setup(model: &str, gpu: &str, args: VllmArgs) -> SimSetup {
         seed: 7,
         noise_pct: 0.0,
         vllm: crate::engine::vllm::flags::Version::CURRENT,
+        policy: Default::default(),
     }
 }
 

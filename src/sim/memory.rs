@@ -16,6 +16,7 @@
 //! not fitting → "... estimated maximum model length is M ...".
 
 use super::interface::BootError;
+use super::policy::MemoryRule;
 use crate::hardware::GpuSpec;
 
 /// Bytes in a GiB.
@@ -66,6 +67,8 @@ pub struct MemoryInputs<'a> {
     /// `VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS` on by default); before, graphs are
     /// captured after the KV cache is sized and come out of the headroom above it.
     pub graphs_in_budget: bool,
+    /// Which framework's rule decides the KV memory.
+    pub rule: super::policy::MemoryRule,
     /// KV bytes per token on one GPU.
     pub kv_bytes_per_token: f64,
     /// `--block-size`.
@@ -116,7 +119,22 @@ impl MemoryPlan {
             * (i.hidden as f64 / 5120.0);
         let requested = total * i.utilization;
         let charged = if i.graphs_in_budget { graphs } else { 0.0 };
-        let kv = requested - weights - activations - runtime - charged;
+        let kv = match i.rule {
+            MemoryRule::Vllm => requested - weights - activations - runtime - charged,
+            MemoryRule::FractionOfTotal(f) => {
+                sglang_kv(total, f, weights, activations + runtime + graphs)?
+            }
+            MemoryRule::FractionOfFree(f) => {
+                let free = total - weights - activations - runtime - graphs;
+                if free <= 0.0 {
+                    return Err(BootError::Oom(trtllm_oom(total, weights, free)));
+                }
+                f * free
+            }
+        };
+        if kv <= 0.0 && i.rule != MemoryRule::Vllm {
+            return Err(BootError::Oom(sglang_not_enough(i)));
+        }
         if kv <= 0.0 {
             return Err(BootError::Oom(
                 "ValueError: No available memory for the cache blocks. Try increasing \
@@ -215,6 +233,52 @@ fn torch_oom(total: f64, weights: f64, i: &MemoryInputs<'_>) -> String {
         torch_size(total - free),
         torch_size(allocated),
         torch_size(0.0),
+    )
+}
+
+/// SGLang's KV pool (`model_runner.profile_max_num_token`): what `mem_fraction_static` of
+/// the card leaves after the weights and the runtime; activations and CUDA graphs must fit
+/// in the rest, or graph capture fails.
+fn sglang_kv(total: f64, fraction: f64, weights: f64, outside: f64) -> Result<f64, BootError> {
+    let reserve = total * (1.0 - fraction);
+    if outside > reserve {
+        return Err(BootError::Oom(format!(
+            "Exception: Capture cuda graph failed: CUDA out of memory. Tried to allocate {}              (the {} left outside mem_fraction_static={fraction} do not hold activations and              CUDA graphs).\nPossible solutions:\n1. set --mem-fraction-static to a smaller              value (e.g., 0.8 or 0.7)\n2. set --cuda-graph-max-bs to a smaller value (e.g.,              16)\n3. disable torch compile by not using --enable-torch-compile\n4. disable              CUDA graph by --disable-cuda-graph. (Not recommended. Huge performance loss)",
+            torch_size(outside - reserve),
+            torch_size(reserve),
+        )));
+    }
+    Ok(total * fraction - weights)
+}
+
+/// SGLang's startup failure when the pool would be empty.
+fn sglang_not_enough(i: &MemoryInputs<'_>) -> String {
+    let f = match i.rule {
+        MemoryRule::FractionOfTotal(f) | MemoryRule::FractionOfFree(f) => f,
+        MemoryRule::Vllm => i.utilization,
+    };
+    match i.rule {
+        MemoryRule::FractionOfFree(_) => format!(
+            "RuntimeError: Executor creation failed due to insufficient GPU memory.\n\
+             The following component could not be created: KV cache\n\
+             (free_gpu_memory_fraction={f})"
+        ),
+        _ => format!(
+            "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static. \
+             Current value: mem_fraction_static={f}"
+        ),
+    }
+}
+
+/// TensorRT-LLM's failure when the weights and the profiling pass leave nothing free.
+fn trtllm_oom(total: f64, weights: f64, free: f64) -> String {
+    format!(
+        "RuntimeError: Executor creation failed due to insufficient GPU memory.\n\
+         The following component could not be created: KV cache\n\
+         Total GPU memory (GiB): {:.2}\nModel weights (GiB): {:.2}\nFree after profiling (GiB): {:.2}",
+        total / GIB,
+        weights / GIB,
+        free / GIB
     )
 }
 

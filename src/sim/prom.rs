@@ -64,6 +64,16 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         self.count
     }
+
+    /// Each bucket's upper bound with its own (not cumulative) count.
+    pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.bounds.iter().copied().zip(self.counts.iter().copied())
+    }
+
+    /// Sum of the observations.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
 }
 
 /// How requests ended, for `vllm:request_success_total{finished_reason}`.

@@ -24,6 +24,7 @@ use twox_hash::XxHash64;
 use super::fasthash::U64Map;
 use super::interface::{FinishReason, TokenOutput};
 use super::kv::{KvCache, ROOT_HASH, block_hash};
+use super::policy::{Admission, LPM_MAX_QUEUE};
 
 /// Scheduler limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +43,12 @@ pub struct SchedConfig {
     pub spec_k: u32,
     /// Expected tokens emitted per decode step (1 without speculation).
     pub spec_tokens_per_step: f64,
+    /// How waiting requests are admitted ([`Admission`]).
+    pub admission: Admission,
+    /// Longest-prefix-match order of the waiting queue (SGLang's `lpm`).
+    pub lpm: bool,
+    /// Prefill batches and decode batches alternate instead of sharing a step (SGLang).
+    pub separate_prefill: bool,
 }
 
 /// One request's scheduler state.
@@ -55,6 +62,8 @@ pub struct Request {
     pub prompt: Vec<u32>,
     /// Output tokens to produce before finishing.
     pub target: u32,
+    /// The client's `max_tokens` (what a reservation must hold; `target` may be shorter).
+    pub max_tokens: u32,
     /// Why it finishes on reaching `target`.
     pub target_reason: FinishReason,
     /// Output tokens generated so far.
@@ -85,6 +94,7 @@ impl Request {
             text_seed: crate::tokenize::text_seed(&prompt),
             prompt,
             target,
+            max_tokens: target,
             target_reason,
             num_output: 0,
             num_computed: 0,
@@ -145,6 +155,17 @@ pub fn output_token_id(id: u64, index: u32) -> u32 {
     (h.finish() % u64::from(crate::tokenize::VOCAB)) as u32
 }
 
+/// Which running requests a pass schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Every running request (vLLM, TensorRT-LLM: prefill chunks and decodes share a step).
+    Any,
+    /// Only those still prefilling.
+    Prefill,
+    /// Only those decoding.
+    Decode,
+}
+
 /// One request's share of a step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scheduled {
@@ -191,12 +212,19 @@ pub struct Scheduler {
     running: Vec<usize>,
     /// Counters.
     pub counters: Counters,
+    /// SGLang's `new_token_ratio`: the share of remaining output admission reserves.
+    new_token_ratio: f64,
 }
 
 impl Scheduler {
     /// An empty scheduler over `kv`.
     pub fn new(cfg: SchedConfig, kv: KvCache) -> Scheduler {
+        let new_token_ratio = match cfg.admission {
+            Admission::Reserve { init, .. } => init,
+            _ => 0.0,
+        };
         Scheduler {
+            new_token_ratio,
             cfg,
             kv,
             reqs: Vec::new(),
@@ -273,13 +301,88 @@ impl Scheduler {
 
     /// Decide the next step.
     pub fn schedule(&mut self) -> Vec<Scheduled> {
+        if self.cfg.lpm && self.waiting.len() <= LPM_MAX_QUEUE {
+            self.order_by_prefix_match();
+        }
+        if self.cfg.separate_prefill {
+            return self.schedule_separate();
+        }
         let mut budget = self.cfg.max_num_batched_tokens;
         let mut out = Vec::new();
-        let preempted = self.schedule_running(&mut budget, &mut out);
+        let preempted = self.schedule_running(&mut budget, &mut out, Phase::Any);
         if !preempted {
             self.schedule_waiting(&mut budget, &mut out);
         }
         out
+    }
+
+    /// SGLang's event loop: a prefill batch (unfinished chunks first, then new requests)
+    /// when there is one, else one decode step for every running request.
+    fn schedule_separate(&mut self) -> Vec<Scheduled> {
+        let mut budget = self.cfg.max_num_batched_tokens;
+        let mut out = Vec::new();
+        let preempted = self.schedule_running(&mut budget, &mut out, Phase::Prefill);
+        if !preempted {
+            self.schedule_waiting(&mut budget, &mut out);
+        }
+        if !out.is_empty() {
+            return out;
+        }
+        let mut unbounded = u32::MAX;
+        self.schedule_running(&mut unbounded, &mut out, Phase::Decode);
+        if let Admission::Reserve { min, decay, .. } = self.cfg.admission
+            && !out.is_empty()
+        {
+            self.new_token_ratio = (self.new_token_ratio - decay).max(min);
+        }
+        out
+    }
+
+    /// Stable sort of the waiting queue by cached prefix length, longest first.
+    fn order_by_prefix_match(&mut self) {
+        let slots: Vec<usize> = self.waiting.iter().copied().collect();
+        let mut keyed: Vec<(usize, usize)> = slots
+            .into_iter()
+            .map(|slot| (self.prefix_hits(slot).len(), slot))
+            .collect();
+        keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
+        self.waiting = keyed.into_iter().map(|(_, slot)| slot).collect();
+    }
+
+    /// Blocks a request needs for its prompt and `max_tokens` (a reservation).
+    fn reserved_blocks(&self, r: &Request, ratio: f64) -> usize {
+        let bs = self.kv.block_size();
+        let out = f64::from(r.max_tokens.saturating_sub(r.num_output)) * ratio;
+        let total = r.num_tokens() + out.ceil() as u32;
+        total.div_ceil(bs) as usize
+    }
+
+    /// Blocks the running requests may still claim under the admission rule.
+    fn outstanding(&self, ratio: f64) -> usize {
+        self.running
+            .iter()
+            .map(|&slot| {
+                let r = &self.reqs[slot];
+                self.reserved_blocks(r, ratio)
+                    .saturating_sub(r.blocks.len())
+            })
+            .sum()
+    }
+
+    /// Whether the admission rule lets the request in `slot` (with `hits` cached blocks)
+    /// join now.
+    fn admissible(&self, slot: usize, hits: &[u32]) -> bool {
+        let (ratio_running, ratio_new) = match self.cfg.admission {
+            Admission::OnDemand => return true,
+            Admission::NoEvict => (1.0, 1.0),
+            Admission::Reserve { .. } => (self.new_token_ratio, 1.0),
+        };
+        let r = &self.reqs[slot];
+        let need = self
+            .reserved_blocks(r, ratio_new)
+            .saturating_sub(hits.len());
+        let free = self.kv.num_free().saturating_sub(self.kv.free_hits(hits));
+        need + self.outstanding(ratio_running) <= free
     }
 
     fn new_tokens(&self, r: &Request, budget: u32) -> u32 {
@@ -291,18 +394,28 @@ impl Scheduler {
         n.min(budget)
     }
 
-    fn schedule_running(&mut self, budget: &mut u32, out: &mut Vec<Scheduled>) -> bool {
+    fn schedule_running(
+        &mut self,
+        budget: &mut u32,
+        out: &mut Vec<Scheduled>,
+        phase: Phase,
+    ) -> bool {
         let mut preempted = false;
         let mut i = 0;
         while i < self.running.len() && *budget > 0 {
             let slot = self.running[i];
             let r = &self.reqs[slot];
             let n = self.new_tokens(r, *budget);
-            if n == 0 {
+            let decode = r.num_computed + 1 == r.num_tokens() && r.num_output > 0;
+            let wrong_phase = match phase {
+                Phase::Any => false,
+                Phase::Prefill => decode,
+                Phase::Decode => !decode,
+            };
+            if n == 0 || wrong_phase {
                 i += 1;
                 continue;
             }
-            let decode = r.num_computed + 1 == r.num_tokens() && r.num_output > 0;
             let extra = if decode {
                 self.cfg.spec_k.min(*budget - n)
             } else {
@@ -315,6 +428,9 @@ impl Scheduler {
                     break;
                 }
                 preempted = true;
+                if let Admission::Reserve { init, .. } = self.cfg.admission {
+                    self.new_token_ratio = init; // SGLang resets it after a retraction
+                }
                 match self.preempt_last() {
                     Some(victim) if victim != slot => {}
                     _ => break,
@@ -366,6 +482,9 @@ impl Scheduler {
             let computed = hits.len() as u32 * bs;
             let remaining = r.num_tokens() - computed;
             if !self.cfg.chunked_prefill && remaining > *budget {
+                break;
+            }
+            if !self.admissible(slot, &hits) {
                 break;
             }
             let mut n = remaining.min(*budget);
@@ -517,6 +636,9 @@ mod tests {
             max_model_len: 1 << 20,
             spec_k: 0,
             spec_tokens_per_step: 1.0,
+            admission: Admission::OnDemand,
+            lpm: false,
+            separate_prefill: false,
         }
     }
 

@@ -22,6 +22,7 @@ use super::options::SimOptions;
 use super::sampling::LogprobLimits;
 use super::server::{AppState, router};
 use super::tokenize_api::Vocab;
+use super::twin::Twin;
 use super::vlog;
 use crate::engine::vllm::flags::ParsedArgs;
 use crate::engine::vllm::flags::Value;
@@ -43,6 +44,9 @@ pub struct ServeCommand {
     pub parsed: ParsedArgs,
     /// The `--sim-*` flags.
     pub sim: SimOptions,
+    /// Set when this is SGLang's or TensorRT-LLM's twin (`parsed` then holds only the
+    /// model, address and served names).
+    pub twin: Option<Twin>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +134,9 @@ async fn start(
     cmd: &ServeCommand,
     engine_pid: u32,
 ) -> Result<(SimEngine, BootInfo, TcpListener, u64), ExitCode> {
+    if let Some(t) = &cmd.twin {
+        return start_twin(cmd, t, engine_pid).await;
+    }
     boot::print_banner(&cmd.parsed);
     let waiting = "Waiting for init message from front-end.";
     vlog::emit(
@@ -163,6 +170,61 @@ async fn start(
     Ok((engine, info, listener, vocab_size))
 }
 
+/// A twin's start: its own failure texts and start-up lines, on the scaled clock.
+async fn start_twin(
+    cmd: &ServeCommand,
+    t: &Twin,
+    _engine_pid: u32,
+) -> Result<(SimEngine, BootInfo, TcpListener, u64), ExitCode> {
+    if let Some(err) = boot::injected_failure(&cmd.sim) {
+        return Err(twin_failure(&err.to_string(), &cmd.sim).await);
+    }
+    if let Some(e) = &t.startup_error {
+        return Err(twin_failure(e, &cmd.sim).await);
+    }
+    let model = crate::sim::model::ModelShape::resolve(&t.model).map_err(|e| {
+        vlog::raw_err(&format!(
+            "OSError: {} (forge simulator)",
+            crate::term::error_text(&e)
+        ));
+        boot::exit_failure()
+    })?;
+    let vocab_size = model.vocab_size;
+    for why in &model.unmodelled {
+        vlog::raw_err(&format!("WARNING forge simulator: config.json {why}"));
+    }
+    let (engine, booted) = match crate::sim::twin::boot(t, model, &cmd.sim) {
+        Ok(ok) => ok,
+        Err(e) => return Err(twin_failure(&e.to_string(), &cmd.sim).await),
+    };
+    let info = booted.info.clone();
+    boot::sim_sleep(info.load_seconds, cmd.sim.boot_scale()).await;
+    for line in t.startup_lines(&booted) {
+        vlog::raw_err(&line);
+    }
+    boot::sim_sleep(
+        info.startup_seconds - info.load_seconds,
+        cmd.sim.boot_scale(),
+    )
+    .await;
+    let slow = cmd.sim.faults.slow_start_s;
+    if slow > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(slow)).await;
+    }
+    let listener = bind(&cmd.parsed).await?;
+    Ok((engine, info, listener, vocab_size))
+}
+
+/// A twin that cannot start: the framework's error, after the time it takes to get there.
+async fn twin_failure(msg: &str, sim: &SimOptions) -> ExitCode {
+    boot::sim_sleep(2.0, sim.boot_scale()).await;
+    vlog::raw_err("Traceback (most recent call last):");
+    for line in msg.lines() {
+        vlog::raw_err(line);
+    }
+    boot::exit_failure()
+}
+
 fn host(parsed: &ParsedArgs) -> &str {
     parsed.args.host.as_deref().unwrap_or(DEFAULT_HOST)
 }
@@ -190,6 +252,12 @@ fn url(host: &str, addr: SocketAddr) -> String {
 }
 
 fn log_ready(cmd: &ServeCommand, addr: SocketAddr) {
+    if let Some(t) = &cmd.twin {
+        for line in t.ready_lines(addr.port()) {
+            vlog::raw_err(&line);
+        }
+        return;
+    }
     let url = url(host(&cmd.parsed), addr);
     vlog::info(
         "api_server.py:1818",
@@ -250,7 +318,7 @@ async fn serve(
         time_scale: cmd.sim.time_scale,
         crash_after: cmd.sim.faults.crash_after,
         engine_pid,
-        log_stats: !cmd.parsed.server.disable_log_stats,
+        log_stats: cmd.twin.is_none() && !cmd.parsed.server.disable_log_stats,
     };
     let (driver, _thread) = match Driver::start(engine, config) {
         Ok(d) => d,
@@ -275,7 +343,9 @@ async fn serve(
 
 fn app_state(cmd: &ServeCommand, driver: Driver, max_model_len: u32, vocab: u64) -> AppState {
     let p = &cmd.parsed;
-    let served = if p.server.served_model_names.is_empty() {
+    let served = if let Some(t) = &cmd.twin {
+        t.served.clone()
+    } else if p.server.served_model_names.is_empty() {
         vec![p.args.model.clone()]
     } else {
         p.server.served_model_names.clone()
@@ -290,7 +360,15 @@ fn app_state(cmd: &ServeCommand, driver: Driver, max_model_len: u32, vocab: u64)
         perturb_rate: crate::sim::quant::text_perturbation(&p.args),
         garbage_after: cmd.sim.faults.garbage_after,
         created: chrono::Utc::now().timestamp(),
-        version: VLLM_VERSION.to_string(),
+        version: match &cmd.twin {
+            Some(t) => t.version().to_string(),
+            None => VLLM_VERSION.to_string(),
+        },
+        framework: cmd
+            .twin
+            .as_ref()
+            .map_or(crate::recipe::EngineKind::Vllm, |t| t.framework),
+        metrics: cmd.twin.as_ref().is_none_or(|t| t.metrics),
         logprob_limits: LogprobLimits {
             max_logprobs: max_logprobs(p),
             vocab_size: vocab,

@@ -30,6 +30,7 @@ use super::stop::StopRule;
 use super::tokenize_api::{DetokenizeRequest, TokenizeRequest, Vocab, unknown_id};
 use super::vlog;
 use crate::engine::vllm::flags::ServerOptions;
+use crate::recipe::EngineKind;
 use crate::tokenize::{choice_seed, perturbed_piece, pieces, text_seed};
 
 /// What every handler needs.
@@ -60,6 +61,10 @@ pub struct AppState {
     pub logprob_limits: LogprobLimits,
     /// The ids `/detokenize` can reverse.
     pub vocab: Vocab,
+    /// The framework this server stands in for (its routes and metric names).
+    pub framework: crate::recipe::EngineKind,
+    /// `/metrics` is served (SGLang needs `--enable-metrics`).
+    pub metrics: bool,
 }
 
 impl AppState {
@@ -84,6 +89,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/version", get(version))
         .route("/metrics", get(metrics))
         .route("/reset_prefix_cache", post(reset_prefix_cache))
+        .route("/flush_cache", post(flush_cache))
+        .route("/ready", get(sglang_health))
+        .route("/health_generate", get(sglang_health))
+        .route("/prometheus/metrics", get(prometheus_metrics))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/tokenize", post(tokenize))
@@ -138,7 +147,9 @@ async fn not_found() -> Response {
 
 /// `POST /reset_prefix_cache`: vLLM mounts it only with `VLLM_SERVER_DEV_MODE=1`.
 async fn reset_prefix_cache(State(s): State<Arc<AppState>>) -> StatusCode {
-    if std::env::var("VLLM_SERVER_DEV_MODE").as_deref() != Ok("1") {
+    if s.framework != EngineKind::Vllm
+        || std::env::var("VLLM_SERVER_DEV_MODE").as_deref() != Ok("1")
+    {
         return StatusCode::NOT_FOUND;
     }
     s.driver.reset_prefix_cache();
@@ -153,15 +164,52 @@ async fn health(State(s): State<Arc<AppState>>) -> StatusCode {
     }
 }
 
+/// SGLang's `/ready` and `/health_generate` (other frameworks have neither).
+async fn sglang_health(State(s): State<Arc<AppState>>) -> StatusCode {
+    if s.framework != EngineKind::Sglang {
+        return StatusCode::NOT_FOUND;
+    }
+    health(State(s)).await
+}
+
 async fn version(State(s): State<Arc<AppState>>) -> Response {
     let body = serde_json::json!({"version": s.version}).to_string();
     json_response(StatusCode::OK, body)
 }
 
+/// SGLang's `POST /flush_cache`: drops the radix cache (200 when nothing is running).
+async fn flush_cache(State(s): State<Arc<AppState>>) -> Response {
+    if s.framework != EngineKind::Sglang {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    s.driver.reset_prefix_cache();
+    "Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting requests, the operation will not be performed.)\n".into_response()
+}
+
+/// trtllm-serve's Prometheus text (`/metrics` there is JSON iteration statistics).
+async fn prometheus_metrics(State(s): State<Arc<AppState>>) -> Response {
+    if s.framework != EngineKind::Trtllm {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    prometheus_text(&s)
+}
+
 async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+    match s.framework {
+        EngineKind::Trtllm => return json_response(StatusCode::OK, "[]".into()),
+        EngineKind::Sglang if !s.metrics => return StatusCode::NOT_FOUND.into_response(),
+        _ => {}
+    }
+    prometheus_text(&s)
+}
+
+fn prometheus_text(s: &AppState) -> Response {
     let text = {
         let m = s.driver.shared.metrics();
-        super::prom::render(&m, &s.served[0])
+        match s.framework {
+            EngineKind::Vllm | EngineKind::Llamacpp => super::prom::render(&m, &s.served[0]),
+            other => super::twin::prom::render(other, &m, &s.served[0]),
+        }
     };
     let mut r = text.into_response();
     r.headers_mut().insert(

@@ -73,13 +73,20 @@ fn check_counts(c: &VllmConfig) -> Result<(), BootError> {
 
 /// Invalid combinations of arguments.
 pub fn check(model: &ModelShape, c: &VllmConfig, max_len: u32) -> Result<(), BootError> {
-    check_counts(c)?;
     if !(c.gpu_memory_utilization > 0.0 && c.gpu_memory_utilization <= 1.0) {
         return Err(value_error(format!(
             "GPU memory utilization must be within (0, 1]. Got {}.",
             c.gpu_memory_utilization
         )));
     }
+    check_common(model, c)?;
+    check_scheduler(c, max_len)
+}
+
+/// What every framework refuses: zero counts, a tensor-parallel size that does not divide
+/// the attention heads, an empty KV block.
+pub fn check_common(model: &ModelShape, c: &VllmConfig) -> Result<(), BootError> {
+    check_counts(c)?;
     let tp = c.tensor_parallel_size.max(1);
     if !model.num_heads.is_multiple_of(tp) {
         return Err(value_error(format!(
@@ -92,7 +99,7 @@ pub fn check(model: &ModelShape, c: &VllmConfig, max_len: u32) -> Result<(), Boo
             "block_size must be a positive integer, got 0.".into(),
         ));
     }
-    check_scheduler(c, max_len)
+    Ok(())
 }
 
 fn check_scheduler(c: &VllmConfig, max_len: u32) -> Result<(), BootError> {

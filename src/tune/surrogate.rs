@@ -64,6 +64,7 @@ pub fn setup_for(
             seed: run.seed,
             noise_pct: run.noise_pct,
             vllm: run.vllm,
+            policy: Default::default(),
         },
         args,
     })

@@ -1,0 +1,254 @@
+//! SGLang's twin: `sglang serve` flags resolved with SGLang 0.5.23's own defaults
+//! (`arg_groups/memory_hook.py::handle_gpu_memory_settings`: chunk size and decode
+//! CUDA-graph batch by GPU memory, `mem_fraction_static` from the memory it reserves;
+//! `scheduler.py`: `max_running_requests` from the KV pool), and the lines it prints.
+//! Behaviour expressed on the shared core: the radix prefix cache at page granularity
+//! (`page_size` 1 = token by token), LPM ordering when asked, admission that reserves a
+//! decaying share of future output with retraction (`new_token_ratio`: 0.7 ×
+//! conservativeness, floor 0.14 ×, over 600 decode steps), separate prefill and decode
+//! batches unless `--enable-mixed-chunk`, the overlap scheduler unless disabled.
+
+use super::cli::{Parsed, UsageError};
+use super::{Booted, Twin, cli};
+use crate::engine::vllm::{KvCacheDtype, VllmArgs};
+use crate::hardware::GpuSpec;
+use crate::recipe::EngineKind;
+use crate::sim::policy::{Admission, MemoryRule, Policy};
+
+/// SGLang's default port.
+pub const DEFAULT_PORT: u16 = 30000;
+/// `--max-prefill-tokens` default.
+pub const MAX_PREFILL_TOKENS: u32 = 16384;
+/// Steps over which `new_token_ratio` decays to its floor (`SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS`).
+const RATIO_DECAY_STEPS: f64 = 600.0;
+
+fn mib(gpu: &GpuSpec) -> f64 {
+    gpu.memory_mib as f64
+}
+
+/// `chunked_prefill_size` by GPU memory.
+pub fn chunked_prefill_size(gpu: &GpuSpec) -> i64 {
+    match mib(gpu) {
+        m if m < 20.0 * 1024.0 => 2048,
+        m if m < 60.0 * 1024.0 => 4096,
+        m if m < 160.0 * 1024.0 => 8192,
+        _ => 16384,
+    }
+}
+
+/// The largest decode batch captured in a CUDA graph, by GPU memory and TP.
+pub fn cuda_graph_max_bs(gpu: &GpuSpec, tp: u32) -> u32 {
+    let big_tp = tp >= 4;
+    match mib(gpu) {
+        m if m < 20.0 * 1024.0 => 8,
+        m if m < 35.0 * 1024.0 => {
+            if big_tp {
+                160
+            } else {
+                48
+            }
+        }
+        m if m < 60.0 * 1024.0 => {
+            if big_tp {
+                160
+            } else {
+                32
+            }
+        }
+        m if m < 160.0 * 1024.0 => {
+            if big_tp {
+                512
+            } else {
+                256
+            }
+        }
+        _ => 512,
+    }
+}
+
+/// Prefill CUDA-graph buckets up to `max_tokens` (`generate_prefill_cuda_graph_batch_sizes`).
+fn prefill_buckets(max_tokens: i64) -> usize {
+    let ranges: [(i64, i64, i64); 6] = [
+        (4, 32, 4),
+        (48, 256, 16),
+        (288, 512, 32),
+        (576, 1024, 64),
+        (1280, 4096, 256),
+        (4608, i64::MAX, 512),
+    ];
+    let mut n = 0;
+    for (lo, hi, step) in ranges {
+        let mut x = lo;
+        while x <= hi && x <= max_tokens {
+            n += 1;
+            x += step;
+        }
+    }
+    n
+}
+
+/// `mem_fraction_static` when not given: what is left after SGLang's reserve (MiB) for
+/// activations, TP buffers and CUDA graphs, at least 10 GiB on GPUs over 60 GB.
+pub fn mem_fraction_static(gpu: &GpuSpec, tp: u32, chunk: i64, decode_bs: u32) -> f64 {
+    let gpu_mem = mib(gpu);
+    let activation_tokens = chunk.max(2048) as f64;
+    let mut reserved = 512.0 + activation_tokens * 1.5;
+    reserved += f64::from(tp) / 8.0 * 1024.0;
+    reserved += f64::from(decode_bs) * 2.0 + prefill_buckets(chunk) as f64 * 8.0;
+    if gpu_mem > 60.0 * 1024.0 {
+        reserved = reserved.max(10.0 * 1024.0);
+    }
+    (((gpu_mem - reserved) / gpu_mem) * 1000.0).round() / 1000.0
+}
+
+/// `max_running_requests` when not given: from the pool of `tokens` and the context.
+pub fn max_running_requests(tokens: u64, context_len: u32) -> u32 {
+    let by_pool = (tokens as f64 / f64::from(context_len.max(1)) * 512.0).clamp(2048.0, 4096.0);
+    (by_pool as u64).min(tokens / 2).max(1) as u32
+}
+
+fn num<T: std::str::FromStr>(p: &Parsed, dest: &str) -> Option<T> {
+    p.get(dest).and_then(|v| v.parse().ok())
+}
+
+/// Resolve a parsed `sglang serve` command line on `gpu`.
+pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
+    let model = p.get("model_path").unwrap_or_default().to_string();
+    let tp: u32 = num(p, "tp_size").unwrap_or(1).max(1);
+    let chunk: i64 = num(p, "chunked_prefill_size").unwrap_or_else(|| chunked_prefill_size(gpu));
+    let running: Option<u32> = num(p, "max_running_requests");
+    let mut graph_bs: u32 =
+        num(p, "cuda_graph_max_bs_decode").unwrap_or_else(|| cuda_graph_max_bs(gpu, tp));
+    if let Some(r) = running
+        && p.get("cuda_graph_max_bs_decode").is_none()
+    {
+        graph_bs = graph_bs.min(r);
+    }
+    let mfs: f64 = num(p, "mem_fraction_static")
+        .unwrap_or_else(|| mem_fraction_static(gpu, tp, chunk, graph_bs));
+    let eager =
+        p.flag("disable_cuda_graph") || p.get("cuda_graph_backend_decode") == Some("disabled");
+    let prefill_tokens: u32 = num(p, "max_prefill_tokens").unwrap_or(MAX_PREFILL_TOKENS);
+    let page: u32 = num(p, "page_size").unwrap_or(if gpu.name.starts_with("B") { 64 } else { 1 });
+    let context: Option<u32> = num(p, "context_length");
+    let conservativeness: f64 = num(p, "schedule_conservativeness").unwrap_or(1.0);
+    let args = VllmArgs {
+        model: model.clone(),
+        served_model_name: p.get("served_model_name").map(str::to_string),
+        max_num_seqs: Some(running.unwrap_or(4096)),
+        max_num_batched_tokens: Some(if chunk > 0 {
+            chunk as u32
+        } else {
+            prefill_tokens
+        }),
+        enable_prefix_caching: Some(!p.flag("disable_radix_cache")),
+        enable_chunked_prefill: Some(chunk > 0),
+        gpu_memory_utilization: Some(mfs),
+        block_size: Some(page),
+        kv_cache_dtype: Some(kv_dtype(p.get("kv_cache_dtype"))),
+        quantization: p.get("quantization").map(str::to_string),
+        max_model_len: context,
+        tensor_parallel_size: Some(tp),
+        enforce_eager: Some(eager),
+        max_cudagraph_capture_size: Some(graph_bs),
+        async_scheduling: Some(!p.flag("disable_overlap_schedule")),
+        seed: num(p, "random_seed"),
+        ..Default::default()
+    };
+    let init = (0.7 * conservativeness).min(1.0);
+    let min = 0.14 * conservativeness;
+    let policy = Policy {
+        framework: EngineKind::Sglang,
+        memory: MemoryRule::FractionOfTotal(mfs),
+        admission: Admission::Reserve {
+            init,
+            min,
+            decay: (init - min).max(0.0) / RATIO_DECAY_STEPS,
+        },
+        lpm: p.get("schedule_policy") == Some("lpm"),
+        separate_prefill: !p.flag("enable_mixed_chunk"),
+        step_factor: 1.0,
+        max_prompt_tokens: None,
+    };
+    let served = p
+        .get("served_model_name")
+        .map_or_else(|| vec![model.clone()], |s| vec![s.to_string()]);
+    let port = num(p, "port").unwrap_or(DEFAULT_PORT);
+    let _ = cli::dest;
+    Ok(Twin {
+        framework: EngineKind::Sglang,
+        model,
+        served,
+        host: p.get("host").unwrap_or("127.0.0.1").to_string(),
+        port,
+        api_key: p.get("api_key").map(str::to_string),
+        config: args.resolve(gpu),
+        policy,
+        running_from_pool: running.is_none(),
+        metrics: p.flag("enable_metrics"),
+        startup_error: None,
+    })
+}
+
+fn kv_dtype(v: Option<&str>) -> KvCacheDtype {
+    match v {
+        Some("fp8_e4m3") => KvCacheDtype::Fp8E4m3,
+        Some("fp8_e5m2") => KvCacheDtype::Fp8E5m2,
+        Some("bf16" | "bfloat16") => KvCacheDtype::Bfloat16,
+        _ => KvCacheDtype::Auto,
+    }
+}
+
+/// `[YYYY-MM-DD HH:MM:SS]`, SGLang's log prefix.
+pub fn stamp() -> String {
+    format!("[{}]", chrono::Local::now().format("%Y-%m-%d %H:%M:%S"))
+}
+
+/// SGLang's start-up lines, from weight loading to the resolved limits (messages from
+/// `model_runner.py::load_model`, `memory_pool.py`, `cuda_graph_setup.py` and
+/// `scheduler.py`; GB there is GiB).
+pub fn startup_lines(t: &Twin, b: &Booted) -> Vec<String> {
+    let s = stamp();
+    let info = &b.info;
+    let before = b.gpu_gib - crate::sim::memory::CUDA_CONTEXT_BYTES / crate::sim::memory::GIB;
+    let loaded = before - info.weights_gib;
+    let pooled = loaded - info.kv_cache_gib;
+    let ready = pooled - info.cudagraph_memory_gib;
+    let mut v = vec![
+        format!("{s} Load weight begin. avail mem={before:.2} GB"),
+        format!(
+            "{s} Load weight end. elapsed={:.2} s, type=ForgeSimulatedModel, avail mem={loaded:.2} GB, mem usage={:.2} GB.",
+            info.load_seconds, info.weights_gib
+        ),
+        format!(
+            "{s} KV Cache is allocated. #tokens: {}, K size: {:.2} GB, V size: {:.2} GB",
+            info.kv_cache_tokens,
+            info.kv_cache_gib / 2.0,
+            info.kv_cache_gib / 2.0
+        ),
+        format!("{s} Memory pool end. avail mem={pooled:.2} GB"),
+    ];
+    if !info.cudagraph_capture_sizes.is_empty() {
+        let sizes: Vec<String> = info
+            .cudagraph_capture_sizes
+            .iter()
+            .map(u32::to_string)
+            .collect();
+        v.push(format!(
+            "{s} Capture target decode CUDA graph end. bs=[{}], elapsed={:.2} s, mem usage={:.2} GB, avail mem={ready:.2} GB.",
+            sizes.join(", "),
+            info.graph_capture_seconds,
+            info.cudagraph_memory_gib
+        ));
+    }
+    let chunk = if t.config.enable_chunked_prefill {
+        i64::from(t.config.max_num_batched_tokens)
+    } else {
+        -1
+    };
+    v.push(format!(
+        "{s} max_total_num_tokens={}, chunked_prefill_size={chunk}, max_prefill_tokens={MAX_PREFILL_TOKENS}, max_running_requests={}, context_len={}, available_gpu_mem={ready:.2} GB",
+        info.kv_cache_tokens, b.max_running, info.max_model_len
+    ));
+    v
+}
