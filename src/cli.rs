@@ -128,7 +128,8 @@ pub struct BenchArgs {
 /// `forge sim ...`.
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
-    /// Serve vLLM's HTTP API from the simulator. Takes `vllm serve` flags plus --sim-* flags.
+    /// Serve vLLM's HTTP API from the simulator (with --engine sglang|trtllm: SGLang's or
+    /// TensorRT-LLM's). Takes that framework's serve flags plus --sim-* flags.
     #[command(disable_help_flag = true, after_help = SIM_SERVE_HELP)]
     Serve(SimRawArgs),
     /// Predict `forge bench` metrics for a config and workload without HTTP.

@@ -23,7 +23,7 @@ fn inputs(dir: &Path) {
     .unwrap();
     let files: &[(&str, &[u8])] = &[
         ("bad.yaml", b"engine: vllm\nmodel: [unclosed\n"),
-        ("engine.yaml", b"engine: sglang\nmodel: m\n"),
+        ("engine.yaml", b"engine: tgi\nmodel: m\n"),
         ("binary.yaml", b"engine: vllm\nmodel: \xff\xfe\n"),
         (
             "bad.md",

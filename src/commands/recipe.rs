@@ -34,7 +34,12 @@ pub struct Deploy {
     pub env: Vec<(String, String)>,
     /// Program and arguments.
     pub argv: Vec<String>,
+    /// Files the command reads, `(name, content)`, written first (trtllm-serve's YAML).
+    pub files: Vec<(String, String)>,
 }
+
+/// The file name trtllm-serve's deploy command reads its YAML from.
+const TRTLLM_YAML: &str = "extra_llm_api_options.yaml";
 
 /// The command that deploys `recipe`.
 pub fn render(recipe: &Recipe, a: &RecipeCommandArgs) -> anyhow::Result<Deploy> {
@@ -53,19 +58,34 @@ pub fn render(recipe: &Recipe, a: &RecipeCommandArgs) -> anyhow::Result<Deploy> 
             Ok(Deploy {
                 env: serve.env,
                 argv,
+                files: Vec::new(),
             })
         }
-        EngineKind::Sglang | EngineKind::Trtllm => Err(anyhow::anyhow!(
-            "{}: {} command lines are not rendered yet",
-            a.recipe.display(),
-            recipe.engine.display_name()
-        )),
+        EngineKind::Sglang => Ok(Deploy {
+            env: Vec::new(),
+            argv: crate::engine::sglang::flags::deploy(recipe, &a.host, a.port)
+                .map_err(|e| at(&e))?,
+            files: Vec::new(),
+        }),
+        EngineKind::Trtllm => {
+            let (argv, yaml) = crate::engine::trtllm::flags::deploy(recipe, &a.host, a.port)
+                .map_err(|e| at(&e))?;
+            let files = yaml
+                .map(|y| vec![(TRTLLM_YAML.to_string(), y)])
+                .unwrap_or_default();
+            Ok(Deploy {
+                env: Vec::new(),
+                argv,
+                files,
+            })
+        }
         EngineKind::Llamacpp => {
             let mut argv = vec!["llama-server".to_string()];
             argv.extend(render_deploy(recipe, &a.host, a.port).map_err(|e| at(&e))?);
             Ok(Deploy {
                 env: Vec::new(),
                 argv,
+                files: Vec::new(),
             })
         }
     }
@@ -76,9 +96,19 @@ pub fn render(recipe: &Recipe, a: &RecipeCommandArgs) -> anyhow::Result<Deploy> 
 /// the shell read the word as a command, not an assignment).
 pub fn display(d: &Deploy) -> String {
     let env = d.env.iter().map(|(k, v)| format!("{k}={}", quote(v)));
-    env.chain(d.argv.iter().map(|w| quote(w)))
+    let command = env
+        .chain(d.argv.iter().map(|w| quote(w)))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    let mut out = String::new();
+    for (name, content) in &d.files {
+        let end = if content.ends_with('\n') { "" } else { "\n" };
+        out.push_str(&format!(
+            "cat > {} <<'EOF'\n{content}{end}EOF\n",
+            quote(name)
+        ));
+    }
+    out + &command
 }
 
 fn quote(w: &str) -> String {
@@ -110,10 +140,24 @@ mod tests {
                 "{\"k\": 1}".into(),
                 "it's".into(),
             ],
+            files: Vec::new(),
         };
         assert_eq!(
             display(&d),
             "VLLM_ATTENTION_BACKEND=FLASHINFER X='a b' vllm serve 'a b' '{\"k\": 1}' 'it'\\''s'"
+        );
+    }
+
+    #[test]
+    fn a_file_the_command_reads_is_written_first() {
+        let d = Deploy {
+            env: Vec::new(),
+            argv: vec!["trtllm-serve".into(), "serve".into(), "m".into()],
+            files: vec![("x.yaml".into(), "a: 1".into())],
+        };
+        assert_eq!(
+            display(&d),
+            "cat > x.yaml <<'EOF'\na: 1\nEOF\ntrtllm-serve serve m"
         );
     }
 }

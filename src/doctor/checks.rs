@@ -122,9 +122,9 @@ pub fn engine(kind: EngineKind, engine_cmd: Option<&str>) -> Check {
             install_hint(kind),
         );
     };
-    let mut args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-    args.push("--version");
-    let shown = argv.join(" ") + " --version";
+    let asked = version_argv(kind, &argv);
+    let args: Vec<&str> = asked[1..].iter().map(String::as_str).collect();
+    let shown = asked.join(" ");
     match command::capture(path.as_os_str(), &args, VERSION_TIMEOUT) {
         Ok(out) if out.success() => version_check(kind, &out.all_text(), &path, &shown),
         Ok(out) => Check::fail(
@@ -144,6 +144,20 @@ pub fn engine(kind: EngineKind, engine_cmd: Option<&str>) -> Check {
             format!("run `{shown}` yourself; it may be waiting on a GPU or a network drive"),
         ),
         Err(e) => Check::fail("engine", e.to_string(), install_hint(kind)),
+    }
+}
+
+/// The command that makes the engine say its version: `--version` (vLLM, llama.cpp),
+/// `sglang version` (SGLang has no `--version`), `trtllm-serve --help` (TensorRT-LLM has
+/// none either; its import banner names the version).
+fn version_argv(kind: EngineKind, launcher: &[String]) -> Vec<String> {
+    match kind {
+        EngineKind::Sglang => {
+            let l = crate::engine::sglang::help::normalize_launcher(launcher.to_vec());
+            crate::engine::sglang::help::version_command(&l).unwrap_or(l)
+        }
+        EngineKind::Trtllm => [launcher, &["--help".to_string()]].concat(),
+        _ => [launcher, &["--version".to_string()]].concat(),
     }
 }
 
@@ -176,7 +190,13 @@ fn last_line(text: &str) -> &str {
 pub fn parse_version(kind: EngineKind, text: &str) -> Option<String> {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     match kind {
-        EngineKind::Vllm | EngineKind::Sglang | EngineKind::Trtllm => lines
+        EngineKind::Sglang => {
+            crate::engine::sglang::help::parse_version_output(text, "").map(|(_, t)| t)
+        }
+        EngineKind::Trtllm => {
+            crate::engine::trtllm::help::version_from_banner(text).map(|(_, t)| t)
+        }
+        EngineKind::Vllm => lines
             .rfind(|l| {
                 l.chars().next().is_some_and(|c| c.is_ascii_digit())
                     && !l.contains(char::is_whitespace)

@@ -140,16 +140,19 @@ fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>> {
             let sim = sim_launch(s, std::env::current_exe()?);
             match framework {
                 EngineKind::Sglang => Arc::new(SglangEngine::simulated(sim)),
-                EngineKind::Trtllm => Arc::new(TrtllmEngine::simulated(sim)),
+                EngineKind::Trtllm => {
+                    Arc::new(TrtllmEngine::simulated(sim).with_longest_prompt(longest_prompt(s)))
+                }
                 _ => Arc::new(VllmEngine::simulated(sim)),
             }
         }
         EngineChoice::Sglang { launcher } => Arc::new(tokio::task::block_in_place(|| {
             SglangEngine::installed(launcher.clone(), dir)
         })?),
-        EngineChoice::Trtllm { launcher } => Arc::new(tokio::task::block_in_place(|| {
-            TrtllmEngine::installed(launcher.clone(), dir)
-        })?),
+        EngineChoice::Trtllm { launcher } => Arc::new(
+            tokio::task::block_in_place(|| TrtllmEngine::installed(launcher.clone(), dir))?
+                .with_longest_prompt(longest_prompt(s)),
+        ),
         EngineChoice::Vllm { launcher } => Arc::new(tokio::task::block_in_place(|| {
             VllmEngine::installed(launcher.clone(), dir)
         })?),
@@ -160,6 +163,13 @@ fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>> {
             dir,
         )?),
     })
+}
+
+/// The workload's longest prompt in tokens (`None` when the workload cannot be read: the
+/// run reports that itself).
+fn longest_prompt(s: &TuneSettings) -> Option<u64> {
+    let w = workload::load(&s.workload).ok()?;
+    Some(workload::stats::compute(&w).prompt_tokens.max.ceil() as u64)
 }
 
 /// For real engines on GPUs: the probe and the idle memory reading taken now, before this

@@ -1,9 +1,14 @@
 //! SGLang: its allowlist ([`knobs`]), how a recipe becomes its command line ([`flags`]),
-//! and the engine behind the `Engine` trait ([`adapter`]), real or as forge's twin.
+//! what an installed SGLang says it is and accepts ([`help`]), its defaults for a GPU
+//! ([`defaults`], shared with forge's twin), how its log reads ([`logs`]), and the engine
+//! behind the `Engine` trait ([`adapter`]), real or as forge's twin.
 
 pub mod adapter;
+pub mod defaults;
 pub mod flags;
+pub mod help;
 pub mod knobs;
+pub mod logs;
 
 /// The model must be one SGLang can load: a local model directory or a well-formed
 /// repository id (the same rule as vLLM's).

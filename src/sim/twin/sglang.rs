@@ -10,6 +10,7 @@
 
 use super::cli::{Parsed, UsageError};
 use super::{Booted, Twin, cli};
+use crate::engine::sglang::defaults;
 use crate::engine::vllm::{KvCacheDtype, VllmArgs};
 use crate::hardware::GpuSpec;
 use crate::recipe::EngineKind;
@@ -18,88 +19,9 @@ use crate::sim::policy::{Admission, MemoryRule, Policy};
 /// SGLang's default port.
 pub const DEFAULT_PORT: u16 = 30000;
 /// `--max-prefill-tokens` default.
-pub const MAX_PREFILL_TOKENS: u32 = 16384;
+pub const MAX_PREFILL_TOKENS: u32 = defaults::MAX_PREFILL_TOKENS as u32;
 /// Steps over which `new_token_ratio` decays to its floor (`SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS`).
 const RATIO_DECAY_STEPS: f64 = 600.0;
-
-fn mib(gpu: &GpuSpec) -> f64 {
-    gpu.memory_mib as f64
-}
-
-/// `chunked_prefill_size` by GPU memory.
-pub fn chunked_prefill_size(gpu: &GpuSpec) -> i64 {
-    match mib(gpu) {
-        m if m < 20.0 * 1024.0 => 2048,
-        m if m < 60.0 * 1024.0 => 4096,
-        m if m < 160.0 * 1024.0 => 8192,
-        _ => 16384,
-    }
-}
-
-/// The largest decode batch captured in a CUDA graph, by GPU memory and TP.
-pub fn cuda_graph_max_bs(gpu: &GpuSpec, tp: u32) -> u32 {
-    let big_tp = tp >= 4;
-    match mib(gpu) {
-        m if m < 20.0 * 1024.0 => 8,
-        m if m < 35.0 * 1024.0 => {
-            if big_tp {
-                160
-            } else {
-                48
-            }
-        }
-        m if m < 60.0 * 1024.0 => {
-            if big_tp {
-                160
-            } else {
-                32
-            }
-        }
-        m if m < 160.0 * 1024.0 => {
-            if big_tp {
-                512
-            } else {
-                256
-            }
-        }
-        _ => 512,
-    }
-}
-
-/// Prefill CUDA-graph buckets up to `max_tokens` (`generate_prefill_cuda_graph_batch_sizes`).
-fn prefill_buckets(max_tokens: i64) -> usize {
-    let ranges: [(i64, i64, i64); 6] = [
-        (4, 32, 4),
-        (48, 256, 16),
-        (288, 512, 32),
-        (576, 1024, 64),
-        (1280, 4096, 256),
-        (4608, i64::MAX, 512),
-    ];
-    let mut n = 0;
-    for (lo, hi, step) in ranges {
-        let mut x = lo;
-        while x <= hi && x <= max_tokens {
-            n += 1;
-            x += step;
-        }
-    }
-    n
-}
-
-/// `mem_fraction_static` when not given: what is left after SGLang's reserve (MiB) for
-/// activations, TP buffers and CUDA graphs, at least 10 GiB on GPUs over 60 GB.
-pub fn mem_fraction_static(gpu: &GpuSpec, tp: u32, chunk: i64, decode_bs: u32) -> f64 {
-    let gpu_mem = mib(gpu);
-    let activation_tokens = chunk.max(2048) as f64;
-    let mut reserved = 512.0 + activation_tokens * 1.5;
-    reserved += f64::from(tp) / 8.0 * 1024.0;
-    reserved += f64::from(decode_bs) * 2.0 + prefill_buckets(chunk) as f64 * 8.0;
-    if gpu_mem > 60.0 * 1024.0 {
-        reserved = reserved.max(10.0 * 1024.0);
-    }
-    (((gpu_mem - reserved) / gpu_mem) * 1000.0).round() / 1000.0
-}
 
 /// `max_running_requests` when not given: from the pool of `tokens` and the context.
 pub fn max_running_requests(tokens: u64, context_len: u32) -> u32 {
@@ -115,20 +37,25 @@ fn num<T: std::str::FromStr>(p: &Parsed, dest: &str) -> Option<T> {
 pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
     let model = p.get("model_path").unwrap_or_default().to_string();
     let tp: u32 = num(p, "tp_size").unwrap_or(1).max(1);
-    let chunk: i64 = num(p, "chunked_prefill_size").unwrap_or_else(|| chunked_prefill_size(gpu));
+    let mem = Some(gpu.memory_mib);
+    let chunk: i64 =
+        num(p, "chunked_prefill_size").unwrap_or_else(|| defaults::chunked_prefill_size(mem));
     let running: Option<u32> = num(p, "max_running_requests");
-    let mut graph_bs: u32 =
-        num(p, "cuda_graph_max_bs_decode").unwrap_or_else(|| cuda_graph_max_bs(gpu, tp));
-    if let Some(r) = running
-        && p.get("cuda_graph_max_bs_decode").is_none()
-    {
-        graph_bs = graph_bs.min(r);
-    }
-    let mfs: f64 = num(p, "mem_fraction_static")
-        .unwrap_or_else(|| mem_fraction_static(gpu, tp, chunk, graph_bs));
+    let graph_bs: u32 = num(p, "cuda_graph_max_bs_decode")
+        .unwrap_or_else(|| defaults::cuda_graph_max_bs(mem, tp, running));
     let eager =
         p.flag("disable_cuda_graph") || p.get("cuda_graph_backend_decode") == Some("disabled");
     let prefill_tokens: u32 = num(p, "max_prefill_tokens").unwrap_or(MAX_PREFILL_TOKENS);
+    let mfs: f64 = num(p, "mem_fraction_static").unwrap_or_else(|| {
+        defaults::mem_fraction_static(&defaults::MemInputs {
+            gpu_mem_mib: mem,
+            tp,
+            chunked_prefill_size: chunk,
+            max_prefill_tokens: i64::from(prefill_tokens),
+            decode_graph_max_bs: (!eager).then_some(graph_bs),
+            prefill_graph_max_tokens: (!eager && chunk > 0).then_some(chunk),
+        })
+    });
     let page: u32 = num(p, "page_size").unwrap_or(if gpu.name.starts_with("B") { 64 } else { 1 });
     let context: Option<u32> = num(p, "context_length");
     let conservativeness: f64 = num(p, "schedule_conservativeness").unwrap_or(1.0);
