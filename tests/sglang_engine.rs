@@ -89,29 +89,10 @@ fn tune(sb: &mut Sandbox, extra: &[&str]) -> common::bin::Running {
             "--sim-time-scale 0.01 --sim-boot-time-scale 0.001",
         )
         .set("FORGE_ENGINE_GRACE_S", "0.3");
-    let store = sb.store().display().to_string();
     let wl = sim_small_workload().display().to_string();
-    let launcher = format!("{fake} serve");
-    let mut args = vec![
-        "tune",
-        "-m",
-        MODEL,
-        "-w",
-        &wl,
-        "--engine",
-        "sglang",
-        "--engine-cmd",
-        &launcher,
-        "--device",
-        "cpu",
-        "--llm",
-        "builtin",
-        "--max-repeats",
-        "1",
-        "--run-dir",
-        &store,
-    ];
-    args.extend_from_slice(extra);
+    let mut args = sb.engine_tune_args("sglang", &format!("{fake} serve"), MODEL, &wl);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     sb.start(&args)
 }
 

@@ -177,30 +177,9 @@ fn one_tune_meets_every_failure_class() {
         .set("FORGE_ENGINE_GRACE_S", "0.3");
     let fake = format!("{} serve", fixture("fake-trtllm/trtllm-serve").display());
     let wl = sim_small_workload().display().to_string();
-    let store = sb.store().display().to_string();
-    let args = [
-        "tune",
-        "-m",
-        MODEL,
-        "-w",
-        &wl,
-        "--engine",
-        "trtllm",
-        "--engine-cmd",
-        &fake,
-        "--device",
-        "cpu",
-        "--llm",
-        "builtin",
-        "--max-repeats",
-        "1",
-        "--run-dir",
-        &store,
-        "--max-experiments",
-        "10",
-        "--boot-timeout",
-        "2",
-    ];
+    let mut args = sb.engine_tune_args("trtllm", &fake, MODEL, &wl);
+    args.extend(["--max-experiments", "10", "--boot-timeout", "2"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut forge = sb.start(&args);
     let status = forge.wait(Duration::from_secs(180));
     let boots = sb.state_lines("boots");

@@ -34,13 +34,7 @@ fn twin_command(
         None | Some(EngineKind::Vllm) => return Ok(None),
         Some(f) => f,
     };
-    let mut known: Vec<(String, bool)> = SIM_SPECS
-        .iter()
-        .map(|s| (s.name.to_string(), s.takes_value))
-        .collect();
-    if command == "predict" {
-        known.extend(predict_flag_names());
-    }
+    let known = forge_flags(command);
     let all: Vec<String> = args.model.iter().chain(&args.args).cloned().collect();
     let (rest, ours) = split_flags(&all, &known);
     let sim = sim_options(&ours, command)?;
@@ -110,13 +104,7 @@ fn parse_command(
             message: "the following arguments are required: MODEL".into(),
         }));
     };
-    let mut known: Vec<(String, bool)> = SIM_SPECS
-        .iter()
-        .map(|s| (s.name.to_string(), s.takes_value))
-        .collect();
-    if command == "predict" {
-        known.extend(predict_flag_names());
-    }
+    let known = forge_flags(command);
     let (rest, ours) = split_flags(&args.args, &known);
     let mut argv = vec![model.clone()];
     argv.extend(rest);
@@ -126,6 +114,19 @@ fn parse_command(
         return Ok(None);
     }
     Ok(Some((parsed, ours)))
+}
+
+/// forge's own flags on `command` (`--sim-*`, and predict's), with whether each takes a
+/// value.
+fn forge_flags(command: &str) -> Vec<(String, bool)> {
+    let mut known: Vec<(String, bool)> = SIM_SPECS
+        .iter()
+        .map(|s| (s.name.to_string(), s.takes_value))
+        .collect();
+    if command == "predict" {
+        known.extend(predict_flag_names());
+    }
+    known
 }
 
 /// `--help`: this command's help (clap's, with the text above); `--help=KEY`: vLLM's.
@@ -300,21 +301,26 @@ fn run_predict(
     output: Output,
 ) -> anyhow::Result<ExitCode> {
     let pid = std::process::id();
+    // A failure to boot reads as the framework's own: vLLM's engine-core traceback, or the
+    // twin's exception.
+    let fail = |e: &crate::sim::engine::BootError| match twin {
+        Some(_) => twin::print_failure(&e.to_string()),
+        None => boot::print_failure(e, pid),
+    };
     if let Some(err) = boot::injected_failure(sim) {
-        return Ok(boot::print_failure(&err, pid));
+        return Ok(fail(&err));
     }
     // An unknown model is the user's typo, not an engine failure: a plain forge error
     // (`forge sim serve` prints vLLM's traceback instead, as the engine it stands in for).
     let setup = match twin {
         Some(t) => {
             if let Some(e) = &t.startup_error {
-                eprintln!("{e}");
-                return Ok(boot::exit_failure());
+                return Ok(twin::print_failure(e));
             }
             let model = crate::sim::model::ModelShape::resolve(&t.model)?;
             match twin::sized_setup(t, model, sim) {
                 Ok(s) => s,
-                Err(e) => return Ok(boot::print_failure(&e, pid)),
+                Err(e) => return Ok(fail(&e)),
             }
         }
         None => boot::setup(parsed, sim)?,
@@ -335,7 +341,7 @@ fn run_predict(
         output.detailed,
     ) {
         Ok(r) => r,
-        Err(e) => return Ok(boot::print_failure(&e, pid)),
+        Err(e) => return Ok(fail(&e)),
     };
     let text = serde_json::to_string_pretty(&result)? + "\n";
     crate::term::print(&text)?;

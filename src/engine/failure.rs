@@ -135,6 +135,60 @@ pub fn collect_hints(
     out.split_off(n.saturating_sub(MAX_HINTS))
 }
 
+/// How one engine's log reads: which lines explain something, and how a line's
+/// timestamp/level/component prefix is removed.
+#[derive(Debug, Clone, Copy)]
+pub struct LogStyle {
+    /// True for a line that explains (not a traceback's source line, not access log).
+    pub explains: fn(&str) -> bool,
+    /// The line without the engine's log prefix.
+    pub strip: fn(&str) -> &str,
+}
+
+impl LogStyle {
+    /// The first explanatory line of `log` containing one of `patterns`, prefix removed.
+    pub fn first_line_with(&self, log: &str, patterns: &[&str]) -> Option<String> {
+        log.lines()
+            .filter(|l| (self.explains)(l))
+            .find(|l| log_has_any(l, patterns))
+            .map(|l| (self.strip)(l).to_string())
+    }
+
+    /// A boot failure of `class`, decided by the first line with one of `patterns` (the
+    /// root cause, e.g. the CUDA OOM, not the `initialization failed` that follows it),
+    /// else by the last of `hints`, else by how the process ended.
+    pub fn failure(
+        &self,
+        class: FailureClass,
+        patterns: &[&str],
+        hints: Vec<String>,
+        (code, signal, log): (Option<i32>, Option<i32>, &str),
+    ) -> Failure {
+        let summary = self
+            .first_line_with(log, patterns)
+            .or_else(|| hints.last().cloned())
+            .unwrap_or_else(|| {
+                format!(
+                    "engine exited during boot ({})",
+                    describe_exit(code, signal)
+                )
+            });
+        Failure {
+            class,
+            exit_code: code,
+            signal,
+            summary,
+            hints,
+        }
+    }
+}
+
+/// A Python traceback's source lines (`raise X(`, `File "…"`) and uvicorn's access-log
+/// lines: never an explanation, in any Python engine's log.
+pub fn is_traceback_or_access(line: &str) -> bool {
+    line.starts_with("raise ") || line.starts_with("File \"") || line.contains(" HTTP/1.1\" ")
+}
+
 /// Last `n` lines of a log, for summaries.
 pub fn tail(log: &str, n: usize) -> Vec<String> {
     let lines: Vec<&str> = log.lines().collect();

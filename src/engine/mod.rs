@@ -10,6 +10,7 @@ pub mod knobs;
 pub mod llamacpp;
 pub mod metrics;
 pub mod port_owner;
+pub mod probe;
 pub mod process;
 pub mod sglang;
 pub mod trtllm;

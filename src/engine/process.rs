@@ -35,6 +35,43 @@ pub struct LaunchSpec {
     pub files: Vec<(PathBuf, String)>,
 }
 
+impl LaunchSpec {
+    /// `launcher` (the program, then its own words) followed by `args`, output to `log`, no
+    /// extra environment or files.
+    pub fn from_launcher(
+        launcher: &[String],
+        args: Vec<String>,
+        log: &Path,
+    ) -> Result<LaunchSpec, crate::recipe::Illegal> {
+        let Some((program, rest)) = launcher.split_first() else {
+            return Err(crate::recipe::Illegal::recipe("empty engine launcher"));
+        };
+        let mut all = rest.to_vec();
+        all.extend(args);
+        Ok(LaunchSpec {
+            program: PathBuf::from(program),
+            args: all,
+            env: Vec::new(),
+            log_path: log.to_path_buf(),
+            files: Vec::new(),
+        })
+    }
+}
+
+/// Environment variable that shortens the SIGTERM → SIGKILL grace of a real engine
+/// (seconds; tests use it with servers that ignore SIGTERM).
+pub const GRACE_ENV: &str = "FORGE_ENGINE_GRACE_S";
+
+/// The SIGTERM → SIGKILL grace of a real engine: [`GRACE_ENV`] when set to a valid
+/// number of seconds, else `default`.
+pub fn grace_or(default: Duration) -> Duration {
+    std::env::var(GRACE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(default, Duration::from_secs_f64)
+}
+
 /// A running engine process group.
 #[derive(Debug)]
 pub struct ServerProcess {

@@ -127,21 +127,13 @@ impl MemoryPlan {
             MemoryRule::FractionOfFree(f) => {
                 let free = total - weights - activations - runtime - graphs;
                 if free <= 0.0 {
-                    return Err(BootError::Oom(trtllm_oom(total, weights, free)));
+                    return Err(BootError::Oom(no_kv(i.rule, total, weights, Some(free))));
                 }
                 f * free
             }
         };
-        if kv <= 0.0 && i.rule != MemoryRule::Vllm {
-            return Err(BootError::Oom(sglang_not_enough(i)));
-        }
         if kv <= 0.0 {
-            return Err(BootError::Oom(
-                "ValueError: No available memory for the cache blocks. Try increasing \
-                 `gpu_memory_utilization` when initializing the engine. See \
-                 https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
-                    .to_string(),
-            ));
+            return Err(BootError::Oom(no_kv(i.rule, total, weights, None)));
         }
         let block_bytes = f64::from(i.block_size) * i.kv_bytes_per_token;
         let num_blocks = (kv / block_bytes).floor() as u64;
@@ -236,14 +228,21 @@ fn torch_oom(total: f64, weights: f64, i: &MemoryInputs<'_>) -> String {
     )
 }
 
-/// SGLang's KV pool (`model_runner.profile_max_num_token`): what `mem_fraction_static` of
-/// the card leaves after the weights and the runtime; activations and CUDA graphs must fit
-/// in the rest, or graph capture fails.
+/// SGLang's KV pool (`kv_cache_configurator.py::_profile_available_bytes`): what
+/// `mem_fraction_static` of the card leaves after the weights and the runtime; activations
+/// and CUDA graphs must fit in the rest, or graph capture fails with SGLang's own message
+/// (`decode_cuda_graph_runner.py`, `CUDA_GRAPH_CAPTURE_FAILED_MSG` of 0.5.23).
 fn sglang_kv(total: f64, fraction: f64, weights: f64, outside: f64) -> Result<f64, BootError> {
     let reserve = total * (1.0 - fraction);
     if outside > reserve {
         return Err(BootError::Oom(format!(
-            "Exception: Capture cuda graph failed: CUDA out of memory. Tried to allocate {}              (the {} left outside mem_fraction_static={fraction} do not hold activations and              CUDA graphs).\nPossible solutions:\n1. set --mem-fraction-static to a smaller              value (e.g., 0.8 or 0.7)\n2. set --cuda-graph-max-bs to a smaller value (e.g.,              16)\n3. disable torch compile by not using --enable-torch-compile\n4. disable              CUDA graph by --disable-cuda-graph. (Not recommended. Huge performance loss)",
+            "Exception: Capture cuda graph failed: CUDA out of memory. Tried to allocate {} \
+             ({} are left outside mem_fraction_static={fraction})\n\
+             Possible solutions:\n\
+             1. set --mem-fraction-static to a smaller value (e.g., 0.8 or 0.7)\n\
+             2. set --cuda-graph-max-bs-decode to a smaller value (e.g., 16)\n\
+             3. disable decode CUDA graph by --cuda-graph-backend-decode=disabled. (Not \
+             recommended. Huge performance loss)",
             torch_size(outside - reserve),
             torch_size(reserve),
         )));
@@ -251,35 +250,34 @@ fn sglang_kv(total: f64, fraction: f64, weights: f64, outside: f64) -> Result<f6
     Ok(total * fraction - weights)
 }
 
-/// SGLang's startup failure when the pool would be empty.
-fn sglang_not_enough(i: &MemoryInputs<'_>) -> String {
-    let f = match i.rule {
-        MemoryRule::FractionOfTotal(f) | MemoryRule::FractionOfFree(f) => f,
-        MemoryRule::Vllm => i.utilization,
-    };
-    match i.rule {
-        MemoryRule::FractionOfFree(_) => format!(
-            "RuntimeError: Executor creation failed due to insufficient GPU memory.\n\
-             The following component could not be created: KV cache\n\
-             (free_gpu_memory_fraction={f})"
-        ),
-        _ => format!(
+/// The start-up failure when a framework's rule leaves no memory for the KV cache: vLLM's
+/// "No available memory for the cache blocks", SGLang's `MemoryPoolConfig` check, or
+/// TensorRT-LLM's executor creation (with what the profiling pass left `free`, when known).
+fn no_kv(rule: MemoryRule, total: f64, weights: f64, free: Option<f64>) -> String {
+    match rule {
+        MemoryRule::FractionOfFree(f) => {
+            let mut msg = format!(
+                "RuntimeError: Executor creation failed due to insufficient GPU memory.\n\
+                 The following component could not be created: KV cache\n\
+                 Total GPU memory (GiB): {:.2}\nModel weights (GiB): {:.2}\n\
+                 free_gpu_memory_fraction: {f}",
+                total / GIB,
+                weights / GIB
+            );
+            if let Some(free) = free {
+                msg.push_str(&format!("\nFree after profiling (GiB): {:.2}", free / GIB));
+            }
+            msg
+        }
+        MemoryRule::FractionOfTotal(f) => format!(
             "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static. \
              Current value: mem_fraction_static={f}"
         ),
+        MemoryRule::Vllm => "ValueError: No available memory for the cache blocks. Try \
+             increasing `gpu_memory_utilization` when initializing the engine. See \
+             https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
+            .to_string(),
     }
-}
-
-/// TensorRT-LLM's failure when the weights and the profiling pass leave nothing free.
-fn trtllm_oom(total: f64, weights: f64, free: f64) -> String {
-    format!(
-        "RuntimeError: Executor creation failed due to insufficient GPU memory.\n\
-         The following component could not be created: KV cache\n\
-         Total GPU memory (GiB): {:.2}\nModel weights (GiB): {:.2}\nFree after profiling (GiB): {:.2}",
-        total / GIB,
-        weights / GIB,
-        free / GIB
-    )
 }
 
 #[cfg(test)]

@@ -218,11 +218,7 @@ async fn start_twin(
 /// A twin that cannot start: the framework's error, after the time it takes to get there.
 async fn twin_failure(msg: &str, sim: &SimOptions) -> ExitCode {
     boot::sim_sleep(2.0, sim.boot_scale()).await;
-    vlog::raw_err("Traceback (most recent call last):");
-    for line in msg.lines() {
-        vlog::raw_err(line);
-    }
-    boot::exit_failure()
+    crate::sim::twin::print_failure(msg)
 }
 
 fn host(parsed: &ParsedArgs) -> &str {

@@ -108,6 +108,18 @@ impl Sandbox {
     /// `forge tune` of `model` on `workload` against the fake `vllm`, with the common flags.
     pub fn fake_tune_args(&self, model: &str, workload: &str) -> Vec<String> {
         let fake = fixture("fake-vllm/vllm").display().to_string();
+        self.engine_tune_args("vllm", &fake, model, workload)
+    }
+
+    /// `forge tune --engine engine --engine-cmd launcher` of `model` on `workload`, with
+    /// the common flags (CPU device, built-in agent, one repeat, this sandbox's store).
+    pub fn engine_tune_args(
+        &self,
+        engine: &str,
+        launcher: &str,
+        model: &str,
+        workload: &str,
+    ) -> Vec<String> {
         let store = self.store().display().to_string();
         [
             "tune",
@@ -116,9 +128,9 @@ impl Sandbox {
             "-w",
             workload,
             "--engine",
-            "vllm",
+            engine,
             "--engine-cmd",
-            &fake,
+            launcher,
             "--device",
             "cpu",
             "--llm",

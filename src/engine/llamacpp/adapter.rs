@@ -5,7 +5,7 @@
 //! loads, then 200; `/v1/models` lists the served name, passed as `--alias`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -159,18 +159,7 @@ impl Engine for LlamacppEngine {
     ) -> Result<LaunchSpec, Illegal> {
         let rendered = flags::render(recipe, port, served_name, self.flags())
             .map_err(|e| Illegal::recipe(e.to_string()))?;
-        let (program, mut args) = match self.launcher.split_first() {
-            Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
-            None => return Err(Illegal::recipe("empty engine launcher")),
-        };
-        args.extend(rendered);
-        Ok(LaunchSpec {
-            program,
-            args,
-            env: Vec::new(),
-            log_path: log.to_path_buf(),
-            files: Vec::new(),
-        })
+        LaunchSpec::from_launcher(&self.launcher, rendered, log)
     }
 
     fn classify_boot_failure(&self, code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {
@@ -209,6 +198,7 @@ mod tests {
     use crate::recipe::Hardware;
     use crate::recipe::Layer;
     use serde_json::json;
+    use std::path::PathBuf;
 
     fn fake_server(dir: &Path) -> String {
         let script = dir.join("llama-server");

@@ -9,7 +9,7 @@
 //! flags. Readiness is the shared one (`/health`; `/v1/models` lists the served name).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,6 @@ use crate::engine::adapter::Engine;
 use crate::engine::failure::Failure;
 use crate::engine::process::LaunchSpec;
 use crate::engine::twin::SimLaunch;
-use crate::engine::vllm::adapter::GRACE_ENV;
 use crate::hardware::GpuSpec;
 use crate::recipe::{EngineKind, Illegal, Recipe};
 
@@ -59,24 +58,13 @@ impl SglangEngine {
                  (e.g. \"python -m sglang.launch_server\"); `forge doctor` checks"
             )
         })?;
-        for n in &p.notes {
-            eprintln!("forge: warning: {n}");
-        }
-        match p.save(run_dir) {
-            Ok(Some(before)) => eprintln!(
-                "forge: warning: this run was started with SGLang {before}; the installed one is \
-                 {}: measurements across versions are not comparable",
-                p.version_text.as_deref().unwrap_or("unknown")
-            ),
-            Ok(None) => {}
-            Err(e) => eprintln!("forge: warning: cannot store the engine's help: {e}"),
-        }
+        p.record("SGLang", run_dir);
         Ok(SglangEngine {
             launcher,
             version: p.version,
             help: p.help.map(Arc::new),
             sim: None,
-            grace: grace_from_env().unwrap_or(REAL_GRACE),
+            grace: crate::engine::process::grace_or(REAL_GRACE),
         })
     }
 
@@ -90,11 +78,6 @@ impl SglangEngine {
             grace: SIM_GRACE,
         }
     }
-}
-
-fn grace_from_env() -> Option<Duration> {
-    let s: f64 = std::env::var(GRACE_ENV).ok()?.trim().parse().ok()?;
-    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s))
 }
 
 impl Engine for SglangEngine {
@@ -144,21 +127,11 @@ impl Engine for SglangEngine {
         boot_seq: u64,
     ) -> Result<LaunchSpec, Illegal> {
         let rendered = flags::render(recipe, port, served_name, self.help.as_deref())?;
-        let (program, mut args) = match self.launcher.split_first() {
-            Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
-            None => return Err(Illegal::recipe("empty engine launcher")),
-        };
-        args.extend(rendered);
+        let mut args = rendered;
         if let Some(s) = &self.sim {
             args.extend(s.args(boot_seq));
         }
-        Ok(LaunchSpec {
-            program,
-            args,
-            env: Vec::new(),
-            log_path: log.to_path_buf(),
-            files: Vec::new(),
-        })
+        LaunchSpec::from_launcher(&self.launcher, args, log)
     }
 
     fn classify_boot_failure(&self, code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {
@@ -190,6 +163,7 @@ mod tests {
     use super::*;
     use crate::recipe::{Hardware, Layer};
     use serde_json::json;
+    use std::path::PathBuf;
 
     fn sim() -> SimLaunch {
         SimLaunch {

@@ -18,18 +18,15 @@
 //! server's own options; only the LLM part is read ([`llm_section`]).
 //! `python -m sglang.launch_server --help` prints the LLM part alone.
 
-use std::ffi::OsStr;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::engine::probe::{self, shown};
 pub use crate::engine::vllm::help::HelpSnapshot;
-use crate::hardware::command::{self, CaptureError, Captured};
+use crate::hardware::command::Captured;
 
-/// The detected version, as printed.
-pub const VERSION_FILE: &str = "engine-version.txt";
-/// The help listing the run's flags were checked against.
-pub const HELP_FILE: &str = "engine-help.txt";
+pub use crate::engine::probe::{EngineMissing, HELP_FILE, VERSION_FILE};
 /// Deadline for each question (SGLang imports torch before it prints help: seconds).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
 /// `sglang serve --help` of SGLang 0.5.23 (recorded on a CPU box), the newest release
@@ -174,30 +171,8 @@ pub fn era(help: &HelpSnapshot) -> &'static str {
     }
 }
 
-/// What the installed engine said about itself.
-#[derive(Debug, Clone, Default)]
-pub struct Probe {
-    /// The version, if the version command printed one.
-    pub version: Option<Version>,
-    /// The version as printed.
-    pub version_text: Option<String>,
-    /// The LLM server's flags.
-    pub help: Option<HelpSnapshot>,
-    /// The help text and the command that printed it.
-    pub help_text: Option<(String, String)>,
-    /// What went wrong or was worked around, for the user.
-    pub notes: Vec<String>,
-}
-
-/// The launcher does not lead to an SGLang at all.
-#[derive(Debug, thiserror::Error)]
-#[error("engine_missing: `{command}`: {why}")]
-pub struct EngineMissing {
-    /// The command that was tried.
-    pub command: String,
-    /// What it said.
-    pub why: String,
-}
+/// What the installed SGLang said about itself.
+pub type Probe = crate::engine::probe::Probe<Version, HelpSnapshot>;
 
 /// Ask `launcher` (`["sglang", "serve"]`, `["python", "-m", "sglang.launch_server"]`) for
 /// its help and, where the launcher's shape allows, its version. Only an absent engine is
@@ -232,45 +207,18 @@ pub fn probe(launcher: &[String], timeout: Duration) -> Result<Probe, EngineMiss
     Ok(p)
 }
 
-fn shown(launcher: &[String], args: &[&str]) -> String {
-    let mut v: Vec<&str> = launcher.iter().map(String::as_str).collect();
-    v.extend_from_slice(args);
-    v.join(" ")
-}
-
-/// Run one question. `Err` is an absent engine; `Ok(Err(note))` a failed question.
+/// Run one question (an absent SGLang is `Err`).
 fn ask(
     launcher: &[String],
     args: &[&str],
     timeout: Duration,
 ) -> Result<Result<Captured, String>, EngineMissing> {
-    let cmd = shown(launcher, args);
-    let missing = |why: String| EngineMissing {
-        command: cmd.clone(),
-        why,
-    };
-    let Some((program, rest)) = launcher.split_first() else {
-        return Err(missing("the engine launcher is empty".into()));
-    };
-    let mut argv: Vec<&str> = rest.iter().map(String::as_str).collect();
-    argv.extend_from_slice(args);
-    match command::capture(OsStr::new(program), &argv, timeout) {
-        Ok(out)
-            if out.code == Some(127) || super::logs::mentions_missing_sglang(&out.all_text()) =>
-        {
-            Err(missing(last_line(&out.all_text()).to_string()))
-        }
-        Ok(out) => Ok(Ok(out)),
-        Err(e @ CaptureError::NotFound { .. }) => Err(missing(e.to_string())),
-        Err(e) => Ok(Err(format!("`{cmd}`: {e}"))),
-    }
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or("exit status 127")
+    probe::ask(
+        launcher,
+        args,
+        timeout,
+        super::logs::mentions_missing_sglang,
+    )
 }
 
 fn read_help(p: &mut Probe, answer: Result<Captured, String>, cmd: &str) {
@@ -301,34 +249,7 @@ fn read_version(p: &mut Probe, out: &Captured, cmd: &[String]) {
             p.version = Some(v);
             p.version_text = Some(raw);
         }
-        _ => p.notes.push(format!(
-            "`{}` printed no version (exit {}): {}",
-            cmd.join(" "),
-            out.code.map_or("by signal".into(), |c| c.to_string()),
-            last_line(&out.all_text())
-        )),
-    }
-}
-
-impl Probe {
-    /// Store the answers in the run directory (atomically). Returns the version a previous
-    /// session of this run recorded, when it differs from this one.
-    pub fn save(&self, dir: &Path) -> std::io::Result<Option<String>> {
-        let path = dir.join(VERSION_FILE);
-        let before = std::fs::read_to_string(&path)
-            .ok()
-            .map(|t| t.trim().to_string());
-        let now = self
-            .version_text
-            .clone()
-            .unwrap_or_else(|| "unknown".into());
-        crate::store::write_atomic(&path, format!("{now}\n").as_bytes())
-            .map_err(std::io::Error::other)?;
-        if let Some((text, _)) = &self.help_text {
-            crate::store::write_atomic(&dir.join(HELP_FILE), text.as_bytes())
-                .map_err(std::io::Error::other)?;
-        }
-        Ok(before.filter(|b| *b != now))
+        _ => p.notes.push(probe::no_version(&cmd.join(" "), out)),
     }
 }
 

@@ -11,7 +11,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::failure::log_has_any as has_any;
-use crate::engine::failure::{Failure, FailureClass, collect_hints, describe_exit};
+use crate::engine::failure::{
+    Failure, FailureClass, LogStyle, collect_hints, is_traceback_or_access,
+};
 
 /// "Does not fit in memory".
 const OOM_PATTERNS: &[&str] = &[
@@ -106,26 +108,17 @@ pub fn mentions_missing_sglang(text: &str) -> bool {
         })
 }
 
+/// How this engine's log reads.
+const STYLE: LogStyle = LogStyle {
+    explains: is_explanation,
+    strip: strip_prefix,
+};
+
 /// Classify a boot that ended without becoming ready. The summary is the root cause line
 /// (the CUDA OOM, not the `Initialization failed` that follows it).
 pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {
     let (class, patterns) = class_of(code, log);
-    let hints = hints(log);
-    let summary = first_line_with(log, patterns)
-        .or_else(|| hints.last().cloned())
-        .unwrap_or_else(|| {
-            format!(
-                "engine exited during boot ({})",
-                describe_exit(code, signal)
-            )
-        });
-    Failure {
-        class,
-        exit_code: code,
-        signal,
-        summary,
-        hints,
-    }
+    STYLE.failure(class, patterns, hints(log), (code, signal, log))
 }
 
 /// The class and the patterns whose first line is the summary.
@@ -159,21 +152,10 @@ fn class_of(code: Option<i32>, log: &str) -> (FailureClass, &'static [&'static s
     }
 }
 
-/// The first explanatory line containing one of `patterns`, prefixes stripped.
-fn first_line_with(log: &str, patterns: &[&str]) -> Option<String> {
-    log.lines()
-        .filter(|l| is_explanation(l))
-        .find(|l| has_any(l, patterns))
-        .map(|l| strip_prefix(l).to_string())
-}
-
 /// Not a traceback's source line, not an access-log line, not the settings dump.
 fn is_explanation(line: &str) -> bool {
     let t = strip_prefix(line);
-    !(t.starts_with("raise ")
-        || t.starts_with("File \"")
-        || t.starts_with("server_args=")
-        || t.contains(" HTTP/1.1\" "))
+    !(is_traceback_or_access(t) || t.starts_with("server_args="))
 }
 
 /// SGLang's own explanatory lines (deduplicated, at most 8, log prefixes stripped); the

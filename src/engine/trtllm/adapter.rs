@@ -57,7 +57,7 @@ impl TrtllmEngine {
             version,
             help: None,
             sim: None,
-            grace: grace_from_env().unwrap_or(REAL_GRACE),
+            grace: crate::engine::process::grace_or(REAL_GRACE),
             limits: Limits::default(),
         }
     }
@@ -72,20 +72,7 @@ impl TrtllmEngine {
                  is on PATH, or point --engine-cmd at it; `forge doctor` checks"
             )
         })?;
-        for n in &p.notes {
-            eprintln!("forge: warning: {n}");
-        }
-        match p.save(run_dir) {
-            Ok(Some(before)) => eprintln!(
-                "forge: warning: this run was started with TensorRT-LLM {before}; the installed \
-                 one is {}: measurements across versions are not comparable",
-                p.version
-                    .as_ref()
-                    .map_or("unknown".into(), Version::to_string)
-            ),
-            Ok(None) => {}
-            Err(e) => eprintln!("forge: warning: cannot store the engine's help: {e}"),
-        }
+        p.record("TensorRT-LLM", run_dir);
         let mut engine = TrtllmEngine::real(launcher, p.version.unwrap_or(Version::NEWEST));
         engine.help = p.help.map(Arc::new);
         Ok(engine)
@@ -116,12 +103,6 @@ impl TrtllmEngine {
             help: self.help.as_deref(),
         }
     }
-}
-
-fn grace_from_env() -> Option<Duration> {
-    let var = crate::engine::vllm::adapter::GRACE_ENV;
-    let s: f64 = std::env::var(var).ok()?.trim().parse().ok()?;
-    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s))
 }
 
 /// Where a launch's YAML goes: beside its log, `<log stem>.extra_llm_api_options.yaml`.
@@ -184,28 +165,19 @@ impl Engine for TrtllmEngine {
         log: &Path,
         boot_seq: u64,
     ) -> Result<LaunchSpec, Illegal> {
-        let (program, mut args) = match self.launcher.split_first() {
-            Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
-            None => return Err(Illegal::recipe("empty engine launcher")),
-        };
-        let (rendered, yaml) = flags::render(
+        let (mut args, yaml) = flags::render(
             recipe,
             "127.0.0.1",
             port,
             &yaml_path_for(log),
             self.target(),
         )?;
-        args.extend(rendered);
         if let Some(s) = &self.sim {
             args.extend(s.args(boot_seq));
         }
-        Ok(LaunchSpec {
-            program,
-            args,
-            env: Vec::new(),
-            log_path: log.to_path_buf(),
-            files: yaml.into_iter().collect(),
-        })
+        let mut spec = LaunchSpec::from_launcher(&self.launcher, args, log)?;
+        spec.files = yaml.into_iter().collect();
+        Ok(spec)
     }
 
     fn classify_boot_failure(&self, code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {

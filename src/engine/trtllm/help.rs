@@ -16,17 +16,12 @@
 //! are wider than 30 characters (click's `HelpFormatter.write_dl`).
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fmt;
-use std::path::Path;
 use std::time::Duration;
 
-use crate::hardware::command::{self, CaptureError};
+use crate::engine::probe;
 
-/// The help listing the run's command lines were checked against.
-pub const HELP_FILE: &str = "engine-help.txt";
-/// The detected version, as printed.
-pub const VERSION_FILE: &str = "engine-version.txt";
+pub use crate::engine::probe::{EngineMissing, HELP_FILE, VERSION_FILE};
 /// Deadline for `serve --help` (it imports torch and tensorrt_llm first: seconds).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Options every `trtllm-serve serve --help` lists; a text without them listed none.
@@ -203,66 +198,33 @@ fn choices(metavar: &str) -> Option<Vec<String>> {
     Some(inner.split('|').map(str::to_string).collect())
 }
 
-/// What the installed `trtllm-serve` said about itself.
-#[derive(Debug, Clone, Default)]
-pub struct Probe {
-    /// The version from the import banner, if printed.
-    pub version: Option<Version>,
-    /// The banner line as printed.
-    pub version_text: Option<String>,
-    /// The parsed option listing.
-    pub help: Option<ServeHelp>,
-    /// Its text (stdout of `serve --help`).
-    pub help_text: Option<String>,
-    /// What went wrong or was worked around, for the user.
-    pub notes: Vec<String>,
-}
-
-/// The launcher does not lead to a TensorRT-LLM.
-#[derive(Debug, thiserror::Error)]
-#[error("engine_missing: `{command}`: {why}")]
-pub struct EngineMissing {
-    /// The command that was tried.
-    pub command: String,
-    /// What it said.
-    pub why: String,
-}
+/// What the installed `trtllm-serve` said about itself (`version_text` is the version
+/// the import banner named).
+pub type Probe = crate::engine::probe::Probe<Version, ServeHelp>;
 
 /// Ask `launcher` (`["trtllm-serve", "serve"]`) for `--help`. Only an absent engine is an
 /// error; a help that lists nothing is a note, and the run renders from forge's tables.
 pub fn probe(launcher: &[String], timeout: Duration) -> Result<Probe, EngineMissing> {
-    let shown = format!("{} --help", launcher.join(" "));
-    let missing = |why: String| EngineMissing {
-        command: shown.clone(),
-        why,
-    };
-    let (program, rest) = launcher
-        .split_first()
-        .ok_or_else(|| missing("the engine launcher is empty".into()))?;
-    let mut argv: Vec<&str> = rest.iter().map(String::as_str).collect();
-    argv.push("--help");
-    let out = match command::capture(OsStr::new(program), &argv, timeout) {
-        Ok(out) => out,
-        Err(e @ CaptureError::NotFound { .. }) => return Err(missing(e.to_string())),
-        Err(e) => {
-            return Ok(Probe {
-                notes: vec![format!("`{shown}`: {e}")],
-                ..Probe::default()
-            });
-        }
-    };
-    let text = out.all_text();
-    if out.code == Some(127) || super::logs::mentions_missing_trtllm(&text) {
-        return Err(missing(last_line(&text).to_string()));
+    let shown = probe::shown(launcher, &["--help"]);
+    match probe::ask(
+        launcher,
+        &["--help"],
+        timeout,
+        super::logs::mentions_missing_trtllm,
+    )? {
+        Ok(out) => Ok(read(&out.stdout, &out.all_text(), &shown)),
+        Err(note) => Ok(Probe {
+            notes: vec![note],
+            ..Probe::default()
+        }),
     }
-    Ok(read(&out.stdout, &text, &shown))
 }
 
 fn read(stdout: &str, all: &str, shown: &str) -> Probe {
     let mut p = Probe::default();
-    if let Some((v, line)) = version_from_banner(all) {
+    if let Some((v, _)) = version_from_banner(all) {
+        p.version_text = Some(v.to_string());
         p.version = Some(v);
-        p.version_text = Some(line);
     } else {
         p.notes.push(format!(
             "`{shown}` printed no `TensorRT-LLM version:` banner: rendering for {}",
@@ -272,51 +234,23 @@ fn read(stdout: &str, all: &str, shown: &str) -> Probe {
     let help = ServeHelp::parse(stdout);
     if help.lists_options() {
         p.help = Some(help);
-        p.help_text = Some(stdout.to_string());
+        p.help_text = Some((stdout.to_string(), shown.to_string()));
     } else {
         p.notes.push(format!(
             "`{shown}` listed no options ({}): options are rendered from forge's table and not \
              checked before boot (trtllm-serve itself rejects an unknown one, recorded as \
              infeasible_config)",
-            last_line(all)
+            probe::last_line(all).unwrap_or("no output")
         ));
     }
     p
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or("no output")
-}
-
-impl Probe {
-    /// Store the answers in `dir` (atomically). Returns the version a previous session of
-    /// this run recorded, when it differs from this one.
-    pub fn save(&self, dir: &Path) -> std::io::Result<Option<String>> {
-        let path = dir.join(VERSION_FILE);
-        let before = std::fs::read_to_string(&path)
-            .ok()
-            .map(|t| t.trim().to_string());
-        let now = self
-            .version
-            .as_ref()
-            .map_or_else(|| "unknown".to_string(), Version::to_string);
-        crate::store::write_atomic(&path, format!("{now}\n").as_bytes())
-            .map_err(std::io::Error::other)?;
-        if let Some(text) = &self.help_text {
-            crate::store::write_atomic(&dir.join(HELP_FILE), text.as_bytes())
-                .map_err(std::io::Error::other)?;
-        }
-        Ok(before.filter(|b| *b != now))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/trtllm");
 

@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::failure::{Failure, FailureClass, collect_hints, describe_exit, log_has_any};
+use crate::engine::failure::{
+    Failure, FailureClass, LogStyle, collect_hints, is_traceback_or_access, log_has_any,
+};
 
 /// "Does not fit in memory".
 const OOM_PATTERNS: &[&str] = &[
@@ -76,27 +78,18 @@ pub fn mentions_missing_trtllm(text: &str) -> bool {
     log_has_any(text, MISSING_PATTERNS)
 }
 
+/// How this engine's log reads.
+const STYLE: LogStyle = LogStyle {
+    explains: is_explanation,
+    strip: strip_prefix,
+};
+
 /// Classify a boot that ended without becoming ready. The summary is the first line that
 /// decided the class (the root cause, not the `RuntimeError: Executor worker returned
 /// error` that follows it in the server), else the last explanatory line.
 pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {
     let (class, patterns) = class_of(code, log);
-    let hints = hints(log);
-    let summary = first_line_with(log, patterns)
-        .or_else(|| hints.last().cloned())
-        .unwrap_or_else(|| {
-            format!(
-                "engine exited during boot ({})",
-                describe_exit(code, signal)
-            )
-        });
-    Failure {
-        class,
-        exit_code: code,
-        signal,
-        summary,
-        hints,
-    }
+    STYLE.failure(class, patterns, hints(log), (code, signal, log))
 }
 
 fn class_of(code: Option<i32>, log: &str) -> (FailureClass, &'static [&'static str]) {
@@ -117,21 +110,10 @@ fn class_of(code: Option<i32>, log: &str) -> (FailureClass, &'static [&'static s
     }
 }
 
-/// The first explanatory line containing one of `patterns`, prefixes stripped.
-fn first_line_with(log: &str, patterns: &[&str]) -> Option<String> {
-    log.lines()
-        .filter(|l| is_explanation(l))
-        .find(|l| log_has_any(l, patterns))
-        .map(|l| strip_prefix(l).to_string())
-}
-
 /// Not a traceback's source line or an access-log line.
 fn is_explanation(line: &str) -> bool {
     let t = strip_prefix(line);
-    !(t.starts_with("raise ")
-        || t.starts_with("File \"")
-        || t.contains(" HTTP/1.1\" ")
-        || t.starts_with("Traceback"))
+    !(is_traceback_or_access(t) || t.starts_with("Traceback"))
 }
 
 /// The engine's own explanatory lines (deduplicated, at most 8, prefixes stripped).

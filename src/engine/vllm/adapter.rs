@@ -12,7 +12,7 @@
 //! process, never refused.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,9 +31,7 @@ use crate::recipe::{EngineKind, Illegal, Recipe};
 
 pub use crate::engine::twin::SimLaunch;
 
-/// Environment variable that shortens the SIGTERM → SIGKILL grace of a real engine
-/// (seconds; tests use it with servers that ignore SIGTERM).
-pub const GRACE_ENV: &str = "FORGE_ENGINE_GRACE_S";
+pub use crate::engine::process::GRACE_ENV;
 /// How long a real vLLM gets to exit after SIGTERM (it drains, then frees the GPU).
 const REAL_GRACE: Duration = Duration::from_secs(30);
 
@@ -60,7 +58,7 @@ impl VllmEngine {
             version,
             help: None,
             sim: None,
-            grace: grace_from_env().unwrap_or(REAL_GRACE),
+            grace: crate::engine::process::grace_or(REAL_GRACE),
         }
     }
 
@@ -74,18 +72,7 @@ impl VllmEngine {
                  (e.g. \"python -m vllm.entrypoints.cli.main\"); `forge doctor` checks"
             )
         })?;
-        for n in &p.notes {
-            eprintln!("forge: warning: {n}");
-        }
-        match p.save(run_dir) {
-            Ok(Some(before)) => eprintln!(
-                "forge: warning: this run was started with vLLM {before}; the installed one is \
-                 {}: measurements across versions are not comparable",
-                p.version_text.as_deref().unwrap_or("unknown")
-            ),
-            Ok(None) => {}
-            Err(e) => eprintln!("forge: warning: cannot store the engine's help: {e}"),
-        }
+        p.record("vLLM", run_dir);
         let version = p.version.unwrap_or_else(|| {
             eprintln!(
                 "forge: warning: vLLM version unknown; rendering flags for {}",
@@ -108,11 +95,6 @@ impl VllmEngine {
             grace: Duration::from_secs(3),
         }
     }
-}
-
-fn grace_from_env() -> Option<Duration> {
-    let s: f64 = std::env::var(GRACE_ENV).ok()?.trim().parse().ok()?;
-    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s))
 }
 
 impl Engine for VllmEngine {
@@ -165,24 +147,15 @@ impl Engine for VllmEngine {
         args.served_model_name = Some(served_name.to_string());
         let serve = serve_command(&args, self.version, self.help.as_deref())
             .map_err(|e| Illegal::recipe(e.to_string()))?;
-        let (program, mut argv) = match self.launcher.split_first() {
-            Some((p, rest)) => (PathBuf::from(p), rest.to_vec()),
-            None => return Err(Illegal::recipe("empty engine launcher")),
-        };
-        argv.push("serve".into());
+        let mut argv = vec!["serve".to_string()];
         argv.extend(serve.args);
-        let mut env = vec![("VLLM_SERVER_DEV_MODE".to_string(), "1".to_string())];
-        env.extend(serve.env);
         if let Some(s) = &self.sim {
             argv.extend(s.args(boot_seq));
         }
-        Ok(LaunchSpec {
-            program,
-            args: argv,
-            env,
-            log_path: log.to_path_buf(),
-            files: Vec::new(),
-        })
+        let mut spec = LaunchSpec::from_launcher(&self.launcher, argv, log)?;
+        spec.env = vec![("VLLM_SERVER_DEV_MODE".to_string(), "1".to_string())];
+        spec.env.extend(serve.env);
+        Ok(spec)
     }
 
     fn classify_boot_failure(&self, code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {

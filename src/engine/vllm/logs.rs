@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::failure::log_has_any as has_any;
-use crate::engine::failure::{Failure, FailureClass};
+use crate::engine::failure::{Failure, FailureClass, LogStyle, is_traceback_or_access};
 
 /// Lines that mean "does not fit in memory".
 const OOM_PATTERNS: &[&str] = &[
@@ -74,6 +74,12 @@ const HINT_PATTERNS: &[&str] = &[
     "error:",
 ];
 
+/// How this engine's log reads.
+const STYLE: LogStyle = LogStyle {
+    explains: is_explanation,
+    strip: strip_prefix,
+};
+
 /// Classify a boot that ended without becoming ready. The summary is the first line that
 /// decided the class (the root cause, e.g. the CUDA OOM, not the `Engine core
 /// initialization failed` that follows it), else the last explanatory line.
@@ -94,39 +100,16 @@ pub fn classify_exit(code: Option<i32>, signal: Option<i32>, log: &str) -> Failu
             // failure as far as forge can tell.
             (FailureClass::CrashedDuringBoot, &[])
         };
-    let hints = hints(log);
-    let summary = first_line_with(log, patterns)
-        .or_else(|| hints.last().cloned())
-        .unwrap_or_else(|| {
-            format!(
-                "engine exited during boot ({})",
-                crate::engine::failure::describe_exit(code, signal)
-            )
-        });
-    Failure {
-        class,
-        exit_code: code,
-        signal,
-        summary,
-        hints,
-    }
+    STYLE.failure(class, patterns, hints(log), (code, signal, log))
 }
 
 /// Summary lines for a missing engine.
 const MISSING_SUMMARY: &[&str] = &["No module named", "not found"];
 
-/// The first explanatory line containing one of `patterns`, prefixes stripped.
-fn first_line_with(log: &str, patterns: &[&str]) -> Option<String> {
-    log.lines()
-        .filter(|l| is_explanation(l))
-        .find(|l| has_any(l, patterns))
-        .map(|l| strip_prefix(l).to_string())
-}
-
 /// Not a traceback's source line (`raise X(`, `File "..."`) or an access-log line.
 fn is_explanation(line: &str) -> bool {
     let t = strip_prefix(line);
-    !(t.starts_with("raise ") || t.starts_with("File \"") || t.contains(" HTTP/1.1\" "))
+    !is_traceback_or_access(t)
 }
 
 /// The engine's own explanatory lines (deduplicated, at most 8, log prefixes stripped).

@@ -35,9 +35,10 @@ impl Parsed {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// SGLang's `sglang serve` options (0.5.23), from its help listing.
+/// SGLang's `sglang serve` options (0.5.23, the newest release the adapter knows), from
+/// its recorded help listing.
 pub fn sglang_help() -> HelpSnapshot {
-    HelpSnapshot::parse(include_str!("sglang-0.5.23-help.txt"))
+    crate::engine::sglang::help::newest_help()
 }
 
 /// SGLang options whose argparse `type` is `int` or `float` (the help prints no types).
@@ -61,7 +62,7 @@ const SGLANG_INTS: &[&str] = &[
 const SGLANG_FLOATS: &[&str] = &["--mem-fraction-static", "--schedule-conservativeness"];
 
 fn sglang_usage() -> String {
-    let text = include_str!("sglang-0.5.23-help.txt");
+    let text = crate::engine::sglang::help::HELP_0_5_23;
     text.split("\n\n")
         .next()
         .unwrap_or("usage: sglang serve")

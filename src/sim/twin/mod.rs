@@ -125,6 +125,16 @@ impl Twin {
     }
 }
 
+/// Print a twin's start-up failure as the framework's Python process ends (the exception
+/// after a traceback header, on stderr) and return its exit status, 1.
+pub fn print_failure(msg: &str) -> std::process::ExitCode {
+    super::vlog::raw_err("Traceback (most recent call last):");
+    for line in msg.lines() {
+        super::vlog::raw_err(line);
+    }
+    super::boot::exit_failure()
+}
+
 /// The twin's setup with every limit the framework derives at boot resolved (SGLang's
 /// `max_running_requests` from the KV pool, when not given).
 pub fn sized_setup(t: &Twin, model: ModelShape, sim: &SimOptions) -> Result<SimSetup, BootError> {

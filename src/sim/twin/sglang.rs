@@ -9,7 +9,7 @@
 //! batches unless `--enable-mixed-chunk`, the overlap scheduler unless disabled.
 
 use super::cli::{Parsed, UsageError};
-use super::{Booted, Twin, cli};
+use super::{Booted, Twin};
 use crate::engine::sglang::defaults;
 use crate::engine::vllm::{KvCacheDtype, VllmArgs};
 use crate::hardware::GpuSpec;
@@ -101,7 +101,6 @@ pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
         .get("served_model_name")
         .map_or_else(|| vec![model.clone()], |s| vec![s.to_string()]);
     let port = num(p, "port").unwrap_or(DEFAULT_PORT);
-    let _ = cli::dest;
     Ok(Twin {
         framework: EngineKind::Sglang,
         model,

@@ -1,9 +1,10 @@
 //! TensorRT-LLM's twin: `trtllm-serve serve MODEL` options and its
 //! `--extra_llm_api_options` YAML (strict, as `LlmArgs` is: an unknown key fails start-up
 //! with pydantic's "Extra inputs are not permitted"), resolved with the PyTorch backend's
-//! defaults (`llmapi/llm_args.py`: max_batch_size 2048, max_num_tokens 8192, KV 0.9 of the
-//! memory free after the profiling pass, 32-token blocks with reuse, chunked prefill off,
-//! GUARANTEED_NO_EVICT, CUDA graphs on up to batch 128 without padding, overlap scheduler on).
+//! defaults (the adapter's [`crate::engine::trtllm::defaults`]: max_batch_size 2048,
+//! max_num_tokens 8192, KV 0.9 of the memory free after the profiling pass, 32-token blocks
+//! with reuse, chunked prefill off, GUARANTEED_NO_EVICT, CUDA graphs on up to batch 128
+//! without padding, overlap scheduler on).
 //! Without chunked prefill a prompt over `max_num_tokens` is refused with a 400.
 
 use std::collections::BTreeMap;
@@ -12,6 +13,8 @@ use serde::Deserialize;
 
 use super::cli::{Parsed, UsageError};
 use super::{Booted, Twin};
+use crate::engine::trtllm::adapter::served_model_name;
+use crate::engine::trtllm::defaults;
 use crate::engine::vllm::{KvCacheDtype, VllmArgs};
 use crate::hardware::GpuSpec;
 use crate::recipe::EngineKind;
@@ -19,16 +22,6 @@ use crate::sim::policy::{Admission, MemoryRule, Policy};
 
 /// trtllm-serve's default port.
 pub const DEFAULT_PORT: u16 = 8000;
-/// `max_batch_size` default.
-pub const MAX_BATCH_SIZE: u32 = 2048;
-/// `max_num_tokens` default.
-pub const MAX_NUM_TOKENS: u32 = 8192;
-/// `kv_cache_config.free_gpu_memory_fraction` default.
-pub const FREE_FRACTION: f64 = 0.9;
-/// `kv_cache_config.tokens_per_block` default.
-pub const TOKENS_PER_BLOCK: u32 = 32;
-/// `cuda_graph_config.max_batch_size` default.
-pub const CUDA_GRAPH_MAX_BATCH: u32 = 128;
 
 /// The YAML keys the twin reads (a subset of `LlmArgs`; every other key of the real schema
 /// is accepted and ignored, an unknown one refused).
@@ -147,14 +140,14 @@ pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
     let kv = yaml.kv_cache_config.unwrap_or_default();
     let batch = num(p, "max_batch_size")
         .or(yaml.max_batch_size)
-        .unwrap_or(MAX_BATCH_SIZE);
+        .unwrap_or(defaults::MAX_BATCH_SIZE as u32);
     let tokens = num(p, "max_num_tokens")
         .or(yaml.max_num_tokens)
-        .unwrap_or(MAX_NUM_TOKENS);
+        .unwrap_or(defaults::MAX_NUM_TOKENS as u32);
     let chunked = p.flag("enable_chunked_prefill") || yaml.enable_chunked_prefill.unwrap_or(false);
     let fraction = num(p, "kv_cache_free_gpu_memory_fraction")
         .or(kv.free_gpu_memory_fraction)
-        .unwrap_or(FREE_FRACTION);
+        .unwrap_or(defaults::KV_FRACTION);
     let graphs = match yaml.cuda_graph_config {
         Some(None) => None,
         Some(Some(c)) => Some(c),
@@ -163,12 +156,12 @@ pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
     let graph_max = graphs.as_ref().map(|c| {
         c.max_batch_size
             .or_else(|| c.batch_sizes.as_ref().and_then(|b| b.iter().max().copied()))
-            .unwrap_or(CUDA_GRAPH_MAX_BATCH)
+            .unwrap_or(defaults::CUDA_GRAPH_MAX_BATCH_SIZE as u32)
     });
     let policy_name = yaml
         .scheduler_config
         .and_then(|s| s.capacity_scheduler_policy)
-        .unwrap_or_else(|| "GUARANTEED_NO_EVICT".into());
+        .unwrap_or_else(|| defaults::CAPACITY_POLICY.into());
     let args = VllmArgs {
         model: model.clone(),
         max_num_seqs: Some(batch),
@@ -176,7 +169,10 @@ pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
         enable_prefix_caching: Some(kv.enable_block_reuse.unwrap_or(true)),
         enable_chunked_prefill: Some(chunked),
         gpu_memory_utilization: Some(fraction),
-        block_size: Some(kv.tokens_per_block.unwrap_or(TOKENS_PER_BLOCK)),
+        block_size: Some(
+            kv.tokens_per_block
+                .unwrap_or(defaults::TOKENS_PER_BLOCK as u32),
+        ),
         kv_cache_dtype: Some(if kv.dtype.as_deref() == Some("fp8") {
             KvCacheDtype::Fp8
         } else {
@@ -193,7 +189,7 @@ pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
     let policy = Policy {
         framework: EngineKind::Trtllm,
         memory: MemoryRule::FractionOfFree(fraction),
-        admission: if policy_name == "GUARANTEED_NO_EVICT" {
+        admission: if policy_name == defaults::CAPACITY_POLICY {
             Admission::NoEvict
         } else {
             Admission::OnDemand
@@ -205,7 +201,7 @@ pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
     };
     Ok(Twin {
         framework: EngineKind::Trtllm,
-        served: vec![served_id(&model)],
+        served: vec![served_model_name(&model)],
         model,
         host: p.get("host").unwrap_or("localhost").to_string(),
         port: num(p, "port").unwrap_or(DEFAULT_PORT),
@@ -226,17 +222,6 @@ fn backend_error(p: &Parsed) -> Option<String> {
             "NotImplementedError: forge's TensorRT-LLM twin simulates the PyTorch backend only, not `{other}`"
         )),
     }
-}
-
-/// `/v1/models` lists the model argument, or a local directory's name.
-fn served_id(model: &str) -> String {
-    let path = std::path::Path::new(model);
-    if path.is_dir() {
-        return path
-            .file_name()
-            .map_or_else(|| model.to_string(), |n| n.to_string_lossy().into_owned());
-    }
-    model.to_string()
 }
 
 /// TensorRT-LLM's start-up lines (`_torch/pyexecutor/_util.py`'s KV-cache estimation).
