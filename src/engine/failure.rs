@@ -183,6 +183,19 @@ impl LogStyle {
     }
 }
 
+/// True when `text` says the Python package `module` itself cannot be imported — one of
+/// `patterns`, or Python's `No module named module` (unquoted, as `python -m` prints it),
+/// but not `No module named module_flash_attn` (one of its dependencies).
+pub fn mentions_missing_module(text: &str, module: &str, patterns: &[&str]) -> bool {
+    let unquoted = format!("No module named {module}");
+    log_has_any(text, patterns)
+        || text.lines().any(|l| {
+            l.split(unquoted.as_str())
+                .skip(1)
+                .any(|rest| rest.is_empty() || rest.starts_with(['.', ' ']))
+        })
+}
+
 /// A Python traceback's source lines (`raise X(`, `File "…"`) and uvicorn's access-log
 /// lines: never an explanation, in any Python engine's log.
 pub fn is_traceback_or_access(line: &str) -> bool {

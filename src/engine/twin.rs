@@ -64,4 +64,18 @@ impl SimLaunch {
         v.extend(s.extra.iter().cloned());
         v
     }
+
+    /// A launch for unit tests: `/bin/forge` on an H100, fast clocks, seed 7.
+    #[cfg(test)]
+    pub fn example() -> SimLaunch {
+        SimLaunch {
+            exe: PathBuf::from("/bin/forge"),
+            gpu: "H100".into(),
+            time_scale: 0.01,
+            boot_time_scale: 0.001,
+            noise_pct: 0.0,
+            seed: 7,
+            extra: Vec::new(),
+        }
+    }
 }

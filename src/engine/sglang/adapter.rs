@@ -165,21 +165,9 @@ mod tests {
     use serde_json::json;
     use std::path::PathBuf;
 
-    fn sim() -> SimLaunch {
-        SimLaunch {
-            exe: PathBuf::from("/bin/forge"),
-            gpu: "H100".into(),
-            time_scale: 0.01,
-            boot_time_scale: 0.001,
-            noise_pct: 0.0,
-            seed: 7,
-            extra: Vec::new(),
-        }
-    }
-
     #[test]
     fn the_twin_renders_real_flags_then_sim_flags() {
-        let e = SglangEngine::simulated(sim());
+        let e = SglangEngine::simulated(SimLaunch::example());
         let mut ch = BTreeMap::new();
         ch.insert("cuda_graph_max_bs".to_string(), json!(64));
         let r = Recipe::baseline(EngineKind::Sglang, "Qwen/Qwen3-0.6B", Hardware::default())

@@ -100,12 +100,7 @@ const HINT_PATTERNS: &[&str] = &[
 /// True when the text says the `sglang` package itself cannot be imported (not one of its
 /// dependencies, not `sglang.srt.something`).
 pub fn mentions_missing_sglang(text: &str) -> bool {
-    has_any(text, MISSING_PATTERNS)
-        || text.lines().any(|l| {
-            l.split("No module named sglang")
-                .skip(1)
-                .any(|rest| rest.is_empty() || rest.starts_with(['.', ' ']))
-        })
+    crate::engine::failure::mentions_missing_module(text, "sglang", MISSING_PATTERNS)
 }
 
 /// How this engine's log reads.

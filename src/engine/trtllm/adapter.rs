@@ -217,21 +217,9 @@ mod tests {
     use super::*;
     use crate::recipe::Hardware;
 
-    fn sim() -> SimLaunch {
-        SimLaunch {
-            exe: PathBuf::from("/bin/forge"),
-            gpu: "H100".into(),
-            time_scale: 0.01,
-            boot_time_scale: 0.001,
-            noise_pct: 0.0,
-            seed: 7,
-            extra: Vec::new(),
-        }
-    }
-
     #[test]
     fn the_twin_gets_the_real_arguments_then_its_own() {
-        let e = TrtllmEngine::simulated(sim());
+        let e = TrtllmEngine::simulated(SimLaunch::example());
         let r = Recipe::baseline(EngineKind::Trtllm, "Qwen/Qwen3-0.6B", Hardware::default());
         let log = Path::new("/run/logs/e0002-abc-c1.log");
         let spec = e.launch_spec(&r, 4321, "ignored", log, 2).unwrap();

@@ -52,12 +52,7 @@ const PORT_TAKEN_PATTERNS: &[&str] = &[
 
 /// True when the text says the `vllm` package (not one of its parts) cannot be imported.
 pub fn mentions_missing_vllm(text: &str) -> bool {
-    has_any(text, MISSING_PATTERNS)
-        || text.lines().any(|l| {
-            l.split("No module named vllm")
-                .skip(1)
-                .any(|rest| rest.is_empty() || rest.starts_with(['.', ' ']))
-        })
+    crate::engine::failure::mentions_missing_module(text, "vllm", MISSING_PATTERNS)
 }
 /// Lines worth showing to a human and an agent.
 const HINT_PATTERNS: &[&str] = &[
