@@ -318,7 +318,7 @@ fn run_predict(
                 return Ok(twin::print_failure(e));
             }
             let model = crate::sim::model::ModelShape::resolve(&t.model)?;
-            match twin::sized_setup(t, model, sim) {
+            match twin::sized_setup(t, model, twin::Run::of(sim)) {
                 Ok(s) => s,
                 Err(e) => return Ok(fail(&e)),
             }

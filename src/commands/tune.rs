@@ -9,7 +9,7 @@ use super::runtime;
 use crate::bench::{LoadSpec, Slo, parse_slo};
 use crate::cli::{EngineArg, TuneAction, TuneArgs, TuneCli};
 use crate::hardware::gpus;
-use crate::recipe::{EngineKind, Layer};
+use crate::recipe::Layer;
 use crate::record::settings::{CONFIG_VERSION, DEFAULT_SIM_GPU, auto_warmups};
 use crate::record::{EngineChoice, Objective, TuneSettings};
 use crate::tune::launch;
@@ -148,14 +148,11 @@ fn choose_clock(s: &mut TuneSettings, workload: &Workload) -> Option<String> {
     let EngineChoice::Sim { gpu, framework, .. } = &s.engine else {
         return None;
     };
-    if *framework != EngineKind::Vllm {
-        return None; // the surrogate models vLLM's scheduler; the twins keep the default
-    }
     let spec = gpus::lookup(gpu)?;
     let load = s.load.clone()?;
-    let base = crate::engine::base_config(crate::recipe::EngineKind::Vllm, &s.engine_args).ok()?;
+    let base = crate::engine::base_config(*framework, &s.engine_args).ok()?;
     let hw = crate::recipe::Hardware::default();
-    let recipe = crate::recipe::Recipe::baseline_with(EngineKind::Vllm, &s.model, hw, base);
+    let recipe = crate::recipe::Recipe::baseline_with(*framework, &s.model, hw, base);
     let model = crate::tune::surrogate::SimModel::new(s, spec, &workload.requests, &load)?;
     let itl = model.predicted_itl_ms(&recipe)?;
     let scale = clock_for(itl);

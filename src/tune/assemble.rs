@@ -72,10 +72,11 @@ pub fn assemble<M: Measure>(
     Ok((tuner, banner))
 }
 
-/// The simulator is the agent's surrogate for vLLM runs: say loudly when there is none (an
-/// unknown GPU, a model it cannot shape), and which of the model's features it ignores.
+/// The simulator is the agent's surrogate for vLLM, SGLang and TensorRT-LLM runs: say
+/// loudly when there is none (an unknown GPU, a model it cannot shape), and which of the
+/// model's features it ignores. (llama.cpp has no simulator: nothing to say.)
 fn say_what_the_surrogate_knows(s: &TuneSettings, gpu: Option<&GpuSpec>, sim: Option<&SimModel>) {
-    if s.engine.recipe_engine() != crate::recipe::EngineKind::Vllm {
+    if s.engine.recipe_engine() == crate::recipe::EngineKind::Llamacpp {
         return;
     }
     match sim {

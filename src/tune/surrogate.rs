@@ -1,6 +1,7 @@
-//! The simulator as the loop's model of a vLLM deployment: the surrogate the agent climbs
+//! The simulator as the loop's model of a deployment — vLLM, or SGLang and TensorRT-LLM
+//! through their twins ([`crate::sim::twin::for_recipe`]): the surrogate the agent climbs
 //! (a recipe's predicted objective, in milliseconds) and the memory model that refuses a
-//! recipe vLLM would not boot on this GPU before anything is spent on it.
+//! recipe the engine would not boot on this GPU before anything is spent on it.
 
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -84,13 +85,17 @@ pub struct SimModel {
 }
 
 impl SimModel {
-    /// Build for a model the simulator knows (catalogue or config.json); `None` otherwise.
+    /// Build for a model the simulator knows (catalogue or config.json) served by an engine
+    /// it models (vLLM, SGLang, TensorRT-LLM); `None` otherwise.
     pub fn new(
         s: &TuneSettings,
         gpu: &'static GpuSpec,
         requests: &[WorkloadRequest],
         load: &LoadSpec,
     ) -> Option<SimModel> {
+        if s.engine.recipe_engine() == EngineKind::Llamacpp {
+            return None; // the simulator has no model of llama.cpp
+        }
         let shape = ModelShape::resolve(&s.model).ok()?;
         let mut load = load.clone();
         load.time_scale = 1.0;
@@ -113,12 +118,26 @@ impl SimModel {
     }
 
     fn setup(&self, recipe: &Recipe) -> Result<SimSetup, Illegal> {
-        let run = SimRun {
-            seed: self.settings.seed,
-            noise_pct: 0.0,
-            vllm: self.vllm,
-        };
-        setup_for(&self.shape, self.gpu, &self.settings.model, recipe, run).map(|c| c.setup)
+        match recipe.engine {
+            EngineKind::Vllm => {
+                let run = SimRun {
+                    seed: self.settings.seed,
+                    noise_pct: 0.0,
+                    vllm: self.vllm,
+                };
+                setup_for(&self.shape, self.gpu, &self.settings.model, recipe, run).map(|c| c.setup)
+            }
+            _ => {
+                let twin = crate::sim::twin::for_recipe(recipe, self.gpu)?;
+                let run = crate::sim::twin::Run {
+                    gpu: self.gpu,
+                    seed: self.settings.seed,
+                    noise_pct: 0.0,
+                };
+                crate::sim::twin::sized_setup(&twin, self.shape.clone(), run)
+                    .map_err(|e| Illegal::recipe(format!("predicted to fail at boot: {e}")))
+            }
+        }
     }
 
     /// Predict as the vLLM release `version` would boot (its memory-profiling rules), when
@@ -133,7 +152,7 @@ impl SimModel {
     /// `Err` when vLLM would refuse to start the recipe on this GPU (invalid combination,
     /// does not fit in memory), per the simulator's memory model.
     pub fn legal(&self, recipe: &Recipe) -> Result<(), Illegal> {
-        if recipe.engine != EngineKind::Vllm {
+        if recipe.engine == EngineKind::Llamacpp {
             return Ok(());
         }
         let setup = self.setup(recipe)?;

@@ -17,6 +17,7 @@ use super::model::ModelShape;
 use super::options::SimOptions;
 use super::policy::Policy;
 use crate::engine::vllm::flags::ParsedArgs;
+use crate::recipe::{Illegal, Recipe};
 
 pub use cli::UsageError;
 
@@ -111,17 +112,74 @@ impl Twin {
         p
     }
 
-    /// The simulator's setup for this command line.
-    pub fn setup(&self, model: ModelShape, sim: &SimOptions) -> SimSetup {
+    /// The simulator's setup for this command line on `run`'s GPU, seed and noise.
+    pub fn setup(&self, model: ModelShape, run: Run) -> SimSetup {
         SimSetup {
             model,
-            gpu: sim.gpu,
+            gpu: run.gpu,
             config: self.config.clone(),
-            seed: sim.seed,
-            noise_pct: sim.noise_pct,
+            seed: run.seed,
+            noise_pct: run.noise_pct,
             vllm: crate::engine::vllm::flags::Version::CURRENT,
             policy: self.policy.clone(),
         }
+    }
+}
+
+/// Where and how a twin runs: the GPU simulated, the seed, run-to-run noise (percent).
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// The GPU.
+    pub gpu: &'static GpuSpec,
+    /// Seed for everything random.
+    pub seed: u64,
+    /// Run-to-run noise, percent.
+    pub noise_pct: f64,
+}
+
+impl Run {
+    /// What `--sim-*` flags say.
+    pub fn of(sim: &SimOptions) -> Run {
+        Run {
+            gpu: sim.gpu,
+            seed: sim.seed,
+            noise_pct: sim.noise_pct,
+        }
+    }
+}
+
+/// The twin a recipe of `recipe.engine` (SGLang or TensorRT-LLM) deploys: the recipe
+/// rendered by that framework's real adapter (for the newest release forge knows) and
+/// parsed back by the twin, as a dry run would boot it. This is how the tune loop's
+/// surrogate and legality check see such a recipe.
+pub fn for_recipe(recipe: &Recipe, gpu: &GpuSpec) -> Result<Twin, Illegal> {
+    let refused = |e: UsageError| Illegal::recipe(e.0);
+    match recipe.engine {
+        EngineKind::Sglang => {
+            let help = crate::engine::sglang::help::newest_help();
+            let argv =
+                crate::engine::sglang::flags::render(recipe, 30000, "surrogate", Some(&help))?;
+            parse(EngineKind::Sglang, &argv, gpu).map_err(refused)
+        }
+        EngineKind::Trtllm => {
+            use crate::engine::trtllm::{flags, help::Version};
+            let yaml_path = std::path::Path::new("surrogate.extra_llm_api_options.yaml");
+            let target = flags::Target {
+                version: &Version::NEWEST,
+                help: None,
+            };
+            let (argv, yaml) = flags::render(recipe, "127.0.0.1", 8000, yaml_path, target)?;
+            let p = cli::parse_trtllm(&argv).map_err(refused)?;
+            trtllm::resolve_with(&p, gpu, &|path: &str| match &yaml {
+                Some((at, text)) if at.as_path() == std::path::Path::new(path) => Ok(text.clone()),
+                _ => std::fs::read_to_string(path),
+            })
+            .map_err(refused)
+        }
+        other => Err(Illegal::recipe(format!(
+            "{} has no simulated twin",
+            other.display_name()
+        ))),
     }
 }
 
@@ -137,8 +195,8 @@ pub fn print_failure(msg: &str) -> std::process::ExitCode {
 
 /// The twin's setup with every limit the framework derives at boot resolved (SGLang's
 /// `max_running_requests` from the KV pool, when not given).
-pub fn sized_setup(t: &Twin, model: ModelShape, sim: &SimOptions) -> Result<SimSetup, BootError> {
-    let mut setup = t.setup(model, sim);
+pub fn sized_setup(t: &Twin, model: ModelShape, run: Run) -> Result<SimSetup, BootError> {
+    let mut setup = t.setup(model, run);
     if t.running_from_pool {
         let (_, info) = SimEngine::boot(setup.clone())?;
         setup.config.max_num_seqs =
@@ -165,7 +223,7 @@ pub fn boot(
     model: ModelShape,
     sim: &SimOptions,
 ) -> Result<(SimEngine, Booted), BootError> {
-    let setup = sized_setup(t, model, sim)?;
+    let setup = sized_setup(t, model, Run::of(sim))?;
     let max_running = setup.config.max_num_seqs;
     let gpu_gib = setup.gpu.memory_gib();
     let (engine, info) = SimEngine::boot(setup)?;

@@ -98,8 +98,8 @@ fn extra(key: &str, v: &serde_norway::Value) -> String {
     )
 }
 
-fn read_yaml(path: &str) -> Result<Yaml, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+fn read_yaml(path: &str, read: &Reader<'_>) -> Result<Yaml, String> {
+    let text = read(path).map_err(|e| {
         format!("FileNotFoundError: [Errno 2] No such file or directory: '{path}' ({e})")
     })?;
     let y: Yaml =
@@ -126,11 +126,20 @@ fn num<T: std::str::FromStr>(p: &Parsed, dest: &str) -> Option<T> {
     p.get(dest).and_then(|v| v.parse().ok())
 }
 
-/// Resolve a parsed `trtllm-serve serve` command line on `gpu`.
+/// How the twin reads the file `--extra_llm_api_options` names.
+pub type Reader<'a> = dyn Fn(&str) -> std::io::Result<String> + 'a;
+
+/// Resolve a parsed `trtllm-serve serve` command line on `gpu`, its YAML read from disk.
 pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
+    resolve_with(p, gpu, &|path: &str| std::fs::read_to_string(path))
+}
+
+/// [`resolve`], reading the YAML through `read` (the surrogate passes the text the adapter
+/// rendered instead of writing it to disk).
+pub fn resolve_with(p: &Parsed, gpu: &GpuSpec, read: &Reader<'_>) -> Result<Twin, UsageError> {
     let model = p.positionals.first().cloned().unwrap_or_default();
     let (yaml, startup_error) = match p.get("extra_llm_api_options") {
-        Some(path) => match read_yaml(path) {
+        Some(path) => match read_yaml(path, read) {
             Ok(y) => (y, None),
             Err(e) => (Yaml::default(), Some(e)),
         },
