@@ -152,8 +152,9 @@ fn gpt_oss_120b_fits_one_80_gb_gpu_not_an_l4() {
     for gpu in ["H100", "H200", "B200"] {
         let (code, err) = predict(&m, gpu, "1", &w);
         assert_eq!(code, 0, "{gpu}: {err}");
-        // Its sliding-window layers are not modelled, and it says so.
-        assert!(err.contains("sliding_window"), "{gpu}: {err}");
+        // Its alternating sliding-window layers are modelled (half the layers cache at
+        // most 128 tokens), so nothing about them is named as unmodelled.
+        assert!(!err.contains("sliding_window"), "{gpu}: {err}");
     }
     let (code, err) = predict(&m, "L4", "1", &w);
     assert_eq!(code, 1, "{err}");

@@ -430,6 +430,7 @@ fn to_shape(entry: &Entry, id: &str, instruct: bool) -> ModelShape {
         dtype: "bfloat16".into(),
         quant: None,
         mla: None,
+        sliding: None,
         unmodelled: Vec::new(),
     }
 }

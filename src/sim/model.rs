@@ -79,10 +79,24 @@ pub struct ModelShape {
     /// compressed latent per token and layer instead of K and V per head.
     #[serde(default)]
     pub mla: Option<MlaShape>,
+    /// Sliding-window attention layers (gpt-oss, Gemma 2/3: `layer_types` naming
+    /// `sliding_attention` layers, `sliding_window` their window): they cache and read at
+    /// most the window, so only the other layers' KV grows with the context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding: Option<SlidingShape>,
     /// `config.json` fields that change memory or compute and that the simulator does not
     /// model (each with what it means for the prediction); empty for catalogue shapes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmodelled: Vec<String>,
+}
+
+/// Layers that attend to (and cache) only the last `window` tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlidingShape {
+    /// Tokens each of them keeps.
+    pub window: u32,
+    /// How many of the model's layers are sliding-window layers.
+    pub layers: u32,
 }
 
 /// MLA's cache: `kv_lora_rank + qk_rope_head_dim` elements per token and layer, the same on
@@ -204,6 +218,7 @@ impl ModelShape {
             moe: cfg.moe()?,
             quant: cfg.quant()?,
             mla: cfg.mla()?,
+            sliding: cfg.sliding()?,
             unmodelled: cfg.unmodelled(),
         }
         .sized(file)
@@ -327,12 +342,19 @@ impl ModelShape {
         self.embedding_params() + self.layer_linear_params_active() + head
     }
 
-    /// KV cache bytes per token (all layers, all KV heads) at `kv_dtype_bytes` per element.
+    /// Layers whose KV cache grows with the context (all but sliding-window layers).
+    pub fn full_attention_layers(&self) -> u32 {
+        self.num_layers - self.sliding.map_or(0, |s| s.layers.min(self.num_layers))
+    }
+
+    /// KV cache bytes per token of context (full-attention layers, all KV heads) at
+    /// `kv_dtype_bytes` per element; sliding-window layers hold at most their window and
+    /// are not part of it.
     pub fn kv_bytes_per_token(&self, kv_dtype_bytes: f64) -> f64 {
         if let Some(m) = self.mla {
-            return mla_bytes(self.num_layers, m, kv_dtype_bytes);
+            return mla_bytes(self.full_attention_layers(), m, kv_dtype_bytes);
         }
-        2.0 * f64::from(self.num_layers)
+        2.0 * f64::from(self.full_attention_layers())
             * f64::from(self.num_kv_heads)
             * f64::from(self.head_dim)
             * kv_dtype_bytes
@@ -341,14 +363,17 @@ impl ModelShape {
     /// KV cache bytes per token on one of `tp` GPUs: vLLM gives each GPU
     /// `max(1, kv_heads / tp)` KV heads (replicating them when TP exceeds the KV heads).
     pub fn kv_bytes_per_token_per_gpu(&self, kv_dtype_bytes: f64, tp: u32) -> f64 {
+        self.kv_bytes_per_layer_token_per_gpu(kv_dtype_bytes, tp)
+            * f64::from(self.full_attention_layers())
+    }
+
+    /// KV bytes one layer keeps per token on one of `tp` GPUs.
+    pub fn kv_bytes_per_layer_token_per_gpu(&self, kv_dtype_bytes: f64, tp: u32) -> f64 {
         if let Some(m) = self.mla {
-            return mla_bytes(self.num_layers, m, kv_dtype_bytes);
+            return mla_bytes(1, m, kv_dtype_bytes);
         }
         let heads = (self.num_kv_heads / tp.max(1)).max(1);
-        2.0 * f64::from(self.num_layers)
-            * f64::from(heads)
-            * f64::from(self.head_dim)
-            * kv_dtype_bytes
+        2.0 * f64::from(heads) * f64::from(self.head_dim) * kv_dtype_bytes
     }
 
     /// Weight bytes of the whole model (all GPUs) under `method` (`None` = the
@@ -460,6 +485,26 @@ impl<'a> ConfigReader<'a> {
             .ok_or_else(|| self.err(field, "missing (required)"))
     }
 
+    /// Sliding-window layers: those `layer_types` names `sliding_attention`, with the
+    /// `sliding_window` they keep (required then).
+    fn sliding(&self) -> Result<Option<SlidingShape>, ShapeError> {
+        let Some(types) = self.json.get("layer_types").and_then(Value::as_array) else {
+            return Ok(None);
+        };
+        let layers = types
+            .iter()
+            .filter(|t| t.as_str() == Some("sliding_attention"))
+            .count() as u32;
+        if layers == 0 {
+            return Ok(None);
+        }
+        let window = self.u64("sliding_window")?;
+        Ok(Some(SlidingShape {
+            window: self.dim("sliding_window", window)? as u32,
+            layers,
+        }))
+    }
+
     /// MLA when `kv_lora_rank` is set (DeepSeek-V2/V3 and their descendants).
     fn mla(&self) -> Result<Option<MlaShape>, ShapeError> {
         let Some(rank) = self.opt_u64("kv_lora_rank")? else {
@@ -473,14 +518,20 @@ impl<'a> ConfigReader<'a> {
         }))
     }
 
-    /// The fields of [`UNMODELLED`] this config sets (to a value that matters).
+    /// The fields of [`UNMODELLED`] this config sets (to a value that matters). A
+    /// `sliding_window` is modelled when `layer_types` says which layers use it, and means
+    /// nothing under `use_sliding_window: false` (Qwen2's configs).
     fn unmodelled(&self) -> Vec<String> {
+        let modelled_window = self.json.get("layer_types").is_some_and(Value::is_array)
+            || self.json.get("use_sliding_window") == Some(&Value::Bool(false));
         UNMODELLED
             .iter()
             .filter(|(k, _)| {
-                self.json
-                    .get(*k)
-                    .is_some_and(|v| !v.is_null() && v != &Value::Bool(false))
+                !(modelled_window && matches!(*k, "sliding_window" | "layer_types"))
+                    && self
+                        .json
+                        .get(*k)
+                        .is_some_and(|v| !v.is_null() && v != &Value::Bool(false))
             })
             .map(|(k, why)| format!("{k}: {why}"))
             .collect()
@@ -710,18 +761,37 @@ mod tests {
             r#"{"num_hidden_layers": 24, "hidden_size": 2880, "num_attention_heads": 64,
                 "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 201088,
                 "intermediate_size": 2880, "num_local_experts": 32, "num_experts_per_tok": 4,
-                "sliding_window": 128, "layer_types": ["sliding_attention", "full_attention"],
-                "max_position_embeddings": 131072}"#,
+                "sliding_window": 128, "max_position_embeddings": 131072}"#,
         )
         .unwrap();
+        let mut oss = oss;
+        let types: Vec<&str> = (0..24)
+            .map(|i| ["sliding_attention", "full_attention"][i % 2])
+            .collect();
+        oss["layer_types"] = serde_json::json!(types);
         let s = ModelShape::from_config_json(&oss, Path::new("config.json"), "oss").unwrap();
         assert!(s.mla.is_none());
-        let named: Vec<&str> = s
-            .unmodelled
-            .iter()
-            .map(|u| u.split(':').next().unwrap())
-            .collect();
-        assert_eq!(named, ["sliding_window", "layer_types"]);
+        assert!(s.unmodelled.is_empty(), "{:?}", s.unmodelled);
+        // Alternating layers: 12 of 24 slide over 128 tokens; only 12 grow with the
+        // context (2 × 8 heads × 64 × 2 bytes = 2 KiB per layer and token).
+        assert_eq!(
+            s.sliding,
+            Some(SlidingShape {
+                window: 128,
+                layers: 12
+            })
+        );
+        assert_eq!(s.kv_bytes_per_token(2.0), 12.0 * 2048.0);
+        // A sliding window with no layer types: not modelled, and named.
+        let mut all = oss.clone();
+        all.as_object_mut().unwrap().remove("layer_types");
+        let s = ModelShape::from_config_json(&all, Path::new("config.json"), "x").unwrap();
+        assert!(s.sliding.is_none());
+        assert!(
+            s.unmodelled[0].starts_with("sliding_window"),
+            "{:?}",
+            s.unmodelled
+        );
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub struct StepModel {
     head_flops_per_token: f64,
     head_bytes: f64,
     kv_bytes_per_token: f64,
+    /// Sliding-window layers' KV bytes per token on one GPU, and their window: they read
+    /// at most the window of each sequence.
+    sliding: Option<(f64, f64)>,
     p_lin: f64,
     p_attn: f64,
     bw: f64,
@@ -194,6 +197,11 @@ impl StepModel {
             head_flops_per_token: 2.0 * m.lm_head_params() as f64 / tp,
             head_bytes: m.lm_head_params() as f64 * prec.act_bytes / tp,
             kv_bytes_per_token: m.kv_bytes_per_token_per_gpu(prec.kv_bytes, c.tensor_parallel_size),
+            sliding: m.sliding.map(|s| {
+                let per_layer =
+                    m.kv_bytes_per_layer_token_per_gpu(prec.kv_bytes, c.tensor_parallel_size);
+                (per_layer * f64::from(s.layers), f64::from(s.window))
+            }),
             p_lin,
             p_attn,
             bw: gpu.bandwidth_tbs * 1e12,
@@ -245,8 +253,11 @@ impl StepModel {
 
     fn attention(&self, b: &BatchShape) -> f64 {
         let flops = self.attn_flop_coef * b.prefill_attn_work;
-        let kv = self.kv_bytes_per_token
-            * (b.decode_context as f64 + b.prefill_context as f64 + f64::from(b.tokens));
+        let context = b.decode_context as f64 + b.prefill_context as f64 + f64::from(b.tokens);
+        let windowed = self.sliding.map_or(0.0, |(bytes, window)| {
+            bytes * context.min(f64::from(b.seqs) * window)
+        });
+        let kv = self.kv_bytes_per_token * context + windowed;
         (flops / (self.p_attn * calib::ETA_ATTN)).max(self.mem(kv))
     }
 
