@@ -197,7 +197,8 @@ pub const SIM_PREDICT_HELP: &str = "\
 Predicts `forge bench` metrics for a vLLM config and a workload without HTTP, in
 milliseconds, with the same engine model `forge sim serve` runs. Prints the result JSON.
 
-Takes the vLLM flags and --sim-gpu/--sim-seed/--sim-noise of `forge sim serve`, plus:
+Takes the vLLM flags (with --engine sglang|trtllm: that framework's) and
+--sim-gpu/--sim-seed/--sim-noise of `forge sim serve`, plus:
   --workload FILE            workload JSONL (required)
   --endpoint completions|chat
   --concurrency N, -c N      cap on requests in flight
@@ -212,6 +213,9 @@ Takes the vLLM flags and --sim-gpu/--sim-seed/--sim-noise of `forge sim serve`, 
   --seed N                   seed for generated arrivals
   --output FILE              also write the JSON here (atomically)
   --save-detailed            include per-request lists
+  --offline                  an offline benchmark: the engine driven in process with no API
+                             server (trtllm-bench, SGLang's bench_offline_throughput, vLLM's
+                             `vllm bench throughput`)
 
 The load flags are `forge bench`'s, resolved by the same code: what bench refuses, predict
 refuses with the same message.

@@ -205,6 +205,9 @@ struct PredictArgs {
     /// Include per-request lists.
     #[arg(long)]
     save_detailed: bool,
+    /// An offline benchmark: no API server between the benchmark and the engine.
+    #[arg(long)]
+    offline: bool,
 }
 
 /// Long names (and aliases) of [`PredictArgs`], with whether each takes a value.
@@ -282,14 +285,17 @@ fn predict_parsed(
     let out = Output {
         path: p.output,
         detailed: p.save_detailed,
+        offline: p.offline,
     };
     run_predict(parsed, twin, &sim, &workload, &load, out)
 }
 
-/// Where and how much of the prediction to write.
+/// Where and how much of the prediction to write, and what was benchmarked.
 struct Output {
     path: Option<PathBuf>,
     detailed: bool,
+    /// No API server (`--offline`).
+    offline: bool,
 }
 
 fn run_predict(
@@ -325,6 +331,8 @@ fn run_predict(
         }
         None => boot::setup(parsed, sim)?,
     };
+    let mut setup = setup;
+    setup.policy.api_server = !output.offline;
     for why in &setup.model.unmodelled {
         eprintln!("warning: config.json {why}");
     }

@@ -201,6 +201,36 @@ pub const GPUS: &[GpuSpec] = &[
         Some(4500.0),
         900.0,
     ),
+    // B200 in a GB200 superchip: NVIDIA's GB200 NVL72 page (13.4 TB HBM3E and 576 TB/s
+    // over 72 GPUs; dense BF16/FP8 half of its sparse 360/720 PFLOPS per rack);
+    // memory.total as nvidia-smi reports it on GB200 nodes.
+    gpu(
+        "GB200",
+        &["NVIDIA GB200"],
+        Vendor::Nvidia,
+        Some((10, 0)),
+        None,
+        189471,
+        8.0,
+        2500.0,
+        Some(5000.0),
+        900.0,
+    ),
+    // HGX B300 (Blackwell Ultra, compute capability 10.3 per NVIDIA's CUDA GPU list): the
+    // Blackwell Ultra datasheet's HGX column (7.7 TB/s; 36/72 PFLOPS sparse BF16/FP8 per 8
+    // GPUs, dense half); memory.total of "NVIDIA B300 SXM6 AC" in nvidia-smi.
+    gpu(
+        "B300",
+        &["NVIDIA B300", "NVIDIA B300 SXM6 AC"],
+        Vendor::Nvidia,
+        Some((10, 3)),
+        None,
+        275040,
+        7.7,
+        2250.0,
+        Some(4500.0),
+        900.0,
+    ),
     gpu(
         "MI250X",
         &["AMD Instinct MI250X"],
@@ -224,6 +254,35 @@ pub const GPUS: &[GpuSpec] = &[
         1307.0,
         Some(2615.0),
         448.0,
+    ),
+    // CDNA3 like the MI300X (gfx942, ROCm's GPU specs table: 256 GiB): 6.0 TB/s, dense
+    // BF16/FP8 per AMD's footnote MI325-002; 7 Infinity Fabric links of 64 GB/s.
+    gpu(
+        "MI325X",
+        &["AMD Instinct MI325X"],
+        Vendor::Amd,
+        None,
+        Some("gfx942"),
+        262144,
+        6.0,
+        1307.4,
+        Some(2614.9),
+        448.0,
+    ),
+    // CDNA4 (gfx950): AMD's CDNA4 white paper — 288 GB HBM3E at 8.0 TB/s, dense BF16/FP8
+    // from its per-clock rates at 256 CUs and 2.4 GHz, 7 links of 76.8 GB/s each way;
+    // memory.total as amd-smi reports it.
+    gpu(
+        "MI355X",
+        &["AMD Instinct MI355X"],
+        Vendor::Amd,
+        None,
+        Some("gfx950"),
+        294896,
+        8.0,
+        2516.6,
+        Some(5033.2),
+        537.6,
     ),
 ];
 
@@ -313,6 +372,8 @@ pub fn match_nvidia_detected(
 /// ROCm 6.1+), with a note where one id covers more than one product.
 const AMD_DEVICE_IDS: &[(&str, &str, Option<&str>)] = &[
     ("0x74a1", "MI300X", None),
+    // vLLM's ROCm device table (`_ROCM_DEVICE_ID_NAME_MAP`): 0x74a5 is the MI325X.
+    ("0x74a5", "MI325X", None),
     ("0x7408", "MI250X", None),
     (
         "0x740c",
@@ -435,6 +496,34 @@ mod tests {
                 note: None
             }
         );
+    }
+
+    #[test]
+    fn blackwell_and_cdna_parts_of_2026() {
+        // nvidia-smi on an HGX B300 and a GB200 node: capability and memory.total.
+        assert_eq!(
+            match_nvidia((10, 3), 275040, "NVIDIA B300 SXM6 AC")
+                .unwrap()
+                .name,
+            "B300"
+        );
+        assert_eq!(
+            match_nvidia((10, 0), 189471, "NVIDIA GB200").unwrap().name,
+            "GB200"
+        );
+        // A B200 stays a B200: 3.3 % less memory than a GB200's is outside the tolerance.
+        assert_eq!(
+            match_nvidia((10, 0), 183359, "NVIDIA B200").unwrap().name,
+            "B200"
+        );
+        let m = match_amd("AMD Instinct MI355X", None, Some("gfx950"));
+        assert_eq!(m.spec.map(|g| g.name), Some("MI355X"));
+        let m = match_amd("AMD Radeon Graphics", Some("0x74A5"), Some("gfx942"));
+        assert_eq!(m.spec.map(|g| g.name), Some("MI325X"));
+        for name in ["B300", "GB200", "MI325X", "MI355X"] {
+            let g = lookup(name).unwrap();
+            assert!(g.fp8_tflops.unwrap() >= 2.0 * g.bf16_tflops - 1.0, "{name}");
+        }
     }
 
     #[test]

@@ -170,7 +170,11 @@ impl SimEngine {
             max_prompt_tokens: policy.max_prompt_tokens,
             model: step,
             sched: Scheduler::new(sched_config(&config, max_len, spec.as_ref(), &policy), kv),
-            frontend: Frontend::default(),
+            frontend: if policy.api_server {
+                Frontend::served()
+            } else {
+                Frontend::offline()
+            },
             rng,
             jitter,
             speed,

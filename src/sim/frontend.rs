@@ -38,8 +38,11 @@ struct Intake {
 }
 
 /// The API server's CPU and the work it has not finished.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Frontend {
+    /// Cost scale: 1 for a served engine, 0 for an offline benchmark (no API server: the
+    /// benchmark hands requests to the engine in process, as `trtllm-bench` does).
+    scale: f64,
     outputs_busy_until: f64,
     /// Busy periods of output sending not yet fully consumed by [`Frontend::progress`].
     output_periods: VecDeque<(f64, f64)>,
@@ -48,7 +51,33 @@ pub struct Frontend {
     pending: VecDeque<(f64, TokenOutput)>,
 }
 
+impl Default for Frontend {
+    fn default() -> Frontend {
+        Frontend::served()
+    }
+}
+
 impl Frontend {
+    /// An engine behind its API server.
+    pub fn served() -> Frontend {
+        Frontend {
+            scale: 1.0,
+            outputs_busy_until: 0.0,
+            output_periods: VecDeque::new(),
+            progressed_to: 0.0,
+            intake: VecDeque::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// No API server: requests reach the engine and outputs leave it at no CPU cost.
+    pub fn offline() -> Frontend {
+        Frontend {
+            scale: 0.0,
+            ..Frontend::served()
+        }
+    }
+
     /// A request with `prompt_tokens` tokens arrives at `t`. `key` and `tag` are the
     /// caller's (slot and earliest step); they come back from [`Frontend::pop_ready`].
     pub fn submit(&mut self, key: usize, tag: u64, t: f64, prompt_tokens: usize) {
@@ -56,7 +85,7 @@ impl Frontend {
             key,
             tag,
             arrival: t,
-            remaining: PER_REQUEST + PER_PROMPT_TOKEN * prompt_tokens as f64,
+            remaining: self.scale * (PER_REQUEST + PER_PROMPT_TOKEN * prompt_tokens as f64),
         });
     }
 
@@ -134,7 +163,7 @@ impl Frontend {
             return;
         }
         let at = self.outputs_busy_until.max(t);
-        self.outputs_busy_until = at + PER_OUTPUT * outputs.len() as f64;
+        self.outputs_busy_until = at + self.scale * PER_OUTPUT * outputs.len() as f64;
         match self.output_periods.back_mut() {
             Some(last) if last.1 >= at => last.1 = self.outputs_busy_until,
             _ => self.output_periods.push_back((at, self.outputs_busy_until)),
@@ -213,6 +242,17 @@ mod tests {
             cached_tokens: 0,
             finish: None,
         }
+    }
+
+    #[test]
+    fn offline_requests_and_outputs_cost_no_cpu() {
+        let mut f = Frontend::offline();
+        f.submit(0, 0, 1.0, 100_000);
+        f.progress(1.0);
+        assert_eq!(f.pop_ready(0), Some(0), "taken in at once");
+        f.produce(2.0, (0..1000).map(|i| out(i, 1)).collect());
+        assert_eq!(f.next_delivery(), Some(2.0));
+        assert_eq!(f.release(2.0).len(), 1000, "all sent when produced");
     }
 
     #[test]

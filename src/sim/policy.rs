@@ -60,6 +60,10 @@ pub struct Policy {
     pub separate_prefill: bool,
     /// Step time relative to vLLM's kernels on the same batch (1.0 = the same).
     pub step_factor: f64,
+    /// Requests and outputs pass through the engine's API server (its CPU cost,
+    /// [`super::frontend`]); false for an offline benchmark (`trtllm-bench`, SGLang's
+    /// `bench_offline_throughput`), which drives the engine in process.
+    pub api_server: bool,
     /// Longest prompt a request may have (TensorRT-LLM without chunked prefill:
     /// `max_num_tokens`); longer ones are refused with a 400.
     pub max_prompt_tokens: Option<u32>,
@@ -79,6 +83,7 @@ impl Policy {
             lpm: false,
             separate_prefill: false,
             step_factor: 1.0,
+            api_server: true,
             max_prompt_tokens: None,
         }
     }

@@ -5,8 +5,9 @@
 //! Minimum capabilities follow vLLM's `get_min_capability()` (AWQ/AWQ-Marlin/GPTQ-Marlin/FP8
 //! 75, GPTQ 60, compressed-tensors 70, ModelOpt/MXFP4 80). FP8 runs W8A8 (twice the BF16
 //! tensor rate) only on SM >= 8.9 or MI300X; below that it runs weight-only through Marlin.
-//! AMD parts use vLLM's ROCm capability numbers (gfx90a = 90, gfx942 = 94); FP8 on MI250X is
-//! rejected. The FP8-KV gate (SM >= 8.0 on NVIDIA, MI300X on AMD) and its message are
+//! AMD parts use vLLM's ROCm capability numbers (gfx90a = 90, gfx942 = 94, gfx950 = 95);
+//! FP8 on MI250X is rejected. The FP8-KV gate (SM >= 8.0 on NVIDIA, MI300X/MI325X/MI355X
+//! on AMD) and its message are
 //! forge's: vLLM reports it from whichever attention backend it picked.
 
 use super::interface::BootError;
@@ -47,10 +48,12 @@ pub struct Precision {
     pub kv_bytes: f64,
 }
 
-/// vLLM's integer capability for a GPU (ROCm parts: gfx90a = 90, gfx942 = 94).
+/// vLLM's integer capability for a GPU (ROCm parts: gfx90a = 90, gfx942 = 94, gfx950 =
+/// 95, as vLLM's ROCm platform reports them).
 pub fn capability(gpu: &GpuSpec) -> u32 {
     match (gpu.vendor, gpu.gfx) {
         (Vendor::Amd, Some("gfx942")) => 94,
+        (Vendor::Amd, Some("gfx950")) => 95,
         (Vendor::Amd, _) => 90,
         (Vendor::Nvidia, _) => gpu.capability_int(),
     }
@@ -170,7 +173,7 @@ fn resolve_kv(config: &VllmConfig, gpu: &GpuSpec, act_bytes: f64) -> Result<f64,
     );
     let ok = match gpu.vendor {
         Vendor::Nvidia => gpu.capability_int() >= 80,
-        Vendor::Amd => gpu.gfx == Some("gfx942"),
+        Vendor::Amd => capability(gpu) >= 94,
     };
     if fp8 && !ok {
         return Err(value_error(format!(
@@ -315,6 +318,19 @@ mod tests {
                 .to_string()
                 .contains("Minimum capability: 94")
         );
+        // CDNA3/CDNA4 and Blackwell Ultra run FP8 natively, with an FP8 KV cache.
+        for gpu in ["MI325X", "MI355X", "B300", "GB200"] {
+            let (c, g) = cfg(
+                gpu,
+                VllmArgs {
+                    quantization: Some("fp8".into()),
+                    kv_cache_dtype: Some(KvCacheDtype::Fp8),
+                    ..Default::default()
+                },
+            );
+            let p = resolve(&shape(), &c, g).unwrap();
+            assert!(p.fp8_compute && p.kv_bytes == 1.0, "{gpu}: {p:?}");
+        }
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
         lpm: p.get("schedule_policy") == Some("lpm"),
         separate_prefill: !p.flag("enable_mixed_chunk"),
         step_factor: 1.0,
+        api_server: true,
         max_prompt_tokens: None,
     };
     let served = p

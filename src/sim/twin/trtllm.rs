@@ -206,6 +206,7 @@ pub fn resolve_with(p: &Parsed, gpu: &GpuSpec, read: &Reader<'_>) -> Result<Twin
         lpm: false,
         separate_prefill: false,
         step_factor: 1.0,
+        api_server: true,
         max_prompt_tokens: (!chunked).then_some(tokens),
     };
     Ok(Twin {
