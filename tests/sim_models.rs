@@ -1,4 +1,4 @@
-//! Models a 2026 user serves — gpt-oss, DeepSeek-V3, Qwen3-235B — from their public
+//! Models a 2026 user serves — gpt-oss, DeepSeek-V3, Qwen3-235B, Llama-4, GLM-4.5 — from their public
 //! `config.json` (the fields that size them,
 //! copied from the Hugging Face repositories named beside each): `forge sim predict` boots
 //! them where their weights and one full-context request fit, and refuses them with vLLM's
@@ -43,7 +43,17 @@ const GPT_OSS_120B: &str = r#"{
   "num_hidden_layers": 36, "hidden_size": 2880, "num_attention_heads": 64,
   "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 201088, "intermediate_size": 2880,
   "num_local_experts": 128, "num_experts_per_tok": 4, "sliding_window": 128,
-  "layer_types": ["sliding_attention", "full_attention"],
+  "layer_types": [
+    "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+    "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+    "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+    "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+    "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+    "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+    "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+    "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+    "sliding_attention", "full_attention", "sliding_attention", "full_attention"
+  ],
   "max_position_embeddings": 131072, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
   "quantization_config": {"quant_method": "mxfp4",
     "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
@@ -58,6 +68,32 @@ const DEEPSEEK_V2_LITE: &str = r#"{
   "first_k_dense_replace": 1, "kv_lora_rank": 512, "qk_rope_head_dim": 64,
   "qk_nope_head_dim": 128, "v_head_dim": 128, "vocab_size": 102400,
   "max_position_embeddings": 163840, "torch_dtype": "bfloat16"
+}"#;
+
+/// meta-llama/Llama-4-Scout-17B-16E-Instruct `config.json`, its `text_config` (the values
+/// are transformers' `Llama4TextConfig` defaults, which are Scout's): 16 routed experts, top
+/// 1, and a shared expert in every MoE layer; 10M-token context, chunked attention.
+const LLAMA4_SCOUT: &str = r#"{
+  "architectures": ["Llama4ForConditionalGeneration"], "model_type": "llama4",
+  "text_config": {"model_type": "llama4_text", "hidden_size": 5120,
+    "intermediate_size": 8192, "intermediate_size_mlp": 16384, "num_hidden_layers": 48,
+    "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
+    "vocab_size": 202048, "num_local_experts": 16, "num_experts_per_tok": 1,
+    "interleave_moe_layer_step": 1, "attention_chunk_size": 8192,
+    "max_position_embeddings": 10485760, "tie_word_embeddings": false,
+    "torch_dtype": "bfloat16"}
+}"#;
+
+/// zai-org/GLM-4.5-Air `config.json`: 128 routed experts + 1 shared, top 8, the first
+/// layer dense, one MTP layer.
+const GLM45_AIR: &str = r#"{
+  "architectures": ["Glm4MoeForCausalLM"], "model_type": "glm4_moe", "hidden_size": 4096,
+  "intermediate_size": 10944, "moe_intermediate_size": 1408, "num_hidden_layers": 46,
+  "num_attention_heads": 96, "num_key_value_heads": 8, "head_dim": 128,
+  "vocab_size": 151552, "n_routed_experts": 128, "n_shared_experts": 1,
+  "num_experts_per_tok": 8, "first_k_dense_replace": 1, "max_position_embeddings": 131072,
+  "num_nextn_predict_layers": 1, "partial_rotary_factor": 0.5,
+  "tie_word_embeddings": false, "torch_dtype": "bfloat16"
 }"#;
 
 fn model_dir(root: &Path, name: &str, config: &str) -> String {
@@ -203,4 +239,64 @@ fn a_model_in_the_hugging_face_cache_needs_no_flag() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["completed"], 1, "{v}");
+}
+
+/// The shape of `config`, as `forge sim` reads it.
+fn shape(config: &str) -> forge::sim::model::ModelShape {
+    let json: serde_json::Value = serde_json::from_str(config).unwrap();
+    forge::sim::model::ModelShape::from_config_json(&json, Path::new("config.json"), "m").unwrap()
+}
+
+#[test]
+fn llama4_scout_and_glm45_air_have_their_published_sizes() {
+    // Meta: Scout has 17B active of 109B total parameters (the vision encoder included);
+    // Z.ai: GLM-4.5-Air has 12B active of 106B total.
+    let b = |n: u64| n as f64 / 1e9;
+    let scout = shape(LLAMA4_SCOUT);
+    assert!(
+        (104.0..=110.0).contains(&b(scout.total_params())),
+        "{}",
+        b(scout.total_params())
+    );
+    assert!(
+        (15.5..=18.0).contains(&b(scout.active_params())),
+        "{}",
+        b(scout.active_params())
+    );
+    let air = shape(GLM45_AIR);
+    assert!(
+        (101.0..=111.0).contains(&b(air.total_params())),
+        "{}",
+        b(air.total_params())
+    );
+    assert!(
+        (11.0..=13.5).contains(&b(air.active_params())),
+        "{}",
+        b(air.active_params())
+    );
+    // gpt-oss-120b's alternating layers: half slide over 128 tokens.
+    let oss = shape(GPT_OSS_120B);
+    assert_eq!(oss.full_attention_layers(), 18);
+}
+
+#[test]
+fn llama4_scout_needs_a_shorter_context_glm45_air_boots_on_two_h100() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workload(dir.path());
+    let scout = model_dir(dir.path(), "Llama-4-Scout", LLAMA4_SCOUT);
+    // ~218 GB of BF16 weights on 4 x H200: the 10M-token default context does not fit,
+    // and vLLM's own hint names the longest that does.
+    let (code, err) = predict(&scout, "H200", "4", &w);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("estimated maximum model length is"), "{err}");
+    assert!(
+        err.contains("attention_chunk_size"),
+        "named as unmodelled: {err}"
+    );
+    let air = model_dir(dir.path(), "GLM-4.5-Air", GLM45_AIR);
+    let (code, err) = predict(&air, "H100", "4", &w);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = predict(&air, "H100", "1", &w);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("CUDA out of memory"), "{err}");
 }

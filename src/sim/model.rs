@@ -132,6 +132,10 @@ const UNMODELLED: &[(&str, &str)] = &[
         "chunked attention is treated as full attention",
     ),
     (
+        "interleave_moe_layer_step",
+        "MoE layers interleaved with dense ones (Llama 4 Maverick) are treated as all MoE",
+    ),
+    (
         "num_local_experts_per_layer",
         "per-layer expert counts are treated as uniform",
     ),
@@ -528,6 +532,8 @@ impl<'a> ConfigReader<'a> {
             .iter()
             .filter(|(k, _)| {
                 !(modelled_window && matches!(*k, "sliding_window" | "layer_types"))
+                    && !(*k == "interleave_moe_layer_step"
+                        && self.opt_u64(k).ok().flatten() == Some(1))
                     && self
                         .json
                         .get(*k)
@@ -583,6 +589,14 @@ impl<'a> ConfigReader<'a> {
         let shared_inter = self
             .opt_u64("shared_expert_intermediate_size")?
             .unwrap_or(0);
+        // Llama 4 (its text config has `intermediate_size_mlp`) runs one shared expert of
+        // the routed experts' size beside them in every MoE layer, with no field naming it.
+        let llama4 = self.opt_u64("intermediate_size_mlp")?.is_some();
+        let shared_inter = if llama4 && shared_inter == 0 {
+            expert_inter
+        } else {
+            shared_inter
+        };
         let shared = match self.first_u64(&["n_shared_experts", "num_shared_experts"])? {
             Some(n) => n,
             None => u64::from(shared_inter > 0),
