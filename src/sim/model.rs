@@ -522,25 +522,29 @@ impl<'a> ConfigReader<'a> {
         }))
     }
 
-    /// The fields of [`UNMODELLED`] this config sets (to a value that matters). A
-    /// `sliding_window` is modelled when `layer_types` says which layers use it, and means
-    /// nothing under `use_sliding_window: false` (Qwen2's configs).
+    /// The fields of [`UNMODELLED`] this config sets to a value that matters.
     fn unmodelled(&self) -> Vec<String> {
-        let modelled_window = self.json.get("layer_types").is_some_and(Value::is_array)
-            || self.json.get("use_sliding_window") == Some(&Value::Bool(false));
         UNMODELLED
             .iter()
-            .filter(|(k, _)| {
-                !(modelled_window && matches!(*k, "sliding_window" | "layer_types"))
-                    && !(*k == "interleave_moe_layer_step"
-                        && self.opt_u64(k).ok().flatten() == Some(1))
-                    && self
-                        .json
-                        .get(*k)
-                        .is_some_and(|v| !v.is_null() && v != &Value::Bool(false))
-            })
+            .filter(|(k, _)| self.matters(k))
             .map(|(k, why)| format!("{k}: {why}"))
             .collect()
+    }
+
+    /// Whether the unmodelled field `k` changes anything here. A `sliding_window` is
+    /// modelled when `layer_types` says which layers use it, and means nothing under
+    /// `use_sliding_window: false` (Qwen2's configs); an interleave step of 1 is all-MoE.
+    fn matters(&self, k: &str) -> bool {
+        let set = |v: &Value| !v.is_null() && v != &Value::Bool(false);
+        match k {
+            "sliding_window" | "layer_types" => {
+                let modelled = self.json.get("layer_types").is_some_and(Value::is_array)
+                    || self.json.get("use_sliding_window") == Some(&Value::Bool(false));
+                !modelled && self.json.get(k).is_some_and(set)
+            }
+            "interleave_moe_layer_step" => self.opt_u64(k).ok().flatten().is_some_and(|n| n > 1),
+            _ => self.json.get(k).is_some_and(set),
+        }
     }
 
     fn opt_bool(&self, field: &str) -> Result<Option<bool>, ShapeError> {
