@@ -300,3 +300,23 @@ fn llama4_scout_needs_a_shorter_context_glm45_air_boots_on_two_h100() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("CUDA out of memory"), "{err}");
 }
+
+#[test]
+fn sglang_and_trtllm_twins_start_where_one_full_context_request_does_not_fit() {
+    // Qwen3-32B BF16 on one H100: vLLM refuses its 40,960-token default context (the KV
+    // left holds fewer tokens); SGLang and TensorRT-LLM start anyway and cap the longest
+    // request at the pool (SGLang's max_req_input_len, trtllm's "Adjusted max_seq_len").
+    let dir = tempfile::tempdir().unwrap();
+    let w = workload(dir.path());
+    for argv in [
+        vec!["--engine", "sglang", "--model-path", "Qwen/Qwen3-32B"],
+        vec!["--engine", "trtllm", "Qwen/Qwen3-32B"],
+    ] {
+        let mut args = vec!["sim", "predict"];
+        args.extend(&argv);
+        args.extend(["--sim-gpu", "H100", "--workload", &w]);
+        let o = forge(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{argv:?}: {err}");
+    }
+}

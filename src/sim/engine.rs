@@ -154,6 +154,7 @@ impl SimEngine {
         inputs.graphs_in_budget = vllm >= super::memory::GRAPHS_IN_BUDGET_SINCE;
         inputs.rule = policy.memory;
         let plan = MemoryPlan::compute(&inputs)?;
+        let max_len = pool_limited(&policy, max_len, plan.kv_tokens);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (speed, jitter) = noise(&mut rng, noise_pct);
         let info = boot_info(&plan, step.graphs(), &model, &config, max_len, speed);
@@ -442,6 +443,18 @@ fn noise(rng: &mut ChaCha8Rng, pct: f64) -> (f64, Option<Normal<f64>>) {
         .map_or(1.0, |d| d.sample(rng))
         .clamp(0.5, 1.5);
     (speed, Normal::new(0.0, sd / 4.0).ok())
+}
+
+/// The longest sequence the engine serves once its KV pool is sized. vLLM refuses to start
+/// when one full-context request does not fit (the memory plan's error); SGLang and
+/// TensorRT-LLM start anyway and cap it at the pool (SGLang's scheduler: `max_req_input_len
+/// = min(context_len, max_total_num_tokens) - 1`; TensorRT-LLM: "Adjusted max_seq_len to …"),
+/// refusing longer requests.
+fn pool_limited(policy: &Policy, max_len: u32, pool_tokens: u64) -> u32 {
+    if policy.is_vllm() {
+        return max_len;
+    }
+    u64::from(max_len).min(pool_tokens.max(1)) as u32
 }
 
 fn sched_config(

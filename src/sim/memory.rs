@@ -148,7 +148,9 @@ impl MemoryPlan {
             num_blocks,
             kv_tokens: num_blocks * u64::from(i.block_size),
         };
-        plan.check_max_len(i)?;
+        if i.rule == MemoryRule::Vllm {
+            plan.check_max_len(i)?;
+        }
         Ok(plan)
     }
 
