@@ -109,6 +109,7 @@ pub struct SimEngine {
     max_model_len: u32,
     seed: u64,
     async_sched: bool,
+    framework: crate::recipe::EngineKind,
     step_factor: f64,
     max_prompt_tokens: Option<u32>,
     model: StepModel,
@@ -167,6 +168,7 @@ impl SimEngine {
             max_model_len: max_len,
             seed,
             async_sched: config.async_scheduling,
+            framework: policy.framework,
             step_factor: policy.step_factor,
             max_prompt_tokens: policy.max_prompt_tokens,
             model: step,
@@ -213,6 +215,7 @@ impl SimEngine {
     /// decides when the engine sees it). Sequences `choice > 0` of an `n > 1` request are
     /// submitted right after sequence 0 and share its intake.
     pub fn submit_at(&mut self, req: SimRequest, now: f64) -> Result<(), String> {
+        let req = self.fit_to_context(req)?;
         self.validate_request(&req)?;
         let (target, reason) = output_target(self.seed, &req);
         let (prompt_len, choice) = (req.prompt.len(), req.choice);
@@ -261,15 +264,30 @@ impl SimEngine {
             u64::from(self.max_model_len),
         );
         if p + m > n {
-            return Err(format!(
-                "This model's maximum context length is {n} tokens. However, you requested {m} \
-                 output tokens and your prompt contains {p} input tokens, for a total of {} \
-                 tokens. Please reduce the length of the input prompt or the number of \
-                 requested output tokens.",
-                p + m
-            ));
+            return Err(context_error(self.framework, p, m, n));
         }
         Ok(())
+    }
+
+    /// TensorRT-LLM's PyTorch backend lowers a `max_tokens` the context cannot hold to what
+    /// it can (`base_worker.py::_deduce_max_tokens`), refusing only a prompt that leaves no
+    /// room; the others refuse the request as it is.
+    fn fit_to_context(&self, mut req: SimRequest) -> Result<SimRequest, String> {
+        if self.framework != crate::recipe::EngineKind::Trtllm {
+            return Ok(req);
+        }
+        let room = i64::from(self.max_model_len) - req.prompt.len() as i64;
+        if room <= 0 {
+            return Err(format!(
+                "`default_max_tokens` ({room}) must be greater than 0, `default_max_tokens` \
+                 ({room}) = max_seq_len ({}) - `splited_prompt_len` ({}) - `query_token_len` (0)",
+                self.max_model_len,
+                req.prompt.len()
+            ));
+        }
+        req.max_tokens = req.max_tokens.min(room as u32);
+        req.min_tokens = req.min_tokens.min(req.max_tokens);
+        Ok(req)
     }
 
     /// Drop a request (client went away).
@@ -443,6 +461,30 @@ fn noise(rng: &mut ChaCha8Rng, pct: f64) -> (f64, Option<Normal<f64>>) {
         .map_or(1.0, |d| d.sample(rng))
         .clamp(0.5, 1.5);
     (speed, Normal::new(0.0, sd / 4.0).ok())
+}
+
+/// The 400 message for a request of `p` prompt and `m` output tokens over the context `n`,
+/// in `framework`'s words (SGLang: `tokenizer_manager.py::_validate_one_request`).
+fn context_error(framework: crate::recipe::EngineKind, p: u64, m: u64, n: u64) -> String {
+    match framework {
+        crate::recipe::EngineKind::Sglang if p >= n => format!(
+            "The input ({p} tokens) is longer than the model's context length ({n} tokens)."
+        ),
+        crate::recipe::EngineKind::Sglang => format!(
+            "Requested token count exceeds the model's maximum context length of {n} tokens. \
+             You requested a total of {} tokens: {p} tokens from the input messages and {m} \
+             tokens for the completion. Please reduce the number of tokens in the input \
+             messages or the completion to fit within the limit.",
+            p + m
+        ),
+        _ => format!(
+            "This model's maximum context length is {n} tokens. However, you requested {m} \
+             output tokens and your prompt contains {p} input tokens, for a total of {} \
+             tokens. Please reduce the length of the input prompt or the number of requested \
+             output tokens.",
+            p + m
+        ),
+    }
 }
 
 /// The longest sequence the engine serves once its KV pool is sized. vLLM refuses to start

@@ -529,3 +529,60 @@ fn cuda_graph_memory_counts_against_the_kv_budget_from_vllm_0_21() {
     assert_eq!(kv(Version::new(0, 20, 9)), old);
     assert_eq!(kv(Version::new(0, 21, 0)), current);
 }
+
+/// The engine of `framework`'s twin for `args` (`sglang serve` / `trtllm-serve serve` words).
+fn twin_engine(framework: crate::recipe::EngineKind, args: &str) -> SimEngine {
+    let argv: Vec<String> = args.split_whitespace().map(str::to_string).collect();
+    let gpu = lookup("H100").unwrap();
+    let t = crate::sim::twin::parse(framework, &argv, gpu).unwrap();
+    let run = crate::sim::twin::Run {
+        gpu,
+        seed: 7,
+        noise_pct: 0.0,
+    };
+    let model = ModelShape::resolve(&t.model).unwrap();
+    let setup = crate::sim::twin::sized_setup(&t, model, run).unwrap();
+    SimEngine::boot(setup).unwrap().0
+}
+
+#[test]
+fn each_twin_answers_an_over_long_request_as_its_framework_does() {
+    use crate::recipe::EngineKind;
+    let m = "Qwen/Qwen3-0.6B";
+    // SGLang refuses it with its tokenizer manager's words.
+    let mut e = twin_engine(
+        EngineKind::Sglang,
+        &format!("--model-path {m} --context-length 1024"),
+    );
+    let err = e.submit(req(1, 1000, 100)).unwrap_err();
+    assert!(err.starts_with("Requested token count exceeds the model's maximum context length of 1024 tokens. You requested a total of 1100 tokens"), "{err}");
+    let err = e.submit(req(2, 1024, 1)).unwrap_err();
+    assert_eq!(
+        err,
+        "The input (1024 tokens) is longer than the model's context length (1024 tokens)."
+    );
+    // TensorRT-LLM lowers max_tokens to what the context holds, and refuses only a prompt
+    // that leaves no room.
+    let mut e = twin_engine(EngineKind::Trtllm, &format!("{m} --max_seq_len 1024"));
+    e.submit(req(1, 1000, 100)).unwrap();
+    let mut t = 0.0;
+    let mut generated = 0;
+    while !e.is_idle() {
+        let r = e.step(t);
+        t += r.duration_s.max(1e-6);
+        generated += r.outputs.iter().map(|o| o.new_tokens).sum::<u32>();
+    }
+    assert_eq!(generated, 24, "max_tokens 100 clamped to 1024 - 1000");
+    let err = e.submit(req(2, 1024, 1)).unwrap_err();
+    assert!(
+        err.starts_with("`default_max_tokens` (0) must be greater than 0"),
+        "{err}"
+    );
+    // Without chunked prefill, a prompt over max_num_tokens is refused (trtllm's 400).
+    let mut e = twin_engine(EngineKind::Trtllm, &format!("{m} --max_num_tokens 512"));
+    let err = e.submit(req(3, 600, 1)).unwrap_err();
+    assert!(
+        err.contains("should not exceed max_num_tokens (512)"),
+        "{err}"
+    );
+}
