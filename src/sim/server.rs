@@ -261,7 +261,13 @@ async fn models(State(s): State<Arc<AppState>>) -> Response {
             id: name,
             object: "model",
             created: s.created,
-            owned_by: "vllm",
+            // Each framework's `ModelCard` default (SGLang's and TensorRT-LLM's protocols
+            // are ports of vLLM's with their own name).
+            owned_by: match s.framework {
+                EngineKind::Sglang => "sglang",
+                EngineKind::Trtllm => "tensorrt_llm",
+                _ => "vllm",
+            },
             root: &s.root,
             parent: None,
             max_model_len: s.max_model_len,

@@ -214,6 +214,9 @@ pub struct Booted {
     pub max_running: u32,
     /// The GPU's memory, GiB.
     pub gpu_gib: f64,
+    /// The model's context as configured (SGLang's `context_len`; the engine may serve less
+    /// when its KV pool is smaller, `info.max_model_len`).
+    pub context_len: u32,
 }
 
 /// Boot the twin's engine. SGLang sizes `max_running_requests` from the KV pool when it
@@ -226,6 +229,10 @@ pub fn boot(
     let setup = sized_setup(t, model, Run::of(sim))?;
     let max_running = setup.config.max_num_seqs;
     let gpu_gib = setup.gpu.memory_gib();
+    let context_len = setup
+        .config
+        .max_model_len
+        .unwrap_or(setup.model.max_position_embeddings);
     let (engine, info) = SimEngine::boot(setup)?;
     Ok((
         engine,
@@ -233,6 +240,7 @@ pub fn boot(
             info,
             max_running,
             gpu_gib,
+            context_len,
         },
     ))
 }

@@ -175,7 +175,7 @@ pub fn startup_lines(t: &Twin, b: &Booted) -> Vec<String> {
     };
     v.push(format!(
         "{s} max_total_num_tokens={}, chunked_prefill_size={chunk}, max_prefill_tokens={MAX_PREFILL_TOKENS}, max_running_requests={}, context_len={}, available_gpu_mem={ready:.2} GB",
-        info.kv_cache_tokens, b.max_running, info.max_model_len
+        info.kv_cache_tokens, b.max_running, b.context_len
     ));
     v
 }
