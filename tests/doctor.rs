@@ -187,6 +187,33 @@ fn engine_cmd_is_argv_not_a_shell_string() {
 }
 
 #[test]
+fn sglang_and_trtllm_are_asked_their_version_their_own_way() {
+    let m = Machine::new();
+    m.nvidia_smi("t4_580.126.20.csv", 0);
+    // Neither has --version: `sglang version`, and trtllm-serve's import banner.
+    m.tool(
+        "sglang",
+        "[ \"$1\" = version ] && { echo 'sglang version: 0.5.23'; echo 'git revision: 1a2b'; }",
+    );
+    m.tool(
+        "trtllm-serve",
+        "[ \"$1\" = --help ] && { echo '[TensorRT-LLM] TensorRT LLM version: 1.2.0'; echo 'Usage: trtllm-serve [OPTIONS] COMMAND [ARGS]...'; }",
+    );
+    let (_, out, _) = m.doctor(&["--engine", "sglang"]);
+    let engine = out.lines().next().unwrap();
+    assert!(
+        engine.starts_with("ok    engine   sglang 0.5.23 at "),
+        "{out}"
+    );
+    let (_, out, _) = m.doctor(&["--engine", "trtllm"]);
+    let engine = out.lines().next().unwrap();
+    assert!(
+        engine.starts_with("ok    engine   trtllm-serve 1.2.0 at "),
+        "{out}"
+    );
+}
+
+#[test]
 fn the_api_key_value_never_appears() {
     let mut m = Machine::new();
     for var in [

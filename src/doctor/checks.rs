@@ -194,7 +194,7 @@ pub fn parse_version(kind: EngineKind, text: &str) -> Option<String> {
             crate::engine::sglang::help::parse_version_output(text, "").map(|(_, t)| t)
         }
         EngineKind::Trtllm => {
-            crate::engine::trtllm::help::version_from_banner(text).map(|(_, t)| t)
+            crate::engine::trtllm::help::version_from_banner(text).map(|(v, _)| v.to_string())
         }
         EngineKind::Vllm => lines
             .rfind(|l| {
