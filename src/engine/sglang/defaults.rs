@@ -28,6 +28,19 @@ pub const SCHEDULE_POLICY: &str = "fcfs";
 pub const SCHEDULE_CONSERVATIVENESS: f64 = 1.0;
 /// `--page-size` default on CUDA.
 pub const PAGE_SIZE: i64 = 1;
+/// The page SM100 (Blackwell) forces: its default MHA backend is `trtllm_mha`, which needs
+/// pages of 64 (`model_override_base.py::get_default_attn_backend`,
+/// `_mla_backend_page_constraints`).
+pub const BLACKWELL_PAGE_SIZE: i64 = 64;
+
+/// `--page-size` by GPU: 64 on compute capability 10.x (the default `trtllm_mha` backend),
+/// else 1 (dense models; MLA backends differ and are not modelled).
+pub fn page_size(gpu: Option<&GpuSpec>) -> i64 {
+    match gpu.and_then(|g| g.compute_capability) {
+        Some((10, _)) => BLACKWELL_PAGE_SIZE,
+        _ => PAGE_SIZE,
+    }
+}
 /// `--stream-interval` default.
 pub const STREAM_INTERVAL: i64 = 1;
 /// `mem_fraction_static` when the GPU's memory is unknown.
@@ -192,7 +205,7 @@ pub fn effective(recipe: &Recipe, gpu: Option<&GpuSpec>) -> BTreeMap<String, Val
         ("disable_radix_cache", false.into()),
         ("cuda_graph_max_bs", max_bs.into()),
         ("disable_cuda_graph", false.into()),
-        ("page_size", PAGE_SIZE.into()),
+        ("page_size", page_size(gpu).into()),
         ("tp_size", tp.into()),
         ("disable_overlap_schedule", false.into()),
         ("enable_mixed_chunk", false.into()),
@@ -251,6 +264,16 @@ mod tests {
             decode_graph_max_bs: Some(cuda_graph_max_bs(Some(gpu), tp, None)),
             prefill_graph_max_tokens: Some(chunk),
         }
+    }
+
+    #[test]
+    fn blackwell_pages_hold_64_tokens() {
+        let g = |n: &str| crate::hardware::gpus::lookup(n);
+        assert_eq!(page_size(g("H100")), 1);
+        assert_eq!(page_size(g("B200")), 64);
+        assert_eq!(page_size(g("GB200")), 64);
+        assert_eq!(page_size(g("B300")), 64);
+        assert_eq!(page_size(None), 1);
     }
 
     #[test]

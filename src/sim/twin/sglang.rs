@@ -33,9 +33,21 @@ fn num<T: std::str::FromStr>(p: &Parsed, dest: &str) -> Option<T> {
     p.get(dest).and_then(|v| v.parse().ok())
 }
 
-/// Resolve a parsed `sglang serve` command line on `gpu`.
-pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
-    let model = p.get("model_path").unwrap_or_default().to_string();
+/// What SGLang resolves from its flags and the GPU before it sizes the KV pool.
+struct Limits {
+    tp: u32,
+    /// `chunked_prefill_size` (≤ 0: chunking off).
+    chunk: i64,
+    /// `max_running_requests`, when given.
+    running: Option<u32>,
+    graph_bs: u32,
+    eager: bool,
+    prefill_tokens: u32,
+    mem_fraction_static: f64,
+    page: u32,
+}
+
+fn limits(p: &Parsed, gpu: &GpuSpec) -> Limits {
     let tp: u32 = num(p, "tp_size").unwrap_or(1).max(1);
     let mem = Some(gpu.memory_mib);
     let chunk: i64 =
@@ -46,7 +58,7 @@ pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
     let eager =
         p.flag("disable_cuda_graph") || p.get("cuda_graph_backend_decode") == Some("disabled");
     let prefill_tokens: u32 = num(p, "max_prefill_tokens").unwrap_or(MAX_PREFILL_TOKENS);
-    let mfs: f64 = num(p, "mem_fraction_static").unwrap_or_else(|| {
+    let mem_fraction_static: f64 = num(p, "mem_fraction_static").unwrap_or_else(|| {
         defaults::mem_fraction_static(&defaults::MemInputs {
             gpu_mem_mib: mem,
             tp,
@@ -56,37 +68,56 @@ pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
             prefill_graph_max_tokens: (!eager && chunk > 0).then_some(chunk),
         })
     });
-    let page: u32 = num(p, "page_size").unwrap_or(if gpu.name.starts_with("B") { 64 } else { 1 });
-    let context: Option<u32> = num(p, "context_length");
-    let conservativeness: f64 = num(p, "schedule_conservativeness").unwrap_or(1.0);
-    let args = VllmArgs {
-        model: model.clone(),
+    let page = num(p, "page_size").unwrap_or(defaults::page_size(Some(gpu)) as u32);
+    Limits {
+        tp,
+        chunk,
+        running,
+        graph_bs,
+        eager,
+        prefill_tokens,
+        mem_fraction_static,
+        page,
+    }
+}
+
+/// The shared core's configuration for these limits (a prefill batch is the chunk, or the
+/// prefill budget with chunking off).
+fn engine_args(p: &Parsed, model: &str, l: &Limits) -> VllmArgs {
+    VllmArgs {
+        model: model.to_string(),
         served_model_name: p.get("served_model_name").map(str::to_string),
-        max_num_seqs: Some(running.unwrap_or(4096)),
-        max_num_batched_tokens: Some(if chunk > 0 {
-            chunk as u32
+        max_num_seqs: Some(l.running.unwrap_or(4096)),
+        max_num_batched_tokens: Some(if l.chunk > 0 {
+            l.chunk as u32
         } else {
-            prefill_tokens
+            l.prefill_tokens
         }),
         enable_prefix_caching: Some(!p.flag("disable_radix_cache")),
-        enable_chunked_prefill: Some(chunk > 0),
-        gpu_memory_utilization: Some(mfs),
-        block_size: Some(page),
+        enable_chunked_prefill: Some(l.chunk > 0),
+        gpu_memory_utilization: Some(l.mem_fraction_static),
+        block_size: Some(l.page),
         kv_cache_dtype: Some(kv_dtype(p.get("kv_cache_dtype"))),
         quantization: p.get("quantization").map(str::to_string),
-        max_model_len: context,
-        tensor_parallel_size: Some(tp),
-        enforce_eager: Some(eager),
-        max_cudagraph_capture_size: Some(graph_bs),
+        max_model_len: num(p, "context_length"),
+        tensor_parallel_size: Some(l.tp),
+        enforce_eager: Some(l.eager),
+        max_cudagraph_capture_size: Some(l.graph_bs),
         async_scheduling: Some(!p.flag("disable_overlap_schedule")),
         seed: num(p, "random_seed"),
         ..Default::default()
-    };
+    }
+}
+
+/// SGLang's behaviour on the core: its memory rule, its `new_token_ratio` admission,
+/// LPM when asked, separate prefill and decode batches unless mixed.
+fn policy(p: &Parsed, mem_fraction_static: f64) -> Policy {
+    let conservativeness: f64 = num(p, "schedule_conservativeness").unwrap_or(1.0);
     let init = (0.7 * conservativeness).min(1.0);
     let min = 0.14 * conservativeness;
-    let policy = Policy {
+    Policy {
         framework: EngineKind::Sglang,
-        memory: MemoryRule::FractionOfTotal(mfs),
+        memory: MemoryRule::FractionOfTotal(mem_fraction_static),
         admission: Admission::Reserve {
             init,
             min,
@@ -97,21 +128,26 @@ pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
         step_factor: 1.0,
         api_server: true,
         max_prompt_tokens: None,
-    };
+    }
+}
+
+/// Resolve a parsed `sglang serve` command line on `gpu`.
+pub fn resolve(p: &Parsed, gpu: &GpuSpec) -> Result<Twin, UsageError> {
+    let model = p.get("model_path").unwrap_or_default().to_string();
+    let l = limits(p, gpu);
     let served = p
         .get("served_model_name")
         .map_or_else(|| vec![model.clone()], |s| vec![s.to_string()]);
-    let port = num(p, "port").unwrap_or(DEFAULT_PORT);
     Ok(Twin {
         framework: EngineKind::Sglang,
+        config: engine_args(p, &model, &l).resolve(gpu),
+        policy: policy(p, l.mem_fraction_static),
+        running_from_pool: l.running.is_none(),
         model,
         served,
         host: p.get("host").unwrap_or("127.0.0.1").to_string(),
-        port,
+        port: num(p, "port").unwrap_or(DEFAULT_PORT),
         api_key: p.get("api_key").map(str::to_string),
-        config: args.resolve(gpu),
-        policy,
-        running_from_pool: running.is_none(),
         metrics: p.flag("enable_metrics"),
         startup_error: None,
     })

@@ -145,60 +145,106 @@ pub fn resolve_with(p: &Parsed, gpu: &GpuSpec, read: &Reader<'_>) -> Result<Twin
         },
         None => (Yaml::default(), None),
     };
-    let startup_error = startup_error.or_else(|| backend_error(p));
+    let l = limits(p, yaml);
+    Ok(Twin {
+        framework: EngineKind::Trtllm,
+        served: vec![served_model_name(&model)],
+        config: engine_args(p, &model, &l).resolve(gpu),
+        policy: policy(&l),
+        model,
+        host: p.get("host").unwrap_or("localhost").to_string(),
+        port: num(p, "port").unwrap_or(DEFAULT_PORT),
+        api_key: None,
+        running_from_pool: false,
+        metrics: true,
+        startup_error: startup_error.or_else(|| backend_error(p)),
+    })
+}
+
+/// What trtllm-serve resolves from its options and the YAML (an option wins over the same
+/// key in the YAML; forge never sets both).
+struct Limits {
+    batch: u32,
+    tokens: u32,
+    chunked: bool,
+    fraction: f64,
+    /// Largest CUDA-graph batch; `None` when `cuda_graph_config: null` turns graphs off.
+    graph_max: Option<u32>,
+    no_evict: bool,
+    kv: KvCacheConfig,
+    max_seq_len: Option<u32>,
+    overlap: bool,
+}
+
+fn limits(p: &Parsed, yaml: Yaml) -> Limits {
     let kv = yaml.kv_cache_config.unwrap_or_default();
-    let batch = num(p, "max_batch_size")
-        .or(yaml.max_batch_size)
-        .unwrap_or(defaults::MAX_BATCH_SIZE as u32);
-    let tokens = num(p, "max_num_tokens")
-        .or(yaml.max_num_tokens)
-        .unwrap_or(defaults::MAX_NUM_TOKENS as u32);
-    let chunked = p.flag("enable_chunked_prefill") || yaml.enable_chunked_prefill.unwrap_or(false);
-    let fraction = num(p, "kv_cache_free_gpu_memory_fraction")
-        .or(kv.free_gpu_memory_fraction)
-        .unwrap_or(defaults::KV_FRACTION);
-    let graphs = match yaml.cuda_graph_config {
+    let graph_max = match yaml.cuda_graph_config {
         Some(None) => None,
-        Some(Some(c)) => Some(c),
-        None => Some(CudaGraphConfig::default()),
+        Some(Some(c)) => Some(
+            c.max_batch_size
+                .or_else(|| c.batch_sizes.as_ref().and_then(|b| b.iter().max().copied()))
+                .unwrap_or(defaults::CUDA_GRAPH_MAX_BATCH_SIZE as u32),
+        ),
+        None => Some(defaults::CUDA_GRAPH_MAX_BATCH_SIZE as u32),
     };
-    let graph_max = graphs.as_ref().map(|c| {
-        c.max_batch_size
-            .or_else(|| c.batch_sizes.as_ref().and_then(|b| b.iter().max().copied()))
-            .unwrap_or(defaults::CUDA_GRAPH_MAX_BATCH_SIZE as u32)
-    });
-    let policy_name = yaml
+    let policy = yaml
         .scheduler_config
         .and_then(|s| s.capacity_scheduler_policy)
         .unwrap_or_else(|| defaults::CAPACITY_POLICY.into());
-    let args = VllmArgs {
-        model: model.clone(),
-        max_num_seqs: Some(batch),
-        max_num_batched_tokens: Some(tokens),
-        enable_prefix_caching: Some(kv.enable_block_reuse.unwrap_or(true)),
-        enable_chunked_prefill: Some(chunked),
-        gpu_memory_utilization: Some(fraction),
+    Limits {
+        batch: num(p, "max_batch_size")
+            .or(yaml.max_batch_size)
+            .unwrap_or(defaults::MAX_BATCH_SIZE as u32),
+        tokens: num(p, "max_num_tokens")
+            .or(yaml.max_num_tokens)
+            .unwrap_or(defaults::MAX_NUM_TOKENS as u32),
+        chunked: p.flag("enable_chunked_prefill") || yaml.enable_chunked_prefill.unwrap_or(false),
+        fraction: num(p, "kv_cache_free_gpu_memory_fraction")
+            .or(kv.free_gpu_memory_fraction)
+            .unwrap_or(defaults::KV_FRACTION),
+        graph_max,
+        no_evict: policy == defaults::CAPACITY_POLICY,
+        max_seq_len: num(p, "max_seq_len").or(yaml.max_seq_len),
+        overlap: !yaml.disable_overlap_scheduler.unwrap_or(false),
+        kv,
+    }
+}
+
+/// The shared core's configuration for these limits.
+fn engine_args(p: &Parsed, model: &str, l: &Limits) -> VllmArgs {
+    VllmArgs {
+        model: model.to_string(),
+        max_num_seqs: Some(l.batch),
+        max_num_batched_tokens: Some(l.tokens),
+        enable_prefix_caching: Some(l.kv.enable_block_reuse.unwrap_or(true)),
+        enable_chunked_prefill: Some(l.chunked),
+        gpu_memory_utilization: Some(l.fraction),
         block_size: Some(
-            kv.tokens_per_block
+            l.kv.tokens_per_block
                 .unwrap_or(defaults::TOKENS_PER_BLOCK as u32),
         ),
-        kv_cache_dtype: Some(if kv.dtype.as_deref() == Some("fp8") {
+        kv_cache_dtype: Some(if l.kv.dtype.as_deref() == Some("fp8") {
             KvCacheDtype::Fp8
         } else {
             KvCacheDtype::Auto
         }),
-        max_model_len: num(p, "max_seq_len").or(yaml.max_seq_len),
+        max_model_len: l.max_seq_len,
         tensor_parallel_size: Some(num(p, "tp_size").unwrap_or(1)),
         pipeline_parallel_size: Some(num(p, "pp_size").unwrap_or(1)),
-        enforce_eager: Some(graph_max.is_none()),
-        max_cudagraph_capture_size: graph_max,
-        async_scheduling: Some(!yaml.disable_overlap_scheduler.unwrap_or(false)),
+        enforce_eager: Some(l.graph_max.is_none()),
+        max_cudagraph_capture_size: l.graph_max,
+        async_scheduling: Some(l.overlap),
         ..Default::default()
-    };
-    let policy = Policy {
+    }
+}
+
+/// TensorRT-LLM's behaviour on the core: KV from the memory free after profiling, the
+/// capacity policy's admission, a 400 for a prompt over `max_num_tokens` without chunking.
+fn policy(l: &Limits) -> Policy {
+    Policy {
         framework: EngineKind::Trtllm,
-        memory: MemoryRule::FractionOfFree(fraction),
-        admission: if policy_name == defaults::CAPACITY_POLICY {
+        memory: MemoryRule::FractionOfFree(l.fraction),
+        admission: if l.no_evict {
             Admission::NoEvict
         } else {
             Admission::OnDemand
@@ -207,21 +253,8 @@ pub fn resolve_with(p: &Parsed, gpu: &GpuSpec, read: &Reader<'_>) -> Result<Twin
         separate_prefill: false,
         step_factor: 1.0,
         api_server: true,
-        max_prompt_tokens: (!chunked).then_some(tokens),
-    };
-    Ok(Twin {
-        framework: EngineKind::Trtllm,
-        served: vec![served_model_name(&model)],
-        model,
-        host: p.get("host").unwrap_or("localhost").to_string(),
-        port: num(p, "port").unwrap_or(DEFAULT_PORT),
-        api_key: None,
-        config: args.resolve(gpu),
-        policy,
-        running_from_pool: false,
-        metrics: true,
-        startup_error,
-    })
+        max_prompt_tokens: (!l.chunked).then_some(l.tokens),
+    }
 }
 
 /// Anything but the PyTorch backend is not what the twin simulates.
