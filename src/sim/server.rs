@@ -83,17 +83,22 @@ impl AppState {
 
 /// The router.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let common = Router::new()
         .route("/health", get(health))
         .route("/v1/models", get(models))
         .route("/version", get(version))
-        .route("/metrics", get(metrics))
-        .route("/reset_prefix_cache", post(reset_prefix_cache))
-        .route("/flush_cache", post(flush_cache))
-        .route("/ready", get(sglang_health))
-        .route("/health_generate", get(sglang_health))
-        .route("/prometheus/metrics", get(prometheus_metrics))
-        .route("/v1/completions", post(completions))
+        .route("/metrics", get(metrics));
+    // The routes only one framework has: vLLM's dev-mode prefix-cache reset, SGLang's
+    // cache flush (GET or POST) and generation-free readiness, trtllm-serve's Prometheus.
+    let own = match state.framework {
+        EngineKind::Sglang => common
+            .route("/flush_cache", get(flush_cache).post(flush_cache))
+            .route("/ready", get(health))
+            .route("/health_generate", get(health)),
+        EngineKind::Trtllm => common.route("/prometheus/metrics", get(prometheus_metrics)),
+        _ => common.route("/reset_prefix_cache", post(reset_prefix_cache)),
+    };
+    own.route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
@@ -147,9 +152,7 @@ async fn not_found() -> Response {
 
 /// `POST /reset_prefix_cache`: vLLM mounts it only with `VLLM_SERVER_DEV_MODE=1`.
 async fn reset_prefix_cache(State(s): State<Arc<AppState>>) -> StatusCode {
-    if s.framework != EngineKind::Vllm
-        || std::env::var("VLLM_SERVER_DEV_MODE").as_deref() != Ok("1")
-    {
+    if std::env::var("VLLM_SERVER_DEV_MODE").as_deref() != Ok("1") {
         return StatusCode::NOT_FOUND;
     }
     s.driver.reset_prefix_cache();
@@ -164,33 +167,19 @@ async fn health(State(s): State<Arc<AppState>>) -> StatusCode {
     }
 }
 
-/// SGLang's `/ready` and `/health_generate` (other frameworks have neither).
-async fn sglang_health(State(s): State<Arc<AppState>>) -> StatusCode {
-    if s.framework != EngineKind::Sglang {
-        return StatusCode::NOT_FOUND;
-    }
-    health(State(s)).await
-}
-
 async fn version(State(s): State<Arc<AppState>>) -> Response {
     let body = serde_json::json!({"version": s.version}).to_string();
     json_response(StatusCode::OK, body)
 }
 
-/// SGLang's `POST /flush_cache`: drops the radix cache (200 when nothing is running).
+/// SGLang's `/flush_cache`: drops the radix cache.
 async fn flush_cache(State(s): State<Arc<AppState>>) -> Response {
-    if s.framework != EngineKind::Sglang {
-        return StatusCode::NOT_FOUND.into_response();
-    }
     s.driver.reset_prefix_cache();
     "Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting requests, the operation will not be performed.)\n".into_response()
 }
 
 /// trtllm-serve's Prometheus text (`/metrics` there is JSON iteration statistics).
 async fn prometheus_metrics(State(s): State<Arc<AppState>>) -> Response {
-    if s.framework != EngineKind::Trtllm {
-        return StatusCode::NOT_FOUND.into_response();
-    }
     prometheus_text(&s)
 }
 
