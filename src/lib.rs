@@ -11,6 +11,7 @@ pub mod bench;
 pub mod bounds;
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod doctor;
 pub mod engine;
 pub mod hardware;

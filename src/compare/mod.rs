@@ -1,0 +1,6 @@
+//! `forge compare` and `forge gap`: the fair cross-framework gate of the campaign contract
+//! (`../shared/notes/sota-loop.md`, phase 1). [`sla`] is what every candidate is held to;
+//! [`rate`] finds the highest request rate a candidate sustains within it.
+
+pub mod rate;
+pub mod sla;
