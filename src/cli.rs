@@ -33,6 +33,8 @@ pub enum Command {
     Sim(SimCommand),
     /// Tune a deployment: propose, boot, replay, score, keep or revert, repeat.
     Tune(Box<TuneCli>),
+    /// Find each framework's best deployment under one workload and SLA, and rank them.
+    Compare(Box<CompareCli>),
     /// Summarise a run: baseline, best, gain with its interval, every experiment, failures.
     Report(ReportArgs),
     /// Show or validate a playbook.
@@ -233,6 +235,95 @@ pub struct TuneCli {
     /// Options of a new run.
     #[command(flatten)]
     pub args: TuneArgs,
+}
+
+/// `forge compare`: the fair cross-framework gate.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CompareCli {
+    /// `resume DIR` continues an interrupted campaign.
+    #[command(subcommand)]
+    pub action: Option<CompareAction>,
+    /// Options of a new campaign.
+    #[command(flatten)]
+    pub args: CompareArgs,
+}
+
+/// `forge compare resume DIR`.
+#[derive(Debug, Subcommand)]
+pub enum CompareAction {
+    /// Continue an interrupted campaign with the settings it started with.
+    Resume {
+        /// The campaign directory.
+        dir: PathBuf,
+    },
+}
+
+/// Options of `forge compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The model every framework serves (Hugging Face id, local directory, or GGUF for
+    /// llama.cpp).
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+    /// Frameworks to compare, comma-separated: vllm, sglang, trtllm, llamacpp.
+    #[arg(long, default_value = "vllm,sglang,trtllm")]
+    pub frameworks: String,
+    /// The seed's fixed scenarios, comma-separated (chat: 1000/1000, summarization:
+    /// 8000/1000, 80 random prompts each).
+    #[arg(
+        long,
+        default_value = "chat,summarization",
+        conflicts_with = "workload"
+    )]
+    pub scenarios: String,
+    /// A production workload (JSONL) replacing the fixed scenarios.
+    #[arg(long, short = 'w')]
+    pub workload: Option<PathBuf>,
+    /// The SLA: p50_ttft_ms, p50_tpot_ms, success_rate, p50_e2e_ms (any subset; `none`
+    /// drops a latency bound).
+    #[arg(
+        long,
+        default_value = "p50_ttft_ms=1500,p50_tpot_ms=30,success_rate=0.99"
+    )]
+    pub sla: String,
+    /// Experiments each framework's search may spend (its baseline included).
+    #[arg(long, default_value_t = 4, value_parser = crate::bounds::count_u32(1, 1_000))]
+    pub budget: u32,
+    /// Candidates per framework taken into the gate (its baseline and newest kept recipes).
+    #[arg(long, default_value_t = 3, value_parser = crate::bounds::count(1, 100))]
+    pub candidates: usize,
+    /// Concurrency caps to search under, comma-separated (`none` = no cap).
+    #[arg(long, default_value = "none")]
+    pub max_concurrency: String,
+    /// Lowest and highest request rate of the search, req/s (`LO,HI`).
+    #[arg(long, default_value = "0.25,16")]
+    pub rate_bounds: String,
+    /// Run forge's simulated twins instead of the real engines.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The GPU the twins model (implies --dry-run).
+    #[arg(long)]
+    pub sim_gpu: Option<String>,
+    /// Run-to-run noise of the twins, %.
+    #[arg(long, default_value_t = 0.0, value_parser = crate::bounds::percent())]
+    pub sim_noise: f64,
+    /// GPU backend of the real engines: cuda, rocm, or cpu.
+    #[arg(long, short = 'd', value_enum, default_value_t = Device::Cuda)]
+    pub device: Device,
+    /// A framework's launcher instead of its default (`llamacpp=/opt/llama-server`);
+    /// repeatable.
+    #[arg(long = "engine-cmd")]
+    pub engine_cmds: Vec<String>,
+    /// Seconds a server may take to become ready.
+    #[arg(long, default_value_t = 600.0, value_parser = crate::bounds::seconds())]
+    pub boot_timeout: f64,
+    /// The campaign directory (default: a new one under .forge/campaigns/).
+    #[arg(long)]
+    pub campaign_dir: Option<PathBuf>,
+    /// Seed of the scenarios, the searches and the load.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// `forge tune resume [RUN_DIR]`.

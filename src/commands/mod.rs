@@ -3,6 +3,7 @@
 //! built.
 
 pub mod bench;
+pub mod compare;
 pub mod doctor;
 pub mod loopback;
 pub mod playbook;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(SimCommand::Predict(args)) => sim::predict_main(args),
         Command::Sim(SimCommand::Worker) => crate::sim::faults::worker_main(),
         Command::Tune(args) => tune::main(*args),
+        Command::Compare(args) => compare::main(*args),
         Command::Report(args) => report::main(args),
         Command::Playbook(cmd) => playbook::main(cmd),
         Command::Recipe(cmd) => recipe::main(cmd),

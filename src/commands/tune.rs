@@ -25,7 +25,9 @@ pub fn main(cli: TuneCli) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn start(args: TuneArgs) -> anyhow::Result<ExitCode> {
+/// Start a new run from parsed arguments (also how `forge compare` runs each
+/// framework's search).
+pub async fn start(args: TuneArgs) -> anyhow::Result<ExitCode> {
     let simulated = args.dry_run || args.engine == EngineArg::Sim;
     let report = if simulated && args.sim_gpu.is_some() {
         None

@@ -1,12 +1,91 @@
 //! `forge compare` and `forge gap`: the fair cross-framework gate of the campaign contract
-//! (`../shared/notes/sota-loop.md`, phase 1). [`sla`] is what every candidate is held to;
-//! [`rate`] finds the highest request rate a candidate sustains within it; [`gap`] decides
-//! where the target framework stands against the best rival, from paired measurements;
-//! [`candidate`] and [`summary`] are the artifacts users compare (`candidates.jsonl`,
-//! `summary.md`).
+//! (`../shared/notes/sota-loop.md`, phase 1). For one model on one box, each framework gets
+//! its own bounded search ([`search`]: a `forge tune` run over its knobs); the gate
+//! ([`gate`]) then finds, for each candidate in each scenario ([`scenario`]), the highest
+//! request rate ([`rate`]) at which it meets the SLA ([`sla`]), and records it
+//! ([`candidate`]) in the artifacts users compare ([`summary`], [`artifacts`],
+//! [`commands`]). [`gap`] decides where the target framework stands against the best
+//! rival, from paired measurements. Everything lives in one campaign directory whose
+//! settings ([`settings`]) make a killed campaign resume where it stopped.
 
+pub mod artifacts;
 pub mod candidate;
+pub mod commands;
 pub mod gap;
+pub mod gate;
 pub mod rate;
+pub mod scenario;
+pub mod search;
+pub mod settings;
 pub mod sla;
 pub mod summary;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use settings::{CompareSettings, SETTINGS_FILE};
+
+/// Start or continue the campaign in `dir` with `s` (the settings must match the ones it
+/// started with).
+pub async fn run(s: CompareSettings, dir: &Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir.join("benchmark"))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let _lock = crate::store::RunLock::acquire(dir)?;
+    let path = dir.join(SETTINGS_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let before: CompareSettings =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        anyhow::ensure!(
+            before == s,
+            "{}: this campaign was started with other settings; continue it with `forge compare resume {}`, or choose another --campaign-dir",
+            path.display(),
+            dir.display()
+        );
+    } else {
+        crate::store::write_atomic(&path, serde_json::to_string_pretty(&s)?.as_bytes())?;
+    }
+    let mut searches = Vec::new();
+    for &fw in &s.frameworks {
+        let searched = match search::run(&s, dir, fw).await? {
+            Ok(x) => x,
+            Err(search::Stop::Interrupted(code)) => return Ok(interrupted(dir, code)),
+        };
+        artifacts::help(dir, fw, &searched)?;
+        searches.push((fw, searched.command.clone()));
+        artifacts::manifest(dir, &s, &searches)?;
+        let (_, done) = gate::done(dir)?;
+        if let Err(code) = gate::framework(&s, dir, fw, &searched, &done).await? {
+            return Ok(interrupted(dir, code));
+        }
+        let (rows, _) = gate::done(dir)?;
+        artifacts::results(dir, &s, &rows, &[])?;
+    }
+    let (rows, _) = gate::done(dir)?;
+    artifacts::results(dir, &s, &rows, &[])?;
+    eprintln!(
+        "forge compare: done. Summary: {}",
+        dir.join(artifacts::SUMMARY_FILE).display()
+    );
+    crate::term::println(&summary::render(&rows, &[]))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Continue the campaign in `dir` with the settings it started with.
+pub async fn resume(dir: &Path) -> anyhow::Result<ExitCode> {
+    let path = dir.join(SETTINGS_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e} (not a compare campaign?)", path.display()))?;
+    let s: CompareSettings =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    run(s, dir).await
+}
+
+fn interrupted(dir: &Path, code: ExitCode) -> ExitCode {
+    eprintln!(
+        "forge compare: interrupted; every engine process was stopped. Resume with: forge compare resume {}",
+        dir.display()
+    );
+    code
+}

@@ -103,20 +103,32 @@ pub struct Outcome<T> {
     pub data: T,
 }
 
-/// Search with `measure(rate)` measuring one run; `None` rate = all at once.
-///
-/// The run with everything at once also measures the candidate's capacity: no rate above
-/// the requests it completed per second can keep a queue from growing, so the first
-/// bracket's upper end is that capacity when it lies inside the bounds.
-pub async fn search<T, F, Fut>(bounds: Bounds, mut measure: F) -> Search<T>
+/// What measures one run of the search at a rate (`None` = all at once).
+pub trait Probe<T> {
+    /// Measure one run.
+    fn run(&mut self, rate: Option<f64>) -> impl Future<Output = Outcome<T>>;
+}
+
+impl<T, F, Fut> Probe<T> for F
 where
     F: FnMut(Option<f64>) -> Fut,
     Fut: Future<Output = Outcome<T>>,
 {
+    fn run(&mut self, rate: Option<f64>) -> impl Future<Output = Outcome<T>> {
+        self(rate)
+    }
+}
+
+/// Search with `probe` measuring one run at each rate it asks for.
+///
+/// The run with everything at once also measures the candidate's capacity: no rate above
+/// the requests it completed per second can keep a queue from growing, so the first
+/// bracket's upper end is that capacity when it lies inside the bounds.
+pub async fn search<T, P: Probe<T>>(bounds: Bounds, mut probe: P) -> Search<T> {
     let mut runs: Vec<Run<T>> = Vec::new();
     let done = |runs: Vec<Run<T>>, best, ending| Search { runs, best, ending };
 
-    let first = measure(None).await;
+    let first = probe.run(None).await;
     let capacity = first.request_throughput;
     let all = push(&mut runs, None, first);
     if runs[all].passed() {
@@ -127,13 +139,13 @@ where
     } else {
         bounds.hi
     };
-    let mut hi = push(&mut runs, Some(top), measure(Some(top)).await);
+    let mut hi = push(&mut runs, Some(top), probe.run(Some(top)).await);
     if runs[hi].passed() && top < bounds.hi {
         // The capacity estimate was pessimistic; the fixed bound closes the bracket.
         let pass = hi;
-        hi = push(&mut runs, Some(bounds.hi), measure(Some(bounds.hi)).await);
+        hi = push(&mut runs, Some(bounds.hi), probe.run(Some(bounds.hi)).await);
         if !runs[hi].passed() {
-            return bracket(bounds, runs, pass, hi, measure).await;
+            return bracket(bounds, runs, pass, hi, &mut probe).await;
         }
     }
     if runs[hi].passed() {
@@ -143,31 +155,27 @@ where
     // half the failing top before the lower bound, which halves the bracket at once.
     let half = top / 2.0;
     if half > bounds.lo {
-        let mid = push(&mut runs, Some(half), measure(Some(half)).await);
+        let mid = push(&mut runs, Some(half), probe.run(Some(half)).await);
         if runs[mid].passed() {
-            return bracket(bounds, runs, mid, hi, measure).await;
+            return bracket(bounds, runs, mid, hi, &mut probe).await;
         }
         hi = mid;
     }
-    let lo = push(&mut runs, Some(bounds.lo), measure(Some(bounds.lo)).await);
+    let lo = push(&mut runs, Some(bounds.lo), probe.run(Some(bounds.lo)).await);
     if !runs[lo].passed() {
         return done(runs, None, Ending::NothingPasses);
     }
-    bracket(bounds, runs, lo, hi, measure).await
+    bracket(bounds, runs, lo, hi, &mut probe).await
 }
 
 /// Narrow the bracket between a passing and a failing run.
-async fn bracket<T, F, Fut>(
+async fn bracket<T, P: Probe<T>>(
     bounds: Bounds,
     mut runs: Vec<Run<T>>,
     lo: usize,
     hi: usize,
-    mut measure: F,
-) -> Search<T>
-where
-    F: FnMut(Option<f64>) -> Fut,
-    Fut: Future<Output = Outcome<T>>,
-{
+    probe: &mut P,
+) -> Search<T> {
     let done = |runs: Vec<Run<T>>, best, ending| Search { runs, best, ending };
     let mut b = Bracket::new(&runs[lo], &runs[hi], lo);
     while !b.converged(bounds.tolerance) {
@@ -175,7 +183,7 @@ where
             return done(runs, Some(b.pass), Ending::BudgetSpent);
         }
         let next = b.next_rate();
-        let i = push(&mut runs, Some(next), measure(Some(next)).await);
+        let i = push(&mut runs, Some(next), probe.run(Some(next)).await);
         b.absorb(&runs[i], i);
     }
     done(runs, Some(b.pass), Ending::Converged)

@@ -81,6 +81,11 @@ impl EngineKind {
         }
     }
 
+    /// The engine named `name` as [`EngineKind::as_str`] writes it.
+    pub fn parse(name: &str) -> Option<EngineKind> {
+        <EngineKind as clap::ValueEnum>::from_str(name, false).ok()
+    }
+
     /// The name `--engine` and `config.json` use (`vllm`, `sglang`).
     pub fn as_str(self) -> &'static str {
         match self {

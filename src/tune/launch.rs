@@ -134,7 +134,8 @@ pub async fn resume(run: Option<PathBuf>, run_dir: &Path) -> anyhow::Result<Exit
     execute(settings, dir, lock, RunState::from_rows(journal.rows)).await
 }
 
-fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>> {
+/// The engine a run's settings name, its files (help, version) kept under `dir`.
+pub fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>> {
     Ok(match &s.engine {
         EngineChoice::Sim { framework, .. } => {
             let sim = sim_launch(s, std::env::current_exe()?);
@@ -251,7 +252,7 @@ async fn drive<M: Measure>(t: &mut Tuner<M>) -> anyhow::Result<StopReason> {
 }
 
 /// Resolves on SIGINT (130) or SIGTERM (143).
-async fn interrupted() -> u8 {
+pub async fn interrupted() -> u8 {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -265,7 +266,8 @@ async fn interrupted() -> u8 {
     }
 }
 
-async fn teardown(live: &LiveGroups, grace: Duration) {
+/// Stop every engine process group in `live`: SIGTERM, `grace` to exit, then SIGKILL.
+pub async fn teardown(live: &LiveGroups, grace: Duration) {
     let groups: Vec<i32> = live.lock().map(|v| v.clone()).unwrap_or_default();
     for g in &groups {
         let _ = nix::sys::signal::killpg(

@@ -116,6 +116,15 @@ impl Spawned {
         }
     }
 
+    /// Replay `workload` under `load` from the next run on (the gate's rate search offers
+    /// each scenario at several rates to one server); the engine's clock still sets the
+    /// replay's time scale.
+    pub fn set_replay(&mut self, workload: Workload, mut load: LoadSpec) {
+        load.time_scale = self.engine.time_scale();
+        self.workload = workload;
+        self.load = load;
+    }
+
     /// Groups to kill if the process is interrupted.
     pub fn live_groups(&self) -> LiveGroups {
         self.live.clone()
