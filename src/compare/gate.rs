@@ -224,6 +224,7 @@ async fn candidate(
             k: 0,
         };
         let found = rate::search(s.rates.into(), probe).await;
+        log_search(gate_dir, pick, sc, *cap, &found)?;
         let better = match (&best, found.best()) {
             (_, None) => false,
             (None, Some(_)) => true,
@@ -238,6 +239,81 @@ async fn candidate(
     };
     fill(&mut row, s, sc, dir, gate_dir, &search, cap)?;
     Ok(row)
+}
+
+/// `gate/FRAMEWORK/rate-searches.jsonl`: every run of one rate search.
+pub const SEARCHES_FILE: &str = "rate-searches.jsonl";
+
+/// One rate search as recorded: the evidence behind a row's rate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SearchLog {
+    /// The candidate.
+    pub candidate_id: String,
+    /// The scenario.
+    pub scenario: String,
+    /// The concurrency cap (`null` = none).
+    pub max_concurrency: Option<usize>,
+    /// How the search ended (`AllAtOnce`, `Converged`, …).
+    pub ending: String,
+    /// Every run, in order.
+    pub runs: Vec<SearchRun>,
+}
+
+/// One run of a rate search.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SearchRun {
+    /// Requests per second offered (`null` = all at once).
+    pub rate: Option<f64>,
+    /// Worst log slack against the SLA (≥ 0 passes; `null` when the run failed).
+    pub slack: Option<f64>,
+    /// Requests completed per second.
+    pub request_throughput: Option<f64>,
+    /// Met the SLA.
+    pub passed: bool,
+    /// Why the run produced no measurement.
+    pub failure: Option<String>,
+}
+
+impl SearchLog {
+    /// The lowest offered rate that missed the SLA above the best passing one (the top of
+    /// the bracket the edge lies in); `None` when nothing above it missed.
+    pub fn lowest_miss_above(&self, pass: Option<f64>) -> Option<f64> {
+        let floor = pass.unwrap_or(0.0);
+        self.runs
+            .iter()
+            .filter(|r| !r.passed)
+            .filter_map(|r| r.rate)
+            .filter(|r| *r > floor)
+            .min_by(f64::total_cmp)
+    }
+}
+
+fn log_search(
+    gate_dir: &Path,
+    pick: &Pick,
+    sc: &Scenario,
+    cap: Option<usize>,
+    found: &rate::Search<RunData>,
+) -> anyhow::Result<()> {
+    let row = SearchLog {
+        candidate_id: pick.id.clone(),
+        scenario: sc.name.clone(),
+        max_concurrency: cap,
+        ending: format!("{:?}", found.ending),
+        runs: found
+            .runs
+            .iter()
+            .map(|r| SearchRun {
+                rate: r.rate,
+                slack: r.slack.is_finite().then_some(r.slack),
+                request_throughput: r.data.as_ref().ok().map(|(b, _)| b.request_throughput),
+                passed: r.passed(),
+                failure: r.data.as_ref().err().map(|f| f.summary.clone()),
+            })
+            .collect(),
+    };
+    store::append_line(&gate_dir.join(SEARCHES_FILE), &row)?;
+    Ok(())
 }
 
 fn throughput(r: &rate::Run<RunData>) -> f64 {

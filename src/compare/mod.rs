@@ -13,6 +13,7 @@ pub mod candidate;
 pub mod commands;
 pub mod gap;
 pub mod gate;
+pub mod rank;
 pub mod rate;
 pub mod scenario;
 pub mod search;
@@ -46,7 +47,9 @@ pub async fn run(s: CompareSettings, dir: &Path) -> anyhow::Result<ExitCode> {
     } else {
         crate::store::write_atomic(&path, serde_json::to_string_pretty(&s)?.as_bytes())?;
     }
+    reap(dir, &s);
     let mut searches = Vec::new();
+    let mut found = Vec::new();
     for &fw in &s.frameworks {
         let searched = match search::run(&s, dir, fw).await? {
             Ok(x) => x,
@@ -61,14 +64,25 @@ pub async fn run(s: CompareSettings, dir: &Path) -> anyhow::Result<ExitCode> {
         }
         let (rows, _) = gate::done(dir)?;
         artifacts::results(dir, &s, &rows, &[])?;
+        found.push((fw, searched));
     }
     let (rows, _) = gate::done(dir)?;
-    artifacts::results(dir, &s, &rows, &[])?;
+    let notes = tokio::select! {
+        r = rank::notes(&s, dir, &rows, &found) => r?,
+        code = crate::tune::launch::interrupted() => {
+            reap(dir, &s);
+            return Ok(interrupted(dir, ExitCode::from(code)));
+        }
+    };
+    for n in &notes {
+        eprintln!("forge compare: {}: {}", n.scenario, n.text);
+    }
+    artifacts::results(dir, &s, &rows, &notes)?;
     eprintln!(
         "forge compare: done. Summary: {}",
         dir.join(artifacts::SUMMARY_FILE).display()
     );
-    crate::term::println(&summary::render(&rows, &[]))?;
+    crate::term::println(&summary::render(&rows, &notes))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -80,6 +94,22 @@ pub async fn resume(dir: &Path) -> anyhow::Result<ExitCode> {
     let s: CompareSettings =
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     run(s, dir).await
+}
+
+/// Stop engine servers a killed campaign left behind (their process groups are recorded
+/// under each framework's gate directory).
+fn reap(dir: &Path, s: &CompareSettings) {
+    for &fw in &s.frameworks {
+        let pids = gate::gate_dir(dir, fw).join(crate::store::PIDS_FILE);
+        let reaped = crate::engine::process::reap_recorded(&pids);
+        if !reaped.is_empty() {
+            eprintln!(
+                "forge compare: stopped {} {} server(s) left by an interrupted campaign",
+                reaped.len(),
+                fw.display_name()
+            );
+        }
+    }
 }
 
 fn interrupted(dir: &Path, code: ExitCode) -> ExitCode {

@@ -206,12 +206,18 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-/// A command in a cell, as code.
+/// A command in a cell, as code: its last line (a launch command that writes a file
+/// first — trtllm's YAML — is shown whole in `winning-commands.md`).
 fn code(s: &str) -> String {
-    if s.is_empty() {
-        String::new()
+    let last = s.lines().last().unwrap_or("");
+    if last.is_empty() {
+        return String::new();
+    }
+    let shown = format!("`{}`", cell(last).replace('`', "'"));
+    if s.lines().count() > 1 {
+        format!("{shown} (and the file it reads: see winning-commands.md)")
     } else {
-        format!("`{}`", cell(s).replace('`', "'"))
+        shown
     }
 }
 
