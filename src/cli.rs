@@ -324,6 +324,12 @@ pub struct CompareArgs {
     /// Seed of the scenarios, the searches and the load.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The searches' accuracy floor (agreement with the baseline's answers).
+    #[arg(long, default_value_t = 0.99, value_parser = crate::bounds::fraction())]
+    pub accuracy_floor: f64,
+    /// Most paired repeats per keep/revert decision of the searches.
+    #[arg(long, default_value_t = 4, value_parser = crate::bounds::count(1, 1_000))]
+    pub max_repeats: usize,
 }
 
 /// `forge tune resume [RUN_DIR]`.

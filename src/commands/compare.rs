@@ -88,6 +88,8 @@ pub fn resolve(a: &CompareArgs, dir: &Path) -> anyhow::Result<CompareSettings> {
         max_concurrency,
         seed: a.seed,
         boot_timeout_s: a.boot_timeout,
+        accuracy_floor: a.accuracy_floor,
+        max_repeats: a.max_repeats,
     })
 }
 

@@ -78,7 +78,7 @@ pub const VLLM_BENCH_FLAGS: &[&str] = &[
 ];
 
 /// Flags of `python3 -m sglang.bench_serving` used below (its 0.5.23 `--help`, recorded in
-/// `tests/fixtures/sglang-bench-serving-help.txt`; it ignores EOS unless told not to, and
+/// `tests/fixtures/sglang/bench-serving-0.5.23-help.txt`; it ignores EOS unless told not to, and
 /// `random-ids` needs no dataset download).
 pub const SGLANG_BENCH_FLAGS: &[&str] = &[
     "--backend",

@@ -159,6 +159,8 @@ pub fn tune_command(
     push("--device", s.device.as_str().to_string());
     push("--boot-timeout", s.boot_timeout_s.to_string());
     push("--llm", "builtin".into());
+    push("--accuracy-floor", s.accuracy_floor.to_string());
+    push("--max-repeats", s.max_repeats.to_string());
     if let Some(slo) = slo(s) {
         push("--objective", "goodput".into());
         push("--slo", slo);

@@ -55,6 +55,10 @@ pub struct CompareSettings {
     pub seed: u64,
     /// How long a server may take to become ready, seconds.
     pub boot_timeout_s: f64,
+    /// The searches' accuracy floor.
+    pub accuracy_floor: f64,
+    /// Most paired repeats per decision of the searches.
+    pub max_repeats: usize,
 }
 
 /// [`Bounds`] as stored.
