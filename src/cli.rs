@@ -35,6 +35,8 @@ pub enum Command {
     Tune(Box<TuneCli>),
     /// Find each framework's best deployment under one workload and SLA, and rank them.
     Compare(Box<CompareCli>),
+    /// Where a compare campaign's target framework stands against the best rival.
+    Gap(GapArgs),
     /// Summarise a run: baseline, best, gain with its interval, every experiment, failures.
     Report(ReportArgs),
     /// Show or validate a playbook.
@@ -247,6 +249,25 @@ pub struct CompareCli {
     /// Options of a new campaign.
     #[command(flatten)]
     pub args: CompareArgs,
+}
+
+/// `forge gap`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 ahead or tied (within 1 %) in every scenario; 10 behind; \
+11 fails the SLA where another framework passes; 12 unresolved (the interval straddles ±1 % \
+after the pair budget); 13 no framework meets the SLA."
+)]
+pub struct GapArgs {
+    /// The compare campaign's directory.
+    #[arg(long)]
+    pub campaign: PathBuf,
+    /// The framework whose standing is decided.
+    #[arg(long, default_value = "vllm")]
+    pub target: String,
+    /// Most interleaved pairs per scenario.
+    #[arg(long, default_value_t = 6, value_parser = crate::bounds::count(2, 100))]
+    pub max_pairs: usize,
 }
 
 /// `forge compare resume DIR`.

@@ -222,6 +222,41 @@ fn dry_run_compare_of_three_twins_end_to_end() {
         rows.iter().all(|c| c.server_command.contains(" 304")),
         "{rows:#?}"
     );
+    // `forge gap` decides vLLM's standing from interleaved pairs and says it in its exit
+    // status, gap.json and final_report.md.
+    let out = forge(&["gap", "--target", "vllm", "--max-pairs", "3", "--campaign"])
+        .arg(&campaign)
+        .env(common::procs::TAG_VAR, tag(&campaign))
+        .output()
+        .unwrap();
+    let gap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(campaign.join("gap.json")).unwrap()).unwrap();
+    let verdict = gap["scenarios"][0]["gap"]["verdict"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = out.status.code().unwrap();
+    let want = match verdict.as_str() {
+        "ahead" | "tied" | "only_target_passes" => 0,
+        "behind" => 10,
+        "target_fails_sla" => 11,
+        "unresolved" => 12,
+        _ => 13,
+    };
+    assert_eq!(
+        code,
+        want,
+        "{verdict}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !matches!(verdict.as_str(), "target_fails_sla" | "only_target_passes") {
+        assert!(gap["scenarios"][0]["log_ratios"].as_array().unwrap().len() >= 2);
+    }
+    let report = std::fs::read_to_string(campaign.join("final_report.md")).unwrap();
+    assert!(
+        report.contains("## Gap") && report.contains("| w | vllm-"),
+        "{report}"
+    );
     // Nothing is left running.
     assert!(common::procs::tagged(&tag(&campaign)).is_empty());
 }

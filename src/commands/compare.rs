@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::runtime;
-use crate::cli::{CompareAction, CompareArgs, CompareCli};
+use crate::cli::{CompareAction, CompareArgs, CompareCli, GapArgs};
 use crate::compare::settings::{CompareSettings, RateBounds, SETTINGS_VERSION};
 use crate::compare::sla::Sla;
 use crate::compare::{self, scenario};
@@ -27,6 +27,17 @@ pub fn main(cli: CompareCli) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// Run `forge gap`.
+pub fn gap_main(a: GapArgs) -> anyhow::Result<ExitCode> {
+    let target = EngineKind::parse(&a.target).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--target: unknown framework `{}` (vllm, sglang, trtllm, llamacpp)",
+            a.target
+        )
+    })?;
+    runtime(None)?.block_on(compare::standing::run(&a.campaign, target, a.max_pairs))
 }
 
 fn campaign_dir(a: &CompareArgs) -> PathBuf {

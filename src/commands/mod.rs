@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(SimCommand::Worker) => crate::sim::faults::worker_main(),
         Command::Tune(args) => tune::main(*args),
         Command::Compare(args) => compare::main(*args),
+        Command::Gap(args) => compare::gap_main(args),
         Command::Report(args) => report::main(args),
         Command::Playbook(cmd) => playbook::main(cmd),
         Command::Recipe(cmd) => recipe::main(cmd),

@@ -5,12 +5,14 @@
 //! request rate ([`rate`]) at which it meets the SLA ([`sla`]), and records it
 //! ([`candidate`]) in the artifacts users compare ([`summary`], [`artifacts`],
 //! [`commands`]). [`gap`] decides where the target framework stands against the best
-//! rival, from paired measurements. Everything lives in one campaign directory whose
+//! rival, from paired measurements ([`duel`]); [`rank`] says how sure each scenario's
+//! order is; [`standing`] is `forge gap`. Everything lives in one campaign directory whose
 //! settings ([`settings`]) make a killed campaign resume where it stopped.
 
 pub mod artifacts;
 pub mod candidate;
 pub mod commands;
+pub mod duel;
 pub mod gap;
 pub mod gate;
 pub mod rank;
@@ -19,6 +21,7 @@ pub mod scenario;
 pub mod search;
 pub mod settings;
 pub mod sla;
+pub mod standing;
 pub mod summary;
 
 use std::path::Path;

@@ -90,6 +90,14 @@ pub async fn run(
     {
         return Ok(Err(Stop::Interrupted(code)));
     }
+    Ok(Ok(load(s, dir, fw)?))
+}
+
+/// Read `fw`'s finished search back (for `forge gap`; nothing is run).
+pub fn load(s: &CompareSettings, dir: &Path, fw: EngineKind) -> anyhow::Result<Searched> {
+    let root = s.search_root(dir, fw);
+    let command = tune_command(s, dir, fw, &root)?;
+    let store = Store::new(&root);
     let run = store
         .runs()?
         .into_iter()
@@ -100,12 +108,12 @@ pub async fn run(
     let settings: TuneSettings = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", run.path.join(CONFIG_FILE).display()))?;
     let rows: Vec<ExperimentRow> = store::read_rows(&run.path.join(JOURNAL_FILE))?;
-    Ok(Ok(Searched {
+    Ok(Searched {
         picks: picks(fw, &rows, s.candidates_per_framework),
         run: run.path,
         settings,
         command,
-    }))
+    })
 }
 
 /// The baseline and the newest kept recipes (the last kept is the search's best), at
