@@ -180,7 +180,12 @@ fn replace_section(doc: &str, section: &str) -> String {
     };
     let rest = &doc[start + 1..];
     let end = rest.find("\n## ").map_or(doc.len(), |i| start + 1 + i + 1);
-    format!("{}{section}{}", &doc[..start], &doc[end..])
+    let gap = if end < doc.len() && !section.ends_with("\n\n") {
+        "\n"
+    } else {
+        ""
+    };
+    format!("{}{section}{gap}{}", &doc[..start], &doc[end..])
 }
 
 #[cfg(test)]
