@@ -12,6 +12,7 @@ use super::candidate::{
     Artifacts, Cache, Candidate, Hardware, Memory, Metrics, Normalization, SlaResult, SpecDecode,
     Status, ValidatedFlags, Workload as RowWorkload,
 };
+use super::fairness;
 use super::rate::{self, Outcome, Probe};
 use super::scenario::{Scenario, lengths};
 use super::search::{Pick, Searched};
@@ -20,6 +21,7 @@ use super::sla::Figures;
 use crate::bench::metrics::BenchResult;
 use crate::bench::{Endpoint, LoadSpec, Timing};
 use crate::engine::failure::{Failure, FailureClass};
+use crate::engine::metrics::ServerFacts;
 use crate::recipe::EngineKind;
 use crate::store;
 use crate::tune::measure::{Measure, Spawned};
@@ -55,6 +57,7 @@ pub async fn framework(
     fw: EngineKind,
     searched: &Searched,
     done: &BTreeSet<(String, String)>,
+    reference: &fairness::Reference,
 ) -> anyhow::Result<Result<Vec<Candidate>, std::process::ExitCode>> {
     let gate_dir = gate_dir(dir, fw);
     std::fs::create_dir_all(gate_dir.join(store::LOGS_DIR))?;
@@ -73,7 +76,7 @@ pub async fn framework(
         std::time::Duration::from_secs_f64(s.boot_timeout_s),
         boots_so_far(&gate_dir),
     );
-    let facts = Facts::read(&searched.run);
+    let facts = Facts::read(&searched.run, reference);
     let live = measure.live_groups();
     let grace = crate::engine::process::grace_or(std::time::Duration::from_secs(30));
     let work = all(s, dir, &gate_dir, &mut measure, searched, done, &facts);
@@ -130,23 +133,28 @@ fn boots_so_far(dir: &Path) -> u64 {
     std::fs::read_to_string(dir.join(store::PIDS_FILE)).map_or(0, |t| t.lines().count() as u64)
 }
 
-/// What the search's run knows about the engine (its version, its help file).
+/// What the gate knows besides the candidate: the engine's version (from its search's
+/// run) and the campaign's fairness reference.
 struct Facts {
     version: Option<String>,
+    reference: fairness::Reference,
 }
 
 impl Facts {
-    fn read(run: &Path) -> Facts {
+    fn read(run: &Path, reference: &fairness::Reference) -> Facts {
         let version = std::fs::read_to_string(run.join(crate::engine::probe::VERSION_FILE))
             .ok()
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty());
-        Facts { version }
+        Facts {
+            version,
+            reference: reference.clone(),
+        }
     }
 }
 
 /// One run of the search: the benchmark's result, or why the engine gave none.
-type RunData = Result<(BenchResult, String), Failure>;
+type RunData = Result<(BenchResult, String, ServerFacts), Failure>;
 
 struct GateProbe<'a> {
     measure: &'a mut Spawned,
@@ -179,7 +187,7 @@ impl Probe<RunData> for GateProbe<'_> {
                 Outcome {
                     slack: self.s.sla.worst(&f).1,
                     request_throughput: out.result.request_throughput,
-                    data: Ok((out.result, out.log)),
+                    data: Ok((out.result, out.log, out.facts)),
                 }
             }
             Err(e) => Outcome {
@@ -203,6 +211,12 @@ async fn candidate(
     facts: &Facts,
 ) -> anyhow::Result<Candidate> {
     let mut row = skeleton(s, pick, sc, w, facts);
+    row.normalization = fairness::normalization(&facts.reference, &pick.recipe);
+    if let Some(why) = fairness::refusal(&facts.reference, &s.model, &pick.recipe) {
+        row.status = Status::Skipped;
+        row.failure_reason = why;
+        return Ok(row);
+    }
     if let Some(f) = &pick.failure {
         fail(&mut row, f);
         return Ok(row);
@@ -306,7 +320,7 @@ fn log_search(
             .map(|r| SearchRun {
                 rate: r.rate,
                 slack: r.slack.is_finite().then_some(r.slack),
-                request_throughput: r.data.as_ref().ok().map(|(b, _)| b.request_throughput),
+                request_throughput: r.data.as_ref().ok().map(|(b, _, _)| b.request_throughput),
                 passed: r.passed(),
                 failure: r.data.as_ref().err().map(|f| f.summary.clone()),
             })
@@ -319,7 +333,7 @@ fn log_search(
 fn throughput(r: &rate::Run<RunData>) -> f64 {
     r.data
         .as_ref()
-        .map(|(b, _)| b.request_throughput)
+        .map(|(b, _, _)| b.request_throughput)
         .unwrap_or(0.0)
 }
 
@@ -350,9 +364,13 @@ fn fill(
         }
         return Ok(());
     };
-    let Ok((result, log)) = &run.data else {
+    let Ok((result, log, facts)) = &run.data else {
         return Ok(());
     };
+    if facts.available {
+        row.cache.prefix_cache_hit_rate = Some(facts.prefix_hit_rate());
+        row.cache.kv_cache_utilization = Some(facts.peak_kv_usage);
+    }
     row.workload.request_rate = run.rate;
     row.benchmark_command = super::commands::shell(&super::commands::forge_bench(
         s,
@@ -469,7 +487,7 @@ fn skeleton(
             passed: false,
         },
         metrics: Metrics::default(),
-        spec_decode: SpecDecode::default(),
+        spec_decode: spec_decode(&pick.recipe),
         cache: Cache::default(),
         memory: Memory::default(),
         normalization: Normalization {
@@ -488,6 +506,30 @@ fn skeleton(
             server_help: Some(format!("help/{}.txt", fw.as_str())),
             benchmark_help: None,
         },
+    }
+}
+
+/// Speculative decoding as the recipe asks for it (the knobs whose names say so).
+fn spec_decode(r: &crate::recipe::Recipe) -> SpecDecode {
+    let text = |v: &serde_json::Value| v.as_str().map_or(v.to_string(), str::to_string);
+    let method = r
+        .config
+        .iter()
+        .find(|(k, _)| {
+            k.contains("speculative") && (k.contains("method") || k.contains("algorithm"))
+        })
+        .map(|(_, v)| text(v));
+    let tokens = r
+        .config
+        .iter()
+        .find(|(k, _)| k.contains("speculative") && (k.contains("tokens") || k.contains("steps")))
+        .and_then(|(_, v)| v.as_u64())
+        .and_then(|n| u32::try_from(n).ok());
+    SpecDecode {
+        enabled: method.is_some(),
+        method,
+        num_speculative_tokens: tokens,
+        acceptance_rate: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! ([`gate`]) then finds, for each candidate in each scenario ([`scenario`]), the highest
 //! request rate ([`rate`]) at which it meets the SLA ([`sla`]), and records it
 //! ([`candidate`]) in the artifacts users compare ([`summary`], [`artifacts`],
-//! [`commands`]). [`gap`] decides where the target framework stands against the best
+//! [`commands`]), each held to the same weights and GPUs ([`fairness`]). [`gap`] decides where the target framework stands against the best
 //! rival, from paired measurements ([`duel`]); [`rank`] says how sure each scenario's
 //! order is; [`standing`] is `forge gap`. Everything lives in one campaign directory whose
 //! settings ([`settings`]) make a killed campaign resume where it stopped.
@@ -13,6 +13,7 @@ pub mod artifacts;
 pub mod candidate;
 pub mod commands;
 pub mod duel;
+pub mod fairness;
 pub mod gap;
 pub mod gate;
 pub mod rank;
@@ -53,6 +54,7 @@ pub async fn run(s: CompareSettings, dir: &Path) -> anyhow::Result<ExitCode> {
     reap(dir, &s);
     let mut searches = Vec::new();
     let mut found = Vec::new();
+    let mut reference: Option<fairness::Reference> = None;
     for &fw in &s.frameworks {
         let searched = match search::run(&s, dir, fw).await? {
             Ok(x) => x,
@@ -62,7 +64,14 @@ pub async fn run(s: CompareSettings, dir: &Path) -> anyhow::Result<ExitCode> {
         searches.push((fw, searched.command.clone()));
         artifacts::manifest(dir, &s, &searches)?;
         let (_, done) = gate::done(dir)?;
-        if let Err(code) = gate::framework(&s, dir, fw, &searched, &done).await? {
+        let reference = reference.get_or_insert_with(|| {
+            let first = searched.picks.first().map_or_else(
+                || crate::recipe::Recipe::baseline(fw, &s.model, Default::default()),
+                |p| p.recipe.clone(),
+            );
+            fairness::Reference::of(&s.model, &first)
+        });
+        if let Err(code) = gate::framework(&s, dir, fw, &searched, &done, reference).await? {
             return Ok(interrupted(dir, code));
         }
         let (rows, _) = gate::done(dir)?;
