@@ -348,8 +348,10 @@ pub struct CompareArgs {
     /// The searches' accuracy floor (agreement with the baseline's answers).
     #[arg(long, default_value_t = 0.99, value_parser = crate::bounds::fraction())]
     pub accuracy_floor: f64,
-    /// Most paired repeats per keep/revert decision of the searches.
-    #[arg(long, default_value_t = 4, value_parser = crate::bounds::count(1, 1_000))]
+    /// Most paired repeats per keep/revert decision of the searches (2: a search only
+    /// nominates candidates, and the gate measures every one of them on the full
+    /// scenarios; `bench/gate_cost.sh`).
+    #[arg(long, default_value_t = 2, value_parser = crate::bounds::count(1, 1_000))]
     pub max_repeats: usize,
 }
 

@@ -4,8 +4,8 @@
 //! scenarios' longest request — never defaults against a tuned rival. The gate then takes
 //! the run's baseline and its kept recipes as that framework's candidates.
 //!
-//! The search replays every scenario's requests together at a closed-loop concurrency and
-//! maximises goodput with the SLA's latency bounds as per-request bounds (stricter than the
+//! The search replays a sample of every scenario's requests together at a closed-loop
+//! concurrency and maximises goodput with the SLA's latency bounds as per-request bounds (stricter than the
 //! gate's medians): a proxy that steers the search toward configurations that serve many
 //! requests within the SLA; the gate's rate search then measures what each candidate
 //! really sustains. A search interrupted with the campaign resumes with it; a finished one
@@ -226,12 +226,27 @@ fn search_workload(s: &CompareSettings, dir: &Path) -> anyhow::Result<PathBuf> {
         for sc in &s.scenarios {
             let t = std::fs::read_to_string(dir.join(&sc.path))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", sc.path.display()))?;
-            text.push_str(&t);
-            if !t.ends_with('\n') {
+            let lines: Vec<&str> = t.lines().filter(|l| !l.trim().is_empty()).collect();
+            for l in sample_evenly(&lines, SEARCH_PER_SCENARIO) {
+                text.push_str(l);
                 text.push('\n');
             }
         }
         store::write_atomic(&path, text.as_bytes())?;
     }
     Ok(std::path::absolute(&path).unwrap_or(path))
+}
+
+/// Requests per scenario the search replays: its decisions compare configurations with
+/// each other, which a sample spread evenly over each scenario does at a fraction of the
+/// GPU time of replaying everything (`bench/gate_cost.sh`); the gate then measures every
+/// candidate on the full scenarios.
+pub const SEARCH_PER_SCENARIO: usize = 16;
+
+/// At most `n` items spread evenly over `items` (all of them when there are fewer).
+pub fn sample_evenly<T: Clone>(items: &[T], n: usize) -> Vec<T> {
+    if items.len() <= n || n == 0 {
+        return items.to_vec();
+    }
+    (0..n).map(|i| items[i * items.len() / n].clone()).collect()
 }

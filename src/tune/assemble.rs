@@ -143,7 +143,16 @@ pub fn in_process(
         *noise_pct,
         noise_seed,
     )?;
-    let engine = Arc::new(VllmEngine::simulated(sim_launch(&settings, "forge".into())));
+    let sim = sim_launch(&settings, "forge".into());
+    let engine: Arc<dyn crate::engine::adapter::Engine> = match settings.engine.recipe_engine() {
+        crate::recipe::EngineKind::Sglang => {
+            Arc::new(crate::engine::sglang::adapter::SglangEngine::simulated(sim))
+        }
+        crate::recipe::EngineKind::Trtllm => {
+            Arc::new(crate::engine::trtllm::adapter::TrtllmEngine::simulated(sim))
+        }
+        _ => Arc::new(VllmEngine::simulated(sim)),
+    };
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     store::write_atomic(
         &dir.join(CONFIG_FILE),

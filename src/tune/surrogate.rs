@@ -45,8 +45,9 @@ pub struct SimRun {
     pub vllm: Version,
 }
 
-/// The simulator setup of `recipe` for `model` (`shape`) on `gpu`, run as `run` says. A
-/// pre-quantized checkpoint keeps the base model's shape.
+/// The simulator setup of `recipe` for `model` (`shape`) on `gpu`, run as `run` says: vLLM
+/// recipes directly, SGLang and TensorRT-LLM ones through their twins (rendered by the real
+/// adapter and parsed back). A pre-quantized checkpoint keeps the base model's shape.
 pub fn setup_for(
     shape: &ModelShape,
     gpu: &'static GpuSpec,
@@ -54,6 +55,20 @@ pub fn setup_for(
     recipe: &Recipe,
     run: SimRun,
 ) -> Result<SimConfig, Illegal> {
+    if matches!(recipe.engine, EngineKind::Sglang | EngineKind::Trtllm) {
+        let twin = crate::sim::twin::for_recipe(recipe, gpu)?;
+        let at = crate::sim::twin::Run {
+            gpu,
+            seed: run.seed,
+            noise_pct: run.noise_pct,
+        };
+        let setup = crate::sim::twin::sized_setup(&twin, shape.clone(), at)
+            .map_err(|e| Illegal::recipe(format!("predicted to fail at boot: {e}")))?;
+        return Ok(SimConfig {
+            setup,
+            args: VllmArgs::default(),
+        });
+    }
     let args = to_vllm_args(recipe)?;
     let mut config = args.resolve(gpu);
     config.model = model.to_string();
@@ -118,26 +133,12 @@ impl SimModel {
     }
 
     fn setup(&self, recipe: &Recipe) -> Result<SimSetup, Illegal> {
-        match recipe.engine {
-            EngineKind::Vllm => {
-                let run = SimRun {
-                    seed: self.settings.seed,
-                    noise_pct: 0.0,
-                    vllm: self.vllm,
-                };
-                setup_for(&self.shape, self.gpu, &self.settings.model, recipe, run).map(|c| c.setup)
-            }
-            _ => {
-                let twin = crate::sim::twin::for_recipe(recipe, self.gpu)?;
-                let run = crate::sim::twin::Run {
-                    gpu: self.gpu,
-                    seed: self.settings.seed,
-                    noise_pct: 0.0,
-                };
-                crate::sim::twin::sized_setup(&twin, self.shape.clone(), run)
-                    .map_err(|e| Illegal::recipe(format!("predicted to fail at boot: {e}")))
-            }
-        }
+        let run = SimRun {
+            seed: self.settings.seed,
+            noise_pct: 0.0,
+            vllm: self.vllm,
+        };
+        setup_for(&self.shape, self.gpu, &self.settings.model, recipe, run).map(|c| c.setup)
     }
 
     /// Predict as the vLLM release `version` would boot (its memory-profiling rules), when
