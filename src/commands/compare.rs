@@ -7,26 +7,45 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::runtime;
-use crate::cli::{CompareAction, CompareArgs, CompareCli, GapArgs};
+use crate::cli::{Cli, Command, CompareAction, CompareArgs, CompareCli, GapArgs};
+use crate::compare::search::Starter;
 use crate::compare::settings::{CompareSettings, RateBounds, SETTINGS_VERSION};
 use crate::compare::sla::Sla;
 use crate::compare::{self, scenario};
 use crate::hardware::gpus;
 use crate::recipe::EngineKind;
+use futures::future::BoxFuture;
 
 /// Run `forge compare`.
 pub fn main(cli: CompareCli) -> anyhow::Result<ExitCode> {
     runtime(None)?.block_on(async move {
         match cli.action {
-            Some(CompareAction::Resume { dir }) => compare::resume(&dir).await,
+            Some(CompareAction::Resume { dir }) => compare::resume(&dir, &TuneStarter).await,
             None => {
                 let dir = campaign_dir(&cli.args);
                 let s = resolve(&cli.args, &dir)?;
                 eprintln!("forge compare: campaign {}", dir.display());
-                compare::run(s, &dir).await
+                compare::run(s, &dir, &TuneStarter).await
             }
         }
     })
+}
+
+/// Each framework's search, started as `forge tune` with the command line the campaign
+/// wrote (parsed here, at the edge, like any other).
+pub struct TuneStarter;
+
+impl Starter for TuneStarter {
+    fn start(&self, argv: Vec<String>) -> BoxFuture<'_, anyhow::Result<ExitCode>> {
+        Box::pin(async move {
+            let cli = <Cli as clap::Parser>::try_parse_from(&argv)
+                .map_err(|e| anyhow::anyhow!("the search's command line: {e}"))?;
+            let Command::Tune(t) = cli.command else {
+                anyhow::bail!("the search's command line is not `forge tune`");
+            };
+            super::tune::start(t.args).await
+        })
+    }
 }
 
 /// Run `forge gap`.

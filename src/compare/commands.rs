@@ -8,8 +8,7 @@ use std::path::Path;
 
 use super::scenario::Scenario;
 use super::settings::CompareSettings;
-use crate::cli::RecipeCommandArgs;
-use crate::commands::recipe::{display, render};
+use crate::engine::deploy::{Deploy, Target, display, render};
 use crate::recipe::{EngineKind, Recipe};
 
 /// The port each framework listens on by default.
@@ -24,11 +23,12 @@ pub fn default_port(fw: EngineKind) -> u16 {
 /// The launch command for `recipe`, as `forge recipe command` prints it (a trtllm YAML
 /// first, as a here-document).
 pub fn server_line(recipe: &Recipe) -> anyhow::Result<String> {
-    let a = RecipeCommandArgs {
-        recipe: "best_recipe.yaml".into(),
-        host: "127.0.0.1".into(),
+    let version = crate::engine::vllm::flags::Version::CURRENT.to_string();
+    let a = Target {
+        host: "127.0.0.1",
         port: default_port(recipe.engine),
-        vllm_version: crate::engine::vllm::flags::Version::CURRENT.to_string(),
+        vllm_version: &version,
+        source: "best_recipe.yaml",
     };
     Ok(display(&render(recipe, &a)?))
 }
@@ -206,7 +206,7 @@ pub fn native_flags(fw: EngineKind) -> &'static [&'static str] {
 
 /// Join argv for a POSIX shell (each word quoted when it needs it).
 pub fn shell(argv: &[String]) -> String {
-    display(&crate::commands::recipe::Deploy {
+    display(&Deploy {
         env: Vec::new(),
         argv: argv.to_vec(),
         files: Vec::new(),

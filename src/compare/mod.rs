@@ -32,7 +32,11 @@ use settings::{CompareSettings, SETTINGS_FILE};
 
 /// Start or continue the campaign in `dir` with `s` (the settings must match the ones it
 /// started with).
-pub async fn run(s: CompareSettings, dir: &Path) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    s: CompareSettings,
+    dir: &Path,
+    starter: &dyn search::Starter,
+) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(dir.join("benchmark"))
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     let _lock = crate::store::RunLock::acquire(dir)?;
@@ -56,7 +60,7 @@ pub async fn run(s: CompareSettings, dir: &Path) -> anyhow::Result<ExitCode> {
     let mut found = Vec::new();
     let mut reference: Option<fairness::Reference> = None;
     for &fw in &s.frameworks {
-        let searched = match search::run(&s, dir, fw).await? {
+        let searched = match search::run(&s, dir, fw, starter).await? {
             Ok(x) => x,
             Err(search::Stop::Interrupted(code)) => return Ok(interrupted(dir, code)),
         };
@@ -99,13 +103,13 @@ pub async fn run(s: CompareSettings, dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Continue the campaign in `dir` with the settings it started with.
-pub async fn resume(dir: &Path) -> anyhow::Result<ExitCode> {
+pub async fn resume(dir: &Path, starter: &dyn search::Starter) -> anyhow::Result<ExitCode> {
     let path = dir.join(SETTINGS_FILE);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| anyhow::anyhow!("{}: {e} (not a compare campaign?)", path.display()))?;
     let s: CompareSettings =
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    run(s, dir).await
+    run(s, dir, starter).await
 }
 
 /// Stop engine servers a killed campaign left behind (their process groups are recorded

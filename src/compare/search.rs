@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::settings::CompareSettings;
-use crate::cli::{Cli, Command};
 use crate::engine::failure::Failure;
 use crate::recipe::{EngineKind, Recipe};
 use crate::record::{ExperimentRow, Status, TuneSettings};
@@ -48,6 +47,13 @@ pub struct Searched {
     pub command: Vec<String>,
 }
 
+/// Starts a new `forge tune` run from its command line (the caller owns command-line
+/// parsing: `commands::compare` parses it as `forge tune` would).
+pub trait Starter: Sync {
+    /// Run `argv` (`forge tune …`) to its end; its exit status.
+    fn start(&self, argv: Vec<String>) -> futures::future::BoxFuture<'_, anyhow::Result<ExitCode>>;
+}
+
 /// Why the campaign stops now.
 #[derive(Debug)]
 pub enum Stop {
@@ -60,6 +66,7 @@ pub async fn run(
     s: &CompareSettings,
     dir: &Path,
     fw: EngineKind,
+    starter: &dyn Starter,
 ) -> anyhow::Result<Result<Searched, Stop>> {
     let root = s.search_root(dir, fw);
     let command = tune_command(s, dir, fw, &root)?;
@@ -77,12 +84,7 @@ pub async fn run(
                 fw.display_name(),
                 command.join(" ")
             );
-            let cli = <Cli as clap::Parser>::try_parse_from(&command)
-                .map_err(|e| anyhow::anyhow!("the search's command line: {e}"))?;
-            let Command::Tune(t) = cli.command else {
-                anyhow::bail!("the search's command line is not `forge tune`");
-            };
-            Some(crate::commands::tune::start(t.args).await?)
+            Some(starter.start(command.clone()).await?)
         }
     };
     if let Some(code) = code

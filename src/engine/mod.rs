@@ -4,6 +4,7 @@
 
 pub mod adapter;
 pub mod allowlist;
+pub mod deploy;
 pub mod failure;
 pub mod health;
 pub mod knobs;
