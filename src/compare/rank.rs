@@ -7,8 +7,9 @@
 //!   re-measured in interleaved pairs ([`super::duel`]) until the interval of their
 //!   throughput ratio clears ±1 % or the pair budget ends;
 //! - otherwise each edge is bracketed by its search (passed at p, missed at f): the leader
-//!   is ahead only when it passed at a rate where the rival missed, by at least p_L / f_R;
-//!   brackets that overlap are "within the rate search's resolution", not a win.
+//!   is ahead, by at least p_L / f_R, when it passed at a rate where the rival missed;
+//!   brackets that overlap are within the searches' resolution, so the two are re-measured
+//!   in interleaved pairs of rate searches, as above.
 
 use std::path::Path;
 
@@ -37,8 +38,13 @@ pub async fn notes(
             continue;
         };
         for rival in rivals {
-            let text = match (leader.workload.request_rate, rival.workload.request_rate) {
-                (None, None) => {
+            let decided = match (leader.workload.request_rate, rival.workload.request_rate) {
+                (None, None) => None,
+                _ => bracketed(dir, leader, rival)?,
+            };
+            let text = match decided {
+                Some(t) => t,
+                None => {
                     let g = super::duel::duel(s, dir, sc, leader, rival, searched, MAX_PAIRS)
                         .await?
                         .gap;
@@ -49,7 +55,6 @@ pub async fn notes(
                         g.describe()
                     )
                 }
-                _ => bracketed(dir, leader, rival)?,
             };
             out.push(Note {
                 scenario: sc.name.clone(),
@@ -85,31 +90,24 @@ fn log_of(dir: &Path, c: &Candidate) -> anyhow::Result<Option<SearchLog>> {
     }))
 }
 
-/// The order as the two rate searches' brackets show it.
-fn bracketed(dir: &Path, leader: &Candidate, rival: &Candidate) -> anyhow::Result<String> {
+/// The order as the two rate searches' brackets show it, when they do not overlap
+/// (`None`: within the searches' resolution, for paired runs to decide).
+fn bracketed(dir: &Path, leader: &Candidate, rival: &Candidate) -> anyhow::Result<Option<String>> {
     let edge = |c: &Candidate| -> anyhow::Result<(f64, Option<f64>)> {
         let p = c.workload.request_rate.unwrap_or(f64::INFINITY);
         let f = log_of(dir, c)?.and_then(|l| l.lowest_miss_above(c.workload.request_rate));
         Ok((p, f))
     };
-    let (pl, fl) = edge(leader)?;
-    let (pr, fr) = edge(rival)?;
-    let show = |p: f64, f: Option<f64>| match f {
-        Some(f) => format!("[{}, {f:.2})", rate(p)),
-        None => format!("≥ {}", rate(p)),
-    };
+    let (pl, _) = edge(leader)?;
+    let (_, fr) = edge(rival)?;
     let (l, r) = (&leader.framework, &rival.framework);
     Ok(match fr {
-        Some(fr) if pl >= fr => format!(
+        Some(fr) if pl >= fr => Some(format!(
             "{l} ahead of {r} by at least {:.1} %: {l} met the SLA at {} req/s, where {r} missed it at {fr:.2} (one run each at the edges)",
             (pl / fr - 1.0) * 100.0,
             rate(pl)
-        ),
-        _ => format!(
-            "{l} and {r} within the rate search's resolution: edges {} and {} req/s overlap (not decided)",
-            show(pl, fl),
-            show(pr, fr)
-        ),
+        )),
+        _ => None,
     })
 }
 
