@@ -21,7 +21,7 @@ use forge::bench::{LoadSpec, Timing};
 use forge::cli::{Cli, Command};
 use forge::compare::rate::{self, Bounds, Outcome};
 use forge::compare::search::floor_flag;
-use forge::compare::sla::{Figures, Sla};
+use forge::compare::sla::Sla;
 use forge::engine::adapter::Engine;
 use forge::engine::failure::Failure;
 use forge::recipe::{EngineKind, Hardware, Layer, Recipe};
@@ -187,17 +187,9 @@ fn run_once(
         Ok(o) => {
             cost.seconds += o.result.duration;
             cost.runs += 1;
-            Outcome {
-                slack: Sla::default().worst(&Figures::of(&o.result)).1,
-                request_throughput: o.result.request_throughput,
-                data: o.result.request_throughput,
-            }
+            Outcome::measured(&Sla::default(), &o.result, o.result.request_throughput)
         }
-        Err(_) => Outcome {
-            slack: f64::NEG_INFINITY,
-            request_throughput: 0.0,
-            data: 0.0,
-        },
+        Err(_) => Outcome::failed(0.0),
     }
 }
 
@@ -409,6 +401,7 @@ fn main() -> anyhow::Result<()> {
         hi: 64.0,
         tolerance: 0.01,
         max_runs: 40,
+        all_at_once: true,
     };
     println!(
         "gate cost: {MODEL} on a simulated {GPU}, noise {noise} %, {repeats} repeats, forge search budget {budget} ({} paired repeats at most) on {per} requests per scenario, boot {BOOT_S} s",

@@ -3,8 +3,7 @@
 //! at a time), until the interval of their ratio clears ±1 % or the pair budget ends.
 //!
 //! What one side's run measures is its SLA-passing throughput: a rate search around the
-//! edges already found (bounds from half the lower edge to twice the higher one, 2 %
-//! tolerance), whose answer is the request throughput of its best passing run — its
+//! edges already found (0.8× the lower to 1.25× the higher, 2 % tolerance), whose answer is the request throughput of its best passing run — its
 //! capacity when everything at once already meets the SLA (one run), else the highest
 //! rate it sustained. A side whose search finds nothing passing scores nothing, and that
 //! pair is dropped (the decision then rests on the other pairs, or says so).
@@ -13,13 +12,12 @@ use std::path::Path;
 
 use super::candidate::Candidate;
 use super::gap::{Gap, Step, decide};
-use super::gate::gate_dir;
-use super::rate::{self, Bounds, Outcome, Probe};
+use super::gate::{GateProbe, gate_dir};
+use super::rate::{self, Bounds};
 use super::scenario::Scenario;
 use super::search::Searched;
 use super::settings::CompareSettings;
-use super::sla::Figures;
-use crate::bench::{LoadSpec, Timing};
+use crate::bench::LoadSpec;
 use crate::recipe::{EngineKind, Recipe};
 use crate::store;
 use crate::tune::measure::{Measure, Spawned};
@@ -88,7 +86,9 @@ pub async fn duel(
     Ok(Result { gap, log_ratios: d })
 }
 
-/// Rate bounds around both rows' edges, with a 2 % stopping width.
+/// Rate bounds around both rows' edges (found to the gate's tolerance: from 0.8× the lower
+/// to 1.25× the higher), with a 2 % stopping width; everything at once is tried first
+/// only when a row passed that way.
 fn around(s: &CompareSettings, a: &Candidate, b: &Candidate) -> Bounds {
     let rates: Vec<f64> = [a, b]
         .iter()
@@ -99,13 +99,14 @@ fn around(s: &CompareSettings, a: &Candidate, b: &Candidate) -> Bounds {
     } else {
         let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
         let max = rates.iter().copied().fold(0.0, f64::max);
-        ((min / 2.0).max(s.rates.lo / 4.0), max * 2.0)
+        (min * 0.8, max * 1.25)
     };
     Bounds {
         lo,
         hi,
         tolerance: 0.02,
         max_runs: 10,
+        all_at_once: rates.len() < 2,
     }
 }
 
@@ -147,42 +148,6 @@ fn side(
     })
 }
 
-struct DuelProbe<'a> {
-    s: &'a CompareSettings,
-    w: &'a Workload,
-    side: &'a mut Side,
-    tag: String,
-    k: usize,
-}
-
-impl Probe<f64> for DuelProbe<'_> {
-    async fn run(&mut self, rate: Option<f64>) -> Outcome<f64> {
-        self.k += 1;
-        let load = LoadSpec {
-            concurrency: self.side.cap,
-            request_rate: rate,
-            timing: Timing::Rate,
-            seed: self.s.seed,
-            percentiles: vec![50.0, 99.0],
-            ..LoadSpec::default()
-        };
-        self.side.measure.set_replay(self.w.clone(), load);
-        let tag = format!("{}-r{}", self.tag, self.k);
-        match self.side.measure.sample(&self.side.recipe, &tag).await {
-            Ok(o) => Outcome {
-                slack: self.s.sla.worst(&Figures::of(&o.result)).1,
-                request_throughput: o.result.request_throughput,
-                data: o.result.request_throughput,
-            },
-            Err(_) => Outcome {
-                slack: f64::NEG_INFINITY,
-                request_throughput: 0.0,
-                data: 0.0,
-            },
-        }
-    }
-}
-
 /// One side's SLA-passing throughput (`None` when nothing passed).
 async fn score(
     s: &CompareSettings,
@@ -192,14 +157,19 @@ async fn score(
     scenario: &str,
     k: usize,
 ) -> Option<f64> {
-    let tag = format!("duel-{}-{scenario}-p{k}", side.id);
-    let probe = DuelProbe {
+    let probe = GateProbe {
+        measure: &mut side.measure,
+        recipe: &side.recipe,
+        workload: w,
+        cap: side.cap,
         s,
-        w,
-        side,
-        tag,
+        tag: format!("duel-{}-{scenario}-p{k}", side.id),
         k: 0,
     };
     let found = rate::search(bounds, probe).await;
-    found.best().map(|r| r.data).filter(|t| *t > 0.0)
+    found
+        .best()
+        .and_then(|r| r.data.as_ref().ok())
+        .map(|(b, _, _)| b.request_throughput)
+        .filter(|t| *t > 0.0)
 }

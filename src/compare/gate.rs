@@ -153,17 +153,28 @@ impl Facts {
     }
 }
 
-/// One run of the search: the benchmark's result, or why the engine gave none.
-type RunData = Result<(BenchResult, String, ServerFacts), Failure>;
+/// One run of a rate search: the benchmark's result, the engine log it came from and what
+/// the server's metrics said, or why the engine gave none.
+pub type RunData = Result<(BenchResult, String, ServerFacts), Failure>;
 
-struct GateProbe<'a> {
-    measure: &'a mut Spawned,
-    pick: &'a Pick,
-    workload: &'a Workload,
-    cap: Option<usize>,
-    s: &'a CompareSettings,
-    tag: String,
-    k: usize,
+/// Runs of one recipe on one server at the rates a search asks for: the scenario's
+/// requests under the SLA, each run's log tagged `TAG-rK`. The gate's rate searches and
+/// the duels ([`super::duel`]) measure through it.
+pub struct GateProbe<'a> {
+    /// The server (booted, or reused when the recipe is unchanged).
+    pub measure: &'a mut Spawned,
+    /// What is measured.
+    pub recipe: &'a crate::recipe::Recipe,
+    /// The scenario's requests.
+    pub workload: &'a Workload,
+    /// Concurrency cap.
+    pub cap: Option<usize>,
+    /// The campaign (SLA, seed).
+    pub s: &'a CompareSettings,
+    /// Names the runs' logs.
+    pub tag: String,
+    /// Runs so far.
+    pub k: usize,
 }
 
 impl Probe<RunData> for GateProbe<'_> {
@@ -181,20 +192,16 @@ impl Probe<RunData> for GateProbe<'_> {
         };
         self.measure.set_replay(self.workload.clone(), load);
         let tag = format!("{}-r{}", self.tag, self.k);
-        match self.measure.sample(&self.pick.recipe, &tag).await {
+        match self.measure.sample(self.recipe, &tag).await {
             Ok(out) => {
-                let f = Figures::of(&out.result);
+                let judged = Outcome::measured(&self.s.sla, &out.result, ());
                 Outcome {
-                    slack: self.s.sla.worst(&f).1,
-                    request_throughput: out.result.request_throughput,
                     data: Ok((out.result, out.log, out.facts)),
+                    slack: judged.slack,
+                    request_throughput: judged.request_throughput,
                 }
             }
-            Err(e) => Outcome {
-                slack: f64::NEG_INFINITY,
-                request_throughput: 0.0,
-                data: Err(e),
-            },
+            Err(e) => Outcome::failed(Err(e)),
         }
     }
 }
@@ -225,7 +232,7 @@ async fn candidate(
     for cap in &s.max_concurrency {
         let probe = GateProbe {
             measure,
-            pick,
+            recipe: &pick.recipe,
             workload: w,
             cap: *cap,
             s,

@@ -21,8 +21,9 @@ use super::summary::Note;
 use crate::recipe::EngineKind;
 use crate::store;
 
-/// Pairs measured at most to decide a near tie.
-pub const MAX_PAIRS: usize = 6;
+/// Pairs measured at most to decide a near tie under the comparison (`forge gap` takes
+/// `--max-pairs`).
+pub const MAX_PAIRS: usize = 4;
 
 /// One note per rival of each scenario's leader.
 pub async fn notes(

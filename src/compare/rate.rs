@@ -27,6 +27,9 @@ pub struct Bounds {
     pub tolerance: f64,
     /// Most runs for one search (all at once and both bounds included).
     pub max_runs: usize,
+    /// Start with everything at once (false when it is known to miss the SLA: a duel of
+    /// two rate-limited winners).
+    pub all_at_once: bool,
 }
 
 impl Default for Bounds {
@@ -37,6 +40,7 @@ impl Default for Bounds {
             hi: 16.0,
             tolerance: 0.1,
             max_runs: 8,
+            all_at_once: true,
         }
     }
 }
@@ -119,6 +123,30 @@ where
     }
 }
 
+impl<T> Outcome<T> {
+    /// A run that measured `r`, judged against `sla`.
+    pub fn measured(
+        sla: &super::sla::Sla,
+        r: &crate::bench::metrics::BenchResult,
+        data: T,
+    ) -> Self {
+        Outcome {
+            slack: sla.worst(&super::sla::Figures::of(r)).1,
+            request_throughput: r.request_throughput,
+            data,
+        }
+    }
+
+    /// A run that produced no measurement: a miss.
+    pub fn failed(data: T) -> Self {
+        Outcome {
+            slack: f64::NEG_INFINITY,
+            request_throughput: 0.0,
+            data,
+        }
+    }
+}
+
 /// Search with `probe` measuring one run at each rate it asks for.
 ///
 /// The run with everything at once also measures the candidate's capacity: no rate above
@@ -128,11 +156,14 @@ pub async fn search<T, P: Probe<T>>(bounds: Bounds, mut probe: P) -> Search<T> {
     let mut runs: Vec<Run<T>> = Vec::new();
     let done = |runs: Vec<Run<T>>, best, ending| Search { runs, best, ending };
 
-    let first = probe.run(None).await;
-    let capacity = first.request_throughput;
-    let all = push(&mut runs, None, first);
-    if runs[all].passed() {
-        return done(runs, Some(all), Ending::AllAtOnce);
+    let mut capacity = f64::INFINITY;
+    if bounds.all_at_once {
+        let first = probe.run(None).await;
+        capacity = first.request_throughput;
+        let all = push(&mut runs, None, first);
+        if runs[all].passed() {
+            return done(runs, Some(all), Ending::AllAtOnce);
+        }
     }
     let top = if capacity.is_finite() && capacity > bounds.lo && capacity < bounds.hi {
         capacity
@@ -386,6 +417,23 @@ mod tests {
         assert_eq!(s.ending, Ending::AllAtOnce);
         assert_eq!(s.runs.len(), 1);
         assert_eq!(s.best().unwrap().rate, None);
+    }
+
+    #[test]
+    fn a_search_told_everything_at_once_misses_starts_at_the_bounds() {
+        let (cap, bound, base) = (6.0, 30.0, 10.0);
+        let b = Bounds {
+            lo: 3.0,
+            hi: 5.0,
+            tolerance: 0.02,
+            max_runs: 10,
+            all_at_once: false,
+        };
+        let s = run_cap(b, cap, queue(cap, bound, base));
+        assert!(s.runs.iter().all(|r| r.rate.is_some()), "{:?}", s.runs);
+        let r = s.best().unwrap().rate.unwrap();
+        let e = edge(cap, bound, base);
+        assert!(r <= e && r >= e / 1.02, "{r} vs {e}: {:?}", s.runs);
     }
 
     #[test]

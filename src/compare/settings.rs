@@ -81,6 +81,7 @@ impl From<RateBounds> for Bounds {
             hi: r.hi,
             tolerance: r.tolerance,
             max_runs: r.max_runs,
+            all_at_once: true,
         }
     }
 }
