@@ -2,12 +2,13 @@
 //! (`../shared/notes/sota-loop.md`, phase 1). For one model on one box, each framework gets
 //! its own bounded search ([`search`]: a `forge tune` run over its knobs); the gate
 //! ([`gate`]) then finds, for each candidate in each scenario ([`scenario`]), the highest
-//! request rate ([`rate`]) at which it meets the SLA ([`sla`]), and records it
-//! ([`candidate`]) in the artifacts users compare ([`summary`], [`artifacts`],
-//! [`commands`]), each held to the same weights and GPUs ([`fairness`]). [`gap`] decides where the target framework stands against the best
-//! rival, from paired measurements ([`duel`]); [`rank`] says how sure each scenario's
-//! order is; [`standing`] is `forge gap`. Everything lives in one campaign directory whose
-//! settings ([`settings`]) make a killed campaign resume where it stopped.
+//! request rate ([`rate`]) at which it meets the SLA ([`sla`]), holds every candidate to the
+//! same weights and GPUs ([`fairness`]), and records it ([`candidate`]) in the artifacts
+//! users compare ([`summary`], [`artifacts`], [`commands`]). [`gap`] decides where the
+//! target framework stands against the best rival from paired measurements ([`duel`]);
+//! [`rank`] says how sure each scenario's order is; [`standing`] is `forge gap`. Everything
+//! lives in one campaign directory whose settings ([`settings`]) make a killed campaign
+//! resume where it stopped.
 
 pub mod artifacts;
 pub mod candidate;
