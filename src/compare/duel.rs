@@ -3,7 +3,8 @@
 //! at a time), until the interval of their ratio clears ±1 % or the pair budget ends.
 //!
 //! What one side's run measures is its SLA-passing throughput: a rate search around the
-//! edges already found (0.8× the lower to 1.25× the higher, 2 % tolerance), whose answer is the request throughput of its best passing run — its
+//! edges already found (0.8× the lower to 1.25× the higher the first time, then ±7 % of
+//! the side's previous answer; 2 % tolerance), whose answer is the request throughput of its best passing run — its
 //! capacity when everything at once already meets the SLA (one run), else the highest
 //! rate it sustained. A side whose search finds nothing passing scores nothing, and that
 //! pair is dropped (the decision then rests on the other pairs, or says so).
@@ -39,6 +40,9 @@ struct Side {
     recipe: Recipe,
     cap: Option<usize>,
     id: String,
+    /// The rate this side's last search settled on: the next search looks within ±7 % of
+    /// it (two or three runs instead of a fresh bracket).
+    last_edge: Option<f64>,
 }
 
 /// Measure `a` against `b` in `sc` (both SLA-passing rows of the campaign).
@@ -145,6 +149,7 @@ fn side(
         recipe: pick.recipe.clone(),
         cap: c.workload.max_concurrency,
         id: c.candidate_id.clone(),
+        last_edge: None,
     })
 }
 
@@ -157,6 +162,14 @@ async fn score(
     scenario: &str,
     k: usize,
 ) -> Option<f64> {
+    let bounds = match side.last_edge {
+        Some(e) if !bounds.all_at_once => Bounds {
+            lo: e * 0.93,
+            hi: e * 1.07,
+            ..bounds
+        },
+        _ => bounds,
+    };
     let probe = GateProbe {
         measure: &mut side.measure,
         recipe: &side.recipe,
@@ -167,9 +180,11 @@ async fn score(
         k: 0,
     };
     let found = rate::search(bounds, probe).await;
-    found
-        .best()
-        .and_then(|r| r.data.as_ref().ok())
+    let best = found.best()?;
+    side.last_edge = best.rate;
+    best.data
+        .as_ref()
+        .ok()
         .map(|(b, _, _)| b.request_throughput)
         .filter(|t| *t > 0.0)
 }

@@ -2,7 +2,8 @@
 //!
 //! The ranking key (request throughput at the best SLA-passing rate) comes from one rate
 //! search per candidate, so two frameworks' winners may stand closer than their runs'
-//! noise. For each rival of the scenario's leader:
+//! noise. For the leader and the runner-up (a third framework within the noise of the
+//! leader is said to be so, not re-measured):
 //! - both sustain everything at once within the SLA (their capacity decides): the two are
 //!   re-measured in interleaved pairs ([`super::duel`]) until the interval of their
 //!   throughput ratio clears ±1 % or the pair budget ends;
@@ -21,9 +22,9 @@ use super::summary::Note;
 use crate::recipe::EngineKind;
 use crate::store;
 
-/// Pairs measured at most to decide a near tie under the comparison (`forge gap` takes
+/// Pairs measured at most to decide first place under the comparison (`forge gap` takes
 /// `--max-pairs`).
-pub const MAX_PAIRS: usize = 4;
+pub const MAX_PAIRS: usize = 3;
 
 /// One note per rival of each scenario's leader.
 pub async fn notes(
@@ -38,13 +39,19 @@ pub async fn notes(
         let Some((leader, rivals)) = best.split_first() else {
             continue;
         };
-        for rival in rivals {
+        for (i, rival) in rivals.iter().enumerate() {
             let decided = match (leader.workload.request_rate, rival.workload.request_rate) {
                 (None, None) => None,
                 _ => bracketed(dir, leader, rival)?,
             };
             let text = match decided {
                 Some(t) => t,
+                // Only first place is re-measured: a third framework within the noise of
+                // the leader is said to be so, not duelled.
+                None if i > 0 => format!(
+                    "{} and {} within one rate search's resolution (not re-measured: {} is not the runner-up)",
+                    leader.framework, rival.framework, rival.framework
+                ),
                 None => {
                     let g = super::duel::duel(s, dir, sc, leader, rival, searched, MAX_PAIRS)
                         .await?
