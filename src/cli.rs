@@ -37,6 +37,9 @@ pub enum Command {
     Compare(Box<CompareCli>),
     /// Where a compare campaign's target framework stands against the best rival.
     Gap(GapArgs),
+    /// Analyze torch-profiler traces: where the GPU time goes.
+    #[command(subcommand)]
+    Trace(TraceCmd),
     /// Summarise a run: baseline, best, gain with its interval, every experiment, failures.
     Report(ReportArgs),
     /// Show or validate a playbook.
@@ -249,6 +252,32 @@ pub struct CompareCli {
     /// Options of a new campaign.
     #[command(flatten)]
     pub args: CompareArgs,
+}
+
+/// `forge trace ...`.
+#[derive(Debug, Subcommand)]
+pub enum TraceCmd {
+    /// The kernel table of a Chrome trace (plain or gzip; read as a stream, never whole).
+    Analyze(TraceAnalyzeArgs),
+}
+
+/// `forge trace analyze`.
+#[derive(Debug, Args)]
+pub struct TraceAnalyzeArgs {
+    /// The trace (`.json` or `.json.gz`).
+    pub trace: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TraceFormat::Md)]
+    pub format: TraceFormat,
+}
+
+/// How `forge trace analyze` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceFormat {
+    /// Markdown tables.
+    Md,
+    /// JSON.
+    Json,
 }
 
 /// `forge gap`.

@@ -26,6 +26,7 @@ pub mod store;
 pub mod term;
 pub mod text;
 pub mod tokenize;
+pub mod trace;
 pub mod tune;
 pub mod workload;
 

@@ -10,6 +10,7 @@ pub mod playbook;
 pub mod recipe;
 pub mod report;
 pub mod sim;
+pub mod trace;
 pub mod tune;
 pub mod workload;
 
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tune(args) => tune::main(*args),
         Command::Compare(args) => compare::main(*args),
         Command::Gap(args) => compare::gap_main(args),
+        Command::Trace(cmd) => trace::main(cmd),
         Command::Report(args) => report::main(args),
         Command::Playbook(cmd) => playbook::main(cmd),
         Command::Recipe(cmd) => recipe::main(cmd),
