@@ -41,7 +41,7 @@ fn the_contracts_reference_row() {
     let out = analyze(&["tests/fixtures/traces/vllm-b200-gptoss-prefill.json.gz"]);
     let md = String::from_utf8(out.stdout).unwrap();
     assert!(
-        md.contains("| multimem_all_reduce_kernel | communication | 2.12 ms | 18.2% | 73 |"),
+        md.contains("| multimem_all_reduce_kernel | communication | 2.12 ms | 18.2% | 73 | vllm/distributed/device_communicators/symm_mem.py:127 all_reduce (100%) | symm_mem::multimem_all_reduce_ |"),
         "{md}"
     );
 }

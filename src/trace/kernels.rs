@@ -220,6 +220,13 @@ pub struct KernelRow {
     pub share: f64,
     /// Launches.
     pub launches: u64,
+    /// The innermost user Python frame its GPU time was mostly launched from
+    /// (`path:line function`).
+    pub python_location: Option<String>,
+    /// That site's share of the kernel's GPU time.
+    pub site_share: Option<f64>,
+    /// The launching cpu_op with the most of its GPU time.
+    pub cpu_op: Option<String>,
 }
 
 /// Per-process kernel totals, filled event by event.
@@ -262,6 +269,9 @@ impl Totals {
                 gpu_us: *us,
                 share: if t > 0.0 { us / t } else { 0.0 },
                 launches: *n,
+                python_location: None,
+                site_share: None,
+                cpu_op: None,
             })
             .collect();
         rows.sort_by(|a, b| {

@@ -3,11 +3,13 @@
 //! analysis"). [`read`] streams the trace event by event (never held whole); [`kernels`]
 //! picks out the GPU kernels, names and categorizes them and totals them per process.
 //!
-//! This is the kernel table; the Python locations of each kernel, the overlap and fusion
-//! tables, the layer pipeline and `--compare` build on the same stream.
+//! [`sites`] joins each kernel to its launching cpu_op and Python frame. This is the kernel
+//! table; the overlap and fusion tables, the layer pipeline and `--compare` build on the
+//! same stream.
 
 pub mod kernels;
 pub mod read;
+pub mod sites;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,11 +36,23 @@ pub struct Analysis {
 /// Analyze the trace at `path`.
 pub fn analyze(path: &Path) -> Result<Analysis, TraceError> {
     let mut totals = kernels::Totals::default();
-    let events = read::for_each_event(path, |e| totals.add(&e))?;
-    let (pid, rows) = totals.table().ok_or_else(|| TraceError {
+    let mut sites = sites::Sites::default();
+    let events = read::for_each_event(path, |e| {
+        totals.add(&e);
+        sites.add(&e);
+    })?;
+    let (pid, mut rows) = totals.table().ok_or_else(|| TraceError {
         path: path.to_path_buf(),
         what: format!("no GPU kernel among its {events} events (a CPU-only trace?)"),
     })?;
+    let found = sites.resolve(&pid);
+    for r in &mut rows {
+        if let Some(site) = found.get(&r.canonical) {
+            r.site_share = site.python.as_ref().map(|_| site.python_share);
+            r.python_location = site.python.clone();
+            r.cpu_op = site.cpu_op.clone();
+        }
+    }
     Ok(Analysis {
         path: path.to_path_buf(),
         events,
@@ -60,18 +74,26 @@ pub fn markdown(a: &Analysis) -> String {
         a.pid,
         time(a.kernel_us)
     );
-    out.push_str("| Kernel | Category | GPU time | Share | Launches |\n");
-    out.push_str("| --- | --- | ---: | ---: | ---: |\n");
+    out.push_str(
+        "| Kernel | Category | GPU time | Share | Launches | Python location (site share) | CPU op |\n",
+    );
+    out.push_str("| --- | --- | ---: | ---: | ---: | --- | --- |\n");
     let (shown, hidden): (Vec<_>, Vec<_>) = a.kernels.iter().partition(|r| r.share >= HIDE_BELOW);
     for r in shown {
+        let site = match (&r.python_location, r.site_share) {
+            (Some(p), Some(sh)) => format!("{p} ({:.0}%)", sh * 100.0),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.1}% | {} |",
+            "| {} | {} | {} | {:.1}% | {} | {} | {} |",
             clip(&r.kernel).replace('|', "\\|"),
             r.category,
             time(r.gpu_us),
             r.share * 100.0,
-            r.launches
+            r.launches,
+            site.replace('|', "\\|"),
+            r.cpu_op.as_deref().unwrap_or("").replace('|', "\\|")
         );
     }
     if !hidden.is_empty() {
@@ -138,7 +160,7 @@ mod tests {
         assert_eq!(r.launches, 73);
         let md = markdown(&a);
         assert!(
-            md.contains("| multimem_all_reduce_kernel | communication | 2.12 ms | 18.2% | 73 |"),
+            md.contains("| multimem_all_reduce_kernel | communication | 2.12 ms | 18.2% | 73 | vllm/distributed/device_communicators/symm_mem.py:127 all_reduce (100%) |"),
             "{md}"
         );
     }
