@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::candidate::{Candidate, ranked};
+use super::candidate::{Candidate, best_per_framework};
 use super::search::Searched;
 use super::settings::CompareSettings;
 use super::summary::{self, Note};
@@ -129,16 +129,7 @@ pub fn winning(dir: &Path, s: &CompareSettings, rows: &[Candidate]) -> String {
     );
     for sc in &s.scenarios {
         let _ = write!(out, "\n## {}\n", sc.name);
-        let mut seen = Vec::new();
-        let best: Vec<&Candidate> = ranked(rows)
-            .into_iter()
-            .filter(|c| c.workload.scenario == sc.name && c.eligible())
-            .filter(|c| {
-                let first = !seen.contains(&c.framework);
-                seen.push(c.framework.clone());
-                first
-            })
-            .collect();
+        let best = best_per_framework(rows, &sc.name, true);
         if best.is_empty() {
             out.push_str("\nNo framework met the SLA in this scenario.\n");
         }

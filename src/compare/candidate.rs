@@ -244,3 +244,22 @@ pub fn ranked(candidates: &[Candidate]) -> Vec<&Candidate> {
     });
     v
 }
+
+/// Each framework's best row of `scenario` (only SLA-passing ones when `eligible_only`),
+/// best first by the contract's ranking.
+pub fn best_per_framework<'a>(
+    candidates: &'a [Candidate],
+    scenario: &str,
+    eligible_only: bool,
+) -> Vec<&'a Candidate> {
+    let mut seen: Vec<&str> = Vec::new();
+    ranked(candidates)
+        .into_iter()
+        .filter(|c| c.workload.scenario == scenario && (c.eligible() || !eligible_only))
+        .filter(|c| {
+            let first = !seen.contains(&c.framework.as_str());
+            seen.push(c.framework.as_str());
+            first
+        })
+        .collect()
+}

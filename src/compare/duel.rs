@@ -134,8 +134,7 @@ fn side(
         .ok_or_else(|| anyhow::anyhow!("{}: not among the search's picks", c.candidate_id))?;
     let gd = gate_dir(dir, fw);
     let engine = crate::tune::launch::engine_of(&found.settings, &gd)?;
-    let boots =
-        std::fs::read_to_string(gd.join(store::PIDS_FILE)).map_or(0, |t| t.lines().count() as u64);
+    let boots = crate::engine::process::launches_recorded(&gd.join(store::PIDS_FILE));
     let measure = Spawned::new(
         engine,
         &gd,

@@ -184,13 +184,7 @@ fn file_name(p: &Path) -> String {
 
 /// The commit `refs/main` points to in the local Hugging Face cache.
 fn hf_revision(id: &str) -> Option<String> {
-    let hub = std::env::var_os("HF_HUB_CACHE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HF_HOME").map(|h| Path::new(&h).join("hub")))
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/huggingface/hub"))
-        })?;
-    hf_revision_in(&hub, id)
+    hf_revision_in(&crate::sim::hf_cache::hub_dir()?, id)
 }
 
 fn hf_revision_in(hub: &Path, id: &str) -> Option<String> {

@@ -74,7 +74,7 @@ pub async fn framework(
         first,
         LoadSpec::default(),
         std::time::Duration::from_secs_f64(s.boot_timeout_s),
-        boots_so_far(&gate_dir),
+        crate::engine::process::launches_recorded(&gate_dir.join(store::PIDS_FILE)),
     );
     let facts = Facts::read(&searched.run, reference);
     let live = measure.live_groups();
@@ -127,10 +127,6 @@ fn describe(c: &Candidate) -> String {
         (Status::Ok, false) => format!("fails the SLA: {}", c.failure_reason),
         (st, _) => format!("{}: {}", st.as_str(), c.failure_reason),
     }
-}
-
-fn boots_so_far(dir: &Path) -> u64 {
-    std::fs::read_to_string(dir.join(store::PIDS_FILE)).map_or(0, |t| t.lines().count() as u64)
 }
 
 /// What the gate knows besides the candidate: the engine's version (from its search's

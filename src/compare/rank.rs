@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use super::candidate::{Candidate, ranked};
+use super::candidate::{Candidate, best_per_framework};
 use super::gate::{SEARCHES_FILE, SearchLog, gate_dir};
 use super::search::Searched;
 use super::settings::CompareSettings;
@@ -35,7 +35,7 @@ pub async fn notes(
 ) -> anyhow::Result<Vec<Note>> {
     let mut out = Vec::new();
     for sc in &s.scenarios {
-        let best = best_per_framework(rows, &sc.name);
+        let best = best_per_framework(rows, &sc.name, true);
         let Some((leader, rivals)) = best.split_first() else {
             continue;
         };
@@ -71,20 +71,6 @@ pub async fn notes(
         }
     }
     Ok(out)
-}
-
-/// Each framework's best SLA-passing row of a scenario, best first.
-fn best_per_framework<'a>(rows: &'a [Candidate], scenario: &str) -> Vec<&'a Candidate> {
-    let mut seen: Vec<&str> = Vec::new();
-    ranked(rows)
-        .into_iter()
-        .filter(|c| c.workload.scenario == scenario && c.eligible())
-        .filter(|c| {
-            let first = !seen.contains(&c.framework.as_str());
-            seen.push(c.framework.as_str());
-            first
-        })
-        .collect()
 }
 
 /// The search log behind a row.

@@ -129,10 +129,10 @@ pub fn lengths(w: &Workload) -> Lengths {
         .iter()
         .map(|r| f64::from(r.expected_output_tokens))
         .collect();
-    let longest = w
-        .requests
+    let longest = input
         .iter()
-        .map(|r| stats::prompt_tokens(r).len() as u64 + u64::from(r.expected_output_tokens))
+        .zip(&output)
+        .map(|(i, o)| (i + o) as u64)
         .max()
         .unwrap_or(0);
     input.sort_by(f64::total_cmp);

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::candidate::{Candidate, Status, ranked};
+use super::candidate::{Candidate, Status, best_per_framework, ranked};
 
 /// A decision about one scenario's order, printed under its rows ("sglang vs vllm: tied
 /// within 1 % [−0.6, +0.8] % (95 % confidence, 6 pairs)").
@@ -91,24 +91,12 @@ fn cross_framework(out: &mut String, candidates: &[Candidate], notes: &[Note]) {
     out.push_str(
         "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
-    let mut scenarios: BTreeMap<&str, Vec<&Candidate>> = BTreeMap::new();
-    for c in ranked(candidates) {
-        scenarios
-            .entry(c.workload.scenario.as_str())
-            .or_default()
-            .push(c);
-    }
-    for (scenario, rows) in &scenarios {
-        let mut seen = Vec::new();
-        let best: Vec<&Candidate> = rows
-            .iter()
-            .filter(|c| {
-                let first = !seen.contains(&c.framework.as_str());
-                seen.push(c.framework.as_str());
-                first
-            })
-            .copied()
-            .collect();
+    let scenarios: std::collections::BTreeSet<&str> = candidates
+        .iter()
+        .map(|c| c.workload.scenario.as_str())
+        .collect();
+    for scenario in scenarios {
+        let best = best_per_framework(candidates, scenario, false);
         for (i, c) in best.iter().enumerate() {
             let m = &c.metrics;
             row(

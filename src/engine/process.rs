@@ -232,6 +232,12 @@ pub fn record_launch(pids_file: &Path, rec: &PidRecord) -> std::io::Result<()> {
     f.sync_data()
 }
 
+/// How many launches `pids_file` records (a run's boots so far: a resumed run goes on
+/// numbering its logs and simulator seeds from there).
+pub fn launches_recorded(pids_file: &Path) -> u64 {
+    std::fs::read_to_string(pids_file).map_or(0, |t| t.lines().count() as u64)
+}
+
 /// Kill every recorded group that still has members, when its leader is the process that
 /// was recorded (or is gone, leaving orphans in the group). Returns the groups reaped.
 pub fn reap_recorded(pids_file: &Path) -> Vec<i32> {

@@ -194,10 +194,6 @@ async fn memory_probe(s: &TuneSettings) -> Option<(MemoryProbe, Vec<u64>)> {
     Some((probe, idle))
 }
 
-fn boots_so_far(dir: &Path) -> u64 {
-    std::fs::read_to_string(dir.join(PIDS_FILE)).map_or(0, |t| t.lines().count() as u64)
-}
-
 async fn execute(
     settings: TuneSettings,
     dir: PathBuf,
@@ -213,7 +209,7 @@ async fn execute(
         w,
         load,
         Duration::from_secs_f64(settings.boot_timeout_s),
-        boots_so_far(&dir),
+        crate::engine::process::launches_recorded(&dir.join(PIDS_FILE)),
     );
     if let Some((probe, idle)) = memory_probe(&settings).await {
         measure.set_memory_probe(probe, idle);
