@@ -257,18 +257,56 @@ pub struct CompareCli {
 /// `forge trace ...`.
 #[derive(Debug, Subcommand)]
 pub enum TraceCmd {
-    /// The kernel table of a Chrome trace (plain or gzip; read as a stream, never whole).
+    /// Where the GPU time goes in a torch-profiler trace: kernel, overlap-opportunity and
+    /// fuse-opportunity tables and the layer pipeline, per stage (read as a stream, never
+    /// whole).
     Analyze(TraceAnalyzeArgs),
 }
 
 /// `forge trace analyze`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "A directory is searched four levels deep for `*trace*.json[.gz]`; per stage named \
+in the path (prefill/extend, decode) it gives the lowest tensor-parallel rank (tp0, TP-0, rank0, \
+worker0) and, among those, the newest file."
+)]
 pub struct TraceAnalyzeArgs {
-    /// The trace (`.json` or `.json.gz`).
+    /// The trace (`.json` or `.json.gz`, a `{"traceEvents": […]}` object or a bare array),
+    /// or a profile directory.
     pub trace: PathBuf,
+    /// The framework that wrote it (where fused implementations are looked up).
+    #[arg(long, value_enum, default_value_t = crate::trace::Framework::Auto)]
+    pub framework: crate::trace::Framework,
+    /// The served model's `config.json` (`num_hidden_layers` sets the layer count).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Which stage to report (default: each stage found, one section each).
+    #[arg(long, value_enum)]
+    pub stage: Option<TraceStage>,
+    /// The kernel that marks each layer of the pipeline (a substring of its name; default:
+    /// found from launch counts).
+    #[arg(long)]
+    pub anchor: Option<String>,
+    /// A second trace (or directory) to set side by side: another framework, or the same
+    /// engine after a patch.
+    #[arg(long, value_name = "TRACE2")]
+    pub compare: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = TraceFormat::Md)]
     pub format: TraceFormat,
+}
+
+/// `--stage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceStage {
+    /// Prompt processing (SGLang's extend).
+    Prefill,
+    /// Token generation.
+    Decode,
+    /// Steps batching both.
+    Mixed,
+    /// Every kernel in one section.
+    All,
 }
 
 /// How `forge trace analyze` prints.
@@ -276,6 +314,8 @@ pub struct TraceAnalyzeArgs {
 pub enum TraceFormat {
     /// Markdown tables.
     Md,
+    /// Aligned plain-text tables.
+    Text,
     /// JSON.
     Json,
 }

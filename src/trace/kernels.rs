@@ -1,14 +1,13 @@
 //! GPU kernels of a trace, as the campaign contract's analysis sees them: which events are
 //! kernels (`X` events with a duration whose category names a kernel or starts with `gpu_`
 //! — memcpy and memset count — never annotations), their canonical names, their category
-//! (the contract's first-match substring rules), and the per-kernel totals of the process
-//! with the most kernel time.
+//! (the contract's first-match substring rules), and the kernel table of a set of kernels.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::read::{Event, Id};
+use super::read::Event;
 
 /// Categories in the contract's order; the first whose keywords match wins.
 const RULES: &[(&str, &[&str])] = &[
@@ -229,58 +228,36 @@ pub struct KernelRow {
     pub cpu_op: Option<String>,
 }
 
-/// Per-process kernel totals, filled event by event.
-#[derive(Debug, Default)]
-pub struct Totals {
-    by_pid: HashMap<Id, HashMap<String, (f64, u64)>>,
-}
-
-impl Totals {
-    /// Count `e` when it is a kernel.
-    pub fn add(&mut self, e: &Event) {
-        if !is_kernel(e) {
-            return;
-        }
-        let slot = self
-            .by_pid
-            .entry(e.pid.clone())
-            .or_default()
-            .entry(canonical(&e.name))
-            .or_default();
-        slot.0 += e.dur;
+/// The kernel table of a stage's kernels, given as (canonical name, duration) pairs,
+/// longest first.
+pub fn table<'a>(kernels: impl Iterator<Item = (&'a str, f64)>) -> Vec<KernelRow> {
+    let mut by: HashMap<&str, (f64, u64)> = HashMap::new();
+    for (name, dur) in kernels {
+        let slot = by.entry(name).or_default();
+        slot.0 += dur;
         slot.1 += 1;
     }
-
-    /// The kernel table of the process with the most kernel time, longest first; `None`
-    /// when the trace has no kernel.
-    pub fn table(&self) -> Option<(Id, Vec<KernelRow>)> {
-        let total = |m: &HashMap<String, (f64, u64)>| m.values().map(|v| v.0).sum::<f64>();
-        let (pid, kernels) = self
-            .by_pid
-            .iter()
-            .max_by(|a, b| total(a.1).total_cmp(&total(b.1)).then(b.0.cmp(a.0)))?;
-        let t = total(kernels);
-        let mut rows: Vec<KernelRow> = kernels
-            .iter()
-            .map(|(name, (us, n))| KernelRow {
-                kernel: short(name),
-                canonical: name.clone(),
-                category: category(name),
-                gpu_us: *us,
-                share: if t > 0.0 { us / t } else { 0.0 },
-                launches: *n,
-                python_location: None,
-                site_share: None,
-                cpu_op: None,
-            })
-            .collect();
-        rows.sort_by(|a, b| {
-            b.gpu_us
-                .total_cmp(&a.gpu_us)
-                .then(a.canonical.cmp(&b.canonical))
-        });
-        Some((pid.clone(), rows))
-    }
+    let t: f64 = by.values().map(|v| v.0).sum();
+    let mut rows: Vec<KernelRow> = by
+        .into_iter()
+        .map(|(name, (us, n))| KernelRow {
+            kernel: short(name),
+            canonical: name.to_string(),
+            category: category(name),
+            gpu_us: us,
+            share: if t > 0.0 { us / t } else { 0.0 },
+            launches: n,
+            python_location: None,
+            site_share: None,
+            cpu_op: None,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.gpu_us
+            .total_cmp(&a.gpu_us)
+            .then(a.canonical.cmp(&b.canonical))
+    });
+    rows
 }
 
 #[cfg(test)]

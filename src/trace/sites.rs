@@ -5,68 +5,14 @@
 //! contract's reference row shows: `vllm/distributed/device_communicators/symm_mem.py:127
 //! all_reduce`, not `torch/_ops.py(1244): __call__`).
 //!
-//! The stream keeps only compact records of the events it needs (python frames per thread,
-//! cpu_ops by External id, launches by correlation, kernels), never the events themselves.
+//! It reads the compact records of [`super::collect`], never the events themselves.
 
 use std::collections::HashMap;
 
-use super::kernels::{canonical, is_kernel};
-use super::read::{Event, Id};
-
-/// Interned strings.
-#[derive(Debug, Default)]
-struct Names {
-    ids: HashMap<String, u32>,
-    names: Vec<String>,
-}
-
-impl Names {
-    fn id(&mut self, s: &str) -> u32 {
-        if let Some(i) = self.ids.get(s) {
-            return *i;
-        }
-        let i = self.names.len() as u32;
-        self.names.push(s.to_string());
-        self.ids.insert(s.to_string(), i);
-        i
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Frame {
-    start: f64,
-    end: f64,
-    name: u32,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Launch {
-    thread: u32,
-    ts: f64,
-    op: Option<u32>,
-}
+use super::collect::{Collected, Frame, Kernel};
 
 /// One kernel name's GPU time by Python frame and by cpu_op, and in all.
 type Spread = (HashMap<Option<u32>, f64>, HashMap<u32, f64>, f64);
-
-#[derive(Debug, Clone, Copy)]
-struct Kernel {
-    pid: u32,
-    name: u32,
-    dur: f64,
-    external: Option<i64>,
-    correlation: Option<i64>,
-}
-
-/// The launch sites of each kernel, collected event by event.
-#[derive(Debug, Default)]
-pub struct Sites {
-    names: Names,
-    frames: HashMap<u32, Vec<Frame>>,
-    ops: HashMap<i64, Launch>,
-    launches: HashMap<i64, Launch>,
-    kernels: Vec<Kernel>,
-}
 
 /// Where a kernel's GPU time was launched from.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,121 +25,47 @@ pub struct Site {
     pub cpu_op: Option<String>,
 }
 
-impl Sites {
-    /// Take what the join needs from `e`.
-    pub fn add(&mut self, e: &Event) {
-        if e.ph != "X" {
-            return;
-        }
-        let thread = |s: &mut Self| s.names.id(&format!("{}/{}", e.pid.0, e.tid.0));
-        match e.cat.as_str() {
-            "python_function" => {
-                let t = thread(self);
-                let name = self.names.id(&e.name);
-                self.frames.entry(t).or_default().push(Frame {
-                    start: e.ts,
-                    end: e.ts + e.dur,
-                    name,
-                });
-            }
-            "cpu_op" => {
-                if let Some(x) = e.args.external_id {
-                    let t = thread(self);
-                    let op = Some(self.names.id(&e.name));
-                    self.ops.insert(
-                        x,
-                        Launch {
-                            thread: t,
-                            ts: e.ts,
-                            op,
-                        },
-                    );
-                }
-            }
-            "cuda_runtime" | "cuda_driver" | "hip_runtime" | "hip_driver" => {
-                if let Some(c) = e.args.correlation {
-                    let t = thread(self);
-                    self.launches.insert(
-                        c,
-                        Launch {
-                            thread: t,
-                            ts: e.ts,
-                            op: None,
-                        },
-                    );
-                }
-            }
-            _ if is_kernel(e) => {
-                let pid = self.names.id(&e.pid.0);
-                let name = self.names.id(&canonical(&e.name));
-                self.kernels.push(Kernel {
-                    pid,
-                    name,
-                    dur: e.dur,
-                    external: e.args.external_id,
-                    correlation: e.args.correlation,
-                });
-            }
-            _ => {}
-        }
-    }
-
-    /// Per canonical kernel name of process `pid`: its launch site.
-    pub fn resolve(mut self, pid: &Id) -> HashMap<String, Site> {
-        for f in self.frames.values_mut() {
-            f.sort_by(|a, b| a.start.total_cmp(&b.start));
-        }
-        let Some(&pid) = self.names.ids.get(&pid.0) else {
-            return HashMap::new();
+/// Per canonical kernel name among `kernels`: its launch site.
+pub fn resolve<'a>(
+    c: &Collected,
+    kernels: impl Iterator<Item = &'a Kernel>,
+) -> HashMap<String, Site> {
+    let mut by: HashMap<u32, Spread> = HashMap::new();
+    for k in kernels {
+        let slot = by.entry(k.name).or_default();
+        slot.2 += k.dur;
+        let Some(l) = c.launch_of(k) else {
+            continue;
         };
-        // Per kernel name: GPU time by python site and by cpu_op.
-        let mut by: HashMap<u32, Spread> = HashMap::new();
-        for k in self.kernels.iter().filter(|k| k.pid == pid) {
-            let launch = k
-                .external
-                .and_then(|x| self.ops.get(&x))
-                .or_else(|| k.correlation.and_then(|c| self.launches.get(&c)));
-            let slot = by.entry(k.name).or_default();
-            slot.2 += k.dur;
-            let Some(l) = launch else {
-                continue;
-            };
-            let frame = innermost_user(&self.frames, &self.names.names, l.thread, l.ts);
-            *slot.0.entry(frame).or_default() += k.dur;
-            if let Some(op) = l.op {
-                *slot.1.entry(op).or_default() += k.dur;
-            }
+        let frame = innermost_user(c, l.thread, l.ts);
+        *slot.0.entry(frame).or_default() += k.dur;
+        if let Some(op) = l.op {
+            *slot.1.entry(op).or_default() += k.dur;
         }
-        by.into_iter()
-            .map(|(name, (py, ops, total))| {
-                let best = py
-                    .iter()
-                    .filter(|(f, _)| f.is_some())
-                    .max_by(|a, b| a.1.total_cmp(b.1));
-                let site = Site {
-                    python: best
-                        .and_then(|(f, _)| f.map(|i| location(&self.names.names[i as usize]))),
-                    python_share: best
-                        .map_or(0.0, |(_, us)| if total > 0.0 { us / total } else { 0.0 }),
-                    cpu_op: ops
-                        .iter()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map(|(i, _)| self.names.names[*i as usize].clone()),
-                };
-                (self.names.names[name as usize].clone(), site)
-            })
-            .collect()
     }
+    by.into_iter()
+        .map(|(name, (py, ops, total))| {
+            let best = py
+                .iter()
+                .filter(|(f, _)| f.is_some())
+                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)));
+            let site = Site {
+                python: best.and_then(|(f, _)| f.map(|i| location(c.names.get(i)))),
+                python_share: best
+                    .map_or(0.0, |(_, us)| if total > 0.0 { us / total } else { 0.0 }),
+                cpu_op: ops
+                    .iter()
+                    .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
+                    .map(|(i, _)| c.names.get(*i).to_string()),
+            };
+            (c.names.get(name).to_string(), site)
+        })
+        .collect()
 }
 
 /// The innermost frame of user code on `thread` that contains `t`.
-fn innermost_user(
-    frames: &HashMap<u32, Vec<Frame>>,
-    names: &[String],
-    thread: u32,
-    t: f64,
-) -> Option<u32> {
-    let fs = frames.get(&thread)?;
+fn innermost_user(c: &Collected, thread: u32, t: f64) -> Option<u32> {
+    let fs: &[Frame] = c.frames.get(&thread)?;
     let upto = fs.partition_point(|f| f.start <= t);
     // Walk back from the latest frame starting before `t`: the first that still contains
     // it and is user code is the innermost one (bounded: nesting is shallow).
@@ -202,7 +74,7 @@ fn innermost_user(
         .rev()
         .take(4096)
         .filter(|f| f.end >= t)
-        .find(|f| is_user(&names[f.name as usize]))
+        .find(|f| is_user(c.names.get(f.name)))
         .map(|f| f.name)
 }
 
