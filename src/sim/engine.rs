@@ -122,6 +122,7 @@ pub struct SimEngine {
     steps: u64,
     busy: bool,
     info: BootInfo,
+    trace: super::profile::TraceModel,
 }
 
 /// Median natural output length when `ignore_eos` is off, tokens.
@@ -151,6 +152,7 @@ impl SimEngine {
         let spec = SpecDecode::from_config(config.speculative_config.as_ref(), model.num_layers)
             .map_err(BootError::Config)?;
         let step = StepModel::new(&model, gpu, &prec, &config, spec.clone());
+        let trace = super::profile::TraceModel::new(&model, gpu, &config, policy.framework);
         let mut inputs = memory_inputs(&model, gpu, &config, &prec, &step, max_len);
         inputs.graphs_in_budget = vllm >= super::memory::GRAPHS_IN_BUDGET_SINCE;
         inputs.rule = policy.memory;
@@ -185,6 +187,7 @@ impl SimEngine {
             steps: 0,
             busy: false,
             info: info.clone(),
+            trace,
         };
         Ok((engine, info))
     }
@@ -197,6 +200,16 @@ impl SimEngine {
     /// What booting reported.
     pub fn boot_info(&self) -> &BootInfo {
         &self.info
+    }
+
+    /// The roofline that prices each step.
+    pub fn step_model(&self) -> &StepModel {
+        &self.model
+    }
+
+    /// What the profiler needs to draw this engine's steps as kernels.
+    pub fn trace_model(&self) -> &super::profile::TraceModel {
+        &self.trace
     }
 
     /// Simulated time at the end of the last step.
@@ -314,8 +327,10 @@ impl SimEngine {
             return self.idle_step(start);
         }
         let shape = batch_shape(&sched);
-        let period = self.model.step(&shape).period * self.speed * self.jitter_factor();
+        let jitter = self.jitter_factor();
+        let period = self.model.step(&shape).period * self.speed * jitter;
         let period = period * self.step_factor;
+        let factor = self.speed * jitter * self.step_factor;
         let end = start + period;
         let outputs = self.sched.apply(&sched);
         self.frontend.produce(end, outputs);
@@ -324,6 +339,8 @@ impl SimEngine {
             duration_s: period,
             outputs: self.frontend.release(end),
             scheduled_tokens: shape.tokens,
+            shape: Some(shape),
+            time_factor: factor,
         }
     }
 
@@ -346,6 +363,8 @@ impl SimEngine {
             duration_s: duration,
             outputs: self.frontend.release(end),
             scheduled_tokens: 0,
+            shape: None,
+            time_factor: 1.0,
         }
     }
 
