@@ -345,13 +345,13 @@ impl Loop {
     /// One engine step in real time; false when the engine died.
     fn step(&mut self) -> bool {
         let result = self.engine.step(self.now);
-        if let Some(shape) = result.shape
+        if let Some((shape, factor)) = self.engine.last_step()
             && self.profiler.is_recording()
         {
             let rec = StepRecord {
                 start_s: self.now,
                 shape,
-                factor: result.time_factor,
+                factor,
             };
             let written =
                 self.profiler

@@ -123,6 +123,7 @@ pub struct SimEngine {
     busy: bool,
     info: BootInfo,
     trace: super::profile::TraceModel,
+    last_step: Option<(BatchShape, f64)>,
 }
 
 /// Median natural output length when `ignore_eos` is off, tokens.
@@ -188,6 +189,7 @@ impl SimEngine {
             busy: false,
             info: info.clone(),
             trace,
+            last_step: None,
         };
         Ok((engine, info))
     }
@@ -210,6 +212,12 @@ impl SimEngine {
     /// What the profiler needs to draw this engine's steps as kernels.
     pub fn trace_model(&self) -> &super::profile::TraceModel {
         &self.trace
+    }
+
+    /// What the last [`SimEngine::step`] computed and the factor applied to the roofline's
+    /// times (run speed, jitter, framework); `None` when it was idle. For the profiler.
+    pub fn last_step(&self) -> Option<(BatchShape, f64)> {
+        self.last_step
     }
 
     /// Simulated time at the end of the last step.
@@ -321,6 +329,7 @@ impl SimEngine {
     /// server finishes taking in, or a delayed output), or 0 when idle.
     pub fn step(&mut self, now: f64) -> StepResult {
         let start = now.max(self.clock);
+        self.last_step = None;
         self.admit(start);
         let sched = self.sched.schedule();
         if sched.is_empty() {
@@ -330,7 +339,7 @@ impl SimEngine {
         let jitter = self.jitter_factor();
         let period = self.model.step(&shape).period * self.speed * jitter;
         let period = period * self.step_factor;
-        let factor = self.speed * jitter * self.step_factor;
+        self.last_step = Some((shape, self.speed * jitter * self.step_factor));
         let end = start + period;
         let outputs = self.sched.apply(&sched);
         self.frontend.produce(end, outputs);
@@ -339,8 +348,6 @@ impl SimEngine {
             duration_s: period,
             outputs: self.frontend.release(end),
             scheduled_tokens: shape.tokens,
-            shape: Some(shape),
-            time_factor: factor,
         }
     }
 
@@ -363,8 +370,6 @@ impl SimEngine {
             duration_s: duration,
             outputs: self.frontend.release(end),
             scheduled_tokens: 0,
-            shape: None,
-            time_factor: 1.0,
         }
     }
 

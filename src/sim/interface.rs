@@ -75,11 +75,6 @@ pub struct StepResult {
     pub outputs: Vec<TokenOutput>,
     /// Tokens scheduled in the step.
     pub scheduled_tokens: u32,
-    /// What the step computed (`None` for an idle step), for the profiler.
-    pub shape: Option<super::roofline::BatchShape>,
-    /// The factor applied to the roofline's times (run speed, jitter, framework), for the
-    /// profiler.
-    pub time_factor: f64,
 }
 
 /// Live engine counters (what `/metrics` exposes).

@@ -14,10 +14,11 @@
 //!   `attention` evenly over the layers; `head` to lm_head; `allreduce` evenly over the 2L
 //!   all-reduces; `draft` to one draft kernel; `fixed` (τ_step) 30 % input copy, 70 %
 //!   sampling.
-//! - the roofline does not price norms, rope, KV writes and activations; they get their
-//!   memory time (bytes moved ÷ achieved bandwidth) out of the layers' floor slack
-//!   (`max(priced, L·τ_floor) − priced`), scaled to fill it; when the slack is short, they
-//!   and the priced kernels share `max(priced, L·τ_floor)` in proportion.
+//! - the roofline does not price norms, rope, KV writes and activations: they get their
+//!   memory time (bytes moved ÷ achieved bandwidth). The layers' kernels (priced and these)
+//!   then fill `max(priced, L·τ_floor)`: when the floor is higher (small batches), the
+//!   shortest kernels are raised to a common minimum (the floor is "each kernel takes a few
+//!   µs"); when the kernels overrun it, they are scaled down in proportion.
 //! - what the host launch cost adds beyond that (`launch_bound`, eager mode) is GPU idle
 //!   time, drawn as gaps between the layers' kernels.
 //!
@@ -238,7 +239,7 @@ pub fn kernels(tm: &TraceModel, p: &StepParts, factor: f64, bandwidth: f64) -> V
         .max(1.0);
     let moe_layers = f64::from(tm.moe_layers.max(1));
     let layers = f64::from(tm.layers.max(1));
-    let mut ks: Vec<(Kernel, bool)> = Vec::new(); // (kernel, pointwise)
+    let mut ks: Vec<(Kernel, bool)> = Vec::new(); // (kernel, unpriced)
     let mut push = |op, layer, dur: f64, pointwise| {
         ks.push((
             Kernel {
@@ -328,27 +329,19 @@ pub fn kernels(tm: &TraceModel, p: &StepParts, factor: f64, bandwidth: f64) -> V
     let in_body = |k: &Kernel| {
         (k.layer.is_some() && k.op != Op::AllReduce) || k.op == Op::FinalNorm || k.op == Op::LmHead
     };
-    let priced = p.priced() * 1e6;
     let busy = p.priced().max(p.floor) * 1e6;
-    let pointwise: f64 = ks
+    let raw: Vec<f64> = ks
         .iter()
-        .filter(|(k, pw)| *pw && in_body(k))
+        .filter(|(k, _)| in_body(k))
         .map(|(k, _)| k.dur_us)
-        .sum();
-    let (pw_scale, priced_scale) = if pointwise <= 0.0 {
-        (0.0, if priced > 0.0 { busy / priced } else { 1.0 })
-    } else if busy - priced >= pointwise {
-        ((busy - priced) / pointwise, 1.0)
-    } else {
-        let s = busy / (priced + pointwise);
-        (s, s)
-    };
-    let body_kernels = ks.iter().filter(|(k, _)| in_body(k)).count().max(1);
-    let idle = (p.body() - p.priced().max(p.floor)).max(0.0) * 1e6 / body_kernels as f64;
+        .collect();
+    let fitted = fit(&raw, busy);
+    let idle = (p.body() - p.priced().max(p.floor)).max(0.0) * 1e6 / raw.len().max(1) as f64;
+    let mut fitted = fitted.into_iter();
     ks.into_iter()
-        .map(|(mut k, pw)| {
+        .map(|(mut k, _)| {
             if in_body(&k) {
-                k.dur_us *= if pw { pw_scale } else { priced_scale };
+                k.dur_us = fitted.next().unwrap_or(k.dur_us);
                 k.idle_us = idle;
             }
             k.dur_us *= factor;
@@ -356,6 +349,35 @@ pub fn kernels(tm: &TraceModel, p: &StepParts, factor: f64, bandwidth: f64) -> V
             k
         })
         .collect()
+}
+
+/// Durations `raw` made to add up to `total`: scaled down in proportion when they exceed
+/// it; otherwise the shortest are raised to a common minimum `m` (Σ max(dᵢ, m) = total), the
+/// roofline's floor being "each of a layer's kernels takes a few µs at least".
+fn fit(raw: &[f64], total: f64) -> Vec<f64> {
+    let sum: f64 = raw.iter().sum();
+    if raw.is_empty() || sum <= 0.0 {
+        let each = total / raw.len().max(1) as f64;
+        return vec![each; raw.len()];
+    }
+    if sum >= total {
+        return raw.iter().map(|d| d * total / sum).collect();
+    }
+    let mut sorted = raw.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    // Raise the k+1 shortest to m = (total − Σ the rest) / (k+1) while m ≥ the k-th.
+    let mut rest: f64 = sum;
+    let mut m = total / raw.len() as f64;
+    for (k, d) in sorted.iter().enumerate() {
+        rest -= d;
+        let cand = (total - rest) / (k + 1) as f64;
+        let next = sorted.get(k + 1).copied().unwrap_or(f64::INFINITY);
+        if cand <= next {
+            m = cand;
+            break;
+        }
+    }
+    raw.iter().map(|d| d.max(m)).collect()
 }
 
 /// Kernel name, Python frame and cpu_op of `op` under `tm`'s framework and GPU, for a step
@@ -970,6 +992,22 @@ mod tests {
         assert_eq!(cat(Op::AllReduce), "communication");
         assert_eq!(cat(Op::MoeUp), "moe");
         assert_eq!(cat(Op::Sample), "reduce_topk");
+    }
+
+    #[test]
+    fn fitting_raises_the_shortest_or_scales_down() {
+        let f = fit(&[1.0, 2.0, 10.0], 20.0);
+        assert!((f.iter().sum::<f64>() - 20.0).abs() < 1e-9, "{f:?}");
+        assert_eq!(f[2], 10.0);
+        assert!(
+            (f[0] - 5.0).abs() < 1e-9 && (f[1] - 5.0).abs() < 1e-9,
+            "{f:?}"
+        );
+        let f = fit(&[1.0, 3.0], 2.0);
+        assert!(
+            (f[0] - 0.5).abs() < 1e-9 && (f[1] - 1.5).abs() < 1e-9,
+            "{f:?}"
+        );
     }
 
     #[test]
