@@ -443,6 +443,86 @@ mod tests {
         );
     }
 
+    fn rec(start_s: f64, shape: BatchShape) -> StepRecord {
+        StepRecord {
+            start_s,
+            shape,
+            factor: 1.0,
+        }
+    }
+
+    #[test]
+    fn sglang_by_stage_writes_one_trace_per_stage_after_num_steps() {
+        use trace::tests::{decode, prefill, setup};
+        let (tm, sm, _) = setup("Qwen/Qwen3-0.6B", 1, false);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut r = Recorder::new(EngineKind::Sglang);
+        let req = StartRequest {
+            output_dir: Some(dir.path().display().to_string()),
+            num_steps: Some(2),
+            profile_by_stage: true,
+        };
+        r.start(&Enabling::Sglang, &req).expect("start");
+        assert!(matches!(
+            r.start(&Enabling::Sglang, &req),
+            Err(ProfileError::AlreadyRunning)
+        ));
+        let mut written = Vec::new();
+        let steps = [prefill(64), decode(1), decode(1), decode(1), decode(1)];
+        for (i, b) in steps.into_iter().enumerate() {
+            written.extend(r.record(rec(i as f64 * 0.01, b), &sm, &tm));
+        }
+        let names: Vec<String> = written
+            .into_iter()
+            .map(|w| w.expect("written").path.display().to_string())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(
+            names[0].ends_with("-TP-0-EXTEND.trace.json.gz"),
+            "{names:?}"
+        );
+        assert!(
+            names[1].ends_with("-TP-0-DECODE.trace.json.gz"),
+            "{names:?}"
+        );
+        assert!(!r.is_recording());
+        assert!(matches!(r.stop(&sm, &tm), Err(ProfileError::NotRunning)));
+    }
+
+    #[test]
+    fn vllm_caps_the_steps_and_stops_at_max_iterations() {
+        use trace::tests::{decode, setup};
+        let (tm, sm, _) = setup("Qwen/Qwen3-0.6B", 1, false);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let how = Enabling::Vllm {
+            dir: dir.path().to_path_buf(),
+            max_iterations: 0,
+        };
+        let mut r = Recorder::new(EngineKind::Vllm);
+        r.start(&how, &StartRequest::default()).expect("start");
+        for i in 0..(MAX_STEPS + 10) {
+            assert!(
+                r.record(rec(i as f64 * 0.01, decode(4)), &sm, &tm)
+                    .is_empty()
+            );
+        }
+        let w = r.stop(&sm, &tm).expect("stop").expect("a trace");
+        assert_eq!(w.steps, MAX_STEPS);
+        // A stop with nothing running is ignored, as vLLM's WorkerProfiler.stop does.
+        assert!(matches!(r.stop(&sm, &tm), Ok(None)));
+        let how = Enabling::Vllm {
+            dir: dir.path().to_path_buf(),
+            max_iterations: 3,
+        };
+        r.start(&how, &StartRequest::default()).expect("start");
+        let mut n = 0;
+        for i in 0..5 {
+            n += r.record(rec(f64::from(i), decode(4)), &sm, &tm).len();
+        }
+        assert_eq!(n, 1);
+        assert!(!r.is_recording());
+    }
+
     #[test]
     fn vllm_profiler_config_is_checked_like_vllms() {
         let ok = serde_json::json!({"profiler": "torch", "torch_profiler_dir": "/x/y"});

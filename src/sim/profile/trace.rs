@@ -239,17 +239,15 @@ pub fn kernels(tm: &TraceModel, p: &StepParts, factor: f64, bandwidth: f64) -> V
         .max(1.0);
     let moe_layers = f64::from(tm.moe_layers.max(1));
     let layers = f64::from(tm.layers.max(1));
-    let mut ks: Vec<(Kernel, bool)> = Vec::new(); // (kernel, unpriced)
-    let mut push = |op, layer, dur: f64, pointwise| {
-        ks.push((
-            Kernel {
-                op,
-                layer,
-                dur_us: dur * 1e6,
-                idle_us: 0.0,
-            },
-            pointwise,
-        ));
+    let mut ks: Vec<Kernel> = Vec::new();
+    // The last argument says whether the roofline prices the op (documentation only).
+    let mut push = |op, layer, dur: f64, _unpriced: bool| {
+        ks.push(Kernel {
+            op,
+            layer,
+            dur_us: dur * 1e6,
+            idle_us: 0.0,
+        });
     };
     let mem = |bytes: f64| bytes / bandwidth;
     push(Op::InputCopy, None, p.fixed * 0.3, false);
@@ -330,16 +328,12 @@ pub fn kernels(tm: &TraceModel, p: &StepParts, factor: f64, bandwidth: f64) -> V
         (k.layer.is_some() && k.op != Op::AllReduce) || k.op == Op::FinalNorm || k.op == Op::LmHead
     };
     let busy = p.priced().max(p.floor) * 1e6;
-    let raw: Vec<f64> = ks
-        .iter()
-        .filter(|(k, _)| in_body(k))
-        .map(|(k, _)| k.dur_us)
-        .collect();
+    let raw: Vec<f64> = ks.iter().filter(|k| in_body(k)).map(|k| k.dur_us).collect();
     let fitted = fit(&raw, busy);
     let idle = (p.body() - p.priced().max(p.floor)).max(0.0) * 1e6 / raw.len().max(1) as f64;
     let mut fitted = fitted.into_iter();
     ks.into_iter()
-        .map(|(mut k, _)| {
+        .map(|mut k| {
             if in_body(&k) {
                 k.dur_us = fitted.next().unwrap_or(k.dur_us);
                 k.idle_us = idle;
@@ -776,84 +770,47 @@ fn step_events(
             _ => Via::Own,
         })
         .collect();
-    // GPU placement.
-    let gpu_start = (start + 30.0).max(c.gpu_us + LAUNCH_GAP_US);
-    let mut t = gpu_start;
-    let mut placed = Vec::with_capacity(ks.len());
-    for k in ks {
-        placed.push(t);
-        t += k.dur_us + k.idle_us + LAUNCH_GAP_US;
-    }
-    let gpu_end = t;
-    c.gpu_us = gpu_end;
-    // CPU side: the annotation, the model runner's frame, then the launches.
+    // Kernels go back to back on the stream (with their idle time and the launch gap),
+    // never before their own launch returns: a host slower than the GPU starves it.
     let name = step_name(tm.framework, r);
     let ann = c.next_external();
-    let cpu_start = start;
-    let cpu_end = gpu_end.max(cpu_start + 50.0);
-    c.cpu(
-        "user_annotation",
-        &name,
-        cpu_start,
-        cpu_end - cpu_start,
-        json!({"External id": ann}),
-    );
-    let runner = if tm.framework == EngineKind::Sglang {
-        "sglang/srt/managers/scheduler.py(2919): run_batch"
-    } else {
-        "vllm/v1/worker/gpu_model_runner.py(2290): execute_model"
-    };
-    c.cpu(
-        "python_function",
-        runner,
-        cpu_start + 1.0,
-        cpu_end - cpu_start - 2.0,
-        json!({}),
-    );
-    c.gpu(
-        "gpu_user_annotation",
-        &name,
-        gpu_start,
-        gpu_end - gpu_start,
-        json!({"External id": ann}),
-    );
-    let mut host = cpu_start + 5.0;
+    let gpu_start = (start + 30.0).max(c.gpu_us + LAUNCH_GAP_US);
+    let mut t = gpu_start;
+    let mut host = start + 5.0;
     let mut graph_corr: Vec<(usize, u64)> = Vec::new();
-    for ((k, via), ts) in ks.iter().zip(&vias).zip(&placed) {
+    for (k, via) in ks.iter().zip(&vias) {
         let (kname, py, op) = names(tm, k.op, tokens, decode);
-        let launch_at = (ts - LEAD_US).max(host);
+        let launch_at = (t - LEAD_US).max(host);
         let (corr, ext) = match via {
-            Via::Graph(n) => {
-                let corr = match graph_corr.iter().find(|(g, _)| g == n) {
-                    Some((_, corr)) => *corr,
-                    None => {
-                        let corr = c.next_correlation();
-                        graph_corr.push((*n, corr));
-                        let frame = if tm.framework == EngineKind::Sglang {
-                            "sglang/srt/model_executor/cuda_graph_runner.py(760): replay"
-                        } else {
-                            "vllm/compilation/cuda_graph.py(250): __call__"
-                        };
-                        c.cpu(
-                            "python_function",
-                            frame,
-                            launch_at,
-                            LAUNCH_US + 2.0,
-                            json!({}),
-                        );
-                        c.cpu(
-                            "cuda_runtime",
-                            "cudaGraphLaunch",
-                            launch_at + 1.0,
-                            LAUNCH_US,
-                            json!({"correlation": corr}),
-                        );
-                        host = launch_at + LAUNCH_US + 2.0;
-                        corr
-                    }
-                };
-                (corr, None)
-            }
+            Via::Graph(n) => match graph_corr.iter().find(|(g, _)| g == n) {
+                Some((_, corr)) => (*corr, None),
+                None => {
+                    let corr = c.next_correlation();
+                    graph_corr.push((*n, corr));
+                    let frame = if tm.framework == EngineKind::Sglang {
+                        "sglang/srt/model_executor/cuda_graph_runner.py(760): replay"
+                    } else {
+                        "vllm/compilation/cuda_graph.py(250): __call__"
+                    };
+                    c.cpu(
+                        "python_function",
+                        frame,
+                        launch_at,
+                        LAUNCH_US + 2.0,
+                        json!({}),
+                    );
+                    c.cpu(
+                        "cuda_runtime",
+                        "cudaGraphLaunch",
+                        launch_at + 1.0,
+                        LAUNCH_US,
+                        json!({"correlation": corr}),
+                    );
+                    host = launch_at + LAUNCH_US + 2.0;
+                    t = t.max(launch_at + 1.0 + LAUNCH_US);
+                    (corr, None)
+                }
+            },
             Via::Own => {
                 let corr = c.next_correlation();
                 let ext = c.next_external();
@@ -878,6 +835,7 @@ fn step_events(
                     json!({"External id": ext, "correlation": corr}),
                 );
                 host = launch_at + LAUNCH_US + 4.0;
+                t = t.max(launch_at + 2.0 + LAUNCH_US);
                 (corr, Some(ext))
             }
         };
@@ -890,18 +848,53 @@ fn step_events(
         if let (Some(x), Some(map)) = (ext, args.as_object_mut()) {
             map.insert("External id".into(), json!(x));
         }
-        c.gpu(cat, &kname, *ts, k.dur_us, args);
+        c.gpu(cat, &kname, t, k.dur_us, args);
+        t += k.dur_us + k.idle_us + LAUNCH_GAP_US;
     }
+    let gpu_end = t;
+    c.gpu_us = gpu_end;
+    // The step's annotations and the model runner's frame around the launches.
+    let cpu_end = host.max(start + 50.0) + 5.0;
+    c.cpu(
+        "user_annotation",
+        &name,
+        start,
+        cpu_end - start,
+        json!({"External id": ann}),
+    );
+    let runner = if tm.framework == EngineKind::Sglang {
+        "sglang/srt/managers/scheduler.py(2919): run_batch"
+    } else {
+        "vllm/v1/worker/gpu_model_runner.py(2290): execute_model"
+    };
+    c.cpu(
+        "python_function",
+        runner,
+        start + 1.0,
+        cpu_end - start - 2.0,
+        json!({}),
+    );
+    c.gpu(
+        "gpu_user_annotation",
+        &name,
+        gpu_start,
+        gpu_end - gpu_start,
+        json!({"External id": ann}),
+    );
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::engine::vllm::VllmArgs;
     use crate::sim::quant;
     use crate::sim::roofline::BatchShape;
 
-    fn setup(model: &str, tp: u32, eager: bool) -> (TraceModel, StepModel, ModelShape) {
+    pub(in crate::sim::profile) fn setup(
+        model: &str,
+        tp: u32,
+        eager: bool,
+    ) -> (TraceModel, StepModel, ModelShape) {
         let m = ModelShape::resolve(model).expect("catalogue model");
         let gpu = crate::hardware::gpus::lookup("H100").expect("H100");
         let args = VllmArgs {
@@ -916,7 +909,7 @@ mod tests {
         (TraceModel::new(&m, gpu, &c, EngineKind::Vllm), sm, m)
     }
 
-    fn decode(n: u32) -> BatchShape {
+    pub(in crate::sim::profile) fn decode(n: u32) -> BatchShape {
         BatchShape {
             tokens: n,
             seqs: n,
@@ -928,7 +921,7 @@ mod tests {
         }
     }
 
-    fn prefill(n: u32) -> BatchShape {
+    pub(in crate::sim::profile) fn prefill(n: u32) -> BatchShape {
         BatchShape {
             tokens: n,
             seqs: 1,
@@ -992,6 +985,59 @@ mod tests {
         assert_eq!(cat(Op::AllReduce), "communication");
         assert_eq!(cat(Op::MoeUp), "moe");
         assert_eq!(cat(Op::Sample), "reduce_topk");
+    }
+
+    #[test]
+    fn kernels_start_after_their_launch_and_graphs_launch_once() {
+        for eager in [false, true] {
+            let (tm, sm, m) = setup("meta-llama/Llama-3.1-8B-Instruct", 2, eager);
+            let steps: Vec<StepRecord> = [decode(8), prefill(512), decode(8)]
+                .into_iter()
+                .enumerate()
+                .map(|(i, shape)| StepRecord {
+                    start_s: i as f64 * 0.001,
+                    shape,
+                    factor: 1.0,
+                })
+                .collect();
+            let doc = render(&steps, &sm, &tm, 1e15, 0.0);
+            let events = doc["traceEvents"].as_array().expect("events");
+            let launches: std::collections::HashMap<u64, (f64, &str)> = events
+                .iter()
+                .filter(|e| e["cat"] == "cuda_runtime")
+                .map(|e| {
+                    let end = e["ts"].as_f64().unwrap_or(0.0) + e["dur"].as_f64().unwrap_or(0.0);
+                    let name = e["name"].as_str().unwrap_or("");
+                    (e["args"]["correlation"].as_u64().unwrap_or(0), (end, name))
+                })
+                .collect();
+            let kernels: Vec<&Value> = events
+                .iter()
+                .filter(|e| e["cat"] == "kernel" || e["cat"] == "gpu_memcpy")
+                .collect();
+            for k in &kernels {
+                let corr = k["args"]["correlation"].as_u64().unwrap_or(0);
+                let (end, _) = launches[&corr];
+                assert!(k["ts"].as_f64().unwrap_or(0.0) + 1e-3 >= end, "{k}");
+            }
+            let graphs = launches
+                .values()
+                .filter(|(_, n)| *n == "cudaGraphLaunch")
+                .count();
+            // Decode steps under FULL graphs: one launch each; the piecewise prefill one per
+            // piece between attentions (L + 1); eager: none.
+            let want = if eager {
+                0
+            } else {
+                2 + m.num_layers as usize + 1
+            };
+            assert_eq!(graphs, want, "eager {eager}");
+            let ann = events
+                .iter()
+                .filter(|e| e["cat"] == "gpu_user_annotation")
+                .count();
+            assert_eq!(ann, 3);
+        }
     }
 
     #[test]
