@@ -20,10 +20,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc::UnboundedSender};
+use tokio::sync::{Notify, mpsc::UnboundedSender, oneshot};
 
 use super::engine::SimEngine;
 use super::interface::{FinishReason, SimRequest, StepResult, TokenOutput};
+use super::profile::{Enabling, ProfileError, Recorder, StartRequest, StepRecord, Written};
 use super::prom::{Finished, Metrics};
 use super::vlog::{self, Level, Proc};
 
@@ -48,6 +49,12 @@ enum Cmd {
     Submit(Vec<SimRequest>, UnboundedSender<Event>, Instant),
     Abort(u64),
     ResetPrefixCache,
+    StartProfile(
+        Enabling,
+        StartRequest,
+        oneshot::Sender<Result<(), ProfileError>>,
+    ),
+    StopProfile(oneshot::Sender<Result<Option<Written>, ProfileError>>),
     Shutdown,
 }
 
@@ -83,6 +90,8 @@ pub struct DriverConfig {
     pub engine_pid: u32,
     /// Print vLLM's periodic stats line.
     pub log_stats: bool,
+    /// The framework served (profiler file names).
+    pub framework: crate::recipe::EngineKind,
 }
 
 /// Handle to the engine thread (cheap to clone).
@@ -139,6 +148,28 @@ impl Driver {
         let _ = self.tx.send(Cmd::ResetPrefixCache);
     }
 
+    /// Start recording steps for a trace (`/start_profile`).
+    pub async fn start_profile(
+        &self,
+        how: Enabling,
+        req: StartRequest,
+    ) -> Result<(), ProfileError> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::StartProfile(how, req, tx)).is_err() {
+            return Err(ProfileError::NotRunning);
+        }
+        rx.await.unwrap_or(Err(ProfileError::NotRunning))
+    }
+
+    /// Stop recording and write the trace (`/stop_profile`).
+    pub async fn stop_profile(&self) -> Result<Option<Written>, ProfileError> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::StopProfile(tx)).is_err() {
+            return Err(ProfileError::NotRunning);
+        }
+        rx.await.unwrap_or(Err(ProfileError::NotRunning))
+    }
+
     /// Stop the engine thread.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Cmd::Shutdown);
@@ -170,6 +201,7 @@ struct Loop {
     started: u64,
     window: StatsWindow,
     lag: Lag,
+    profiler: Recorder,
 }
 
 /// Tracks how far the engine thread runs behind its wall-clock schedule (a time scale
@@ -215,6 +247,7 @@ impl Loop {
             live: HashMap::new(),
             started: 0,
             lag: Lag::default(),
+            profiler: Recorder::new(cfg.framework),
             window: StatsWindow {
                 at: 0.0,
                 prompt: 0,
@@ -262,6 +295,18 @@ impl Loop {
             }
             Cmd::Abort(id) => self.abort(id),
             Cmd::ResetPrefixCache => self.engine.reset_prefix_cache(),
+            Cmd::StartProfile(how, req, reply) => {
+                let _ = reply.send(self.profiler.start(&how, &req));
+            }
+            Cmd::StopProfile(reply) => {
+                let done = self
+                    .profiler
+                    .stop(self.engine.step_model(), self.engine.trace_model());
+                if let Ok(Some(w)) = &done {
+                    log_written(w);
+                }
+                let _ = reply.send(done);
+            }
             Cmd::Shutdown => return false,
         }
         self.publish_stats();
@@ -300,6 +345,24 @@ impl Loop {
     /// One engine step in real time; false when the engine died.
     fn step(&mut self) -> bool {
         let result = self.engine.step(self.now);
+        if let Some((shape, factor)) = self.engine.last_step()
+            && self.profiler.is_recording()
+        {
+            let rec = StepRecord {
+                start_s: self.now,
+                shape,
+                factor,
+            };
+            let written =
+                self.profiler
+                    .record(rec, self.engine.step_model(), self.engine.trace_model());
+            for w in written {
+                match w {
+                    Ok(w) => log_written(&w),
+                    Err(e) => vlog::emit(Proc::Api, Level::Error, "profiler.py:1", &e.to_string()),
+                }
+            }
+        }
         let end = self.now + result.duration_s.max(0.0);
         let deadline = self.t0 + Duration::from_secs_f64(end * self.cfg.time_scale);
         match deadline.checked_duration_since(Instant::now()) {
@@ -426,6 +489,18 @@ impl Loop {
         self.shared.died.notify_one();
         false
     }
+}
+
+fn log_written(w: &Written) {
+    vlog::info(
+        "profiler.py:1",
+        &format!(
+            "forge simulator: wrote a predicted trace of {} steps ({} events) to {}",
+            w.steps,
+            w.events,
+            w.path.display()
+        ),
+    );
 }
 
 const CRASH_TRACE: &[&str] = &[

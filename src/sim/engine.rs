@@ -122,6 +122,8 @@ pub struct SimEngine {
     steps: u64,
     busy: bool,
     info: BootInfo,
+    trace: super::profile::TraceModel,
+    last_step: Option<(BatchShape, f64)>,
 }
 
 /// Median natural output length when `ignore_eos` is off, tokens.
@@ -151,6 +153,7 @@ impl SimEngine {
         let spec = SpecDecode::from_config(config.speculative_config.as_ref(), model.num_layers)
             .map_err(BootError::Config)?;
         let step = StepModel::new(&model, gpu, &prec, &config, spec.clone());
+        let trace = super::profile::TraceModel::new(&model, gpu, &config, policy.framework);
         let mut inputs = memory_inputs(&model, gpu, &config, &prec, &step, max_len);
         inputs.graphs_in_budget = vllm >= super::memory::GRAPHS_IN_BUDGET_SINCE;
         inputs.rule = policy.memory;
@@ -185,6 +188,8 @@ impl SimEngine {
             steps: 0,
             busy: false,
             info: info.clone(),
+            trace,
+            last_step: None,
         };
         Ok((engine, info))
     }
@@ -197,6 +202,22 @@ impl SimEngine {
     /// What booting reported.
     pub fn boot_info(&self) -> &BootInfo {
         &self.info
+    }
+
+    /// The roofline that prices each step.
+    pub fn step_model(&self) -> &StepModel {
+        &self.model
+    }
+
+    /// What the profiler needs to draw this engine's steps as kernels.
+    pub fn trace_model(&self) -> &super::profile::TraceModel {
+        &self.trace
+    }
+
+    /// What the last [`SimEngine::step`] computed and the factor applied to the roofline's
+    /// times (run speed, jitter, framework); `None` when it was idle. For the profiler.
+    pub fn last_step(&self) -> Option<(BatchShape, f64)> {
+        self.last_step
     }
 
     /// Simulated time at the end of the last step.
@@ -308,14 +329,17 @@ impl SimEngine {
     /// server finishes taking in, or a delayed output), or 0 when idle.
     pub fn step(&mut self, now: f64) -> StepResult {
         let start = now.max(self.clock);
+        self.last_step = None;
         self.admit(start);
         let sched = self.sched.schedule();
         if sched.is_empty() {
             return self.idle_step(start);
         }
         let shape = batch_shape(&sched);
-        let period = self.model.step(&shape).period * self.speed * self.jitter_factor();
+        let jitter = self.jitter_factor();
+        let period = self.model.step(&shape).period * self.speed * jitter;
         let period = period * self.step_factor;
+        self.last_step = Some((shape, self.speed * jitter * self.step_factor));
         let end = start + period;
         let outputs = self.sched.apply(&sched);
         self.frontend.produce(end, outputs);

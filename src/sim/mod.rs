@@ -15,8 +15,9 @@
 //! 400s), [`stop`] applies stop strings, [`logprobs`] simulates log probabilities,
 //! [`flow`] and [`sse`] build the responses, [`reply`] the error replies,
 //! [`tokenize_api`] serves `/tokenize` and `/detokenize`; [`prom`] is its `/metrics`,
-//! [`faults`] its failure modes, [`vlog`] its log format, [`serve`] ties the lifecycle
-//! together.
+//! [`faults`] its failure modes, [`vlog`] its log format, [`profile`] its
+//! `/start_profile`/`/stop_profile` (a Chrome trace of the predicted kernels), [`serve`]
+//! ties the lifecycle together.
 
 pub mod api_error;
 pub mod body;
@@ -38,6 +39,7 @@ pub mod model;
 pub mod options;
 pub mod policy;
 pub mod predict;
+pub mod profile;
 pub mod prom;
 pub mod quant;
 pub mod reply;

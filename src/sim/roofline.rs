@@ -91,6 +91,52 @@ pub struct StepTime {
     pub period: f64,
 }
 
+/// The terms of one step's GPU time, seconds per GPU:
+/// `total = max(dense + experts + attention + head, floor, launch_bound) + allreduce + draft
+/// + fixed`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepParts {
+    /// Tokens after CUDA-graph padding.
+    pub padded_tokens: u32,
+    /// How the forward is launched.
+    pub launch: Launch,
+    /// Always-active linear layers (attention projections, dense MLPs, shared experts).
+    pub dense: f64,
+    /// Routed experts (MoE).
+    pub experts: f64,
+    /// Attention.
+    pub attention: f64,
+    /// Output head.
+    pub head: f64,
+    /// The shortest the layers can take (`L·τ_floor`).
+    pub floor: f64,
+    /// Host launch cost of the layers under this launch mode (`L·τ_launch`).
+    pub launch_bound: f64,
+    /// Tensor-parallel all-reduces.
+    pub allreduce: f64,
+    /// Speculative draft passes.
+    pub draft: f64,
+    /// Fixed per-step GPU time (τ_step: input copies, sampling).
+    pub fixed: f64,
+}
+
+impl StepParts {
+    /// The priced kernels of the layers and head.
+    pub fn priced(&self) -> f64 {
+        self.dense + self.experts + self.attention + self.head
+    }
+
+    /// The layers' time: priced kernels, raised to the floor or the host launch cost.
+    pub fn body(&self) -> f64 {
+        self.priced().max(self.floor).max(self.launch_bound)
+    }
+
+    /// GPU time of the step.
+    pub fn total(&self) -> f64 {
+        self.body() + self.allreduce + self.draft + self.fixed
+    }
+}
+
 /// The precomputed roofline of one (model, GPU, config).
 #[derive(Debug, Clone)]
 pub struct StepModel {
@@ -238,17 +284,14 @@ impl StepModel {
         bytes / (self.bw * calib::ETA_MEM)
     }
 
-    fn linear(&self, t_pad: f64) -> f64 {
-        let dense = (self.dense_flops_per_token * t_pad / (self.p_lin * eta_compute(t_pad)))
-            .max(self.mem(self.dense_bytes));
-        let experts = self.expert.map_or(0.0, |x| {
+    fn experts(&self, t_pad: f64) -> f64 {
+        self.expert.map_or(0.0, |x| {
             let touched = experts_touched(x.experts, x.top_k, t_pad);
             let per_expert_tokens = (t_pad * x.top_k / touched).max(1.0);
             let flops = x.flops_per_token_per_expert * x.top_k * t_pad;
             (flops / (self.p_lin * eta_compute(per_expert_tokens)))
                 .max(self.mem(touched * x.bytes_per_expert))
-        });
-        dense + experts
+        })
     }
 
     fn attention(&self, b: &BatchShape) -> f64 {
@@ -289,16 +332,40 @@ impl StepModel {
 
     /// GPU time of one forward pass over `b`.
     pub fn gpu_time(&self, b: &BatchShape) -> f64 {
+        self.parts(b).map_or(0.0, |p| p.total())
+    }
+
+    /// The terms [`StepModel::gpu_time`] adds up for `b` (`None` for an empty step): what
+    /// the simulator's profiler ([`super::profile`]) splits into kernels.
+    pub fn parts(&self, b: &BatchShape) -> Option<StepParts> {
         if b.tokens == 0 {
-            return 0.0;
+            return None;
         }
         let (pad, kind) = self.graphs.plan(b.tokens, b.uniform_decode);
         let t_pad = f64::from(pad);
-        let kernels = self.linear(t_pad) + self.attention(b) + self.head(f64::from(b.sampled));
-        let body = kernels
-            .max(self.layers * calib::TAU_LAYER_FLOOR)
-            .max(self.launch(kind));
-        body + self.allreduce(t_pad) + self.draft_time(b) + calib::TAU_STEP
+        let dense = (self.dense_flops_per_token * t_pad / (self.p_lin * eta_compute(t_pad)))
+            .max(self.mem(self.dense_bytes));
+        let experts = self.experts(t_pad);
+        let attention = self.attention(b);
+        let head = self.head(f64::from(b.sampled));
+        Some(StepParts {
+            padded_tokens: pad,
+            launch: kind,
+            dense,
+            experts,
+            attention,
+            head,
+            floor: self.layers * calib::TAU_LAYER_FLOOR,
+            launch_bound: self.launch(kind),
+            allreduce: self.allreduce(t_pad),
+            draft: self.draft_time(b),
+            fixed: calib::TAU_STEP,
+        })
+    }
+
+    /// Bytes one GPU moves through memory per second at the roofline's achieved rate.
+    pub fn achieved_bandwidth(&self) -> f64 {
+        self.bw * calib::ETA_MEM
     }
 
     /// Draft-model time of a speculative step (zero without speculation).

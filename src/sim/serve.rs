@@ -19,6 +19,7 @@ use super::driver::{Driver, DriverConfig};
 use super::engine::{BootInfo, SimEngine};
 use super::faults;
 use super::options::SimOptions;
+use super::profile::{Enabling, VllmProfilerConfig};
 use super::sampling::LogprobLimits;
 use super::server::{AppState, router};
 use super::tokenize_api::Vocab;
@@ -148,6 +149,10 @@ async fn start(
     if let Some(err) = boot::injected_failure(&cmd.sim) {
         return Err(boot::fail(&err, &cmd.sim, engine_pid).await);
     }
+    if let Some(msg) = profiler_config_error(cmd) {
+        vlog::raw_err(&msg);
+        return Err(boot::exit_failure());
+    }
     let setup = boot::setup(&cmd.parsed, &cmd.sim).map_err(|e| {
         boot::print_model_error(&cmd.parsed.args.model, &e);
         boot::exit_failure()
@@ -259,8 +264,29 @@ fn log_ready(cmd: &ServeCommand, addr: SocketAddr) {
         "api_server.py:1818",
         &format!("Starting vLLM API server 0 on {url}"),
     );
+    if let Some(Enabling::Vllm { dir, .. }) = profiling(cmd) {
+        vlog::emit(
+            vlog::Proc::Api,
+            vlog::Level::Warning,
+            "api_router.py:48",
+            "Profiler with mode 'torch' is enabled in the API server. This should ONLY be used \
+             for local development!",
+        );
+        vlog::info(
+            "wrapper.py:196",
+            &format!(
+                "Torch profiling enabled. Traces will be saved to: {}",
+                dir.display()
+            ),
+        );
+    }
     vlog::info("launcher.py:29", "Available routes are:");
-    for (path, method) in ROUTES {
+    let profile_routes: &[(&str, &str)] = if profiling(cmd).is_some() {
+        &[("/start_profile", "POST"), ("/stop_profile", "POST")]
+    } else {
+        &[]
+    };
+    for (path, method) in ROUTES.iter().chain(profile_routes) {
         vlog::info(
             "launcher.py:37",
             &format!("Route: {path}, Methods: {method}"),
@@ -315,6 +341,10 @@ async fn serve(
         crash_after: cmd.sim.faults.crash_after,
         engine_pid,
         log_stats: cmd.twin.is_none() && !cmd.parsed.server.disable_log_stats,
+        framework: cmd
+            .twin
+            .as_ref()
+            .map_or(crate::recipe::EngineKind::Vllm, |t| t.framework),
     };
     let (driver, _thread) = match Driver::start(engine, config) {
         Ok(d) => d,
@@ -370,7 +400,37 @@ fn app_state(cmd: &ServeCommand, driver: Driver, max_model_len: u32, vocab: u64)
             vocab_size: vocab,
         },
         vocab: Vocab::default(),
+        profiling: profiling(cmd),
     }
+}
+
+/// How profiling is enabled: SGLang always, vLLM with a valid `--profiler-config` naming
+/// the torch profiler, TensorRT-LLM never.
+fn profiling(cmd: &ServeCommand) -> Option<Enabling> {
+    match cmd.twin.as_ref().map(|t| t.framework) {
+        Some(crate::recipe::EngineKind::Sglang) => Some(Enabling::Sglang),
+        Some(_) => None,
+        None => {
+            let json = cmd.parsed.server.profiler_config.as_ref()?;
+            let (dir, max_iterations) = VllmProfilerConfig::from_json(json).ok()??;
+            Some(Enabling::Vllm {
+                dir,
+                max_iterations,
+            })
+        }
+    }
+}
+
+/// A `--profiler-config` vLLM would refuse at startup (pydantic's ValueError), as its
+/// message.
+pub fn profiler_config_error(cmd: &ServeCommand) -> Option<String> {
+    if cmd.twin.is_some() {
+        return None;
+    }
+    let json = cmd.parsed.server.profiler_config.as_ref()?;
+    VllmProfilerConfig::from_json(json)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// `--max-logprobs` (vLLM's default 20).

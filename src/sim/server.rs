@@ -65,6 +65,8 @@ pub struct AppState {
     pub framework: crate::recipe::EngineKind,
     /// `/metrics` is served (SGLang needs `--enable-metrics`).
     pub metrics: bool,
+    /// How `/start_profile` is enabled (`None`: the routes answer 404).
+    pub profiling: Option<super::profile::Enabling>,
 }
 
 impl AppState {
@@ -90,12 +92,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics));
     // The routes only one framework has: vLLM's dev-mode prefix-cache reset, SGLang's
     // cache flush (GET or POST) and generation-free readiness, trtllm-serve's Prometheus.
+    // Profiling: SGLang always mounts it (GET or POST); vLLM only with
+    // `--profiler-config` (POST); trtllm-serve has none.
     let own = match state.framework {
         EngineKind::Sglang => common
             .route("/flush_cache", get(flush_cache).post(flush_cache))
             .route("/ready", get(health))
-            .route("/health_generate", get(health)),
+            .route("/health_generate", get(health))
+            .route("/start_profile", get(start_profile).post(start_profile))
+            .route("/stop_profile", get(stop_profile).post(stop_profile)),
         EngineKind::Trtllm => common.route("/prometheus/metrics", get(prometheus_metrics)),
+        _ if state.profiling.is_some() => common
+            .route("/reset_prefix_cache", post(reset_prefix_cache))
+            .route("/start_profile", post(start_profile))
+            .route("/stop_profile", post(stop_profile)),
         _ => common.route("/reset_prefix_cache", post(reset_prefix_cache)),
     };
     own.route("/v1/completions", post(completions))
@@ -148,6 +158,80 @@ fn authorized(s: &AppState, req: &Request) -> bool {
 
 async fn not_found() -> Response {
     json_response(StatusCode::NOT_FOUND, r#"{"detail":"Not Found"}"#.into())
+}
+
+/// `/start_profile`: vLLM (`api_router.py` `start_profile`) answers an empty 200; SGLang
+/// (`http_server.py` `start_profile_async`) reads `ProfileReqInput` and answers
+/// `Start profiling.`, or 500 when a capture already runs.
+async fn start_profile(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+    let Some(how) = s.profiling.clone() else {
+        return not_found().await;
+    };
+    let sglang = s.framework == EngineKind::Sglang;
+    let req = if sglang && !body.iter().all(u8::is_ascii_whitespace) {
+        match serde_json::from_slice::<super::profile::StartRequest>(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                let detail = serde_json::json!({"detail": [{"msg": e.to_string()}]});
+                return json_response(StatusCode::UNPROCESSABLE_ENTITY, detail.to_string());
+            }
+        }
+    } else {
+        super::profile::StartRequest::default()
+    };
+    if !sglang {
+        vlog::info("api_router.py:27", "Starting profiler...");
+    }
+    match s.driver.start_profile(how, req).await {
+        Ok(()) if sglang => text(StatusCode::OK, "Start profiling.\n"),
+        Ok(()) => {
+            vlog::info("api_router.py:29", "Profiler started.");
+            StatusCode::OK.into_response()
+        }
+        Err(e) => profile_failed(&e),
+    }
+}
+
+/// `/stop_profile`: writes the trace; vLLM answers an empty 200, SGLang `Stop profiling.
+/// This will take some time.`, or 500 when no capture runs.
+async fn stop_profile(State(s): State<Arc<AppState>>) -> Response {
+    if s.profiling.is_none() {
+        return not_found().await;
+    }
+    let sglang = s.framework == EngineKind::Sglang;
+    if !sglang {
+        vlog::info("api_router.py:35", "Stopping profiler...");
+    }
+    match s.driver.stop_profile().await {
+        Ok(_) if sglang => text(
+            StatusCode::OK,
+            "Stop profiling. This will take some time.\n",
+        ),
+        Ok(_) => {
+            vlog::info("api_router.py:37", "Profiler stopped.");
+            StatusCode::OK.into_response()
+        }
+        Err(e) => profile_failed(&e),
+    }
+}
+
+fn profile_failed(e: &super::profile::ProfileError) -> Response {
+    vlog::emit(
+        vlog::Proc::Api,
+        vlog::Level::Error,
+        "http_server.py:1",
+        &format!("RuntimeError: {e}"),
+    );
+    text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// `POST /reset_prefix_cache`: vLLM mounts it only with `VLLM_SERVER_DEV_MODE=1`.

@@ -24,6 +24,8 @@ pub struct ServerOptions {
     pub enable_log_requests: bool,
     /// `--disable-uvicorn-access-log`.
     pub disable_access_log: bool,
+    /// `--profiler-config` (JSON as given).
+    pub profiler_config: Option<serde_json::Value>,
 }
 
 /// Apply one occurrence (later occurrences win, as in argparse).
@@ -62,6 +64,11 @@ fn apply_server(s: &mut ServerOptions, field: ServerField, v: &Value) {
         ServerField::DisableLogStats => s.disable_log_stats = on,
         ServerField::EnableLogRequests => s.enable_log_requests = on,
         ServerField::DisableAccessLog => s.disable_access_log = on,
+        ServerField::ProfilerConfig => {
+            if let Value::Json(j) = v {
+                s.profiler_config = Some(j.clone());
+            }
+        }
     }
 }
 

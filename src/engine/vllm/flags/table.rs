@@ -131,6 +131,8 @@ pub enum ServerField {
     EnableLogRequests,
     /// `--disable-uvicorn-access-log`.
     DisableAccessLog,
+    /// `--profiler-config` (JSON): enables `/start_profile` and `/stop_profile`.
+    ProfilerConfig,
 }
 
 /// Where a parsed value goes.
@@ -543,6 +545,7 @@ pub static FLAGS: &[Flag] = &[
     flag("--compilation-config", Kind::Json, T::CompilationConfig, VLLM, "torch.compile and cudagraph capture configuration.").alias(&["-cc"]).since(V0_12),
     // Other.
     flag("--disable-log-stats", Kind::StoreTrue, T::Server(ServerField::DisableLogStats), OTHER, "Disable logging statistics."),
+    flag("--profiler-config", Kind::Json, T::Server(ServerField::ProfilerConfig), OTHER, "Profiling configuration (torch or cuda profiler).").since(V0_13),
 ];
 
 /// The flags that exist in `version`, in table order.
