@@ -40,6 +40,9 @@ pub enum Command {
     /// Analyze torch-profiler traces: where the GPU time goes.
     #[command(subcommand)]
     Trace(TraceCmd),
+    /// Capture torch-profiler traces of a serving engine (prefill and decode) and analyze
+    /// them.
+    Profile(ProfileArgs),
     /// Summarise a run: baseline, best, gain with its interval, every experiment, failures.
     Report(ReportArgs),
     /// Show or validate a playbook.
@@ -318,6 +321,60 @@ pub enum TraceFormat {
     Text,
     /// JSON.
     Json,
+}
+
+/// `forge profile`.
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("server").required(true).args(["campaign", "base_url"])),
+    after_help = "With --campaign forge boots the framework's best gated deployment with its \
+torch profiler on (vLLM ≥ 0.13: --profiler-config; older vLLM: VLLM_TORCH_PROFILER_DIR; SGLang: \
+SGLANG_TORCH_PROFILER_DIR), captures prefill (input L → 1 token) and decode (1 token → output L) \
+at the median lengths of the scenario with the longest requests (--scenario picks another) through \
+/start_profile and /stop_profile, files the traces under \
+CAMPAIGN/profiles/FRAMEWORK/{prefill,decode}/ with analysis.md beside them, and stops the server. \
+With --base-url the server is already running with its profiler on and writes to --trace-dir."
+)]
+pub struct ProfileArgs {
+    /// A `forge compare` campaign: profile this framework's best deployment.
+    #[arg(long)]
+    pub campaign: Option<PathBuf>,
+    /// A running server, profiler on (`http://127.0.0.1:8000`).
+    #[arg(long, requires = "trace_dir")]
+    pub base_url: Option<String>,
+    /// The framework: vllm or sglang (TensorRT-LLM has no profiler over HTTP).
+    #[arg(long)]
+    pub framework: String,
+    /// Where the running server writes its traces (its `torch_profiler_dir`, or
+    /// `SGLANG_TORCH_PROFILER_DIR`).
+    #[arg(long)]
+    pub trace_dir: Option<PathBuf>,
+    /// The campaign scenario whose lengths to use (default: the one with the longest
+    /// requests).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Prompt tokens of the prefill capture (default: the scenario's; 1024 with
+    /// --base-url).
+    #[arg(long, value_parser = crate::bounds::count_u32(1, 1_000_000))]
+    pub input_len: Option<u32>,
+    /// Output tokens of the decode capture (default: the scenario's; 256 with --base-url).
+    #[arg(long, value_parser = crate::bounds::count_u32(1, 1_000_000))]
+    pub output_len: Option<u32>,
+    /// Requests per capture, sent at once.
+    #[arg(long, default_value_t = 8, value_parser = crate::bounds::count(1, 4096))]
+    pub batch: usize,
+    /// The model name requests carry (--base-url; default: the first of `/v1/models`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The served model's `config.json` (its layer count for the pipeline).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output directory (default: CAMPAIGN/profiles/FRAMEWORK, or ./profiles/FRAMEWORK).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Seconds to wait for the traces after `/stop_profile`.
+    #[arg(long, default_value_t = 300, value_parser = crate::bounds::count(1, 86_400))]
+    pub wait_s: usize,
 }
 
 /// `forge gap`.

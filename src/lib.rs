@@ -17,6 +17,7 @@ pub mod engine;
 pub mod hardware;
 pub mod logging;
 pub mod playbook;
+pub mod profile;
 pub mod recipe;
 pub mod record;
 pub mod report;

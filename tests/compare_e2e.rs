@@ -257,6 +257,43 @@ fn dry_run_compare_of_three_twins_end_to_end() {
         report.contains("## Gap") && report.contains("| w | vllm-"),
         "{report}"
     );
+    // `forge profile` boots each twin's best deployment with its profiler on, captures
+    // both stages at the scenario's lengths and analyzes them; TensorRT-LLM has no
+    // profiler over HTTP and says so.
+    for fw in ["vllm", "sglang"] {
+        let out = forge(&["profile", "--framework", fw, "--batch", "2", "--campaign"])
+            .arg(&campaign)
+            .env(common::procs::TAG_VAR, tag(&campaign))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{fw}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("256 → 1") && text.contains("1 → 48"),
+            "{text}"
+        );
+        for stage in ["prefill", "decode"] {
+            let md = campaign.join(format!("profiles/{fw}/{stage}/analysis.md"));
+            let md = std::fs::read_to_string(&md).unwrap();
+            assert!(md.contains(&format!("## Stage: {stage}")), "{md}");
+            assert!(md.contains("### Layer pipeline"), "{md}");
+        }
+    }
+    let out = forge(&["profile", "--framework", "trtllm", "--campaign"])
+        .arg(&campaign)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no torch profiler"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!campaign.join("profiles/trtllm").exists());
     // Nothing is left running.
     assert!(common::procs::tagged(&tag(&campaign)).is_empty());
 }

@@ -1,6 +1,7 @@
 //! The simulator's `/start_profile` and `/stop_profile` end to end: the real `forge sim
 //! serve` (vLLM with `--profiler-config`, the SGLang twin with a request body) writes a
-//! gzip Chrome trace named as the framework names it, and `forge trace analyze` reads it.
+//! gzip Chrome trace named as the framework names it, and `forge trace analyze` reads it;
+//! `forge profile --base-url` captures both stages from each and analyzes them.
 
 mod common;
 
@@ -190,9 +191,12 @@ async fn sglang_twin_profiles_by_request_and_stops_after_num_steps() {
     let id = name.trim_end_matches("-TP-0.trace.json.gz");
     assert!(id.parse::<f64>().is_ok(), "{name}");
     check_trace(&files[0], "step[");
-    // FlashInfer's norm and activation kernels (`flashinfer::norm::…`) fall under the
-    // analyzer's `flashinfer` → attention rule, so only these two are checked here.
-    let table = analyze(&files[0], &["gemm", "attention"]);
+    // FlashInfer's norm, activation and RoPE kernels (`flashinfer::norm::…`) are not
+    // attention.
+    let table = analyze(
+        &files[0],
+        &["gemm", "attention", "norm", "activation", "rope"],
+    );
     assert!(
         table.contains("BatchDecodeWithPagedKVCacheKernel"),
         "{table}"
@@ -216,4 +220,111 @@ async fn sglang_twin_profiles_by_request_and_stops_after_num_steps() {
 async fn trtllm_twin_has_no_profile_route() {
     let (_p, port) = twin("trtllm", &[MODEL, "--backend", "pytorch"]);
     assert_eq!(post(port, "/start_profile", None).await.0, 404);
+}
+
+/// `forge profile --base-url` against a running simulator: both stages captured, filed and
+/// analyzed.
+fn profile_server(port: u16, framework: &str, trace_dir: &Path) -> (common::bin::Outcome, PathBuf) {
+    let out = trace_dir.parent().unwrap().join(format!("out-{framework}"));
+    let o = run(&mut forge(&[
+        "profile",
+        "--base-url",
+        &format!("http://127.0.0.1:{port}"),
+        "--framework",
+        framework,
+        "--trace-dir",
+        trace_dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--input-len",
+        "128",
+        "--output-len",
+        "24",
+        "--batch",
+        "3",
+        "--wait-s",
+        "20",
+    ]));
+    (o, out)
+}
+
+fn assert_profiled(out: &Path, layers: u64) {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("profile.json")).unwrap()).unwrap();
+    let stages = m["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2, "{m}");
+    for (s, name) in stages.iter().zip(["prefill", "decode"]) {
+        assert_eq!(s["stage"], name);
+        assert!(s["error"].is_null(), "{m}");
+        let trace = out.join(s["traces"][0].as_str().unwrap());
+        assert!(trace.starts_with(out.join(name)), "{}", trace.display());
+        let md = std::fs::read_to_string(out.join(name).join("analysis.md")).unwrap();
+        assert!(md.contains(&format!("## Stage: {name}")), "{md}");
+        let a: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(name).join("analysis.json")).unwrap())
+                .unwrap();
+        let p = &a["stages"][0]["pipeline"];
+        assert_eq!(p["layers"], layers, "{name}: {p}");
+    }
+    let decode = &stages[1];
+    assert_eq!(
+        (decode["input_len"].as_u64(), decode["output_len"].as_u64()),
+        (Some(1), Some(24))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forge_profile_captures_both_stages_of_the_vllm_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    let config = serde_json::json!({"profiler": "torch", "torch_profiler_dir": raw});
+    let mut p = serve(&["--profiler-config", &config.to_string()]);
+    let port = p.ready();
+    let (o, out) = profile_server(port, "vllm", &raw);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("prefill") && o.stdout.contains("decode"),
+        "{}",
+        o.stdout
+    );
+    // Qwen3-0.6B: 28 layers, found from the trace alone.
+    assert_profiled(&out, 28);
+    // Filed: nothing left where the server wrote.
+    assert!(traces(&raw).is_empty(), "{:?}", traces(&raw));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forge_profile_captures_both_stages_of_the_sglang_twin() {
+    let (_p, port) = twin("sglang", &["--model-path", MODEL]);
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    let (o, out) = profile_server(port, "sglang", &raw);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert_profiled(&out, 28);
+    let md = std::fs::read_to_string(out.join("decode/analysis.md")).unwrap();
+    assert!(md.contains("framework SGLang"), "{md}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forge_profile_of_a_server_without_a_profiler_fails_per_stage() {
+    let (_p, port) = twin("trtllm", &[MODEL, "--backend", "pytorch"]);
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    let (o, out) = profile_server(port, "trtllm", &raw);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("/start_profile answered 404"),
+        "{}",
+        o.stderr
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("profile.json")).unwrap()).unwrap();
+    assert!(
+        m["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| !s["error"].is_null())
+    );
 }

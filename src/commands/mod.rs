@@ -7,6 +7,7 @@ pub mod compare;
 pub mod doctor;
 pub mod loopback;
 pub mod playbook;
+pub mod profile;
 pub mod recipe;
 pub mod report;
 pub mod sim;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare(args) => compare::main(*args),
         Command::Gap(args) => compare::gap_main(args),
         Command::Trace(cmd) => trace::main(cmd),
+        Command::Profile(args) => profile::main(args),
         Command::Report(args) => report::main(args),
         Command::Playbook(cmd) => playbook::main(cmd),
         Command::Recipe(cmd) => recipe::main(cmd),

@@ -43,10 +43,7 @@ pub async fn run(
     let _lock = crate::store::RunLock::acquire(dir)?;
     let path = dir.join(SETTINGS_FILE);
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let before: CompareSettings =
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let before = settings::load(dir)?;
         anyhow::ensure!(
             before == s,
             "{}: this campaign was started with other settings; continue it with `forge compare resume {}`, or choose another --campaign-dir",
@@ -105,12 +102,7 @@ pub async fn run(
 
 /// Continue the campaign in `dir` with the settings it started with.
 pub async fn resume(dir: &Path, starter: &dyn search::Starter) -> anyhow::Result<ExitCode> {
-    let path = dir.join(SETTINGS_FILE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("{}: {e} (not a compare campaign?)", path.display()))?;
-    let s: CompareSettings =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    run(s, dir, starter).await
+    run(settings::load(dir)?, dir, starter).await
 }
 
 /// Stop engine servers a killed campaign left behind (their process groups are recorded

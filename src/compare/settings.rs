@@ -114,3 +114,11 @@ impl CompareSettings {
         dir.join("search").join(fw.as_str())
     }
 }
+
+/// The settings of the campaign in `dir` (its `compare.json`).
+pub fn load(dir: &std::path::Path) -> anyhow::Result<CompareSettings> {
+    let path = dir.join(SETTINGS_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e} (not a compare campaign?)", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}

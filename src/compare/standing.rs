@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use super::candidate::{Candidate, ranked};
 use super::gap::{Gap, by_sla};
-use super::settings::{CompareSettings, SETTINGS_FILE};
 use crate::recipe::EngineKind;
 use crate::store::write_atomic;
 
@@ -49,11 +48,7 @@ pub struct GapFile {
 
 /// Run `forge gap`.
 pub async fn run(dir: &Path, target: EngineKind, max_pairs: usize) -> anyhow::Result<ExitCode> {
-    let path = dir.join(SETTINGS_FILE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("{}: {e} (not a compare campaign?)", path.display()))?;
-    let s: CompareSettings =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let s = super::settings::load(dir)?;
     anyhow::ensure!(
         s.frameworks.contains(&target),
         "--target: {} was not compared in {} ({})",

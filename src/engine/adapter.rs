@@ -119,6 +119,27 @@ pub trait Engine: Send + Sync {
     fn bench_quirks(&self) -> BenchQuirks {
         BenchQuirks::default()
     }
+
+    /// How this engine's version turns on its torch profiler, its traces written under
+    /// `dir`: what to add to the launch and what `/start_profile` takes. `Err` says why it
+    /// has none over HTTP.
+    fn profiler(&self, _dir: &Path) -> Result<ProfilerSetup, String> {
+        Err(format!(
+            "{} has no torch profiler behind /start_profile and /stop_profile",
+            self.describe()
+        ))
+    }
+}
+
+/// What turns an engine's torch profiler on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfilerSetup {
+    /// Arguments added to the launch command.
+    pub args: Vec<String>,
+    /// Environment added to the launch.
+    pub env: Vec<(String, String)>,
+    /// The JSON body of `POST /start_profile` (none: an empty request).
+    pub start_body: Option<Value>,
 }
 
 /// A change to the engine's defaults that lets them boot, and why.

@@ -25,13 +25,27 @@ const RULES: &[(&str, &[&str])] = &[
             "deepep",
         ],
     ),
-    ("memory", &["memcpy", "memset"]),
+    // KV-cache writes are scatters (memory-bound copies into the paged cache); the
+    // contract's list has no rule for them, and their template arguments
+    // (`Fp8KVCacheDataType`) would file them under quantize.
+    (
+        "memory",
+        &[
+            "memcpy",
+            "memset",
+            "reshape_and_cache",
+            "store_kvcache",
+            "set_kv_buffer",
+        ],
+    ),
     (
         "hybrid_linear",
         &["mamba", "ssm", "gated_delta", "causal_conv"],
     ),
     // The contract's list misses FlashAttention-2's and FlashInfer's kernel names
     // (`flash::flash_fwd_splitkv_kernel`, `BatchPrefillWithPagedKVCacheKernel`): added.
+    // Not `flashinfer` itself: FlashInfer's norms, activations and RoPE
+    // (`flashinfer::norm::RMSNormKernel`) are not attention.
     (
         "attention",
         &[
@@ -41,7 +55,6 @@ const RULES: &[(&str, &[&str])] = &[
             "mla",
             "paged_attention",
             "flash_fwd",
-            "flashinfer",
             "batchprefill",
             "batchdecode",
         ],
@@ -298,6 +311,21 @@ mod tests {
                 "memory",
             ),
             ("flash_fwd_splitkv_kernel", "attention"),
+            ("flashinfer::BatchDecodeWithPagedKVCacheKernel", "attention"),
+            ("flashinfer::norm::RMSNormKernel<8, __nv_bfloat16>", "norm"),
+            (
+                "flashinfer::activation::act_and_mul_kernel<silu>",
+                "activation",
+            ),
+            (
+                "flashinfer::BatchQKApplyRotaryPosIdsCosSinCacheKernel",
+                "rope",
+            ),
+            (
+                "void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16, unsigned char, (vllm::Fp8KVCacheDataType)1>",
+                "memory",
+            ),
+            ("store_kvcache", "memory"),
             ("fused_moe_kernel", "moe"),
             ("nvjet_tst_128x64_64x8_1x2_h_bz_TNT", "gemm"),
             ("vllm::rms_norm_kernel", "norm"),

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::help::{self, HelpSnapshot, PROBE_TIMEOUT, Version};
 use super::{defaults, flags, logs};
-use crate::engine::adapter::Engine;
+use crate::engine::adapter::{Engine, ProfilerSetup};
 use crate::engine::failure::Failure;
 use crate::engine::process::LaunchSpec;
 use crate::engine::twin::SimLaunch;
@@ -81,6 +81,20 @@ impl SglangEngine {
 }
 
 impl Engine for SglangEngine {
+    /// SGLang serves `/start_profile` and `/stop_profile`; its traces go to
+    /// `SGLANG_TORCH_PROFILER_DIR` (set at launch, as its bench client requires) or the
+    /// request's `output_dir`.
+    fn profiler(&self, dir: &Path) -> Result<ProfilerSetup, String> {
+        Ok(ProfilerSetup {
+            env: vec![(
+                "SGLANG_TORCH_PROFILER_DIR".into(),
+                dir.display().to_string(),
+            )],
+            start_body: Some(super::profile_start_body(dir)),
+            ..ProfilerSetup::default()
+        })
+    }
+
     fn describe(&self) -> String {
         let version = self.version.map_or_else(
             || match &self.help {

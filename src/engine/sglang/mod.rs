@@ -15,3 +15,9 @@ pub mod logs;
 pub fn check_model(model: &str) -> anyhow::Result<()> {
     crate::engine::vllm::check_model(model)
 }
+
+/// The body of SGLang's `POST /start_profile` writing traces under `dir` (its
+/// `ProfileReqInput.output_dir`).
+pub fn profile_start_body(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::json!({"output_dir": dir.display().to_string()})
+}

@@ -23,7 +23,7 @@ use super::flags::Version;
 use super::help::HelpSnapshot;
 use super::logs;
 use super::probe::{self, PROBE_TIMEOUT};
-use crate::engine::adapter::{BootFix, Engine};
+use crate::engine::adapter::{BootFix, Engine, ProfilerSetup};
 use crate::engine::failure::Failure;
 use crate::engine::process::LaunchSpec;
 use crate::hardware::GpuSpec;
@@ -100,6 +100,33 @@ impl VllmEngine {
 impl Engine for VllmEngine {
     fn vllm_version(&self) -> Option<(u32, u32, u32)> {
         Some((self.version.major, self.version.minor, self.version.patch))
+    }
+
+    /// vLLM ≥ 0.13 takes `--profiler-config '{"profiler":"torch","torch_profiler_dir":…}'`
+    /// (vllm-project/vllm#29912); earlier releases read `VLLM_TORCH_PROFILER_DIR`, which
+    /// 0.16 removed (#33536). Either way the routes exist only while it is set.
+    fn profiler(&self, dir: &Path) -> Result<ProfilerSetup, String> {
+        let dir = dir.display().to_string();
+        if (self.version.major, self.version.minor) < (0, 13) {
+            return Ok(ProfilerSetup {
+                env: vec![("VLLM_TORCH_PROFILER_DIR".into(), dir)],
+                ..ProfilerSetup::default()
+            });
+        }
+        if let Some(h) = &self.help
+            && h.lists_flags()
+            && !h.has("--profiler-config")
+        {
+            return Err(format!(
+                "{}: its help lists no --profiler-config",
+                self.describe()
+            ));
+        }
+        let config = serde_json::json!({"profiler": "torch", "torch_profiler_dir": dir});
+        Ok(ProfilerSetup {
+            args: vec!["--profiler-config".into(), config.to_string()],
+            ..ProfilerSetup::default()
+        })
     }
 
     fn describe(&self) -> String {
@@ -200,4 +227,48 @@ fn context_for(need: u64, max: u64) -> Option<u64> {
         return None;
     }
     Some((need.div_ceil(1024) * 1024).max(2048).min(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELP_ALL_0_33: &str = include_str!("../../../tests/fixtures/vllm/help-all-0.33.0.txt");
+    const HELP_0_10: &str = include_str!("../../../tests/fixtures/vllm/help-0.10.2.txt");
+
+    fn at(major: u32, minor: u32, help: Option<&str>) -> VllmEngine {
+        let mut e = VllmEngine::real(
+            vec!["vllm".into()],
+            Version {
+                major,
+                minor,
+                patch: 0,
+            },
+        );
+        e.help = help.map(|h| Arc::new(HelpSnapshot::parse(h)));
+        e
+    }
+
+    #[test]
+    fn the_profiler_is_turned_on_the_way_each_version_reads_it() {
+        let dir = Path::new("/runs/p/raw");
+        let old = at(0, 10, Some(HELP_0_10)).profiler(dir).unwrap();
+        assert_eq!(
+            old.env,
+            vec![(
+                "VLLM_TORCH_PROFILER_DIR".to_string(),
+                "/runs/p/raw".to_string()
+            )]
+        );
+        assert!(old.args.is_empty() && old.start_body.is_none());
+        let new = at(0, 33, Some(HELP_ALL_0_33)).profiler(dir).unwrap();
+        assert_eq!(new.args[0], "--profiler-config");
+        let v: Value = serde_json::from_str(&new.args[1]).unwrap();
+        assert_eq!(v["profiler"], "torch");
+        assert_eq!(v["torch_profiler_dir"], "/runs/p/raw");
+        assert!(new.env.is_empty());
+        // A help that lists its flags without --profiler-config: refused, not guessed.
+        let e = at(0, 33, Some(HELP_0_10)).profiler(dir).unwrap_err();
+        assert!(e.contains("--profiler-config"), "{e}");
+    }
 }
