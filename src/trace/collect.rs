@@ -122,6 +122,10 @@ pub struct Collected {
     /// Python frames and annotations that name each framework (`vllm/`, `sglang/`,
     /// `tensorrt_llm/`).
     pub hints: [u64; 3],
+    /// The last event's `pid/tid` and its interned id (events of one thread come in runs).
+    last_thread: Option<(String, String, u32)>,
+    /// Per interned name: is it a frame of user code (`None`: not asked yet).
+    user: Vec<Option<bool>>,
 }
 
 impl Collected {
@@ -133,12 +137,17 @@ impl Collected {
         if e.ph != "X" {
             return;
         }
-        let thread = |s: &mut Self| s.names.id(&format!("{}/{}", e.pid.0, e.tid.0));
-        match e.cat.as_str() {
+        let thread = |s: &mut Self| s.thread(&e.pid.0, &e.tid.0);
+        match e.cat.as_ref() {
             "python_function" => {
                 self.hint(&e.name);
-                let t = thread(self);
                 let name = self.names.id(&e.name);
+                // Only frames of user code are ever a launch site: the rest (built-ins,
+                // torch's own frames, most of a trace's Python events) are not kept.
+                if !self.is_user(name) {
+                    return;
+                }
+                let t = thread(self);
                 self.frames.entry(t).or_default().push(Frame {
                     start: e.ts,
                     end: e.ts + e.dur,
@@ -181,7 +190,7 @@ impl Collected {
                     start: e.ts,
                     end: e.ts + e.dur,
                     name,
-                    gpu: e.cat == "gpu_user_annotation",
+                    gpu: e.cat.as_ref() == "gpu_user_annotation",
                 });
             }
             _ if is_kernel(e) => {
@@ -200,6 +209,28 @@ impl Collected {
             }
             _ => {}
         }
+    }
+
+    /// The interned `pid/tid` of a thread.
+    fn thread(&mut self, pid: &str, tid: &str) -> u32 {
+        if let Some((p, t, id)) = &self.last_thread
+            && p == pid
+            && t == tid
+        {
+            return *id;
+        }
+        let id = self.names.id(&format!("{pid}/{tid}"));
+        self.last_thread = Some((pid.to_string(), tid.to_string(), id));
+        id
+    }
+
+    /// Whether the interned frame name `id` is user code ([`super::sites::is_user`]).
+    fn is_user(&mut self, id: u32) -> bool {
+        let i = id as usize;
+        if self.user.len() <= i {
+            self.user.resize(i + 1, None);
+        }
+        *self.user[i].get_or_insert_with(|| super::sites::is_user(self.names.get(id)))
     }
 
     fn hint(&mut self, name: &str) {

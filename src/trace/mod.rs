@@ -104,7 +104,7 @@ pub struct StageAnalysis {
 /// Analyze the trace at `path`.
 pub fn analyze(path: &Path, opts: &Options) -> Result<Analysis, TraceError> {
     let mut c = collect::Collected::default();
-    let events = read::for_each_event(path, |e| c.add(&e))?;
+    let events = read::for_each_event(path, |e| c.add(e))?;
     c.finish();
     let pid = c.busiest_pid().ok_or_else(|| TraceError {
         path: path.to_path_buf(),

@@ -79,7 +79,7 @@ fn innermost_user(c: &Collected, thread: u32, t: f64) -> Option<u32> {
 }
 
 /// A frame of the program under study: not a built-in, not torch's own machinery.
-fn is_user(frame: &str) -> bool {
+pub fn is_user(frame: &str) -> bool {
     if frame.starts_with('<') {
         return false;
     }
