@@ -1,0 +1,3 @@
+//! Candidate patches to a serving engine's source (stub).
+
+pub mod diff;
