@@ -1,3 +1,4 @@
 //! Candidate patches to a serving engine's source (stub).
 
 pub mod diff;
+pub mod safety;
