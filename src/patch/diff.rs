@@ -611,8 +611,13 @@ fn header_name(text: &str, no: usize) -> Result<Option<String>, ParseError> {
     }
 }
 
-/// `a/src/x.c` → `src/x.c`; `None` when there is no `/` to strip at.
+/// `a/src/x.c` → `src/x.c`; `None` when there is no `/` to strip at. An absolute name
+/// (`+++ /etc/x`) stays absolute, so that it is refused rather than quietly read as
+/// `etc/x` inside the checkout.
 fn strip_component(name: &str) -> Option<String> {
+    if name.starts_with('/') {
+        return Some(name.to_string());
+    }
     name.split_once('/').map(|(_, rest)| rest.to_string())
 }
 

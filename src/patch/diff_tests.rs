@@ -155,6 +155,14 @@ fn plain_diff_u_with_timestamps() {
 }
 
 #[test]
+fn absolute_names_stay_absolute() {
+    let d = parse("--- /etc/x.orig\n+++ /etc/x\n@@ -1 +1 @@\n-a\n+b\n").unwrap();
+    assert_eq!(d.files[0].paths(), vec!["/etc/x.orig", "/etc/x"]);
+    let d = parse("diff --git a//etc/x b//etc/x\n--- a//etc/x\n+++ b//etc/x\n").unwrap();
+    assert_eq!(d.files[0].name(), "/etc/x");
+}
+
+#[test]
 fn quoted_names_are_unquoted() {
     let text = "\
 diff --git \"a/sp ace\\tx\" \"b/sp ace\\tx\"
