@@ -2,7 +2,7 @@
 //! outside its checkout or into `.git/` (`rej-path`), create or change a symlink
 //! (`rej-symlink`), carry binary content (`rej-binary`), exceed the size limits
 //! (`rej-size`), add a secret-looking line (`rej-secret`), or make a build or install
-//! script fetch from a network (`rej-download`). [`check`] returns the first [`Refusal`];
+//! script fetch from a network or add a submodule (`rej-download`). [`check`] returns the first [`Refusal`];
 //! its message names the file (and line) but never repeats a secret.
 //!
 //! Paths are judged lexically (no absolute path, no `..`, `.` or empty component, no
@@ -94,10 +94,16 @@ pub enum Refusal {
     Download {
         /// The path.
         file: String,
-        /// The line in the new file (0 when it is not one line).
+        /// The line in the new file.
         line: u64,
         /// What fetches.
         what: &'static str,
+    },
+    /// Creates or moves a submodule pointer (fetched from a network when updated).
+    #[error("{file}: submodule pointer (mode 160000): fetched from a network when updated")]
+    Submodule {
+        /// The path.
+        file: String,
     },
 }
 
@@ -111,7 +117,7 @@ impl Refusal {
             Refusal::Binary { .. } => "rej-binary",
             Refusal::Size { .. } => "rej-size",
             Refusal::Secret { .. } => "rej-secret",
-            Refusal::Download { .. } => "rej-download",
+            Refusal::Download { .. } | Refusal::Submodule { .. } => "rej-download",
         }
     }
 }
@@ -256,10 +262,8 @@ fn check_modes(file: &FilePatch) -> Result<(), Refusal> {
         });
     }
     if modes.contains(&Some(GITLINK_MODE)) {
-        return Err(Refusal::Download {
+        return Err(Refusal::Submodule {
             file: shown(file.name()),
-            line: 0,
-            what: "a submodule (mode 160000) is fetched when updated",
         });
     }
     Ok(())
@@ -361,7 +365,17 @@ static FETCHES: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
     ])
 });
 
-/// Whether `path` is a build or install script (its fetches run at build time).
+/// Whether `file` is a build or install script (its fetches run at build time): by name
+/// (either side of a rename), or a new first line that is a `#!` line.
+fn is_script(file: &FilePatch) -> bool {
+    file.paths().iter().any(|p| is_build_script(p))
+        || file
+            .added
+            .first()
+            .is_some_and(|a| a.new_line == 1 && a.text.starts_with("#!"))
+}
+
+/// Whether `path` names a build or install script.
 pub fn is_build_script(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     let lower = name.to_ascii_lowercase();
@@ -376,7 +390,7 @@ pub fn is_build_script(path: &str) -> bool {
             | "build.rs"
             | "dockerfile"
             | "containerfile"
-    ) || [".cmake", ".mk", ".sh", ".dockerfile"]
+    ) || [".cmake", ".mk", ".sh", ".bash", ".dockerfile"]
         .iter()
         .any(|ext| lower.ends_with(ext))
         || lower.starts_with("dockerfile.")
@@ -384,7 +398,7 @@ pub fn is_build_script(path: &str) -> bool {
 }
 
 fn check_downloads(file: &FilePatch) -> Result<(), Refusal> {
-    if !file.paths().iter().any(|p| is_build_script(p)) {
+    if !is_script(file) {
         return Ok(());
     }
     for added in &file.added {

@@ -212,6 +212,12 @@ fn downloads_in_build_scripts() {
         assert_eq!(r.code(), "rej-download", "{path}: {line}");
         assert!(r.to_string().contains(&format!("{path}:1")), "{r}");
     }
+    let sub = "diff --git a/m b/m\nnew file mode 160000\n--- /dev/null\n+++ b/m\n@@ -0,0 +1 @@\n+Subproject commit 1234\n";
+    let r = judge(sub, root).unwrap_err();
+    assert_eq!(r.code(), "rej-download");
+    assert!(r.to_string().starts_with("m: submodule"), "{r}");
+    let shebang = add("tools/fetch", &["#!/usr/bin/env bash", "wget -q x"]);
+    assert_eq!(code(&shebang, root), "rej-download");
     assert_eq!(
         code(&add("src/net.cpp", &["// https://example.com/x"]), root),
         "ok"
