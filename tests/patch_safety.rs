@@ -116,6 +116,13 @@ diff --git a/../../etc/passwd b/../../etc/passwd
     let e = rejected(r.path(), text);
     assert_eq!(e.code(), "rej-path", "{e}");
     assert!(e.to_string().contains("../../etc/passwd"), "{e}");
+    // Git's C-style quoting spells `..` as `\056\056`.
+    let quoted = "--- \"a/\\056\\056/x\"\n+++ \"b/\\056\\056/x\"\n@@ -1 +1 @@\n-a\n+b\n";
+    assert_eq!(rejected(r.path(), quoted).code(), "rej-path");
+    // Reading outside is refused too: a copy from outside would leak it into the tree.
+    let copy = "diff --git a/../../etc/hostname b/leak.txt\nsimilarity index 100%\ncopy from ../../etc/hostname\ncopy to leak.txt\n";
+    assert_eq!(rejected(r.path(), copy).code(), "rej-path");
+    assert!(!r.path().join("leak.txt").exists());
     let escape = rejected(r.path(), &new_file("../escaped.txt", &["x"]));
     assert_eq!(escape.code(), "rej-path");
     assert!(!r.path().parent().unwrap().join("escaped.txt").exists());

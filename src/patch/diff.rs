@@ -207,12 +207,16 @@ impl<'a> Parser<'a> {
         here.starts_with("--- ") && next.starts_with("+++ ")
     }
 
-    fn push(&mut self, file: FilePatch) -> Result<(), ParseError> {
+    fn push(&mut self, mut file: FilePatch) -> Result<(), ParseError> {
         if file.old_path.is_none() && file.new_path.is_none() {
             return err(
                 file.line,
                 "file header names no file (both sides /dev/null)",
             );
+        }
+        if file.kind == Kind::Modify && file.old_path != file.new_path {
+            // Git reads differing names as a move.
+            file.kind = Kind::Rename;
         }
         self.files.push(file);
         Ok(())
@@ -597,7 +601,10 @@ fn header_name(text: &str, no: usize) -> Result<Option<String>, ParseError> {
     let name = if text.starts_with('"') {
         quoted_token(text, no)?.0
     } else {
-        text.split('\t').next().unwrap_or("").trim_end().to_string()
+        // As git: the name runs to a tab (a timestamp follows) or the line's end, less
+        // a CR; trailing spaces are part of it.
+        let name = text.split('\t').next().unwrap_or("");
+        name.trim_end_matches('\r').to_string()
     };
     if name == "/dev/null" {
         return Ok(None);

@@ -149,6 +149,7 @@ fn plain_diff_u_with_timestamps() {
  c
 ";
     let d = parse(text).unwrap();
+    assert_eq!(d.files[0].kind, Kind::Modify);
     assert_eq!(d.files[0].old_path.as_deref(), Some("src/a.c"));
     assert_eq!(d.files[0].new_path.as_deref(), Some("src/a.c"));
     assert_eq!(d.files[0].added[0].new_line, 2);
@@ -160,6 +161,19 @@ fn absolute_names_stay_absolute() {
     assert_eq!(d.files[0].paths(), vec!["/etc/x.orig", "/etc/x"]);
     let d = parse("diff --git a//etc/x b//etc/x\n--- a//etc/x\n+++ b//etc/x\n").unwrap();
     assert_eq!(d.files[0].name(), "/etc/x");
+}
+
+#[test]
+fn names_keep_trailing_spaces_like_git() {
+    let d = parse("--- a/x \n+++ b/x \n@@ -1 +1 @@\n-a\n+b\n").unwrap();
+    assert_eq!(d.files[0].name(), "x ");
+}
+
+#[test]
+fn differing_names_are_a_move() {
+    let d = parse("diff --git a/x b/y\n--- a/x\n+++ b/y\n@@ -1 +1 @@\n-a\n+b\n").unwrap();
+    assert_eq!(d.files[0].kind, Kind::Rename);
+    assert_eq!(d.files[0].paths(), vec!["x", "y"]);
 }
 
 #[test]

@@ -109,18 +109,23 @@ fn paths_of(diff: &Diff) -> BTreeSet<&str> {
 /// path forge judged): a diff the two read differently could slip a path past the check.
 fn same_files(diff: &Diff, git_paths: &[String]) -> Result<(), Refusal> {
     let judged = paths_of(diff);
-    let stray = git_paths.iter().find(|p| !judged.contains(p.as_str()));
-    if stray.is_none() && git_paths.len() == diff.files.len() {
-        return Ok(());
+    if let Some(stray) = git_paths.iter().find(|p| !judged.contains(p.as_str())) {
+        return Err(Refusal::Path {
+            file: diff::shown(stray),
+            why: "git reads this path from the diff, forge did not".to_string(),
+        });
     }
-    Err(Refusal::Path {
-        file: diff::shown(stray.map_or("(diff)", String::as_str)),
-        why: format!(
-            "git reads this diff differently from forge ({} files against {})",
-            git_paths.len(),
-            diff.files.len()
-        ),
-    })
+    if git_paths.len() != diff.files.len() {
+        return Err(Refusal::Path {
+            file: "(diff)".to_string(),
+            why: format!(
+                "git reads {} file patches from the diff, forge {}",
+                git_paths.len(),
+                diff.files.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
