@@ -309,11 +309,14 @@ impl<'a> Parser<'a> {
                 file.new_path = Some(new);
             }
         }
-        if file.kind == Kind::Add {
-            file.old_path = None;
-        }
-        if file.kind == Kind::Delete {
-            file.new_path = None;
+        // Every name read is judged, so none may be dropped here.
+        let stray_old = file.kind == Kind::Add && file.old_path.is_some();
+        let stray_new = file.kind == Kind::Delete && file.new_path.is_some();
+        if stray_old || stray_new {
+            return err(
+                no,
+                "a new file must come from /dev/null, a deleted one go to it",
+            );
         }
         if file.old_path.is_none() && file.new_path.is_none() {
             return err(
@@ -568,7 +571,8 @@ fn same_name_split(rest: &str) -> Option<(&str, &str)> {
 }
 
 /// A `diff --git` line whose names could not be split must still be `P/FROM Q/TO` for the
-/// rename or copy lines' FROM and TO (quoted names were split already).
+/// FROM and TO that the rename, copy or `---`/`+++` lines name (quoted names were split
+/// already).
 fn header_fits_rename(rest: &str, file: &FilePatch, no: usize) -> Result<(), ParseError> {
     let (Some(from), Some(to)) = (&file.old_path, &file.new_path) else {
         return Ok(());
@@ -586,7 +590,7 @@ fn header_fits_rename(rest: &str, file: &FilePatch, no: usize) -> Result<(), Par
     } else {
         err(
             no,
-            "inconsistent filenames: `diff --git` and the rename/copy lines differ",
+            "inconsistent filenames: `diff --git` names other files than the lines below it",
         )
     }
 }

@@ -164,6 +164,17 @@ fn absolute_names_stay_absolute() {
 }
 
 #[test]
+fn a_new_file_with_an_old_name_is_malformed() {
+    let text = "diff --git a/x y b/x y\nnew file mode 100644\n--- a/../../etc/passwd\n+++ b/x y\n";
+    let e = parse(text).unwrap_err();
+    assert!(e.message.contains("inconsistent old filename"), "{e}");
+    let text = "diff --git a/x b/y z\nnew file mode 100644\n--- a/../../etc/passwd\n+++ b/y z\n";
+    assert!(parse(text).is_err());
+    let text = "diff --git a/x b/x\nrename from x\nrename to y\ndeleted file mode 100644\n";
+    assert!(parse(text).is_err());
+}
+
+#[test]
 fn names_keep_trailing_spaces_like_git() {
     let d = parse("--- a/x \n+++ b/x \n@@ -1 +1 @@\n-a\n+b\n").unwrap();
     assert_eq!(d.files[0].name(), "x ");
