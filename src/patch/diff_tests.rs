@@ -1,3 +1,7 @@
+//! Unit tests of the diff reader: every header form git and `diff -u` write, names as
+//! `git apply -p1` reads them, malformed input naming its line, and property tests that no
+//! input (arbitrary, diff-shaped, or a mutated valid diff) panics.
+
 use super::*;
 use proptest::prelude::*;
 

@@ -1,3 +1,6 @@
+//! Unit tests of the git operations on temporary repositories: dirty and non-repository
+//! checkouts, option-like names refused, git's own reading of paths, hooks not run.
+
 use super::*;
 
 /// A temporary repository with one commit holding `src/a.c`.

@@ -1,3 +1,7 @@
+//! Unit tests of the safety check: each `rej-*` code on its trigger (paths lexically and
+//! through symlinks made in a temporary directory), ordinary code that must pass, and the
+//! property that a `..` component or an absolute path never passes.
+
 use super::*;
 use crate::patch::diff::parse;
 use proptest::prelude::*;
