@@ -16,6 +16,7 @@ pub mod doctor;
 pub mod engine;
 pub mod hardware;
 pub mod logging;
+pub mod patch;
 pub mod playbook;
 pub mod profile;
 pub mod recipe;

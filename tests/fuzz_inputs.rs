@@ -3,7 +3,8 @@
 //! (run by `.ci/run` through the test suite).
 //! The rest live beside their parsers: recipe YAML (`recipe`), playbooks (`playbook`),
 //! `config.json` (`sim::model`), LLM headers (`agent::llm::http`), engine logs
-//! (`tests/log_classifiers.rs`), numeric flags (`tests/cli_bounds.rs`). 0 panics, 0 aborts.
+//! (`tests/log_classifiers.rs`), numeric flags (`tests/cli_bounds.rs`), candidate diffs
+//! (`patch::diff`, `patch::safety`). 0 panics, 0 aborts.
 
 mod common;
 
