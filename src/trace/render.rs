@@ -167,13 +167,14 @@ fn kernel_table(doc: &mut Vec<Block>, s: &StageAnalysis) {
         "CPU op",
     ]);
     let (shown, hidden): (Vec<_>, Vec<_>) = s.kernels.iter().partition(|r| r.share >= HIDE_BELOW);
-    for r in shown {
+    let names = distinct_clips(shown.iter().map(|r| r.kernel.as_str()));
+    for (r, name) in shown.into_iter().zip(names) {
         let site = match (&r.python_location, r.site_share) {
             (Some(p), Some(sh)) => format!("{p} ({:.0}%)", sh * 100.0),
             _ => String::new(),
         };
         t.row(vec![
-            clip(&r.kernel),
+            name,
             r.category.to_string(),
             time(r.gpu_us),
             format!("{:.1}%", r.share * 100.0),
@@ -416,6 +417,24 @@ pub fn clip(name: &str) -> String {
     s.push('…');
     s.extend(&chars[chars.len() - tail..]);
     s
+}
+
+/// Clipped names, except where two clip alike (kernels of one family often differ only
+/// in the middle of a long name): those are shown whole.
+pub fn distinct_clips<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let names: Vec<&str> = names.collect();
+    let clips: Vec<String> = names.iter().map(|n| clip(n)).collect();
+    clips
+        .iter()
+        .zip(&names)
+        .map(|(c, n)| {
+            if clips.iter().filter(|x| *x == c).count() > 1 {
+                (*n).to_string()
+            } else {
+                c.clone()
+            }
+        })
+        .collect()
 }
 
 /// A duration for a table: ms with two decimals, µs below 10 µs.

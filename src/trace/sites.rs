@@ -80,7 +80,9 @@ fn innermost_user(c: &Collected, thread: u32, t: f64) -> Option<u32> {
 
 /// A frame of the program under study: not a built-in, not torch's own machinery.
 pub fn is_user(frame: &str) -> bool {
-    if frame.starts_with('<') {
+    // Built-ins (`<built-in method …>`) and torch's module markers (`nn.Module: Linear_5`,
+    // one per layer instance: they would split one launch site into a site per layer).
+    if frame.starts_with('<') || frame.starts_with("nn.Module:") {
         return false;
     }
     let path = frame.split('(').next().unwrap_or(frame);
@@ -114,6 +116,7 @@ mod tests {
         );
         assert_eq!(location("<built-in method x>"), "<built-in method x>");
         assert!(!is_user("torch/_ops.py(1244): __call__"));
+        assert!(!is_user("nn.Module: Linear_5"));
         assert!(!is_user(
             "<built-in method multimem_all_reduce_ of pybind11 object>"
         ));
