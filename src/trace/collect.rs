@@ -224,13 +224,13 @@ impl Collected {
         id
     }
 
-    /// Whether the interned frame name `id` is user code ([`super::sites::is_user`]).
+    /// Whether the interned frame name `id` is user code ([`is_user`]).
     fn is_user(&mut self, id: u32) -> bool {
         let i = id as usize;
         if self.user.len() <= i {
             self.user.resize(i + 1, None);
         }
-        *self.user[i].get_or_insert_with(|| super::sites::is_user(self.names.get(id)))
+        *self.user[i].get_or_insert_with(|| is_user(self.names.get(id)))
     }
 
     fn hint(&mut self, name: &str) {
@@ -274,4 +274,19 @@ impl Collected {
         }
         self.annotations.sort_by(|a, b| a.start.total_cmp(&b.start));
     }
+}
+
+/// A frame of the program under study: not a built-in, not torch's own machinery.
+pub fn is_user(frame: &str) -> bool {
+    // Built-ins (`<built-in method …>`) and torch's module markers (`nn.Module: Linear_5`,
+    // one per layer instance: they would split one launch site into a site per layer).
+    if frame.starts_with('<') || frame.starts_with("nn.Module:") {
+        return false;
+    }
+    let path = frame.split('(').next().unwrap_or(frame);
+    !(path.starts_with("torch/")
+        || path.contains("/torch/")
+        || path.starts_with("threading.py")
+        || path.starts_with("contextlib.py")
+        || path.starts_with("runpy.py"))
 }

@@ -63,34 +63,19 @@ pub fn resolve<'a>(
         .collect()
 }
 
-/// The innermost frame of user code on `thread` that contains `t`.
+/// The innermost frame of user code on `thread` that contains `t` ([`Collected`] keeps
+/// only user frames).
 fn innermost_user(c: &Collected, thread: u32, t: f64) -> Option<u32> {
     let fs: &[Frame] = c.frames.get(&thread)?;
     let upto = fs.partition_point(|f| f.start <= t);
     // Walk back from the latest frame starting before `t`: the first that still contains
-    // it and is user code is the innermost one (bounded: nesting is shallow).
+    // it is the innermost one (bounded: nesting is shallow).
     fs[..upto]
         .iter()
         .rev()
         .take(4096)
-        .filter(|f| f.end >= t)
-        .find(|f| is_user(c.names.get(f.name)))
+        .find(|f| f.end >= t)
         .map(|f| f.name)
-}
-
-/// A frame of the program under study: not a built-in, not torch's own machinery.
-pub fn is_user(frame: &str) -> bool {
-    // Built-ins (`<built-in method …>`) and torch's module markers (`nn.Module: Linear_5`,
-    // one per layer instance: they would split one launch site into a site per layer).
-    if frame.starts_with('<') || frame.starts_with("nn.Module:") {
-        return false;
-    }
-    let path = frame.split('(').next().unwrap_or(frame);
-    !(path.starts_with("torch/")
-        || path.contains("/torch/")
-        || path.starts_with("threading.py")
-        || path.starts_with("contextlib.py")
-        || path.starts_with("runpy.py"))
 }
 
 /// `path(line): function` → `path:line function`.
@@ -106,6 +91,7 @@ pub fn location(frame: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::collect::is_user;
     use super::*;
 
     #[test]
