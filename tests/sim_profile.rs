@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::bin::{forge, run};
 use common::procs::wait_until;
-use common::sim_proc::{MODEL, Proc, client, serve, spawn};
+use common::sim_proc::{MODEL, Proc, client, serve, start_twin};
 
 async fn post(port: u16, path: &str, body: Option<serde_json::Value>) -> (u16, String) {
     let mut req = client().post(format!("http://127.0.0.1:{port}{path}"));
@@ -141,31 +141,9 @@ fn vllm_refuses_a_torch_profiler_without_a_directory() {
 }
 
 fn twin(engine: &str, args: &[&str]) -> (Proc, u16) {
-    let mut all = vec!["sim", "serve", "--engine", engine];
+    let mut all = vec!["--engine", engine];
     all.extend_from_slice(args);
-    all.extend([
-        "--port",
-        "0",
-        "--sim-time-scale",
-        "0.01",
-        "--sim-boot-time-scale",
-        "0.001",
-    ]);
-    let p = spawn(&all);
-    let marker = "Uvicorn running on http://";
-    assert!(
-        wait_until(Duration::from_secs(30), || p.stderr().contains(marker)),
-        "never ready:\n{}",
-        p.stderr()
-    );
-    let port = p
-        .stderr()
-        .lines()
-        .find_map(|l| l.split(marker).nth(1).map(str::to_string))
-        .and_then(|rest| rest.split_whitespace().next().map(str::to_string))
-        .and_then(|addr| addr.rsplit(':').next().and_then(|p| p.parse().ok()))
-        .unwrap();
-    (p, port)
+    start_twin(&all)
 }
 
 #[tokio::test(flavor = "multi_thread")]

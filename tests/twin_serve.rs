@@ -4,43 +4,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::bin::{forge, run};
-use common::procs::wait_until;
-use common::sim_proc::{Proc, client, spawn};
+use common::sim_proc::{client, start_twin as start};
 
 const MODEL: &str = "Qwen/Qwen3-0.6B";
-
-/// Start a twin on a free port; its port once uvicorn says where it runs.
-fn start(args: &[&str]) -> (Proc, u16) {
-    let mut all = vec!["sim", "serve"];
-    all.extend_from_slice(args);
-    all.extend([
-        "--port",
-        "0",
-        "--sim-time-scale",
-        "0.01",
-        "--sim-boot-time-scale",
-        "0.001",
-    ]);
-    let p = spawn(&all);
-    let marker = "Uvicorn running on http://";
-    assert!(
-        wait_until(Duration::from_secs(30), || p.stderr().contains(marker)),
-        "never ready:\n{}",
-        p.stderr()
-    );
-    let err = p.stderr();
-    let port = err
-        .lines()
-        .find_map(|l| l.split(marker).nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
-    (p, port)
-}
 
 async fn status(port: u16, method: &str, path: &str) -> (u16, String) {
     let url = format!("http://127.0.0.1:{port}{path}");

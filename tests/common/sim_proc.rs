@@ -174,6 +174,37 @@ impl Drop for Proc {
     }
 }
 
+/// Start `forge sim serve ARGS` (a twin: `--engine sglang|trtllm …`) on a free port, at
+/// fast simulated clocks; its port once uvicorn says where it runs.
+pub fn start_twin(args: &[&str]) -> (Proc, u16) {
+    let mut all = vec!["sim", "serve"];
+    all.extend_from_slice(args);
+    all.extend([
+        "--port",
+        "0",
+        "--sim-time-scale",
+        "0.01",
+        "--sim-boot-time-scale",
+        "0.001",
+    ]);
+    let p = spawn(&all);
+    let marker = "Uvicorn running on http://";
+    assert!(
+        wait_until(Duration::from_secs(30), || p.stderr().contains(marker)),
+        "never ready:\n{}",
+        p.stderr()
+    );
+    let err = p.stderr();
+    let port = err
+        .lines()
+        .find_map(|l| l.split(marker).nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    (p, port)
+}
+
 /// `data:` payloads of an SSE body, in order.
 pub fn sse_events(body: &str) -> Vec<String> {
     body.split("\n\n")
