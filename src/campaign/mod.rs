@@ -9,5 +9,6 @@
 //! series ([`series`]). The round loop, rebuilds, correctness checks and the LLM agent are
 //! still to come (see the closing note).
 
+pub mod correct;
 pub mod ledger;
 pub mod series;
