@@ -5,10 +5,13 @@
 //! to be external.
 //!
 //! What exists so far: the campaign's record ([`ledger`]: `lineage.jsonl`, the attempt,
-//! optimization and source-idea ledgers, resume of an interrupted attempt) and patch
-//! series ([`series`]). The round loop, rebuilds, correctness checks and the LLM agent are
-//! still to come (see the closing note).
+//! optimization and source-idea ledgers, resume of an interrupted attempt), patch series
+//! ([`series`]), the correctness verdict on a patched engine's answers ([`correct`]) and
+//! a round's analysis reports ([`analysis`]: `root-cause.md`, `layer-pipeline.md`). The
+//! round loop, rebuilds and the LLM agent are still to come (see the closing
+//! note).
 
+pub mod analysis;
 pub mod correct;
 pub mod ledger;
 pub mod series;
