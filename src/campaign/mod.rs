@@ -7,11 +7,13 @@
 //! What exists so far: the campaign's record ([`ledger`]: `lineage.jsonl`, the attempt,
 //! optimization and source-idea ledgers, resume of an interrupted attempt), patch series
 //! ([`series`]), the correctness verdict on a patched engine's answers ([`correct`]) and
-//! a round's analysis reports ([`analysis`]: `root-cause.md`, `layer-pipeline.md`). The
-//! round loop, rebuilds and the LLM agent are still to come (see the closing
-//! note).
+//! a round's analysis reports ([`analysis`]: `root-cause.md`, `layer-pipeline.md`) and the
+//! LLM's patch proposals ([`propose`]: excerpts read by path within bounds, one diff with
+//! its evidence). The round loop, rebuilds and re-measurement are still to come (see the
+//! issue's closing note).
 
 pub mod analysis;
 pub mod correct;
 pub mod ledger;
+pub mod propose;
 pub mod series;
