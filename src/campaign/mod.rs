@@ -9,11 +9,14 @@
 //! ([`series`]), the correctness verdict on a patched engine's answers ([`correct`]) and
 //! a round's analysis reports ([`analysis`]: `root-cause.md`, `layer-pipeline.md`) and the
 //! LLM's patch proposals ([`propose`]: excerpts read by path within bounds, one diff with
-//! its evidence) and the keep/regressed/inconclusive verdict on paired interleaved
-//! measurements ([`verdict`]). The round loop that boots, rebuilds and measures is still to
-//! come (see the closing note).
+//! its evidence), the keep/regressed/inconclusive verdict on paired interleaved
+//! measurements ([`verdict`]) and one attempt start to end behind the `Executor` seam
+//! ([`attempt`]: apply, build, answers, measure, commit or reset; recovery after a kill).
+//! The round loop and the llama.cpp and vLLM executors are still to come (see the issue's
+//! closing note).
 
 pub mod analysis;
+pub mod attempt;
 pub mod correct;
 pub mod ledger;
 pub mod propose;
