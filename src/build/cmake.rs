@@ -9,7 +9,8 @@
 //! revert) keeps it. Ninja decides by mtime: a reset rewrites only the files whose content
 //! changes, each with a new mtime, so exactly the objects that depend on them (through
 //! the compiler's header dependencies) are rebuilt — reverting a patch to `server-context.cpp`
-//! costs one recompile of that file and the relink of `llama-server`, like applying it.
+//! costs one recompile of that file and the relink of `llama-server`, like applying it
+//! (about 13 s on 2 cores; tests/fixtures/campaign/llamacpp/README.md has the numbers).
 //!
 //! The tools come from `PATH` or from `$FORGE_PEERS/build-tools/bin` (default
 //! `~/.cache/forge-peers`; the venv `scripts/llama-server.sh` makes with pip's `cmake` and
