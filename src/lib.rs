@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod bench;
 pub mod bounds;
+pub mod build;
 pub mod campaign;
 pub mod cli;
 pub mod commands;
