@@ -58,15 +58,18 @@ impl Executor for Fake {
         checkout: &Path,
         which: Build,
         log: &Path,
-    ) -> Result<(), BuildFailed> {
+    ) -> anyhow::Result<Result<(), BuildFailed>> {
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();
         std::fs::write(log, "building\n").unwrap();
-        let conf = read_conf(checkout)?;
+        let conf = match read_conf(checkout) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
         match which {
             Build::Base => self.base = conf,
             Build::Patched => self.patched = conf,
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     async fn answers(&mut self, which: Build) -> anyhow::Result<Vec<String>> {

@@ -35,13 +35,14 @@ pub struct BuildFailed {
 /// How one engine is rebuilt, asked and measured.
 pub trait Executor: Send {
     /// Build the checkout as it is now as `which` (a base build is kept for later
-    /// measurements; its log under `log`).
+    /// measurements; its log under `log`). The inner error is the patch's fault (a
+    /// `build_failed` attempt); the outer one the machine's (the campaign stops).
     fn build(
         &mut self,
         checkout: &Path,
         which: Build,
         log: &Path,
-    ) -> impl Future<Output = Result<(), BuildFailed>> + Send;
+    ) -> impl Future<Output = anyhow::Result<Result<(), BuildFailed>>> + Send;
 
     /// `which`'s answers at temperature 0 to the reference prompts, in order (an empty
     /// string for a request that failed).
@@ -118,6 +119,17 @@ pub async fn run(
             row.files.join(", ")
         );
         row.commit = Some(git::commit(plan.checkout, &msg)?);
+        // The kept build is the base of what comes next (the checkout did not change
+        // since it was built: an incremental build with nothing to do).
+        if let Err(b) = exec
+            .build(plan.checkout, Build::Base, &plan.dir.join(&log))
+            .await?
+        {
+            anyhow::bail!(
+                "the kept commit does not build as the new base: {}",
+                b.first_errors.join(" ⏎ ")
+            );
+        }
     } else if git::head(plan.checkout)? != base || !git::status_clean(plan.checkout)? {
         git::revert_to(plan.checkout, &base)?;
     }
@@ -145,7 +157,7 @@ async fn trial(
         }
     };
     row.files = applied.files.clone();
-    if let Err(b) = exec.build(plan.checkout, Build::Patched, log).await {
+    if let Err(b) = exec.build(plan.checkout, Build::Patched, log).await? {
         return Ok((Outcome::BuildFailed, b.first_errors.join(" ⏎ "), None));
     }
     let reference = exec.answers(Build::Base).await?;

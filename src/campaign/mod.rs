@@ -11,14 +11,17 @@
 //! LLM's patch proposals ([`propose`]: excerpts read by path within bounds, one diff with
 //! its evidence), the keep/regressed/inconclusive verdict on paired interleaved
 //! measurements ([`verdict`]) and one attempt start to end behind the `Executor` seam
-//! ([`attempt`]: apply, build, answers, measure, commit or reset; recovery after a kill).
-//! The round loop and the llama.cpp and vLLM executors are still to come (see the issue's
+//! ([`attempt`]: apply, build, answers, measure, commit or reset; recovery after a kill),
+//! with llama.cpp's executor ([`llamacpp`]: incremental rebuilds, base and patched builds
+//! kept side by side, the real `llama-server` asked and measured). The round loop, the
+//! `forge campaign` command and the vLLM executor are still to come (see the issue's
 //! closing note).
 
 pub mod analysis;
 pub mod attempt;
 pub mod correct;
 pub mod ledger;
+pub mod llamacpp;
 pub mod propose;
 pub mod series;
 pub mod verdict;
