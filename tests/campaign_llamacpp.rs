@@ -8,8 +8,9 @@
 //! Needs the llama.cpp sources and model scripts/llama-server.sh provides; skips loudly
 //! without them and fails when FORGE_REQUIRE_LLAMACPP=1.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 
 use forge::campaign::attempt::{Build, Executor, Plan, run};
 use forge::campaign::ledger::{Ledger, Source};
@@ -19,43 +20,15 @@ use forge::tune::verdict::NoisePool;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-fn peers() -> PathBuf {
-    std::env::var_os("FORGE_PEERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/forge-peers"))
-}
-
-fn skip(why: &str) -> bool {
-    assert!(
-        std::env::var("FORGE_REQUIRE_LLAMACPP").as_deref() != Ok("1"),
-        "FORGE_REQUIRE_LLAMACPP=1 but {why}"
-    );
-    eprintln!("\n*** SKIPPED campaign_llamacpp: {why}\n");
-    true
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_patch_series_on_a_real_llama_cpp_checkout() {
-    let vendored = peers().join("llama_cpp_python-0.3.36/vendor/llama.cpp");
-    let model = std::env::var_os("SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| peers().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    if (!vendored.is_dir() && skip("the vendored llama.cpp sources are missing"))
-        || (!model.is_file() && skip("the SmolLM2 model is missing"))
-    {
+    let Some(p) = common::llamacpp::peers("campaign_llamacpp") else {
         return;
-    }
-    let out = Command::new(format!("{ROOT}/scripts/llamacpp-campaign-fixture.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let co = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-    // The fixture's own build directory (configured for this checkout's path).
-    let build_dir = peers().join("campaign-llama/build");
+    };
+    let Some((co, build_dir)) = common::llamacpp::campaign_fixture("campaign_llamacpp") else {
+        return;
+    };
+    let model = p.model;
     // The script leaves `main` on the slowdown commit; a campaign branch from there (reset:
     // an earlier run's kept commit must not carry over).
     let base = git::head(&co).unwrap();

@@ -9,51 +9,18 @@
 //! llama.cpp sources the llama-cpp-python sdist vendors (scripts/llama-server.sh unpacks
 //! them); without them the test skips loudly, and fails when FORGE_REQUIRE_LLAMACPP=1.
 
+mod common;
+
 use forge::patch::{Limits, git, try_apply};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const SERVER: &str = "tools/server/server-context.cpp";
 
-/// The fixture checkout, made (or put back) once per test process: the script's
-/// `git checkout` must not run twice at once.
+/// The fixture checkout (see `common::llamacpp::campaign_fixture`).
 fn fixture_checkout() -> Option<PathBuf> {
-    static ONCE: OnceLock<Option<PathBuf>> = OnceLock::new();
-    ONCE.get_or_init(make_fixture).clone()
-}
-
-fn make_fixture() -> Option<PathBuf> {
-    let peers = std::env::var_os("FORGE_PEERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/forge-peers")
-        });
-    let vendored = peers.join("llama_cpp_python-0.3.36/vendor/llama.cpp");
-    if !vendored.is_dir() {
-        let why = format!(
-            "{} is missing (scripts/llama-server.sh unpacks it)",
-            vendored.display()
-        );
-        assert!(
-            std::env::var("FORGE_REQUIRE_LLAMACPP").as_deref() != Ok("1"),
-            "FORGE_REQUIRE_LLAMACPP=1 but {why}"
-        );
-        let msg = format!("\n*** SKIPPED campaign_llamacpp_fixture: {why}\n");
-        let _ = std::io::stderr().write_all(msg.as_bytes());
-        return None;
-    }
-    let out = Command::new(format!("{ROOT}/scripts/llamacpp-campaign-fixture.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()))
+    common::llamacpp::campaign_fixture("campaign_llamacpp_fixture").map(|(c, _)| c)
 }
 
 /// A clone of `checkout` at `rev` (detached), in `dir`.

@@ -55,6 +55,44 @@ pub fn peers(test: &str) -> Option<Peers> {
     }
 }
 
+/// The campaign fixture's llama.cpp checkout (`scripts/llamacpp-campaign-fixture.sh`:
+/// upstream + a deliberate slowdown, `main` on the slowdown commit) and the build directory
+/// configured for it, made or put back once per test process; `None` after saying loudly
+/// why `test` is skipped (no vendored llama.cpp sources).
+pub fn campaign_fixture(test: &str) -> Option<(PathBuf, PathBuf)> {
+    static ONCE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let vendored = cached("llama_cpp_python-0.3.36/vendor/llama.cpp")?;
+    if !vendored.is_dir() {
+        let why = format!(
+            "{} is missing (scripts/llama-server.sh unpacks it)",
+            vendored.display()
+        );
+        assert!(
+            std::env::var("FORGE_REQUIRE_LLAMACPP").as_deref() != Ok("1"),
+            "{test}: FORGE_REQUIRE_LLAMACPP=1 but {why}"
+        );
+        let msg = format!("\n*** SKIPPED {test}: {why}\n");
+        let _ = std::io::stderr().write_all(msg.as_bytes());
+        return None;
+    }
+    let checkout = ONCE
+        .get_or_init(|| {
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/llamacpp-campaign-fixture.sh"
+            );
+            let out = std::process::Command::new(script).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()))
+        })
+        .clone()?;
+    Some((checkout, cached("campaign-llama/build")?))
+}
+
 /// Wait for `child` up to `limit`; past it, SIGTERM (forge stops its engines), then SIGKILL.
 pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let mut status = None;
