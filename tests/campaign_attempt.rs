@@ -95,6 +95,19 @@ impl Executor for Fake {
     }
 }
 
+/// The fake engine's checkout under `root`: a git repository with `engine.conf`
+/// committed; its path and that commit.
+fn engine_repo(root: &Path) -> (PathBuf, String) {
+    let co = root.join("engine");
+    std::fs::create_dir_all(&co).unwrap();
+    std::fs::write(co.join("engine.conf"), CONF).unwrap();
+    git(&co, &["init", "-q", "-b", "main"]);
+    git(&co, &["add", "."]);
+    git(&co, &["commit", "-q", "-m", "engine"]);
+    let base = git(&co, &["rev-parse", "HEAD"]);
+    (co, base)
+}
+
 fn diff(from: &str, to: &str) -> String {
     let mut d = format!(
         "diff --git a/engine.conf b/engine.conf\n--- a/engine.conf\n+++ b/engine.conf\n@@ -1,{} +1,{} @@\n",
@@ -113,13 +126,7 @@ fn diff(from: &str, to: &str) -> String {
 #[tokio::test]
 async fn every_outcome_comes_from_a_real_diff_and_is_recorded_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let co = tmp.path().join("engine");
-    std::fs::create_dir_all(&co).unwrap();
-    std::fs::write(co.join("engine.conf"), CONF).unwrap();
-    git(&co, &["init", "-q", "-b", "main"]);
-    git(&co, &["add", "."]);
-    git(&co, &["commit", "-q", "-m", "engine"]);
-    let base = git(&co, &["rev-parse", "HEAD"]);
+    let (co, base) = engine_repo(tmp.path());
     let dir = tmp.path().join("campaign");
     std::fs::create_dir_all(&dir).unwrap();
     let mut exec = Fake {
@@ -226,13 +233,7 @@ async fn every_outcome_comes_from_a_real_diff_and_is_recorded_once() {
 #[test]
 fn an_attempt_killed_midway_is_reset_to_its_base_and_named_for_a_retry() {
     let tmp = tempfile::tempdir().unwrap();
-    let co = tmp.path().join("engine");
-    std::fs::create_dir_all(&co).unwrap();
-    std::fs::write(co.join("engine.conf"), CONF).unwrap();
-    git(&co, &["init", "-q", "-b", "main"]);
-    git(&co, &["add", "."]);
-    git(&co, &["commit", "-q", "-m", "engine"]);
-    let base = git(&co, &["rev-parse", "HEAD"]);
+    let (co, base) = engine_repo(tmp.path());
     let dir = tmp.path().join("campaign");
     let mut ledger = Ledger::read(&dir).unwrap();
     assert_eq!(recover(&ledger, &co).unwrap(), None);

@@ -185,11 +185,7 @@ async fn trial(
             reason,
         } = verdict::judge(&pairs, pool, &rule)
         {
-            let ratios: Vec<f64> = pairs
-                .iter()
-                .filter_map(|(p, c)| crate::tune::verdict::log_ratio(*p, *c))
-                .collect();
-            pool.absorb(&ratios);
+            pool.absorb(&verdict::ratios(&pairs));
             return Ok((outcome, reason, Some(gain)));
         }
     }

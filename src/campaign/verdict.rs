@@ -35,13 +35,17 @@ pub enum Next {
     },
 }
 
-/// Judge `pairs` of (patched, current) throughputs (higher is better).
-pub fn judge(pairs: &[(f64, f64)], pool: &NoisePool, rule: &Rule) -> Next {
-    let ratios: Vec<f64> = pairs
+/// The log ratios of `pairs` of (patched, current) throughputs (a failed side is no pair).
+pub fn ratios(pairs: &[(f64, f64)]) -> Vec<f64> {
+    pairs
         .iter()
         .filter_map(|(p, c)| log_ratio(*p, *c))
-        .collect();
-    let (d, iv) = decide(&ratios, pool, rule);
+        .collect()
+}
+
+/// Judge `pairs` of (patched, current) throughputs (higher is better).
+pub fn judge(pairs: &[(f64, f64)], pool: &NoisePool, rule: &Rule) -> Next {
+    let (d, iv) = decide(&ratios(pairs), pool, rule);
     let Some(iv) = iv else {
         return Next::MeasureMore;
     };
