@@ -43,6 +43,10 @@ pub enum Command {
     /// Capture torch-profiler traces of a serving engine (prefill and decode) and analyze
     /// them.
     Profile(ProfileArgs),
+    /// Close the gap to the best framework by patching the target engine's source: decide
+    /// the gap, profile, propose a patch, build, check the answers, measure, keep or revert.
+    #[command(after_help = CAMPAIGN_AFTER_HELP)]
+    Campaign(Box<CampaignCli>),
     /// Summarise a run: baseline, best, gain with its interval, every experiment, failures.
     Report(ReportArgs),
     /// Show or validate a playbook.
@@ -394,6 +398,135 @@ pub struct GapArgs {
     /// Most interleaved pairs per scenario.
     #[arg(long, default_value_t = 6, value_parser = crate::bounds::count(2, 100))]
     pub max_pairs: usize,
+}
+
+/// Extra help for `forge campaign`: what it writes and its exit status.
+const CAMPAIGN_AFTER_HELP: &str = "\
+The campaign directory holds campaign.json (its settings), benchmark/ (the fixed benchmark \
+and the latest, winning commands), analysis/root-cause.md, patches/ (every diff tried and its \
+build log), ledgers/ (attempt-ledger.md, optimization-ledger.md, source-idea-ledger.md, \
+lineage.jsonl), checkpoint.md and final_report.md.
+
+Exit status: 0 the target is ahead or tied within 1 %; 10 stopped still behind (proposals \
+exhausted, a budget, or an external cause); 12 no gap could be shown (the interval straddles \
+±1 % after --gap-pairs pairs); 1 an error.";
+
+/// `forge campaign`: a new campaign, or `resume DIR`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CampaignCli {
+    /// `resume DIR` continues an interrupted campaign.
+    #[command(subcommand)]
+    pub action: Option<CampaignAction>,
+    /// Options of a new campaign.
+    #[command(flatten)]
+    pub args: CampaignArgs,
+}
+
+/// `forge campaign resume DIR`.
+#[derive(Debug, Subcommand)]
+pub enum CampaignAction {
+    /// Continue an interrupted campaign with the settings it started with.
+    Resume {
+        /// The campaign directory.
+        dir: PathBuf,
+    },
+}
+
+/// Options of `forge campaign`.
+#[derive(Debug, Args)]
+pub struct CampaignArgs {
+    /// The model served (a GGUF file for llama.cpp; a Hugging Face id or a directory for
+    /// vLLM).
+    #[arg(long, short = 'm')]
+    pub model: Option<PathBuf>,
+    /// The engine whose source is patched.
+    #[arg(long, value_enum, default_value = "vllm")]
+    pub target: crate::campaign::settings::Target,
+    /// The target engine's git checkout (clean; the campaign works on its own branch).
+    #[arg(long)]
+    pub source: Option<PathBuf>,
+    /// The competitor's server: for llama.cpp, a stock `llama-server` (its shared libraries
+    /// beside it).
+    #[arg(long)]
+    pub leader_server: Option<PathBuf>,
+    /// The competitor's arguments after --leader-server (repeat the flag; `{port}` is
+    /// replaced by the port it must serve on). For llama.cpp the target's own arguments are
+    /// used instead.
+    #[arg(long = "leader-arg", allow_hyphen_values = true)]
+    pub leader_args: Vec<String>,
+    /// The competitor's name in reports (default: stock llama.cpp for llama.cpp, else the
+    /// program's name).
+    #[arg(long)]
+    pub leader_name: Option<String>,
+    /// vLLM: the interpreter of the environment vLLM is installed in (editable, from the
+    /// checkout).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// vLLM: install with this `uv` (`uv pip install --editable`, the current docs) instead
+    /// of `python -m pip`.
+    #[arg(long)]
+    pub uv: Option<PathBuf>,
+    /// A patch series: every *.diff / *.patch file, tried in name order.
+    #[arg(long)]
+    pub patches: Option<PathBuf>,
+    /// The LLM agent that proposes patches, provider/model (its key from the environment).
+    #[arg(long, conflicts_with = "patches")]
+    pub llm: Option<String>,
+    /// The LLM provider's base URL (a proxy or a local server).
+    #[arg(long)]
+    pub llm_base_url: Option<String>,
+    /// Reference prompts: the first requests of a workload (JSONL); default: four built-in
+    /// smoke prompts, labelled so.
+    #[arg(long)]
+    pub workload: Option<PathBuf>,
+    /// How many prompts of the workload to use.
+    #[arg(long, default_value_t = 4, value_parser = crate::bounds::count(1, 64))]
+    pub prompts: usize,
+    /// Concurrent requests per measurement.
+    #[arg(long, default_value_t = 4, value_parser = crate::bounds::count(1, 256))]
+    pub concurrent: usize,
+    /// Output tokens per measured request.
+    #[arg(long, default_value_t = 48, value_parser = crate::bounds::count(1, 8192))]
+    pub output_tokens: usize,
+    /// Tokens per reference answer.
+    #[arg(long, default_value_t = 16, value_parser = crate::bounds::count(1, 4096))]
+    pub answer_tokens: usize,
+    /// Where the engine is built (outside the checkout; default: DIR/build).
+    #[arg(long)]
+    pub build_dir: Option<PathBuf>,
+    /// The campaign directory (default: ./forge-campaign).
+    #[arg(long, default_value = "forge-campaign")]
+    pub dir: PathBuf,
+    /// The branch the campaign commits to in the checkout.
+    #[arg(long, default_value = "forge-campaign")]
+    pub branch: String,
+    /// Attempts per round before the gap is decided again (each on the latest kept
+    /// commit; 1 = one patch per round).
+    #[arg(long, default_value_t = 4, value_parser = crate::bounds::count(1, 100))]
+    pub attempts_per_round: usize,
+    /// Most interleaved pairs per gap decision.
+    #[arg(long, default_value_t = 6, value_parser = crate::bounds::count(2, 100))]
+    pub gap_pairs: usize,
+    /// The gap's tie threshold, %: the contract's 1 % unless this machine's own run-to-run
+    /// noise cannot resolve it (the reports say so, with the noise measured).
+    #[arg(long, default_value_t = 1.0, value_parser = crate::bounds::percent())]
+    pub tie_threshold: f64,
+    /// Stop after this many rounds.
+    #[arg(long, value_parser = crate::bounds::count_u32(1, 10_000))]
+    pub max_rounds: Option<u32>,
+    /// Stop after this many hours of campaign time.
+    #[arg(long, value_parser = crate::bounds::hours())]
+    pub max_hours: Option<f64>,
+    /// Stop after this many dollars (LLM spend + machine time at --gpu-hour-usd).
+    #[arg(long, value_parser = crate::bounds::dollars())]
+    pub max_dollars: Option<f64>,
+    /// What an hour of this machine costs, USD.
+    #[arg(long, default_value_t = 0.0, value_parser = crate::bounds::dollars())]
+    pub gpu_hour_usd: f64,
+    /// Label the reports as a flow check (a CPU stand-in for a GPU campaign).
+    #[arg(long)]
+    pub flow_check: bool,
 }
 
 /// `forge compare resume DIR`.

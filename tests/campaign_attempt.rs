@@ -2,126 +2,17 @@
 //! `engine.conf` says how fast it serves and what it answers, and a line `#error` makes it
 //! fail to build, so each outcome of the ledger comes out of a real diff: kept (committed
 //! with its evidence), build_failed (the compiler's first lines), incorrect, regressed,
-//! rej-path and apply_failed (the checkout back at its base, clean), every attempt once.
+//! rej-path, apply_failed and crashed (the checkout back at its base, clean), every attempt once.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-use forge::campaign::attempt::{Build, BuildFailed, Executor, Plan, recover, run};
+use std::path::PathBuf;
+
+use common::fake_engine::{CONF, Fake, diff, engine_repo, git, read_conf};
+use forge::campaign::attempt::{Plan, recover, run};
 use forge::campaign::ledger::{Event, Ledger, Outcome, Source};
 use forge::patch::Limits;
 use forge::tune::verdict::NoisePool;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-const CONF: &str = "speed=100\nanswer=the cat sat on the mat\n";
-
-/// The fake engine: reads its configuration from the checkout when built.
-struct Fake {
-    base: (f64, String),
-    patched: (f64, String),
-    n: u32,
-}
-
-fn read_conf(checkout: &Path) -> Result<(f64, String), BuildFailed> {
-    let text = std::fs::read_to_string(checkout.join("engine.conf")).unwrap();
-    if let Some(line) = text.lines().find(|l| l.starts_with("#error")) {
-        return Err(BuildFailed {
-            first_errors: vec![format!("engine.conf:3:1: error: {line}")],
-        });
-    }
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap()
-            .to_string()
-    };
-    Ok((get("speed").parse().unwrap(), get("answer")))
-}
-
-impl Executor for Fake {
-    async fn build(
-        &mut self,
-        checkout: &Path,
-        which: Build,
-        log: &Path,
-    ) -> anyhow::Result<Result<(), BuildFailed>> {
-        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-        std::fs::write(log, "building\n").unwrap();
-        let conf = match read_conf(checkout) {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
-        match which {
-            Build::Base => self.base = conf,
-            Build::Patched => self.patched = conf,
-        }
-        Ok(Ok(()))
-    }
-
-    async fn answers(&mut self, which: Build) -> anyhow::Result<Vec<String>> {
-        let a = match which {
-            Build::Base => &self.base.1,
-            Build::Patched => &self.patched.1,
-        };
-        Ok(vec![format!(" {a}"); 8])
-    }
-
-    async fn measure(&mut self, which: Build) -> anyhow::Result<f64> {
-        // ±0.5 % of run-to-run wobble.
-        self.n += 1;
-        let wobble = if self.n.is_multiple_of(3) {
-            1.005
-        } else {
-            0.995
-        };
-        Ok(match which {
-            Build::Base => self.base.0,
-            Build::Patched => self.patched.0,
-        } * wobble)
-    }
-}
-
-/// The fake engine's checkout under `root`: a git repository with `engine.conf`
-/// committed; its path and that commit.
-fn engine_repo(root: &Path) -> (PathBuf, String) {
-    let co = root.join("engine");
-    std::fs::create_dir_all(&co).unwrap();
-    std::fs::write(co.join("engine.conf"), CONF).unwrap();
-    git(&co, &["init", "-q", "-b", "main"]);
-    git(&co, &["add", "."]);
-    git(&co, &["commit", "-q", "-m", "engine"]);
-    let base = git(&co, &["rev-parse", "HEAD"]);
-    (co, base)
-}
-
-fn diff(from: &str, to: &str) -> String {
-    let mut d = format!(
-        "diff --git a/engine.conf b/engine.conf\n--- a/engine.conf\n+++ b/engine.conf\n@@ -1,{} +1,{} @@\n",
-        from.lines().count(),
-        to.lines().count()
-    );
-    for l in from.lines() {
-        d.push_str(&format!("-{l}\n"));
-    }
-    for l in to.lines() {
-        d.push_str(&format!("+{l}\n"));
-    }
-    d
-}
 
 #[tokio::test]
 async fn every_outcome_comes_from_a_real_diff_and_is_recorded_once() {
@@ -129,11 +20,7 @@ async fn every_outcome_comes_from_a_real_diff_and_is_recorded_once() {
     let (co, base) = engine_repo(tmp.path());
     let dir = tmp.path().join("campaign");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut exec = Fake {
-        base: read_conf(&co).unwrap(),
-        patched: (0.0, String::new()),
-        n: 0,
-    };
+    let mut exec = Fake::new(read_conf(&co).unwrap(), 100.0);
     let mut ledger = Ledger::read(&dir).unwrap();
     let mut pool = NoisePool::default();
     let faster = "speed=130\nanswer=the cat sat on the mat\n";
@@ -160,6 +47,11 @@ async fn every_outcome_comes_from_a_real_diff_and_is_recorded_once() {
             "rej-path",
         ),
         ("06-stale.diff", diff(CONF, faster), "apply_failed"),
+        (
+            "07-crash.diff",
+            diff(faster, "speed=200\nanswer=CRASH\n"),
+            "crashed",
+        ),
     ];
     let mut kept: Option<String> = None;
     for (k, (file, d, want)) in cases.iter().enumerate() {
@@ -204,18 +96,19 @@ async fn every_outcome_comes_from_a_real_diff_and_is_recorded_once() {
                 row.reason
             ),
             "rej-path" => assert!(row.reason.contains("outside"), "{}", row.reason),
+            "crashed" => assert!(row.reason.contains("status 139"), "{}", row.reason),
             _ => {}
         }
         assert!(dir.join(&row.patch).is_file());
     }
     assert_eq!(git(&co, &["rev-parse", "HEAD~1"]), base);
     assert!(kept.is_some());
-    // The ledgers: six attempts once each, one optimization, nothing unfinished.
+    // The ledgers: seven attempts once each, one optimization, nothing unfinished.
     let back = Ledger::read(&dir).unwrap();
-    assert_eq!(back.attempts().count(), 6);
+    assert_eq!(back.attempts().count(), 7);
     assert!(back.unfinished().is_none());
     let read = |f: &str| std::fs::read_to_string(dir.join("ledgers").join(f)).unwrap();
-    assert_eq!(read("attempt-ledger.md").matches("| 1 | r1-a").count(), 6);
+    assert_eq!(read("attempt-ledger.md").matches("| 1 | r1-a").count(), 7);
     assert_eq!(
         read("optimization-ledger.md").matches("| 1 | r1-a").count(),
         1
@@ -226,7 +119,7 @@ async fn every_outcome_comes_from_a_real_diff_and_is_recorded_once() {
             .unwrap()
             .matches("\"event\":\"attempt_started\"")
             .count(),
-        6
+        7
     );
 }
 

@@ -1,9 +1,18 @@
-//! One attempt after another on a real llama.cpp checkout (the campaign fixture:
-//! upstream + a deliberate 3 ms per-token sleep), rebuilt incrementally and served by the
-//! real `llama-server` with SmolLM2-135M: the patch removing the slowdown is kept with its
-//! interval, the one that does not compile is `build_failed` with the compiler's line, the
-//! one that changes answers is `incorrect`, the one that sleeps more is `regressed`; the
-//! checkout ends on the kept commit, clean. A flow check of the machinery, not a benchmark.
+//! `forge campaign` end to end on a real llama.cpp checkout (the campaign fixture: upstream
+//! plus a deliberate 3 ms per-token sleep), rebuilt incrementally, served by the real
+//! `llama-server` with SmolLM2-135M and measured against the stock `llama-server`: a flow
+//! check of the machinery, not a benchmark. The campaign is killed with SIGKILL in the
+//! middle of a build and again in the middle of a measurement, and resumed each time; it
+//! must end with every attempt recorded once — the patch removing the slowdown kept with
+//! its interval, the one that does not compile `build_failed` with the compiler's line, the
+//! one that changes answers `incorrect`, the one that sleeps more `regressed` — the
+//! ledgers, lineage and final report consistent, the checkout clean on the kept commit, and
+//! nothing it started still running.
+//!
+//! The gap's tie threshold is ±5 %, not the contract's ±1 %: on two shared cores one pair of
+//! measurements varies by σ ≈ 1 % on a quiet machine and 4 % on a busy one (the campaign's
+//! pooled noise is printed in its reports), so ±1 % cannot be resolved in a few pairs here;
+//! the reports say which threshold decided.
 //!
 //! Needs the llama.cpp sources and model scripts/llama-server.sh provides; skips loudly
 //! without them and fails when FORGE_REQUIRE_LLAMACPP=1.
@@ -11,90 +20,206 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
-use forge::campaign::attempt::{Build, Executor, Plan, run};
-use forge::campaign::ledger::{Ledger, Source};
-use forge::campaign::llamacpp::{LlamaCppExecutor, Load};
-use forge::patch::{Limits, git};
-use forge::tune::verdict::NoisePool;
+use common::bin::{Running, forge_in_group};
+use common::fake_engine::git;
+use common::procs::{TAG_VAR, tagged, wait_until};
+use forge::campaign::ledger::{Event, Ledger, Outcome};
+use forge::patch::git;
+use nix::sys::signal::Signal;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_patch_series_on_a_real_llama_cpp_checkout() {
+/// Start one session of the campaign, logging into `dir/name`.
+fn session(args: &[&str], tag: &str, dir: &Path, name: &str) -> Running {
+    let logs = dir.join(name);
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut cmd = forge_in_group(args);
+    cmd.env(TAG_VAR, tag).env("NO_COLOR", "1");
+    Running::start(cmd, &logs)
+}
+
+/// Wait for `line` on the session's stderr, then `after`, then SIGKILL forge alone (what
+/// it started is left as a real kill leaves it).
+fn kill_at(s: &mut Running, line: &str, after: Duration) {
+    let seen = wait_until(Duration::from_secs(900), || s.stderr().contains(line));
+    assert!(seen, "never saw {line:?}:\n{}", s.stderr());
+    std::thread::sleep(after);
+    s.signal(Signal::SIGKILL);
+    s.wait(Duration::from_secs(30));
+}
+
+#[test]
+fn a_campaign_killed_mid_build_and_mid_bench_resumes_to_its_end() {
     let Some(p) = common::llamacpp::peers("campaign_llamacpp") else {
         return;
     };
     let Some((co, build_dir)) = common::llamacpp::campaign_fixture("campaign_llamacpp") else {
         return;
     };
-    let model = p.model;
-    // The script leaves `main` on the slowdown commit; a campaign branch from there (reset:
-    // an earlier run's kept commit must not carry over).
-    let base = git::head(&co).unwrap();
-    git::start_branch(&co, "forge-campaign-test").unwrap();
-    git::revert_to(&co, &base).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let load = Load {
-        prompts: vec![
-            "The capital of France is".into(),
-            "List three colours:".into(),
-            "Water boils at".into(),
-            "A haiku about servers:".into(),
-        ],
-        answer_tokens: 16,
-        concurrent: 4,
-        output_tokens: 48,
-    };
-    let mut exec = LlamaCppExecutor::new(&build_dir, dir, &model, load);
-    let built = exec
-        .build(&co, Build::Base, &dir.join("patches/base.log"))
-        .await
+    // Branches an earlier, failed run of this test left behind go first.
+    let branches = std::process::Command::new("git")
+        .args([
+            "branch",
+            "--list",
+            "forge-campaign-test-*",
+            "--format=%(refname:short)",
+        ])
+        .current_dir(&co)
+        .output()
         .unwrap();
-    assert!(built.is_ok(), "{built:?}");
-    let mut ledger = Ledger::read(dir).unwrap();
-    let mut pool = NoisePool::default();
-    let series = Path::new(ROOT).join("tests/fixtures/campaign/llamacpp/patches");
-    let want = [
-        ("01-remove-slowdown.diff", "kept"),
-        ("02-does-not-compile.diff", "build_failed"),
-        ("03-changes-answers.diff", "incorrect"),
-        ("04-slower.diff", "regressed"),
-    ];
-    let mut rows = Vec::new();
-    for (k, (file, outcome)) in want.iter().enumerate() {
-        let diff = std::fs::read_to_string(series.join(file)).unwrap();
-        let plan = Plan {
-            dir,
-            checkout: &co,
-            id: format!("r1-a{}", k + 1),
-            round: 1,
-            source: Source::Series {
-                file: file.to_string(),
-            },
-            diff: &diff,
-            idea: None,
-            limits: Limits::default(),
-        };
-        let row = run(&plan, &mut exec, &mut ledger, &mut pool).await.unwrap();
-        assert_eq!(row.outcome.code(), *outcome, "{file}: {}", row.reason);
-        assert!(git::status_clean(&co).unwrap());
-        rows.push(row);
+    for old in String::from_utf8_lossy(&branches.stdout).lines() {
+        git(&co, &["branch", "-q", "-D", old]);
     }
-    let kept = &rows[0];
+    let branch = format!("forge-campaign-test-{}", std::process::id());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("campaign");
+    let series = Path::new(ROOT).join("tests/fixtures/campaign/llamacpp/patches");
+    let tag = format!("campaign-llamacpp-{}", std::process::id());
+    let s = |p: &Path| p.display().to_string();
+    let (model, leader, co_s, build_s, series_s, dir_s) = (
+        s(&p.model),
+        s(&p.server),
+        s(&co),
+        s(&build_dir),
+        s(&series),
+        s(&dir),
+    );
+    let start = [
+        "campaign",
+        "--target",
+        "llamacpp",
+        "--model",
+        &model,
+        "--source",
+        &co_s,
+        "--build-dir",
+        &build_s,
+        "--leader-server",
+        &leader,
+        "--patches",
+        &series_s,
+        "--dir",
+        &dir_s,
+        "--branch",
+        &branch,
+        "--flow-check",
+        "--gap-pairs",
+        "16",
+        "--tie-threshold",
+        "5",
+    ];
+    let resume = ["campaign", "resume", &dir_s];
+    let started_at = git::head(&co).unwrap();
+
+    // 1: killed while r1-a1 (remove the slowdown) is being compiled.
+    let mut s1 = session(&start, &tag, tmp.path(), "s1");
+    kill_at(&mut s1, "forge: r1-a1: building", Duration::from_secs(3));
+    let builders = tagged(&tag);
+    let names: Vec<&str> = builders
+        .iter()
+        .filter_map(|(_, cmd)| cmd.split_whitespace().next())
+        .collect();
+    eprintln!("left running after the kill: {names:?}");
+
+    // 2: resumed (the leftover build reaped, r1-a1 tried again), killed mid-measurement.
+    let mut s2 = session(&resume, &tag, tmp.path(), "s2");
+    kill_at(
+        &mut s2,
+        "forge: r1-a1: measuring pair 1",
+        Duration::from_millis(1500),
+    );
+    let err2 = s2.stderr();
+    assert!(err2.contains("r1-a1 was interrupted"), "{err2}");
+    if !builders.is_empty() {
+        assert!(err2.contains("reaped"), "{err2}");
+    }
+
+    // 3: resumed to the end.
+    let mut s3 = session(&resume, &tag, tmp.path(), "s3");
+    let status = s3.wait(Duration::from_secs(1200));
+    let err3 = s3.stderr();
+    assert!(err3.contains("r1-a1 was interrupted"), "{err3}");
+    let out = s3.stdout();
+    eprintln!("{err3}\n{out}");
+    assert!(
+        status.code() == Some(0),
+        "the campaign must stop tied or ahead ({status:?}):\n{out}"
+    );
+
+    let ledger = Ledger::read(&dir).unwrap();
+    let rows: Vec<(&str, &str)> = ledger
+        .attempts()
+        .map(|a| (a.id.as_str(), a.outcome.code()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("r1-a1", "kept"),
+            ("r1-a2", "build_failed"),
+            ("r1-a3", "incorrect"),
+            ("r1-a4", "regressed"),
+        ]
+    );
+    let r1a1_starts = ledger
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::AttemptStarted { id, .. } if id == "r1-a1"))
+        .count();
+    assert_eq!(r1a1_starts, 3, "started in each session, recorded once");
+    let by_id = |id: &str| ledger.attempts().find(|a| a.id == id).unwrap();
+    let kept = by_id("r1-a1");
     let g = kept.gain.unwrap();
     assert!(g.lo > 1.0, "{g:?}");
-    assert!(rows[1].reason.contains("error:"), "{}", rows[1].reason);
-    assert_eq!(git::head(&co).unwrap(), kept.commit.clone().unwrap());
+    assert!(
+        by_id("r1-a2")
+            .reason
+            .contains("error: 'tkn_text' was not declared"),
+        "{}",
+        by_id("r1-a2").reason
+    );
+    assert!(by_id("r1-a4").gain.unwrap().hi < -1.0);
+
+    // The checkout: clean, on the campaign branch, at the kept commit over the start.
+    assert!(git::status_clean(&co).unwrap());
+    let head = git::head(&co).unwrap();
+    assert_eq!(Some(head.as_str()), kept.commit.as_deref());
     assert_eq!(
-        git::changed_files(&co, &base, kept.commit.as_deref().unwrap()).unwrap(),
+        git::changed_files(&co, &started_at, &head).unwrap(),
         ["tools/server/server-context.cpp"]
     );
-    eprintln!(
-        "{}",
-        std::fs::read_to_string(dir.join("ledgers/attempt-ledger.md")).unwrap()
+
+    // Only the kept patch in the optimization ledger; the final report's paths exist.
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let opt = read("ledgers/optimization-ledger.md");
+    for a in ledger.attempts() {
+        assert_eq!(
+            opt.contains(&format!("| {} |", a.id)),
+            a.outcome == Outcome::Kept
+        );
+    }
+    let report = read("final_report.md");
+    assert!(report.contains("**Flow check**"), "{report}");
+    assert!(report.contains("reached the best: yes"), "{report}");
+    assert!(
+        report.contains("Tie threshold: ±5 % (set for this machine"),
+        "{report}"
     );
-    // Put the fixture back as the script leaves it.
-    git::revert_to(&co, &base).unwrap();
+    let paths = report.split("## Paths").nth(1).unwrap();
+    for line in paths.lines().filter(|l| l.starts_with("- `")) {
+        let p = line.trim_start_matches("- `").split('`').next().unwrap();
+        assert!(dir.join(p).exists(), "{p}");
+    }
+    let cmds = read("benchmark/winning-commands.md");
+    assert!(cmds.contains("builds/base/llama-server"), "{cmds}");
+
+    // Nothing the campaign started is still running.
+    assert!(
+        wait_until(Duration::from_secs(10), || tagged(&tag).is_empty()),
+        "{:?}",
+        tagged(&tag)
+    );
+    git(&co, &["switch", "-q", "main"]);
+    git(&co, &["branch", "-q", "-D", &branch]);
 }

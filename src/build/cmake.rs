@@ -89,6 +89,8 @@ pub struct CMakeBuild {
     pub jobs: usize,
     /// The tools; `None` finds them ([`Tools::find`]) at build time.
     pub tools: Option<Tools>,
+    /// Where each step's process group is recorded (see [`super::run::Step::pids`]).
+    pub pids: Option<PathBuf>,
 }
 
 impl CMakeBuild {
@@ -101,6 +103,7 @@ impl CMakeBuild {
             defines: Vec::new(),
             jobs: std::thread::available_parallelism().map_or(1, usize::from),
             tools: None,
+            pids: None,
         }
     }
 
@@ -125,6 +128,7 @@ impl CMakeBuild {
             .args(["-B".as_ref(), self.build_dir.as_os_str()])
             .args(args)
             .env("LC_ALL", "C")
+            .recorded_in(self.pids.as_deref())
     }
 
     /// The build step: `cmake --build build_dir --target T -j N`.
@@ -138,6 +142,7 @@ impl CMakeBuild {
                 &self.jobs.max(1).to_string(),
             ])
             .env("LC_ALL", "C")
+            .recorded_in(self.pids.as_deref())
     }
 }
 

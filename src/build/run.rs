@@ -26,6 +26,9 @@ pub struct Step {
     pub env: Vec<(OsString, OsString)>,
     /// Where it runs.
     pub dir: PathBuf,
+    /// Where its process group is recorded once started (`engines.pids`), so a campaign
+    /// resumed after a `kill -9` reaps a build still running in the build directory.
+    pub pids: Option<PathBuf>,
 }
 
 /// How a step ended.
@@ -50,7 +53,14 @@ impl Step {
             args: Vec::new(),
             env: Vec::new(),
             dir: dir.to_path_buf(),
+            pids: None,
         }
+    }
+
+    /// Record the step's process group in `pids` when it starts.
+    pub fn recorded_in(mut self, pids: Option<&Path>) -> Self {
+        self.pids = pids.map(Path::to_path_buf);
+        self
     }
 
     /// Add arguments.
@@ -94,6 +104,9 @@ impl Step {
             .stderr(writer)
             .process_group(0);
         let mut child = cmd.spawn()?;
+        if let Some(pids) = &self.pids {
+            record(pids, &child, &self.program)?;
+        }
         // The write ends must close here, or the reader never sees the end.
         drop(cmd);
         let pump = std::thread::spawn(move || pump(reader, file));
@@ -108,6 +121,18 @@ impl Step {
             None => Ok(Ended::TimedOut),
         }
     }
+}
+
+/// Append the child's process group to `pids` (fsync'd); a failure kills the child.
+fn record(pids: &Path, child: &Child, program: &Path) -> io::Result<()> {
+    use crate::engine::process::{PidRecord, record_launch, start_ticks};
+    let pgid = i32::try_from(child.id()).map_err(io::Error::other)?;
+    let rec = PidRecord {
+        pgid,
+        start_ticks: start_ticks(pgid),
+        program: program.display().to_string(),
+    };
+    record_launch(pids, &rec).inspect_err(|_| kill_group(child))
 }
 
 /// Wait for `child`; past `deadline` kill its process group and reap it (`None`).

@@ -43,6 +43,8 @@ pub struct VllmPythonOnly {
     pub installer: Installer,
     /// Extra variables for the install (`VLLM_USE_PRECOMPILED=1` is always set).
     pub env: Vec<(OsString, OsString)>,
+    /// Where the install's process group is recorded (see [`super::run::Step::pids`]).
+    pub pids: Option<PathBuf>,
 }
 
 impl VllmPythonOnly {
@@ -52,7 +54,14 @@ impl VllmPythonOnly {
             python: python.to_path_buf(),
             installer: Installer::Pip,
             env: Vec::new(),
+            pids: None,
         }
+    }
+
+    /// Record the install's process group in `pids` (a campaign's `engines.pids`).
+    pub fn recorded_in(mut self, pids: &Path) -> Self {
+        self.pids = Some(pids.to_path_buf());
+        self
     }
 
     /// Install with `uv pip`, into `python`'s environment.
@@ -75,7 +84,9 @@ impl VllmPythonOnly {
                 .args(["--editable".as_ref(), checkout.as_os_str()])
                 .args(["--torch-backend=auto"]),
         };
-        let step = step.env("VLLM_USE_PRECOMPILED", "1");
+        let step = step
+            .env("VLLM_USE_PRECOMPILED", "1")
+            .recorded_in(self.pids.as_deref());
         self.env
             .iter()
             .fold(step, |s, (k, v)| s.env(k.clone(), v.clone()))

@@ -32,6 +32,16 @@ pub struct BuildFailed {
     pub first_errors: Vec<String>,
 }
 
+impl From<&crate::build::BuildFailure> for BuildFailed {
+    fn from(e: &crate::build::BuildFailure) -> BuildFailed {
+        let mut first_errors = e.first_errors().to_vec();
+        if first_errors.is_empty() {
+            first_errors.push(e.to_string());
+        }
+        BuildFailed { first_errors }
+    }
+}
+
 /// How one engine is rebuilt, asked and measured.
 pub trait Executor: Send {
     /// Build the checkout as it is now as `which` (a base build is kept for later
@@ -51,6 +61,34 @@ pub trait Executor: Send {
 
     /// One measurement of `which` (higher is better: output tokens/s under the workload).
     fn measure(&mut self, which: Build) -> impl Future<Output = anyhow::Result<f64>> + Send;
+
+    /// One measurement of the competitor's deployment, the same way (the gap decision).
+    fn measure_leader(&mut self) -> impl Future<Output = anyhow::Result<f64>> + Send;
+
+    /// Profiles of the target's base build and of the leader for `round`, filed under
+    /// `dir/profiles/`, or why there are none.
+    fn profile(
+        &mut self,
+        dir: &Path,
+        round: u32,
+    ) -> impl Future<Output = anyhow::Result<Profiles>> + Send;
+
+    /// The command that serves `which` (`None`: the leader), runnable as printed.
+    fn command(&self, which: Option<Build>) -> Vec<String>;
+}
+
+/// A round's profiles.
+#[derive(Debug, Clone)]
+pub enum Profiles {
+    /// Both sides were profiled.
+    Captured {
+        /// The target's (`profiles/F`).
+        target: super::analysis::Side,
+        /// The leader's.
+        leader: super::analysis::Side,
+    },
+    /// Neither could be (why, for the reports).
+    Unavailable(String),
 }
 
 /// What one attempt needs.
@@ -105,7 +143,10 @@ pub async fn run(
         gain: None,
         commit: None,
         log: Some(log.clone()),
+        pairs: Vec::new(),
+        secs: 0.0,
     };
+    let started = std::time::Instant::now();
     let (outcome, reason, gain) = trial(plan, exec, &mut row, &plan.dir.join(&log), pool).await?;
     row.outcome = outcome;
     row.reason = reason;
@@ -133,6 +174,7 @@ pub async fn run(
     } else if git::head(plan.checkout)? != base || !git::status_clean(plan.checkout)? {
         git::revert_to(plan.checkout, &base)?;
     }
+    row.secs = started.elapsed().as_secs_f64();
     ledger.record(plan.dir, Event::Attempt(row.clone()))?;
     Ok(row)
 }
@@ -157,12 +199,24 @@ async fn trial(
         }
     };
     row.files = applied.files.clone();
+    eprintln!("forge: {}: building", plan.id);
     if let Err(b) = exec.build(plan.checkout, Build::Patched, log).await? {
         return Ok((Outcome::BuildFailed, b.first_errors.join(" ⏎ "), None));
     }
+    eprintln!("forge: {}: checking answers", plan.id);
     let reference = exec.answers(Build::Base).await?;
     let rerun = exec.answers(Build::Base).await?;
-    let patched = exec.answers(Build::Patched).await?;
+    // The base served a moment ago: a patched build that does not is the patch's doing.
+    let patched = match exec.answers(Build::Patched).await {
+        Ok(a) => a,
+        Err(e) => {
+            return Ok((
+                Outcome::Crashed,
+                format!("the patched engine did not serve: {e:#}"),
+                None,
+            ));
+        }
+    };
     let v = super::correct::judge(&reference, &rerun, &patched);
     if !v.correct {
         return Ok((Outcome::Incorrect, v.reason, None));
@@ -170,15 +224,24 @@ async fn trial(
     let rule = verdict::rule();
     let mut pairs: Vec<(f64, f64)> = Vec::new();
     loop {
+        eprintln!("forge: {}: measuring pair {}", plan.id, pairs.len() + 1);
         // Alternate which build runs first, so drift falls on both sides.
         let (p, c) = if pairs.len().is_multiple_of(2) {
-            let p = exec.measure(Build::Patched).await?;
+            let p = exec.measure(Build::Patched).await;
             (p, exec.measure(Build::Base).await?)
         } else {
             let c = exec.measure(Build::Base).await?;
-            (exec.measure(Build::Patched).await?, c)
+            (exec.measure(Build::Patched).await, c)
+        };
+        let p = match p {
+            Ok(p) => p,
+            Err(e) => {
+                let why = format!("the patched engine failed under load: {e:#}");
+                return Ok((Outcome::Crashed, why, None));
+            }
         };
         pairs.push((p, c));
+        row.pairs = pairs.clone();
         if let Next::Done {
             outcome,
             gain,

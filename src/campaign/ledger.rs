@@ -42,6 +42,8 @@ pub enum Outcome {
     BuildFailed,
     /// Answers differ from the reference beyond the engine's own run-to-run variation.
     Incorrect,
+    /// The patched engine built but did not serve (crashed at start or under load).
+    Crashed,
     /// Measured slower.
     Regressed,
     /// Neither better nor worse within the interval.
@@ -58,6 +60,7 @@ impl Outcome {
             Outcome::ApplyFailed => "apply_failed",
             Outcome::BuildFailed => "build_failed",
             Outcome::Incorrect => "incorrect",
+            Outcome::Crashed => "crashed",
             Outcome::Regressed => "regressed",
             Outcome::Inconclusive => "inconclusive",
             Outcome::Kept => "kept",
@@ -82,7 +85,8 @@ pub enum Source {
 }
 
 impl Source {
-    fn describe(&self) -> String {
+    /// `series FILE` or `LLM provider/model`.
+    pub fn describe(&self) -> String {
         match self {
             Source::Series { file } => format!("series {file}"),
             Source::Llm { model } => format!("LLM {model}"),
@@ -129,6 +133,13 @@ pub struct Attempt {
     pub commit: Option<String>,
     /// Its build and measurement log (relative).
     pub log: Option<PathBuf>,
+    /// The measured pairs (patched, base), in order (the noise pool is rebuilt from
+    /// them on resume).
+    #[serde(default)]
+    pub pairs: Vec<(f64, f64)>,
+    /// Seconds it took.
+    #[serde(default)]
+    pub secs: f64,
 }
 
 /// A source idea.
@@ -144,6 +155,9 @@ pub struct Idea {
     pub evidence: Vec<String>,
     /// Where in the source it comes from: paths, functions, upstream PRs.
     pub provenance: Vec<String>,
+    /// What proposing it cost, USD (LLM calls).
+    #[serde(default)]
+    pub cost_usd: f64,
 }
 
 /// One line of `lineage.jsonl`.
@@ -158,6 +172,12 @@ pub enum Event {
         commit: String,
         /// The gap decision that opened it, in a line.
         gap: String,
+        /// The decision and its measurements.
+        #[serde(default)]
+        decision: Option<super::gap::Decision>,
+        /// Seconds the decision took.
+        #[serde(default)]
+        secs: f64,
     },
     /// A profile was taken (paths relative to the campaign directory).
     Profiled {
@@ -254,6 +274,39 @@ impl Ledger {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// The round's gap decision (the last round's when `round` is `None`).
+    pub fn decision(&self, round: Option<u32>) -> Option<&super::gap::Decision> {
+        self.events.iter().rev().find_map(|e| match e {
+            Event::RoundStarted {
+                round: r, decision, ..
+            } if round.is_none_or(|want| want == *r) => decision.as_ref(),
+            _ => None,
+        })
+    }
+
+    /// Campaign time spent so far, seconds (decisions and ended attempts).
+    pub fn secs(&self) -> f64 {
+        self.events
+            .iter()
+            .map(|e| match e {
+                Event::RoundStarted { secs, .. } => *secs,
+                Event::Attempt(a) => a.secs,
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    /// LLM spend so far, USD.
+    pub fn spent_usd(&self) -> f64 {
+        self.events
+            .iter()
+            .map(|e| match e {
+                Event::Idea(i) => i.cost_usd,
+                _ => 0.0,
+            })
+            .sum()
     }
 
     /// Why the campaign stopped, if it did.
@@ -395,6 +448,8 @@ mod tests {
             reason: "the reason | with a pipe\nand a second line".into(),
             outcome,
             log: None,
+            pairs: Vec::new(),
+            secs: 1.0,
         }
     }
 
@@ -409,6 +464,8 @@ mod tests {
                 round: 1,
                 commit: "a".repeat(40),
                 gap: "behind by 24.0 % [21.9, 26.1]".into(),
+                decision: None,
+                secs: 2.0,
             },
         )
         .unwrap();
@@ -420,6 +477,7 @@ mod tests {
                 title: "remove the per-token sleep".into(),
                 evidence: vec!["decode: 41 % of wall idle between steps".into()],
                 provenance: vec!["tools/server/server.cpp:2301".into()],
+                cost_usd: 0.0,
             }),
         )
         .unwrap();

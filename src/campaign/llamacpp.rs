@@ -1,64 +1,55 @@
 //! The llama.cpp [`Executor`]: the checkout rebuilt incrementally ([`LlamaCpp`], build
 //! directory outside the checkout), each build's `bin/` (the server and its shared
 //! libraries) kept as `builds/base/` or `builds/patched/` so both stay runnable, and each
-//! question answered by booting that `llama-server` on 127.0.0.1 with the model:
-//! answers at temperature 0 to the reference prompts one by one, and a measurement as the
-//! output tokens per second of a batch of concurrent requests with pinned lengths (end of
-//! sequence ignored), after one warm-up request.
+//! question answered by booting that `llama-server` on 127.0.0.1 with the model, on every
+//! core but one ([`super::serve`] asks and measures). The competitor (a stock
+//! `llama-server`) is served with the same flags and measured the same way. Build steps
+//! are recorded in the campaign's `engines.pids` like the servers. llama.cpp has no torch
+//! profiler: a round's evidence is the measured gap, and the reports say so.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
-use super::attempt::{Build, BuildFailed, Executor};
+use super::attempt::{Build, BuildFailed, Executor, Profiles};
+use super::serve::{Asker, Load, SERVED};
 use crate::build::{Builder, LlamaCpp};
-use crate::engine::health::{Readiness, engine_port, wait_ready};
-use crate::engine::process::{self, LaunchSpec, ServerProcess};
-
-/// The name the server answers under.
-const SERVED: &str = "forge-campaign";
-
-/// How the engine is asked and measured.
-#[derive(Debug, Clone)]
-pub struct Load {
-    /// The reference prompts.
-    pub prompts: Vec<String>,
-    /// Tokens per reference answer.
-    pub answer_tokens: u32,
-    /// Concurrent requests per measurement.
-    pub concurrent: usize,
-    /// Output tokens per measured request.
-    pub output_tokens: u32,
-}
+use crate::engine::health::engine_port;
+use crate::engine::process::{LaunchSpec, ServerProcess};
 
 /// llama.cpp behind the [`Executor`] seam.
 pub struct LlamaCppExecutor {
     builder: LlamaCpp,
     /// `builds/` (holding `base/` and `patched/`).
     builds: PathBuf,
-    /// Server logs.
-    logs: PathBuf,
     model: PathBuf,
-    load: Load,
+    asker: Asker,
     timeout: Duration,
-    client: reqwest::Client,
-    boots: u64,
+    /// The competitor's `llama-server` (its shared libraries beside it), if any.
+    leader: Option<PathBuf>,
 }
 
 impl LlamaCppExecutor {
     /// Build in `build_dir`, keep builds and logs under `dir`, serve `model`.
     pub fn new(build_dir: &Path, dir: &Path, model: &Path, load: Load) -> LlamaCppExecutor {
+        let asker = Asker::new(dir, load, json!({"seed": 1, "cache_prompt": false}));
+        let mut builder = LlamaCpp::new(build_dir);
+        builder.cmake.pids = Some(asker.pids().to_path_buf());
         LlamaCppExecutor {
-            builder: LlamaCpp::new(build_dir),
+            builder,
             builds: dir.join("builds"),
-            logs: dir.join("logs"),
             model: model.to_path_buf(),
-            load,
+            asker,
             timeout: Duration::from_secs(3600),
-            client: reqwest::Client::new(),
-            boots: 0,
+            leader: None,
         }
+    }
+
+    /// Measure `server` (a stock `llama-server`) as the competitor.
+    pub fn with_leader(mut self, server: &Path) -> LlamaCppExecutor {
+        self.leader = Some(server.to_path_buf());
+        self
     }
 
     fn bin(&self, which: Build) -> PathBuf {
@@ -68,27 +59,38 @@ impl LlamaCppExecutor {
         })
     }
 
-    /// Boot `which`'s server; its process and base URL.
-    async fn serve(&mut self, which: Build) -> anyhow::Result<(ServerProcess, String)> {
-        self.boots += 1;
-        std::fs::create_dir_all(&self.logs)?;
-        let bin = self.bin(which);
-        let port = engine_port()?;
-        let args: Vec<String> = [
+    /// The server program of `which` (`None`: the leader).
+    fn program(&self, which: Option<Build>) -> anyhow::Result<PathBuf> {
+        match which {
+            Some(b) => Ok(self.bin(b).join("llama-server")),
+            None => self
+                .leader
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("no competitor llama-server was given")),
+        }
+    }
+
+    /// The server's arguments (the same for every side).
+    fn args(&self, port: u16) -> Vec<String> {
+        let np = self.asker.load().concurrent.max(1).to_string();
+        let threads = threads().to_string();
+        let model = self.model.display().to_string();
+        let port = port.to_string();
+        [
             "-m",
-            &self.model.display().to_string(),
+            &model,
             "-a",
             SERVED,
             "--host",
             "127.0.0.1",
             "--port",
-            &port.to_string(),
+            &port,
             "-t",
-            "2",
+            &threads,
             "-c",
             "4096",
             "-np",
-            "4",
+            &np,
             "--cache-ram",
             "0",
             "--no-cache-prompt",
@@ -96,66 +98,27 @@ impl LlamaCppExecutor {
         ]
         .iter()
         .map(|s| s.to_string())
-        .collect();
-        let log = self.logs.join(format!("server-{:03}.log", self.boots));
-        let mut spec = LaunchSpec::from_launcher(
-            &[bin.join("llama-server").display().to_string()],
-            args,
-            &log,
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        spec.env
-            .push(("LD_LIBRARY_PATH".into(), bin.display().to_string()));
-        let mut proc = process::spawn(&spec)?;
-        let url = format!("http://127.0.0.1:{port}");
-        match wait_ready(
-            &mut proc,
-            &self.client,
-            &url,
-            SERVED,
-            Duration::from_secs(120),
-        )
-        .await
-        {
-            Readiness::Ready { .. } => Ok((proc, url)),
-            other => {
-                proc.stop(Duration::from_secs(5)).await;
-                anyhow::bail!(
-                    "llama-server ({}) did not become ready: {other:?}; see {}",
-                    bin.display(),
-                    log.display()
-                )
-            }
-        }
+        .collect()
     }
 
-    async fn complete(
-        &self,
-        url: &str,
-        prompt: &str,
-        max_tokens: u32,
-    ) -> anyhow::Result<(String, u64)> {
-        let v: serde_json::Value = self
-            .client
-            .post(format!("{url}/v1/completions"))
-            .json(&json!({
-                "model": SERVED,
-                "prompt": prompt,
-                "max_tokens": max_tokens,
-                "temperature": 0,
-                "seed": 1,
-                "ignore_eos": true,
-                "cache_prompt": false,
-            }))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let text = v["choices"][0]["text"].as_str().unwrap_or("").to_string();
-        let tokens = v["usage"]["completion_tokens"].as_u64().unwrap_or(0);
-        Ok((text, tokens))
+    /// Boot `which`'s server (`None`: the leader); its process and base URL.
+    async fn serve(&mut self, which: Option<Build>) -> anyhow::Result<(ServerProcess, String)> {
+        let program = self.program(which)?;
+        let libs = program.parent().map(Path::to_path_buf).unwrap_or_default();
+        let port = engine_port()?;
+        let log = self.asker.next_log()?;
+        let mut spec =
+            LaunchSpec::from_launcher(&[program.display().to_string()], self.args(port), &log)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        spec.env
+            .push(("LD_LIBRARY_PATH".into(), libs.display().to_string()));
+        self.asker.boot(&spec, port, Duration::from_secs(120)).await
     }
+}
+
+/// Server threads: every core but one, which the load generator and the OS keep.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 /// Copy a build's `bin/` (server and shared libraries) to `to`, replacing what was there.
@@ -195,53 +158,43 @@ impl Executor for LlamaCppExecutor {
                 keep(&bin, &self.bin(which))?;
                 Ok(Ok(()))
             }
-            Err(e) if e.is_patch_fault() => {
-                let mut first_errors = e.first_errors().to_vec();
-                if first_errors.is_empty() {
-                    first_errors.push(e.to_string());
-                }
-                Ok(Err(BuildFailed { first_errors }))
-            }
+            Err(e) if e.is_patch_fault() => Ok(Err(BuildFailed::from(&e))),
             Err(e) => Err(e.into()),
         }
     }
 
     async fn answers(&mut self, which: Build) -> anyhow::Result<Vec<String>> {
-        let (proc, url) = self.serve(which).await?;
-        let mut out = Vec::new();
-        for p in self.load.prompts.clone() {
-            out.push(
-                self.complete(&url, &p, self.load.answer_tokens)
-                    .await
-                    .map(|(t, _)| t)
-                    .unwrap_or_default(),
-            );
-        }
-        proc.stop(Duration::from_secs(5)).await;
-        Ok(out)
+        let (proc, url) = self.serve(Some(which)).await?;
+        Ok(self.asker.answers(proc, &url).await)
     }
 
     async fn measure(&mut self, which: Build) -> anyhow::Result<f64> {
-        let (proc, url) = self.serve(which).await?;
-        let first = self.load.prompts.first().cloned().unwrap_or_default();
-        let result = async {
-            self.complete(&url, &first, 8).await?;
-            let start = Instant::now();
-            let calls = (0..self.load.concurrent).map(|i| {
-                let p = &self.load.prompts[i % self.load.prompts.len().max(1)];
-                self.complete(&url, p, self.load.output_tokens)
-            });
-            let done = futures::future::join_all(calls).await;
-            let tokens: u64 = done
-                .iter()
-                .filter_map(|r| r.as_ref().ok())
-                .map(|r| r.1)
-                .sum();
-            anyhow::ensure!(tokens > 0, "no request of the measurement completed");
-            Ok(tokens as f64 / start.elapsed().as_secs_f64())
-        }
-        .await;
-        proc.stop(Duration::from_secs(5)).await;
-        result
+        let (proc, url) = self.serve(Some(which)).await?;
+        self.asker.measure(proc, &url).await
+    }
+
+    async fn measure_leader(&mut self) -> anyhow::Result<f64> {
+        let (proc, url) = self.serve(None).await?;
+        self.asker.measure(proc, &url).await
+    }
+
+    async fn profile(&mut self, _dir: &Path, _round: u32) -> anyhow::Result<Profiles> {
+        Ok(Profiles::Unavailable(
+            "llama.cpp has no torch profiler: the round's evidence is the measured gap".into(),
+        ))
+    }
+
+    fn command(&self, which: Option<Build>) -> Vec<String> {
+        let program = self
+            .program(which)
+            .unwrap_or_else(|_| PathBuf::from("llama-server"));
+        let libs = program.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut argv = vec![
+            "env".to_string(),
+            format!("LD_LIBRARY_PATH={}", libs.display()),
+            program.display().to_string(),
+        ];
+        argv.extend(self.args(8080));
+        argv
     }
 }

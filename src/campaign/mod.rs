@@ -4,24 +4,28 @@
 //! (a commit) or revert — until the target is ahead, tied within 1 %, or the gap is shown
 //! to be external.
 //!
-//! What exists so far: the campaign's record ([`ledger`]: `lineage.jsonl`, the attempt,
-//! optimization and source-idea ledgers, resume of an interrupted attempt), patch series
-//! ([`series`]), the correctness verdict on a patched engine's answers ([`correct`]) and
-//! a round's analysis reports ([`analysis`]: `root-cause.md`, `layer-pipeline.md`) and the
-//! LLM's patch proposals ([`propose`]: excerpts read by path within bounds, one diff with
-//! its evidence), the keep/regressed/inconclusive verdict on paired interleaved
-//! measurements ([`verdict`]) and one attempt start to end behind the `Executor` seam
-//! ([`attempt`]: apply, build, answers, measure, commit or reset; recovery after a kill),
-//! with llama.cpp's executor ([`llamacpp`]: incremental rebuilds, base and patched builds
-//! kept side by side, the real `llama-server` asked and measured). The round loop, the
-//! `forge campaign` command and the vLLM executor are still to come (see the issue's
-//! closing note).
+//! The parts: what a campaign runs with ([`settings`], `campaign.json`), the loop
+//! ([`rounds`]: gap decision, analysis, attempts, budgets, stop, resume), the gap decision
+//! ([`gap`]), one attempt start to end behind the `Executor` seam ([`attempt`]: apply, build,
+//! answers ([`correct`]), measure ([`verdict`]), commit or reset; recovery after a kill), the
+//! engines' executors ([`llamacpp`] for real on a CPU, [`vllm`] with its Python-only
+//! rebuild) and how they boot and ask a server ([`serve`]), where patches come from
+//! ([`series`], [`propose`]), the record ([`ledger`]: `lineage.jsonl` and the three Markdown
+//! ledgers) and the reports ([`analysis`], [`report`]: benchmark tables, checkpoint, final
+//! report).
 
 pub mod analysis;
 pub mod attempt;
 pub mod correct;
+pub mod gap;
 pub mod ledger;
 pub mod llamacpp;
 pub mod propose;
+pub mod report;
+pub mod rounds;
 pub mod series;
+pub mod serve;
+pub mod settings;
+pub mod stop;
 pub mod verdict;
+pub mod vllm;

@@ -6,7 +6,7 @@
 //! its high end is below zero, inconclusive when it straddles after the pair budget or
 //! lies between (better than nothing, not by the bar).
 
-use super::ledger::{Gain, Outcome};
+use super::ledger::{Event, Gain, Ledger, Outcome};
 use crate::tune::verdict::{Decision, NoisePool, Rule, decide, log_ratio};
 
 /// The campaign's rule: 1 % bar, 95 %, 2 to 6 pairs.
@@ -76,6 +76,22 @@ pub fn judge(pairs: &[(f64, f64)], pool: &NoisePool, rule: &Rule) -> Next {
         gain,
         reason: why,
     }
+}
+
+/// The noise of this machine's paired measurements so far (every gap decision and every
+/// attempt), as a resumed campaign must go on judging with it.
+pub fn noise_pool(ledger: &Ledger) -> NoisePool {
+    let mut pool = NoisePool::default();
+    for e in &ledger.events {
+        match e {
+            Event::RoundStarted {
+                decision: Some(d), ..
+            } => pool.absorb(&ratios(&d.pairs)),
+            Event::Attempt(a) => pool.absorb(&ratios(&a.pairs)),
+            _ => {}
+        }
+    }
+    pool
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! built.
 
 pub mod bench;
+pub mod campaign;
 pub mod compare;
 pub mod doctor;
 pub mod loopback;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gap(args) => compare::gap_main(args),
         Command::Trace(cmd) => trace::main(cmd),
         Command::Profile(args) => profile::main(args),
+        Command::Campaign(args) => campaign::main(*args),
         Command::Report(args) => report::main(args),
         Command::Playbook(cmd) => playbook::main(cmd),
         Command::Recipe(cmd) => recipe::main(cmd),

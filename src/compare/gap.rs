@@ -69,6 +69,12 @@ impl Gap {
 
     /// One line for a person: "behind by 4.2 % [2.9, 5.4] (95 %, 6 pairs)".
     pub fn describe(&self) -> String {
+        self.describe_within(THRESHOLD_PCT)
+    }
+
+    /// [`Gap::describe`] for a decision made with another tie threshold.
+    pub fn describe_within(&self, threshold_pct: f64) -> String {
+        let t = threshold_pct;
         let iv = |i: &Interval| {
             format!(
                 "[{:+.1}, {:+.1}] % ({:.0} % confidence, {} pairs)",
@@ -80,10 +86,10 @@ impl Gap {
         };
         match self {
             Gap::Ahead { interval: i } => format!("ahead by {:.1} % {}", i.gain_pct, iv(i)),
-            Gap::Tied { interval: i } => format!("tied within 1 % {}", iv(i)),
+            Gap::Tied { interval: i } => format!("tied within {t} % {}", iv(i)),
             Gap::Behind { interval: i } => format!("behind by {:.1} % {}", -i.gain_pct, iv(i)),
             Gap::Unresolved { interval: i } => format!(
-                "unresolved: {:+.1} % {} straddles ±1 % after the repeat budget",
+                "unresolved: {:+.1} % {} straddles ±{t} % after the repeat budget",
                 i.gain_pct,
                 iv(i)
             ),
@@ -106,10 +112,22 @@ pub enum Step {
 /// Decide from the pairs' log ratios (d = ln(target/leader)), at `confidence`, with at
 /// most `max_pairs` pairs. Never decides on fewer than two pairs.
 pub fn decide(log_ratios: &[f64], pool: &NoisePool, confidence: f64, max_pairs: usize) -> Step {
+    decide_within(log_ratios, pool, confidence, max_pairs, THRESHOLD_PCT)
+}
+
+/// [`decide`] with another tie threshold than the contract's 1 % (`forge campaign
+/// --tie-threshold`, for a machine whose own noise cannot resolve 1 %).
+pub fn decide_within(
+    log_ratios: &[f64],
+    pool: &NoisePool,
+    confidence: f64,
+    max_pairs: usize,
+    threshold_pct: f64,
+) -> Step {
     let Some(iv) = interval(log_ratios, pool, confidence) else {
         return Step::MeasureMore(None);
     };
-    let t = THRESHOLD_PCT;
+    let t = threshold_pct;
     let enough = log_ratios.len() >= 2;
     let decided = if !enough {
         None

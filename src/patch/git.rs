@@ -234,6 +234,21 @@ pub fn start_branch(checkout: &Path, name: &str) -> Result<(), GitError> {
     Ok(())
 }
 
+/// The commit branch `name` points at, if the branch exists.
+pub fn branch_commit(checkout: &Path, name: &str) -> Result<Option<String>, GitError> {
+    if name.starts_with('-') {
+        return Err(GitError::Invalid {
+            what: "branch name",
+            value: name.to_string(),
+        });
+    }
+    match resolve(checkout, &format!("refs/heads/{name}")) {
+        Ok(sha) => Ok(Some(sha)),
+        Err(GitError::Invalid { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The commit HEAD points at (full sha).
 pub fn head(checkout: &Path) -> Result<String, GitError> {
     resolve(checkout, "HEAD")

@@ -14,6 +14,8 @@
 //!   tests give one (fixtures, workloads).
 //! - `sim_proc`: `forge sim serve` as a child process: spawn, follow its output, readiness,
 //!   SSE helpers, output normalization.
+//! - `fake_engine`: an engine whose checkout is a git repository and whose speed and
+//!   answers a diff changes (campaign tests).
 //! - `fake_openai`: a scriptable OpenAI-compatible server for `forge bench`.
 //! - `llamacpp`: the real llama.cpp peers (llama-server and a small GGUF), or a loud skip.
 //! - `openai_py`: a Python with the official `openai` SDK, or a loud skip.
@@ -23,6 +25,7 @@
 #![allow(dead_code)]
 
 pub mod bin;
+pub mod fake_engine;
 pub mod fake_openai;
 pub mod llamacpp;
 pub mod llm_ctx;
