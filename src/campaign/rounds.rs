@@ -536,6 +536,55 @@ mod tests {
         }
     }
 
+    fn round(r: u32) -> Event {
+        Event::RoundStarted {
+            round: r,
+            commit: "c".into(),
+            gap: String::new(),
+            decision: None,
+            secs: 0.0,
+        }
+    }
+
+    fn kept(r: u32, pct: f64) -> Event {
+        Event::Attempt(super::super::ledger::Attempt {
+            id: format!("r{r}-a1"),
+            round: r,
+            source: Source::Series { file: "x".into() },
+            patch: PathBuf::from("p"),
+            idea: None,
+            base: "b".into(),
+            files: Vec::new(),
+            outcome: Outcome::Kept,
+            reason: String::new(),
+            gain: Some(super::super::ledger::Gain {
+                pct,
+                lo: pct - 0.5,
+                hi: pct + 0.5,
+            }),
+            commit: Some("k".into()),
+            log: None,
+            pairs: Vec::new(),
+            secs: 0.0,
+        })
+    }
+
+    #[test]
+    fn two_rounds_in_a_row_under_1_pct_widen_the_research() {
+        let mut l = Ledger {
+            events: vec![round(1), kept(1, 12.0), round(2), kept(2, 0.6), round(3)],
+            ..Ledger::default()
+        };
+        assert!(!widen(&l), "round 1 gained 12 %");
+        l.events.extend([round(4)]);
+        assert!(
+            widen(&l),
+            "rounds 2 (0.6 %) and 3 (nothing kept) gained under 1 %"
+        );
+        l.events.extend([kept(4, 3.0), round(5)]);
+        assert!(!widen(&l));
+    }
+
     #[test]
     fn an_unresolved_gap_is_tied_or_ahead_only_when_not_more_than_1_pct_behind() {
         let s = stop_for(&unresolved(-0.3, 5.8), "t", "l", 1.0).unwrap();
