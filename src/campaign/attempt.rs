@@ -42,6 +42,25 @@ impl From<&crate::build::BuildFailure> for BuildFailed {
     }
 }
 
+/// Run `builder` on `checkout` (off the async workers; the log's directory made first):
+/// what it built, the patch's failure (`Ok(Err)`: a `build_failed` attempt) or the
+/// machine's (`Err`: the campaign stops).
+pub fn rebuild(
+    builder: &impl crate::build::Builder,
+    checkout: &Path,
+    log: &Path,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Result<crate::build::Built, BuildFailed>> {
+    if let Some(parent) = log.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match tokio::task::block_in_place(|| builder.build(checkout, log, timeout)) {
+        Ok(b) => Ok(Ok(b)),
+        Err(e) if e.is_patch_fault() => Ok(Err(BuildFailed::from(&e))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// How one engine is rebuilt, asked and measured.
 pub trait Executor: Send {
     /// Build the checkout as it is now as `which` (a base build is kept for later

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::attempt::{Build, BuildFailed, Executor, Profiles};
+use super::attempt::{Build, BuildFailed, Executor, Profiles, rebuild};
 use super::serve::{Asker, Load, SERVED};
-use crate::build::{Builder, LlamaCpp};
+use crate::build::LlamaCpp;
 use crate::engine::health::engine_port;
 use crate::engine::process::{LaunchSpec, ServerProcess};
 
@@ -144,23 +144,16 @@ impl Executor for LlamaCppExecutor {
         which: Build,
         log: &Path,
     ) -> anyhow::Result<Result<(), BuildFailed>> {
-        if let Some(parent) = log.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let built = tokio::task::block_in_place(|| self.builder.build(checkout, log, self.timeout));
-        match built {
-            Ok(b) => {
-                let bin = b
-                    .program
-                    .parent()
-                    .ok_or_else(|| anyhow::anyhow!("{}: no directory", b.program.display()))?
-                    .to_path_buf();
-                keep(&bin, &self.bin(which))?;
-                Ok(Ok(()))
-            }
-            Err(e) if e.is_patch_fault() => Ok(Err(BuildFailed::from(&e))),
-            Err(e) => Err(e.into()),
-        }
+        let b = match rebuild(&self.builder, checkout, log, self.timeout)? {
+            Ok(b) => b,
+            Err(failed) => return Ok(Err(failed)),
+        };
+        let bin = b
+            .program
+            .parent()
+            .ok_or_else(|| anyhow::anyhow!("{}: no directory", b.program.display()))?;
+        keep(bin, &self.bin(which))?;
+        Ok(Ok(()))
     }
 
     async fn answers(&mut self, which: Build) -> anyhow::Result<Vec<String>> {

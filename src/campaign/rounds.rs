@@ -67,38 +67,10 @@ pub async fn drive(
         report::final_report(dir, settings, &ledger, exec)?;
         return Ok(stop);
     }
-    let reaped = crate::engine::process::reap_recorded(&dir.join(PIDS_FILE));
-    if !reaped.is_empty() {
-        eprintln!(
-            "forge: reaped {} process group(s) an interrupted session left",
-            reaped.len()
-        );
-    }
-    let checkout = settings.source.as_path();
-    let mut retry = attempt::recover(&ledger, checkout)?;
-    if let Some((id, _)) = &retry {
-        eprintln!(
-            "forge: {id} was interrupted; the checkout is back at its base and it is tried again"
-        );
-    }
-    git::start_branch(checkout, &settings.branch)?;
-    anyhow::ensure!(
-        git::status_clean(checkout)?,
-        "{}: the checkout has changes outside the campaign; commit or stash them",
-        checkout.display()
-    );
-    eprintln!(
-        "forge: building the base ({})",
-        short(&git::head(checkout)?)
-    );
-    let log = dir.join("patches").join("base.log");
-    if let Err(b) = exec.build(checkout, Build::Base, &log).await? {
-        let why = format!(
-            "the target's base does not build: {}",
-            b.first_errors.join(" ⏎ ")
-        );
-        return finish(dir, settings, &mut ledger, exec, StopCode::External, why);
-    }
+    let mut retry = match prepare(dir, settings, exec, &ledger).await? {
+        Ok(retry) => retry,
+        Err(why) => return finish(dir, settings, &mut ledger, exec, StopCode::External, why),
+    };
     let mut pool = super::verdict::noise_pool(&ledger);
     let mut decide_again = false;
     loop {
@@ -130,21 +102,35 @@ pub async fn drive(
             };
             return finish(dir, settings, &mut ledger, exec, StopCode::Exhausted, why);
         };
-        let plan = Plan {
-            dir,
-            checkout,
-            id: p.id.clone(),
-            round,
-            source: p.source,
-            diff: &p.diff,
-            idea: p.idea,
-            limits: Limits::default(),
-        };
-        eprintln!("forge: {}: {}", plan.id, p.label);
-        let row = attempt::run(&plan, exec, &mut ledger, &mut pool).await?;
-        eprintln!("forge: {}: {} — {}", row.id, row.outcome.code(), row.reason);
+        attempt_one(dir, settings, exec, &mut ledger, &mut pool, round, p).await?;
         report::checkpoint(dir, settings, &ledger, exec, next_label(proposer, &ledger))?;
     }
+}
+
+/// Try one proposal in `round` and say how it ended.
+async fn attempt_one(
+    dir: &Path,
+    settings: &Settings,
+    exec: &mut impl Executor,
+    ledger: &mut Ledger,
+    pool: &mut NoisePool,
+    round: u32,
+    p: Ready,
+) -> anyhow::Result<()> {
+    let plan = Plan {
+        dir,
+        checkout: &settings.source,
+        id: p.id.clone(),
+        round,
+        source: p.source,
+        diff: &p.diff,
+        idea: p.idea,
+        limits: Limits::default(),
+    };
+    eprintln!("forge: {}: {}", plan.id, p.label);
+    let row = attempt::run(&plan, exec, ledger, pool).await?;
+    eprintln!("forge: {}: {} — {}", row.id, row.outcome.code(), row.reason);
+    Ok(())
 }
 
 /// Measure the target's base build against the leader until the gap is decided or
@@ -188,6 +174,50 @@ async fn decide_gap(
             });
         }
     }
+}
+
+/// Ready the checkout for the loop: reap what a kill left, reset an interrupted attempt
+/// (its id and source returned to retry), switch to the campaign branch, check the tree,
+/// build the base. `Ok(Err(why))`: the base does not build.
+async fn prepare(
+    dir: &Path,
+    settings: &Settings,
+    exec: &mut impl Executor,
+    ledger: &Ledger,
+) -> anyhow::Result<Result<Option<(String, Source)>, String>> {
+    let reaped = crate::engine::process::reap_recorded(&dir.join(PIDS_FILE));
+    if !reaped.is_empty() {
+        eprintln!(
+            "forge: reaped {} process group(s) an interrupted session left",
+            reaped.len()
+        );
+    }
+    let checkout = settings.source.as_path();
+    let retry = attempt::recover(ledger, checkout)?;
+    if let Some((id, _)) = &retry {
+        eprintln!(
+            "forge: {id} was interrupted; the checkout is back at its base and it is tried again"
+        );
+    }
+    git::start_branch(checkout, &settings.branch)?;
+    anyhow::ensure!(
+        git::status_clean(checkout)?,
+        "{}: the checkout has changes outside the campaign; commit or stash them",
+        checkout.display()
+    );
+    eprintln!(
+        "forge: building the base ({})",
+        short(&git::head(checkout)?)
+    );
+    let log = dir.join("patches").join("base.log");
+    if let Err(b) = exec.build(checkout, Build::Base, &log).await? {
+        let why = format!(
+            "the target's base does not build: {}",
+            b.first_errors.join(" ⏎ ")
+        );
+        return Ok(Err(why));
+    }
+    Ok(Ok(retry))
 }
 
 /// The round still open, if any: started and with attempts left (each attempt builds on

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::attempt::{Build, BuildFailed, Executor, Profiles};
+use super::attempt::{Build, BuildFailed, Executor, Profiles, rebuild};
 use super::serve::{Asker, Load, SERVED};
-use crate::build::{Builder, VllmPythonOnly};
+use crate::build::VllmPythonOnly;
 use crate::engine::health::engine_port;
 use crate::engine::process::{LaunchSpec, ServerProcess};
 
@@ -149,20 +149,13 @@ impl Executor for VllmExecutor {
         which: Build,
         log: &Path,
     ) -> anyhow::Result<Result<(), BuildFailed>> {
-        if let Some(parent) = log.parent() {
-            std::fs::create_dir_all(parent)?;
+        if let Err(failed) = rebuild(&self.builder, checkout, log, self.timeout)? {
+            return Ok(Err(failed));
         }
-        let built = tokio::task::block_in_place(|| self.builder.build(checkout, log, self.timeout));
-        match built {
-            Ok(_) => {
-                if which == Build::Base {
-                    snapshot(&checkout.join(PACKAGE), &self.base.join(PACKAGE))?;
-                }
-                Ok(Ok(()))
-            }
-            Err(e) if e.is_patch_fault() => Ok(Err(BuildFailed::from(&e))),
-            Err(e) => Err(e.into()),
+        if which == Build::Base {
+            snapshot(&checkout.join(PACKAGE), &self.base.join(PACKAGE))?;
         }
+        Ok(Ok(()))
     }
 
     async fn answers(&mut self, which: Build) -> anyhow::Result<Vec<String>> {
