@@ -88,6 +88,17 @@ fn bad_input_is_refused_with_the_flag_or_file_named_and_nothing_written() {
         "nothing is written before the input is valid"
     );
 
+    // A checkout another campaign is patching (its git directory locked) is refused.
+    let held = forge::store::RunLock::acquire(&co.join(".git")).unwrap();
+    let o = with(&["--patches", &patches_s, "--branch", "fresh"]);
+    assert!(
+        o.stderr.contains("another campaign is patching it"),
+        "{}",
+        o.stderr
+    );
+    drop(held);
+    std::fs::remove_dir_all(&dir).unwrap();
+
     let o = campaign(&["resume", &s(tmp.path())]);
     assert_eq!(o.code, 1);
     assert!(

@@ -20,14 +20,16 @@ use crate::campaign::vllm::VllmExecutor;
 use crate::campaign::{propose, series};
 use crate::cli::{CampaignAction, CampaignArgs, CampaignCli};
 use crate::patch::git;
+use crate::store::RunLock;
 
 /// Run `forge campaign`.
 pub fn main(cli: CampaignCli) -> anyhow::Result<ExitCode> {
-    let (dir, settings) = match cli.action {
+    let (dir, settings, _locks) = match cli.action {
         Some(CampaignAction::Resume { dir }) => {
             let s = Settings::load(&dir)?;
+            let locks = lock(&dir, &s)?;
             eprintln!("forge campaign: resuming {}", dir.display());
-            (dir, s)
+            (dir, s, locks)
         }
         None => {
             let dir = absolute(&cli.args.dir)?;
@@ -39,9 +41,10 @@ pub fn main(cli: CampaignCli) -> anyhow::Result<ExitCode> {
             );
             let s = resolve(&cli.args, &dir)?;
             std::fs::create_dir_all(&dir)?;
+            let locks = lock(&dir, &s)?;
             s.save(&dir)?;
             eprintln!("forge campaign: new campaign {}", dir.display());
-            (dir, s)
+            (dir, s, locks)
         }
     };
     let spent = crate::campaign::ledger::Ledger::read(&dir)?.spent_usd();
@@ -263,6 +266,33 @@ fn proposer(s: &Settings, spent_usd: f64) -> anyhow::Result<Proposer> {
         model,
         limits,
     })))
+}
+
+/// One process per campaign, and one campaign per checkout (the checkout's git directory
+/// holds the second lock, so its tree stays clean).
+fn lock(dir: &Path, s: &Settings) -> anyhow::Result<(RunLock, RunLock)> {
+    let own = RunLock::acquire(dir)?;
+    let checkout = RunLock::acquire(&git_dir(&s.source)?).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: another campaign is patching it ({e})",
+            s.source.display()
+        )
+    })?;
+    Ok((own, checkout))
+}
+
+/// The checkout's git directory (`.git`, or where a worktree's `.git` file points).
+fn git_dir(checkout: &Path) -> anyhow::Result<PathBuf> {
+    let dot = checkout.join(".git");
+    if dot.is_dir() {
+        return Ok(dot);
+    }
+    let text = crate::text::read(&dot)?;
+    let rel = text
+        .trim()
+        .strip_prefix("gitdir: ")
+        .ok_or_else(|| anyhow::anyhow!("{}: not a git directory link", dot.display()))?;
+    Ok(checkout.join(rel))
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
