@@ -459,6 +459,10 @@ pub struct CampaignArgs {
     /// program's name).
     #[arg(long)]
     pub leader_name: Option<String>,
+    /// The competitor's framework (vllm, sglang): its torch profiler is switched on that
+    /// framework's way so each round can profile it beside the target.
+    #[arg(long, value_enum)]
+    pub leader_framework: Option<crate::trace::Framework>,
     /// vLLM: the interpreter of the environment vLLM is installed in (editable, from the
     /// checkout).
     #[arg(long)]

@@ -52,6 +52,7 @@ fn settings(co: &Path, patches: &Path, start: &str) -> Settings {
         leader: "/stock/fake-engine".into(),
         leader_args: Vec::new(),
         leader_name: "fake (stock)".into(),
+        leader_framework: None,
         python: None,
         uv: None,
         flow_check: true,

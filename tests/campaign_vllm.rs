@@ -4,7 +4,9 @@
 //! Python-only build is, measured against a stock competitor, with the patches proposed by
 //! the LLM agent in a recorded conversation (wiremock): it reads the source it asks for,
 //! proposes a shorter decode step (kept, committed) and a sampling change (incorrect,
-//! reverted); the next round finds the target ahead. The API key reaches the provider and
+//! reverted); the next round finds the target ahead. Round 1 profiles the target and the
+//! competitor through their torch-profiler routes (the fake writes recorded traces) and
+//! the model is shown their comparison. The API key reaches the provider and
 //! nothing else.
 
 mod common;
@@ -95,6 +97,8 @@ async fn an_llm_driven_vllm_campaign_keeps_one_patch_and_reverts_the_other() {
         "--port",
         "--leader-arg",
         "{port}",
+        "--leader-framework",
+        "sglang",
         "--leader-name",
         "stock (fake)",
         "--llm",
@@ -111,7 +115,10 @@ async fn an_llm_driven_vllm_campaign_keeps_one_patch_and_reverts_the_other() {
         &dir_s,
     ];
     let mut cmd = forge(&args);
-    cmd.env(Shape::OpenAi.key_env(), KEY).env("NO_COLOR", "1");
+    let traces = Path::new(ROOT).join("tests/fixtures/traces");
+    cmd.env(Shape::OpenAi.key_env(), KEY)
+        .env("NO_COLOR", "1")
+        .env("FORGE_FAKE_TRACES", &traces);
     let out = tokio::task::spawn_blocking(move || run(&mut cmd))
         .await
         .unwrap();
@@ -140,6 +147,39 @@ async fn an_llm_driven_vllm_campaign_keeps_one_patch_and_reverts_the_other() {
     assert!(
         idea_md.contains("r1-a1 kept") && idea_md.contains("r1-a2 incorrect"),
         "{idea_md}"
+    );
+
+    // Round 1 profiled both sides (prefill and decode, through their profiler routes) and
+    // compared them; the model was shown that comparison.
+    for side in ["vllm", "sglang"] {
+        for stage in ["prefill", "decode"] {
+            let d = dir.join("profiles/r1").join(side).join(stage);
+            let n = std::fs::read_dir(&d).map_or(0, |r| r.count());
+            let why =
+                std::fs::read_to_string(dir.join("analysis/root-cause.md")).unwrap_or_default();
+            assert!(
+                n > 0,
+                "{} holds no trace: {why}\n{}",
+                d.display(),
+                out.stderr
+            );
+        }
+    }
+    let profiled = ledger
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Profiled { round: 1, .. }))
+        .count();
+    assert_eq!(profiled, 2);
+    let root = std::fs::read_to_string(dir.join("analysis/root-cause.md")).unwrap();
+    assert!(
+        root.starts_with("# Root cause: target (A) against the leader (B)"),
+        "{root}"
+    );
+    let first = llm.bodies().await[0].to_string();
+    assert!(
+        first.contains("Root cause: target (A) against the leader (B)"),
+        "{first}"
     );
 
     // Three calls: a READ, then one diff per attempt; the excerpt went back to the model.

@@ -311,7 +311,13 @@ async fn profile_and_analyze(
 ) -> anyhow::Result<()> {
     match exec.profile(dir, round).await? {
         Profiles::Captured { target, leader } => {
-            let (root, pipe) = analysis::write(dir, &target, &leader, None)?;
+            let (root, pipe) = match analysis::write(dir, &target, &leader, None) {
+                Ok(paths) => paths,
+                Err(e) => {
+                    let why = format!("the profiles could not be analyzed: {e:#}");
+                    return report::root_cause_unprofiled(dir, settings, round, d, &why);
+                }
+            };
             for side in [&target, &leader] {
                 ledger.record(
                     dir,

@@ -83,6 +83,9 @@ pub struct Settings {
     pub leader_args: Vec<String>,
     /// The competitor's name in reports.
     pub leader_name: String,
+    /// The competitor's framework (`vllm`, `sglang`), when known.
+    #[serde(default)]
+    pub leader_framework: Option<String>,
     /// vLLM: the interpreter of its environment.
     #[serde(default)]
     pub python: Option<PathBuf>,
@@ -164,6 +167,7 @@ mod tests {
             leader: "/stock/llama-server".into(),
             leader_args: Vec::new(),
             leader_name: "llama.cpp (stock)".into(),
+            leader_framework: None,
             python: None,
             uv: None,
             flow_check: true,

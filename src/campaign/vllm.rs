@@ -6,18 +6,23 @@
 //! the base server runs with that snapshot first on `PYTHONPATH`. Both are served as
 //! `python -m vllm.entrypoints.openai.api_server` on 127.0.0.1 under the campaign's served
 //! name; the competitor (the best rival's launch command, `{port}` filled in) is measured
-//! the same way ([`super::serve`]).
+//! the same way ([`super::serve`]). Each round profiles the base and, when its framework is
+//! known, the competitor with their torch profilers on (`forge profile`'s capture:
+//! prefill and decode), filed under `profiles/rN/F/` for the round's analysis.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
 
+use super::analysis::Side;
 use super::attempt::{Build, BuildFailed, Executor, Profiles, rebuild};
 use super::serve::{Asker, Load, SERVED};
 use crate::build::VllmPythonOnly;
+use crate::engine::adapter::ProfilerSetup;
 use crate::engine::health::engine_port;
 use crate::engine::process::{LaunchSpec, ServerProcess};
+use crate::trace::Framework;
 
 /// The Python package a vLLM checkout installs.
 const PACKAGE: &str = "vllm";
@@ -37,6 +42,8 @@ pub struct VllmExecutor {
     leader: Vec<String>,
     timeout: Duration,
     boot_timeout: Duration,
+    /// The competitor's framework, when known (to profile it).
+    leader_framework: Option<Framework>,
 }
 
 impl VllmExecutor {
@@ -60,6 +67,7 @@ impl VllmExecutor {
             leader,
             timeout: Duration::from_secs(3600),
             boot_timeout: Duration::from_secs(1200),
+            leader_framework: None,
         }
     }
 
@@ -91,6 +99,15 @@ impl VllmExecutor {
     }
 
     async fn serve(&mut self, which: Option<Build>) -> anyhow::Result<(ServerProcess, String)> {
+        self.serve_with(which, &ProfilerSetup::default()).await
+    }
+
+    /// Boot `which` (`None`: the leader) with `extra` arguments and environment.
+    async fn serve_with(
+        &mut self,
+        which: Option<Build>,
+        extra: &ProfilerSetup,
+    ) -> anyhow::Result<(ServerProcess, String)> {
         let port = engine_port()?;
         let log = self.asker.next_log()?;
         let spec = match which {
@@ -112,9 +129,93 @@ impl VllmExecutor {
                     .map_err(|e| anyhow::anyhow!("the competitor's command: {e}"))?
             }
         };
+        let mut spec = spec;
+        spec.args.extend(extra.args.iter().cloned());
+        spec.env.extend(extra.env.iter().cloned());
         self.asker.boot(&spec, port, self.boot_timeout).await
     }
 }
+
+fn framework_name(f: Framework) -> &'static str {
+    match f {
+        Framework::Vllm => "vllm",
+        Framework::Sglang => "sglang",
+        Framework::Trtllm => "trtllm",
+        Framework::Auto => "auto",
+    }
+}
+
+impl VllmExecutor {
+    /// The competitor's framework (its profiler is switched on the way that framework's is).
+    pub fn with_leader_framework(mut self, f: Option<Framework>) -> VllmExecutor {
+        self.leader_framework = f;
+        self
+    }
+
+    /// The installed vLLM's (major, minor), from the environment's package metadata.
+    fn version(&self) -> Option<(u64, u64)> {
+        let out = std::process::Command::new(&self.builder.python)
+            .args([
+                "-c",
+                "import importlib.metadata as m; print(m.version('vllm'))",
+            ])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut parts = text.trim().split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some((major, minor))
+    }
+
+    /// Boot `which` (`None`: the leader) with its profiler writing under `side`'s `raw/`,
+    /// capture prefill and decode ([`crate::profile::run`]), stop it.
+    async fn profile_side(&mut self, which: Option<Build>, side: &Side) -> anyhow::Result<()> {
+        let raw = std::path::absolute(side.profiles.join("raw"))?;
+        std::fs::create_dir_all(&raw)?;
+        let setup = match side.framework {
+            Framework::Sglang => crate::engine::sglang::torch_profiler(&raw),
+            _ => {
+                let old = self.version().is_none_or(|v| v < (0, 13));
+                crate::engine::vllm::adapter::torch_profiler(old, &raw)
+            }
+        };
+        let load = self.asker.load().clone();
+        let plan = crate::profile::Plan {
+            framework: side.framework,
+            input_len: PROFILE_INPUT_LEN,
+            output_len: load.output_tokens,
+            batch: load.concurrent,
+            wait: Duration::from_secs(120),
+            layers: None,
+            source: format!("forge campaign: {}", framework_name(side.framework)),
+        };
+        let (proc, url) = self.serve_with(which, &setup).await?;
+        let target = crate::profile::capture::Target {
+            base_url: url,
+            model: SERVED.to_string(),
+            start_body: setup.start_body.clone(),
+            trace_dir: raw,
+        };
+        let result = crate::profile::run(&target, &side.profiles, &plan).await;
+        proc.stop(Duration::from_secs(10)).await;
+        let manifest = result?;
+        anyhow::ensure!(
+            manifest.stages.iter().any(|s| !s.traces.is_empty()),
+            "no trace: {}",
+            manifest
+                .stages
+                .iter()
+                .filter_map(|s| s.error.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        Ok(())
+    }
+}
+
+/// Prompt tokens of the prefill capture.
+const PROFILE_INPUT_LEN: u32 = 512;
 
 /// Replace `to` with a snapshot of the package directory `from` (`__pycache__` left out).
 fn snapshot(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -173,12 +274,32 @@ impl Executor for VllmExecutor {
         self.asker.measure(proc, &url).await
     }
 
-    async fn profile(&mut self, _dir: &Path, _round: u32) -> anyhow::Result<Profiles> {
-        Ok(Profiles::Unavailable(
-            "the campaign does not capture vLLM profiles yet: take them with `forge profile \
-             --base-url URL --trace-dir DIR` and give the reports to the round"
-                .into(),
-        ))
+    async fn profile(&mut self, dir: &Path, round: u32) -> anyhow::Result<Profiles> {
+        let Some(leader) = self.leader_framework else {
+            return Ok(Profiles::Unavailable(
+                "the competitor's framework is not known (--leader-framework), so it cannot be \
+                 profiled beside the target"
+                    .into(),
+            ));
+        };
+        let root = dir.join("profiles").join(format!("r{round}"));
+        let target = Side {
+            framework: Framework::Vllm,
+            profiles: root.join("vllm"),
+        };
+        let leader = Side {
+            framework: leader,
+            profiles: root.join(framework_name(leader)),
+        };
+        for (which, side) in [(Some(Build::Base), &target), (None, &leader)] {
+            if let Err(e) = self.profile_side(which, side).await {
+                return Ok(Profiles::Unavailable(format!(
+                    "profiling {} failed: {e:#}",
+                    framework_name(side.framework)
+                )));
+            }
+        }
+        Ok(Profiles::Captured { target, leader })
     }
 
     fn command(&self, which: Option<Build>) -> Vec<String> {

@@ -155,6 +155,7 @@ fn resolve(a: &CampaignArgs, dir: &Path) -> anyhow::Result<Settings> {
         leader: absolute(leader)?,
         leader_args: a.leader_args.clone(),
         leader_name,
+        leader_framework: a.leader_framework.map(|f| format!("{f:?}").to_lowercase()),
         python,
         uv: a.uv.as_deref().map(absolute).transpose()?,
         flow_check: a.flow_check,
@@ -230,14 +231,16 @@ fn vllm(dir: &Path, s: &Settings) -> anyhow::Result<VllmExecutor> {
     };
     let mut leader = vec![s.leader.display().to_string()];
     leader.extend(s.leader_args.iter().cloned());
-    Ok(VllmExecutor::new(
-        builder,
-        &s.source,
-        dir,
-        &s.model,
-        load_of(s),
-        leader,
-    ))
+    let framework = s
+        .leader_framework
+        .as_deref()
+        .map(|f| {
+            <crate::trace::Framework as clap::ValueEnum>::from_str(f, true)
+                .map_err(|e| anyhow::anyhow!("campaign.json: leader_framework: {e}"))
+        })
+        .transpose()?;
+    let exec = VllmExecutor::new(builder, &s.source, dir, &s.model, load_of(s), leader);
+    Ok(exec.with_leader_framework(framework))
 }
 
 /// The proposer the settings call for.

@@ -85,14 +85,7 @@ impl Engine for SglangEngine {
     /// `SGLANG_TORCH_PROFILER_DIR` (set at launch, as its bench client requires) or the
     /// request's `output_dir`.
     fn profiler(&self, dir: &Path) -> Result<ProfilerSetup, String> {
-        Ok(ProfilerSetup {
-            env: vec![(
-                "SGLANG_TORCH_PROFILER_DIR".into(),
-                dir.display().to_string(),
-            )],
-            start_body: Some(super::profile_start_body(dir)),
-            ..ProfilerSetup::default()
-        })
+        Ok(super::torch_profiler(dir))
     }
 
     fn describe(&self) -> String {

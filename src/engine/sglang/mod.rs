@@ -16,6 +16,19 @@ pub fn check_model(model: &str) -> anyhow::Result<()> {
     crate::engine::vllm::check_model(model)
 }
 
+/// SGLang's torch profiler writing into `dir` (`SGLANG_TORCH_PROFILER_DIR`, and the same
+/// directory in the body of `/start_profile`).
+pub fn torch_profiler(dir: &std::path::Path) -> crate::engine::adapter::ProfilerSetup {
+    crate::engine::adapter::ProfilerSetup {
+        env: vec![(
+            "SGLANG_TORCH_PROFILER_DIR".into(),
+            dir.display().to_string(),
+        )],
+        start_body: Some(profile_start_body(dir)),
+        ..Default::default()
+    }
+}
+
 /// The body of SGLang's `POST /start_profile` writing traces under `dir` (its
 /// `ProfileReqInput.output_dir`).
 pub fn profile_start_body(dir: &std::path::Path) -> serde_json::Value {

@@ -106,14 +106,9 @@ impl Engine for VllmEngine {
     /// (vllm-project/vllm#29912); earlier releases read `VLLM_TORCH_PROFILER_DIR`, which
     /// 0.16 removed (#33536). Either way the routes exist only while it is set.
     fn profiler(&self, dir: &Path) -> Result<ProfilerSetup, String> {
-        let dir = dir.display().to_string();
-        if (self.version.major, self.version.minor) < (0, 13) {
-            return Ok(ProfilerSetup {
-                env: vec![("VLLM_TORCH_PROFILER_DIR".into(), dir)],
-                ..ProfilerSetup::default()
-            });
-        }
+        let old = (self.version.major, self.version.minor) < (0, 13);
         if let Some(h) = &self.help
+            && !old
             && h.lists_flags()
             && !h.has("--profiler-config")
         {
@@ -122,11 +117,7 @@ impl Engine for VllmEngine {
                 self.describe()
             ));
         }
-        let config = serde_json::json!({"profiler": "torch", "torch_profiler_dir": dir});
-        Ok(ProfilerSetup {
-            args: vec!["--profiler-config".into(), config.to_string()],
-            ..ProfilerSetup::default()
-        })
+        Ok(torch_profiler(old, dir))
     }
 
     fn describe(&self) -> String {
@@ -227,6 +218,23 @@ fn context_for(need: u64, max: u64) -> Option<u64> {
         return None;
     }
     Some((need.div_ceil(1024) * 1024).max(2048).min(max))
+}
+
+/// vLLM's torch profiler writing into `dir`: `VLLM_TORCH_PROFILER_DIR` before 0.13 (`old`),
+/// `--profiler-config` (JSON) from 0.13.
+pub fn torch_profiler(old: bool, dir: &Path) -> ProfilerSetup {
+    let dir = dir.display().to_string();
+    if old {
+        return ProfilerSetup {
+            env: vec![("VLLM_TORCH_PROFILER_DIR".into(), dir)],
+            ..ProfilerSetup::default()
+        };
+    }
+    let config = serde_json::json!({"profiler": "torch", "torch_profiler_dir": dir});
+    ProfilerSetup {
+        args: vec!["--profiler-config".into(), config.to_string()],
+        ..ProfilerSetup::default()
+    }
 }
 
 #[cfg(test)]
