@@ -221,6 +221,20 @@ async fn an_exhausted_series_and_a_round_budget_stop_it_still_behind() {
     assert_eq!(stop.code, StopCode::Budget, "{stop:?}");
     assert!(stop.reason.contains("--max-rounds"), "{}", stop.reason);
     assert_eq!(Ledger::read(&dir).unwrap().attempts().count(), 2);
+
+    // Hours: any recorded work passes a budget of a millisecond's worth.
+    let tmp = tempfile::tempdir().unwrap();
+    let (co, start) = engine_repo(tmp.path());
+    let patches = series_dir(tmp.path(), false);
+    let dir = tmp.path().join("campaign");
+    let mut s = settings(&co, &patches, &start);
+    s.budget.max_hours = Some(1e-9);
+    let mut exec = Fake::new(read_conf(&co).unwrap(), 125.0);
+    let mut proposer = Proposer::Series(series::list(&patches).unwrap());
+    let stop = drive(&dir, &s, &mut exec, &mut proposer).await.unwrap();
+    assert_eq!(stop.code, StopCode::Budget, "{stop:?}");
+    assert!(stop.reason.contains("--max-hours"), "{}", stop.reason);
+    assert_eq!(Ledger::read(&dir).unwrap().attempts().count(), 0);
 }
 
 #[tokio::test]

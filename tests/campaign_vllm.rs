@@ -217,3 +217,77 @@ async fn an_llm_driven_vllm_campaign_keeps_one_patch_and_reverts_the_other() {
     assert!(report.contains("vLLM reached the best: yes"), "{report}");
     assert!(report.contains("PYTHONPATH="), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_that_fails_ends_the_campaign_behind_with_its_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let co = checkout(tmp.path());
+    let llm = ScriptedLlm::start(Shape::OpenAi, Vec::new()).await;
+    let dir = tmp.path().join("campaign");
+    let s = |p: &Path| p.display().to_string();
+    let (co_s, dir_s, python, stock, tree) = (
+        s(&co),
+        s(&dir),
+        s(&fixture("fake-python")),
+        s(&fixture("stock-server")),
+        s(&fixture("checkout")),
+    );
+    let base_url = llm.base_url();
+    let args = [
+        "campaign",
+        "--target",
+        "vllm",
+        "--model",
+        "fake/model",
+        "--source",
+        &co_s,
+        "--python",
+        &python,
+        "--leader-server",
+        &stock,
+        "--leader-arg",
+        &tree,
+        "--leader-arg",
+        "--model",
+        "--leader-arg",
+        "fake/model",
+        "--leader-arg",
+        "--served-model-name",
+        "--leader-arg",
+        "forge-campaign",
+        "--leader-arg",
+        "--port",
+        "--leader-arg",
+        "{port}",
+        "--llm",
+        "openai/gpt-4o",
+        "--llm-base-url",
+        &base_url,
+        "--output-tokens",
+        "24",
+        "--answer-tokens",
+        "8",
+        "--dir",
+        &dir_s,
+    ];
+    let mut cmd = forge(&args);
+    cmd.env(Shape::OpenAi.key_env(), KEY).env("NO_COLOR", "1");
+    let out = tokio::task::spawn_blocking(move || run(&mut cmd))
+        .await
+        .unwrap();
+    assert_eq!(out.code, 10, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("vLLM: exhausted"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("the agent proposed no patch in round 1"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(Ledger::read(&dir).unwrap().attempts().count(), 0);
+    assert_eq!(git(&co, &["status", "--porcelain"]), "");
+    let report = std::fs::read_to_string(dir.join("final_report.md")).unwrap();
+    assert!(report.contains("vLLM reached the best: no"), "{report}");
+    // No --leader-framework: the round says why the competitor was not profiled.
+    let root = std::fs::read_to_string(dir.join("analysis/root-cause.md")).unwrap();
+    assert!(root.contains("--leader-framework"), "{root}");
+}

@@ -22,6 +22,7 @@ use super::propose::{self, Proposal};
 use super::settings::Settings;
 use super::stop::{Stop, StopCode, stopped};
 use super::{analysis, report, series};
+use crate::agent::llm::LlmError;
 use crate::agent::llm::cost::Meter;
 use crate::agent::llm::http::Client;
 use crate::compare::gap::{self, Gap, Step};
@@ -86,21 +87,29 @@ pub async fn drive(
                 Next::Stop(s) => return finish(dir, settings, &mut ledger, exec, s.code, s.reason),
             },
         };
+        if let Some((code, why)) = over_budget(&ledger, settings) {
+            return finish(dir, settings, &mut ledger, exec, code, why);
+        }
         let proposal = match retry.take() {
-            Some((id, source)) => Some(retried(dir, &ledger, id, source)?),
+            Some((id, source)) => Ok(retried(dir, &ledger, id, source)?),
             None => propose_next(dir, settings, &mut ledger, proposer, round).await?,
         };
-        let Some(p) = proposal else {
-            if kept_since_decision(&ledger) {
+        let p = match proposal {
+            Ok(p) => p,
+            Err(None) if kept_since_decision(&ledger) => {
                 // Where the kept patches leave the target decides how the campaign ends.
                 decide_again = true;
                 continue;
             }
-            let why = match proposer {
-                Proposer::Series(_) => "every patch of the series was tried".to_string(),
-                Proposer::Llm(_) => "the agent proposed no patch this round".to_string(),
-            };
-            return finish(dir, settings, &mut ledger, exec, StopCode::Exhausted, why);
+            Err(why) => {
+                let (code, why) = why.unwrap_or_else(|| {
+                    (
+                        StopCode::Exhausted,
+                        "every patch of the series was tried".into(),
+                    )
+                });
+                return finish(dir, settings, &mut ledger, exec, code, why);
+            }
         };
         attempt_one(dir, settings, exec, &mut ledger, &mut pool, round, p).await?;
         report::checkpoint(dir, settings, &ledger, exec, next_label(proposer, &ledger))?;
@@ -368,26 +377,30 @@ fn retried(dir: &Path, ledger: &Ledger, id: String, source: Source) -> anyhow::R
     })
 }
 
-/// The next proposal of this round, if there is one.
+/// Why there is no next proposal: `None` when the series is spent (the caller may decide
+/// the gap once more), else the stop it calls for.
+type NoProposal = Option<(StopCode, String)>;
+
+/// The next proposal of this round, or why there is none.
 async fn propose_next(
     dir: &Path,
     settings: &Settings,
     ledger: &mut Ledger,
     proposer: &mut Proposer,
     round: u32,
-) -> anyhow::Result<Option<Ready>> {
+) -> anyhow::Result<Result<Ready, NoProposal>> {
     let n = ledger.attempts().filter(|a| a.round == round).count() + 1;
     let id = format!("r{round}-a{n}");
     match proposer {
         Proposer::Series(list) => {
             let tried = ledger.tried_files();
             let Some(c) = series::next(list, &tried) else {
-                return Ok(None);
+                return Ok(Err(None));
             };
             let source = Source::Series {
                 file: c.name.clone(),
             };
-            Ok(Some(Ready {
+            Ok(Ok(Ready {
                 label: source.describe(),
                 diff: series::read(c)?,
                 id,
@@ -406,8 +419,17 @@ async fn propose_next(
             let p = match p {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("forge: r{round}: no proposal: {e}");
-                    return Ok(None);
+                    let budget = matches!(
+                        e.downcast_ref::<propose::ProposeError>(),
+                        Some(propose::ProposeError::Llm(LlmError::BudgetExhausted { .. }))
+                    );
+                    let code = if budget {
+                        StopCode::Budget
+                    } else {
+                        StopCode::Exhausted
+                    };
+                    let why = format!("the agent proposed no patch in round {round}: {e:#}");
+                    return Ok(Err(Some((code, why))));
                 }
             };
             let idea = format!("i{}", ideas(ledger) + 1);
@@ -425,7 +447,7 @@ async fn propose_next(
             let source = Source::Llm {
                 model: model.clone(),
             };
-            Ok(Some(Ready {
+            Ok(Ok(Ready {
                 label: format!("{}: {}", source.describe(), p.idea),
                 id,
                 source,
