@@ -14,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::bin::{forge, run};
+use common::bin::{Outcome, forge, run};
 use common::fake_engine::git;
 use common::llm_mock::{ScriptedLlm, Shape, load_conversation};
 use forge::campaign::ledger::{Event, Ledger};
@@ -42,36 +42,18 @@ fn checkout(root: &Path) -> PathBuf {
     co
 }
 
-/// Every file under `dir`, as text where it is text.
-fn all_text(dir: &Path, out: &mut String) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            all_text(&p, out);
-        } else if let Ok(t) = std::fs::read_to_string(&p) {
-            out.push_str(&t);
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn an_llm_driven_vllm_campaign_keeps_one_patch_and_reverts_the_other() {
-    let tmp = tempfile::tempdir().unwrap();
-    let co = checkout(tmp.path());
-    let start = git(&co, &["rev-parse", "HEAD"]);
-    let conv = load_conversation(&fixture("conversation.json"));
-    let llm = ScriptedLlm::start(Shape::OpenAi, conv.replies).await;
-    let dir = tmp.path().join("campaign");
+/// `forge campaign --target vllm` on the fake checkout `co` against the stock competitor,
+/// the LLM at `base_url`, plus `extra` flags; how it ended.
+async fn campaign(co: &Path, dir: &Path, base_url: &str, extra: &[&str]) -> Outcome {
     let s = |p: &Path| p.display().to_string();
     let (co_s, dir_s, python, stock, tree) = (
-        s(&co),
-        s(&dir),
+        s(co),
+        s(dir),
         s(&fixture("fake-python")),
         s(&fixture("stock-server")),
         s(&fixture("checkout")),
     );
-    let base_url = llm.base_url();
-    let args = [
+    let mut args = vec![
         "campaign",
         "--target",
         "vllm",
@@ -97,16 +79,10 @@ async fn an_llm_driven_vllm_campaign_keeps_one_patch_and_reverts_the_other() {
         "--port",
         "--leader-arg",
         "{port}",
-        "--leader-framework",
-        "sglang",
-        "--leader-name",
-        "stock (fake)",
         "--llm",
         "openai/gpt-4o",
         "--llm-base-url",
-        &base_url,
-        "--attempts-per-round",
-        "2",
+        base_url,
         "--output-tokens",
         "24",
         "--answer-tokens",
@@ -114,14 +90,48 @@ async fn an_llm_driven_vllm_campaign_keeps_one_patch_and_reverts_the_other() {
         "--dir",
         &dir_s,
     ];
+    args.extend_from_slice(extra);
     let mut cmd = forge(&args);
-    let traces = Path::new(ROOT).join("tests/fixtures/traces");
     cmd.env(Shape::OpenAi.key_env(), KEY)
         .env("NO_COLOR", "1")
-        .env("FORGE_FAKE_TRACES", &traces);
-    let out = tokio::task::spawn_blocking(move || run(&mut cmd))
+        .env(
+            "FORGE_FAKE_TRACES",
+            Path::new(ROOT).join("tests/fixtures/traces"),
+        );
+    tokio::task::spawn_blocking(move || run(&mut cmd))
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Every file under `dir`, as text where it is text.
+fn all_text(dir: &Path, out: &mut String) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all_text(&p, out);
+        } else if let Ok(t) = std::fs::read_to_string(&p) {
+            out.push_str(&t);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_llm_driven_vllm_campaign_keeps_one_patch_and_reverts_the_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let co = checkout(tmp.path());
+    let start = git(&co, &["rev-parse", "HEAD"]);
+    let conv = load_conversation(&fixture("conversation.json"));
+    let llm = ScriptedLlm::start(Shape::OpenAi, conv.replies).await;
+    let dir = tmp.path().join("campaign");
+    let extra = [
+        "--leader-framework",
+        "sglang",
+        "--leader-name",
+        "stock (fake)",
+        "--attempts-per-round",
+        "2",
+    ];
+    let out = campaign(&co, &dir, &llm.base_url(), &extra).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("vLLM: ahead"), "{}", out.stdout);
 
@@ -224,57 +234,7 @@ async fn a_provider_that_fails_ends_the_campaign_behind_with_its_error() {
     let co = checkout(tmp.path());
     let llm = ScriptedLlm::start(Shape::OpenAi, Vec::new()).await;
     let dir = tmp.path().join("campaign");
-    let s = |p: &Path| p.display().to_string();
-    let (co_s, dir_s, python, stock, tree) = (
-        s(&co),
-        s(&dir),
-        s(&fixture("fake-python")),
-        s(&fixture("stock-server")),
-        s(&fixture("checkout")),
-    );
-    let base_url = llm.base_url();
-    let args = [
-        "campaign",
-        "--target",
-        "vllm",
-        "--model",
-        "fake/model",
-        "--source",
-        &co_s,
-        "--python",
-        &python,
-        "--leader-server",
-        &stock,
-        "--leader-arg",
-        &tree,
-        "--leader-arg",
-        "--model",
-        "--leader-arg",
-        "fake/model",
-        "--leader-arg",
-        "--served-model-name",
-        "--leader-arg",
-        "forge-campaign",
-        "--leader-arg",
-        "--port",
-        "--leader-arg",
-        "{port}",
-        "--llm",
-        "openai/gpt-4o",
-        "--llm-base-url",
-        &base_url,
-        "--output-tokens",
-        "24",
-        "--answer-tokens",
-        "8",
-        "--dir",
-        &dir_s,
-    ];
-    let mut cmd = forge(&args);
-    cmd.env(Shape::OpenAi.key_env(), KEY).env("NO_COLOR", "1");
-    let out = tokio::task::spawn_blocking(move || run(&mut cmd))
-        .await
-        .unwrap();
+    let out = campaign(&co, &dir, &llm.base_url(), &[]).await;
     assert_eq!(out.code, 10, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("vLLM: exhausted"), "{}", out.stdout);
     assert!(
