@@ -9,6 +9,9 @@
 //! scripts/llama-server.sh); without them the test skips loudly, and fails when
 //! FORGE_REQUIRE_LLAMACPP=1 (CI).
 
+mod common;
+
+use common::git::git;
 use forge::build::{BuildFailure, Builder, Built, CMakeBuild, LlamaCpp, Tools};
 use std::io::Write;
 use std::path::Path;
@@ -31,21 +34,6 @@ fn tools_or_skip() -> Option<Tools> {
             None
         }
     }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn project(root: &Path) {

@@ -2,11 +2,13 @@
 //! right `rej-*` code and leave the tree clean, benign ones apply and commit, failed
 //! applies and reverts leave no trace.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::Command;
 
+use common::git::raw as sh_git;
 use forge::patch::{self, Limits, Rejected, git};
 use tempfile::TempDir;
 
@@ -18,31 +20,6 @@ int main(void) {
     return 0;
 }
 ";
-
-/// Run git in `dir` (test helper: panics on failure).
-fn sh_git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "commit.gpgSign=false",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// A repository with `src/main.c`, `CMakeLists.txt` and a `.gitignore` for `build/`.
 fn repo() -> TempDir {

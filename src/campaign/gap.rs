@@ -24,7 +24,8 @@ pub struct Decision {
     pub threshold_pct: f64,
 }
 
-fn contract_threshold() -> f64 {
+/// The contract's tie threshold, % (the default of a record written before thresholds).
+pub(crate) fn contract_threshold() -> f64 {
     gap::THRESHOLD_PCT
 }
 

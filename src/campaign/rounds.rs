@@ -332,7 +332,7 @@ async fn profile_and_analyze(
                     dir,
                     Event::Profiled {
                         round,
-                        framework: format!("{:?}", side.framework).to_lowercase(),
+                        framework: crate::trace::framework_id(side.framework).to_string(),
                         paths: vec![
                             relative(dir, &side.profiles),
                             relative(dir, &root),

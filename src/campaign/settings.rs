@@ -107,7 +107,7 @@ pub struct Settings {
     pub gap_pairs: usize,
     /// The gap's tie threshold, % (the contract's 1 % unless this machine's own noise
     /// cannot resolve it).
-    #[serde(default = "contract_threshold")]
+    #[serde(default = "super::gap::contract_threshold")]
     pub tie_threshold_pct: f64,
     /// The load.
     pub load: LoadSettings,
@@ -131,10 +131,6 @@ impl Settings {
         serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
     }
-}
-
-fn contract_threshold() -> f64 {
-    crate::compare::gap::THRESHOLD_PCT
 }
 
 /// The four prompts used when no workload is given (labelled as smoke prompts).

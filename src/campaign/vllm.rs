@@ -22,7 +22,7 @@ use crate::build::VllmPythonOnly;
 use crate::engine::adapter::ProfilerSetup;
 use crate::engine::health::engine_port;
 use crate::engine::process::{LaunchSpec, ServerProcess};
-use crate::trace::Framework;
+use crate::trace::{Framework, framework_id};
 
 /// The Python package a vLLM checkout installs.
 const PACKAGE: &str = "vllm";
@@ -136,15 +136,6 @@ impl VllmExecutor {
     }
 }
 
-fn framework_name(f: Framework) -> &'static str {
-    match f {
-        Framework::Vllm => "vllm",
-        Framework::Sglang => "sglang",
-        Framework::Trtllm => "trtllm",
-        Framework::Auto => "auto",
-    }
-}
-
 impl VllmExecutor {
     /// The competitor's framework (its profiler is switched on the way that framework's is).
     pub fn with_leader_framework(mut self, f: Option<Framework>) -> VllmExecutor {
@@ -188,7 +179,7 @@ impl VllmExecutor {
             batch: load.concurrent,
             wait: Duration::from_secs(120),
             layers: None,
-            source: format!("forge campaign: {}", framework_name(side.framework)),
+            source: format!("forge campaign: {}", framework_id(side.framework)),
         };
         let (proc, url) = self.serve_with(which, &setup).await?;
         let target = crate::profile::capture::Target {
@@ -289,13 +280,13 @@ impl Executor for VllmExecutor {
         };
         let leader = Side {
             framework: leader,
-            profiles: root.join(framework_name(leader)),
+            profiles: root.join(framework_id(leader)),
         };
         for (which, side) in [(Some(Build::Base), &target), (None, &leader)] {
             if let Err(e) = self.profile_side(which, side).await {
                 return Ok(Profiles::Unavailable(format!(
                     "profiling {} failed: {e:#}",
-                    framework_name(side.framework)
+                    framework_id(side.framework)
                 )));
             }
         }

@@ -155,7 +155,9 @@ fn resolve(a: &CampaignArgs, dir: &Path) -> anyhow::Result<Settings> {
         leader: absolute(leader)?,
         leader_args: a.leader_args.clone(),
         leader_name,
-        leader_framework: a.leader_framework.map(|f| format!("{f:?}").to_lowercase()),
+        leader_framework: a
+            .leader_framework
+            .map(|f| crate::trace::framework_id(f).to_string()),
         python,
         uv: a.uv.as_deref().map(absolute).transpose()?,
         flow_check: a.flow_check,

@@ -245,6 +245,16 @@ pub fn layers_in_config(path: &Path) -> Result<usize, ConfigError> {
     }
 }
 
+/// A framework's word on the command line and in directory names (`vllm`, `sglang`, …).
+pub fn framework_id(f: Framework) -> &'static str {
+    match f {
+        Framework::Auto => "auto",
+        Framework::Vllm => "vllm",
+        Framework::Sglang => "sglang",
+        Framework::Trtllm => "trtllm",
+    }
+}
+
 /// A framework's name in reports.
 pub fn framework_name(f: Framework) -> &'static str {
     match f {

@@ -3,24 +3,10 @@
 //! outcome of a campaign comes out of a real diff, in milliseconds.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use forge::campaign::attempt::{Build, BuildFailed, Executor, Profiles};
 
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+pub use super::git::git;
 
 pub const CONF: &str = "speed=100\nanswer=the cat sat on the mat\n";
 
