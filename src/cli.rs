@@ -731,6 +731,18 @@ pub struct TuneArgs {
     /// allowlist; recorded in config.json). Only serving flags a recipe carries.
     #[arg(long, allow_hyphen_values = true)]
     pub engine_args: Option<String>,
+    /// Layer 3 from source (llama.cpp): the engine's git checkout (a clean tree). Its own
+    /// build serves the baseline; each patch of --patches is a layer-3 candidate, built once
+    /// into the run directory, the checkout put back after each build.
+    #[arg(long, requires = "patches")]
+    pub source: Option<PathBuf>,
+    /// The patch series for --source: every *.diff and *.patch file of the directory.
+    #[arg(long, requires = "source")]
+    pub patches: Option<PathBuf>,
+    /// Where --source is built (outside the checkout; default: a directory per checkout
+    /// under --run-dir, kept between runs so builds are incremental).
+    #[arg(long, requires = "source")]
+    pub build_dir: Option<PathBuf>,
     /// Seconds to wait for an engine to become ready.
     #[arg(long, default_value_t = 600.0, value_parser = crate::bounds::seconds())]
     pub boot_timeout: f64,

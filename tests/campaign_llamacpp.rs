@@ -22,33 +22,13 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::bin::{Running, forge_in_group};
+use common::bin::session;
 use common::fake_engine::git;
-use common::procs::{TAG_VAR, tagged, wait_until};
+use common::procs::{tagged, wait_until};
 use forge::campaign::ledger::{Event, Ledger, Outcome};
 use forge::patch::git;
-use nix::sys::signal::Signal;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// Start one session of the campaign, logging into `dir/name`.
-fn session(args: &[&str], tag: &str, dir: &Path, name: &str) -> Running {
-    let logs = dir.join(name);
-    std::fs::create_dir_all(&logs).unwrap();
-    let mut cmd = forge_in_group(args);
-    cmd.env(TAG_VAR, tag).env("NO_COLOR", "1");
-    Running::start(cmd, &logs)
-}
-
-/// Wait for `line` on the session's stderr, then `after`, then SIGKILL forge alone (what
-/// it started is left as a real kill leaves it).
-fn kill_at(s: &mut Running, line: &str, after: Duration) {
-    let seen = wait_until(Duration::from_secs(900), || s.stderr().contains(line));
-    assert!(seen, "never saw {line:?}:\n{}", s.stderr());
-    std::thread::sleep(after);
-    s.signal(Signal::SIGKILL);
-    s.wait(Duration::from_secs(30));
-}
 
 #[test]
 fn a_campaign_killed_mid_build_and_mid_bench_resumes_to_its_end() {
@@ -115,7 +95,7 @@ fn a_campaign_killed_mid_build_and_mid_bench_resumes_to_its_end() {
 
     // 1: killed while r1-a1 (remove the slowdown) is being compiled.
     let mut s1 = session(&start, &tag, tmp.path(), "s1");
-    kill_at(&mut s1, "forge: r1-a1: building", Duration::from_secs(3));
+    s1.kill_at("forge: r1-a1: building", Duration::from_secs(3));
     let builders = tagged(&tag);
     let names: Vec<&str> = builders
         .iter()
@@ -125,8 +105,7 @@ fn a_campaign_killed_mid_build_and_mid_bench_resumes_to_its_end() {
 
     // 2: resumed (the leftover build reaped, r1-a1 tried again), killed mid-measurement.
     let mut s2 = session(&resume, &tag, tmp.path(), "s2");
-    kill_at(
-        &mut s2,
+    s2.kill_at(
         "forge: r1-a1: measuring pair 1",
         Duration::from_millis(1500),
     );

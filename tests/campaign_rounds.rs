@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use common::fake_engine::{CONF, Fake, diff, engine_repo, git, read_conf};
 use forge::campaign::ledger::{Event, Ledger, Outcome};
 use forge::campaign::rounds::{Proposer, drive};
-use forge::campaign::series;
 use forge::campaign::settings::{Budget, LoadSettings, Settings, Target, smoke_prompts};
 use forge::campaign::stop::StopCode;
+use forge::patch::series;
 
 const ANSWER: &str = "answer=the cat sat on the mat\n";
 

@@ -77,6 +77,7 @@ fn engine() -> LlamacppEngine {
                 &std::fs::read_to_string(fixture("help.txt")).unwrap(),
             )),
         },
+        builds: None,
     }
 }
 

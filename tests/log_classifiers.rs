@@ -52,6 +52,7 @@ fn engines() -> Vec<Box<dyn Engine>> {
             launcher: vec!["llama-server".into()],
             probe: None,
             limits: RunLimits::default(),
+            builds: None,
         }),
     ]
 }

@@ -324,7 +324,7 @@ fn score(
     let calibrated_pct = predicted_pct.map_or(0.0, |p| p * k);
     let rule = single_move_rule(ctx, &changes, firing);
     let knob = changes.keys().next().cloned().unwrap_or_default();
-    let explored = ctx.history.iter().any(|r| r.changes.contains_key(&knob));
+    let explored = explored(ctx, &knob, changes.get(&knob));
     // A knob this run already measured without a clear effect gets no rule weight, and
     // with a surrogate a rule only breaks ties among moves it predicts to help: the
     // evidence and the model beat the heuristic.
@@ -356,6 +356,19 @@ fn score(
         calibrated_pct,
         rule: rule.filter(|_| rule_counts),
         tried,
+    })
+}
+
+/// True when this run already measured a move of `knob`; for a knob whose values are
+/// alternatives rather than settings (a patch of layer 3 from source), a move to `to`:
+/// one patch's verdict says nothing about another's.
+fn explored(ctx: &AgentContext<'_>, knob: &str, to: Option<&Value>) -> bool {
+    let alternatives = crate::engine::allowlist::find(ctx.incumbent.engine, ctx.layer, knob)
+        .is_some_and(|k| k.kind == crate::engine::knobs::Kind::Patch);
+    ctx.history.iter().any(|r| match r.changes.get(knob) {
+        Some(v) if alternatives => Some(v) == to,
+        Some(_) => true,
+        None => false,
     })
 }
 

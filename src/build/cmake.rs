@@ -245,6 +245,24 @@ impl LlamaCpp {
     }
 }
 
+/// Copy a llama.cpp build's `bin/` (the server and its shared libraries) to `to`, replacing
+/// what was there, so that build stays runnable after the next one (run it with the
+/// libraries beside it on `LD_LIBRARY_PATH`: its RUNPATH names the build directory).
+pub fn keep_server(from: &Path, to: &Path) -> std::io::Result<()> {
+    if to.exists() {
+        std::fs::remove_dir_all(to)?;
+    }
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if name == "llama-server" || name.contains(".so") {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
 impl Builder for LlamaCpp {
     fn build(&self, checkout: &Path, log: &Path, timeout: Duration) -> Result<Built, BuildFailure> {
         self.cmake.build(checkout, log, timeout)

@@ -17,7 +17,7 @@ pub mod vllm;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use cmake::{CMakeBuild, LlamaCpp, Tools};
+pub use cmake::{CMakeBuild, LlamaCpp, Tools, keep_server};
 pub use vllm::VllmPythonOnly;
 
 /// Rebuilds one engine from a source checkout.

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::attempt::{Build, BuildFailed, Executor, Profiles, rebuild};
 use super::serve::{Asker, Load, SERVED};
-use crate::build::LlamaCpp;
+use crate::build::{LlamaCpp, keep_server};
 use crate::engine::health::engine_port;
 use crate::engine::process::{LaunchSpec, ServerProcess};
 
@@ -121,22 +121,6 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
-/// Copy a build's `bin/` (server and shared libraries) to `to`, replacing what was there.
-fn keep(from: &Path, to: &Path) -> std::io::Result<()> {
-    if to.exists() {
-        std::fs::remove_dir_all(to)?;
-    }
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().to_string();
-        if name == "llama-server" || name.contains(".so") {
-            std::fs::copy(e.path(), to.join(e.file_name()))?;
-        }
-    }
-    Ok(())
-}
-
 impl Executor for LlamaCppExecutor {
     async fn build(
         &mut self,
@@ -152,7 +136,7 @@ impl Executor for LlamaCppExecutor {
             .program
             .parent()
             .ok_or_else(|| anyhow::anyhow!("{}: no directory", b.program.display()))?;
-        keep(bin, &self.bin(which))?;
+        keep_server(bin, &self.bin(which))?;
         Ok(Ok(()))
     }
 

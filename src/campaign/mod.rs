@@ -10,7 +10,7 @@
 //! answers ([`correct`]), measure ([`verdict`]), commit or reset; recovery after a kill), the
 //! engines' executors ([`llamacpp`] for real on a CPU, [`vllm`] with its Python-only
 //! rebuild) and how they boot and ask a server ([`serve`]), where patches come from
-//! ([`series`], [`propose`]), the record ([`ledger`]: `lineage.jsonl` and the three Markdown
+//! ([`crate::patch::series`], [`propose`]), the record ([`ledger`]: `lineage.jsonl` and the three Markdown
 //! ledgers) and the reports ([`analysis`], [`report`]: benchmark tables, checkpoint, final
 //! report).
 
@@ -23,7 +23,6 @@ pub mod llamacpp;
 pub mod propose;
 pub mod report;
 pub mod rounds;
-pub mod series;
 pub mod serve;
 pub mod settings;
 pub mod stop;

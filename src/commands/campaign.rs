@@ -13,13 +13,14 @@ use crate::agent::llm::http::{Client, RetryPolicy};
 use crate::agent::llm::providers::{self, LlmSpec};
 use crate::build::VllmPythonOnly;
 use crate::campaign::llamacpp::LlamaCppExecutor;
+use crate::campaign::propose;
 use crate::campaign::rounds::{self, Agent, Proposer};
 use crate::campaign::serve::Load;
 use crate::campaign::settings::{Budget, LoadSettings, Settings, Target, smoke_prompts};
 use crate::campaign::vllm::VllmExecutor;
-use crate::campaign::{propose, series};
 use crate::cli::{CampaignAction, CampaignArgs, CampaignCli};
 use crate::patch::git;
+use crate::patch::series;
 use crate::store::RunLock;
 
 /// Run `forge campaign`.
@@ -277,27 +278,13 @@ fn proposer(s: &Settings, spent_usd: f64) -> anyhow::Result<Proposer> {
 /// holds the second lock, so its tree stays clean).
 fn lock(dir: &Path, s: &Settings) -> anyhow::Result<(RunLock, RunLock)> {
     let own = RunLock::acquire(dir)?;
-    let checkout = RunLock::acquire(&git_dir(&s.source)?).map_err(|e| {
+    let checkout = RunLock::acquire(&git::git_dir(&s.source)?).map_err(|e| {
         anyhow::anyhow!(
             "{}: another campaign is patching it ({e})",
             s.source.display()
         )
     })?;
     Ok((own, checkout))
-}
-
-/// The checkout's git directory (`.git`, or where a worktree's `.git` file points).
-fn git_dir(checkout: &Path) -> anyhow::Result<PathBuf> {
-    let dot = checkout.join(".git");
-    if dot.is_dir() {
-        return Ok(dot);
-    }
-    let text = crate::text::read(&dot)?;
-    let rel = text
-        .trim()
-        .strip_prefix("gitdir: ")
-        .ok_or_else(|| anyhow::anyhow!("{}: not a git directory link", dot.display()))?;
-    Ok(checkout.join(rel))
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {

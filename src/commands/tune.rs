@@ -8,8 +8,11 @@ use std::process::ExitCode;
 use super::runtime;
 use crate::bench::{LoadSpec, Slo, parse_slo};
 use crate::cli::{EngineArg, TuneAction, TuneArgs, TuneCli};
+use crate::engine::knobs::is_patch_name;
 use crate::hardware::gpus;
+use crate::patch::{git, series};
 use crate::recipe::Layer;
+use crate::record::settings::SourceSettings;
 use crate::record::settings::{CONFIG_VERSION, DEFAULT_SIM_GPU, auto_warmups};
 use crate::record::{EngineChoice, Objective, TuneSettings};
 use crate::tune::launch;
@@ -120,7 +123,63 @@ pub fn resolve(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<TuneS
         hardware: None,
         load: None,
         engine_args: engine_args(a)?,
+        source: source_settings(a, &layers(a)?)?,
     })
+}
+
+/// `--source`, `--patches`, `--build-dir`: a clean git checkout of llama.cpp and a series
+/// whose every file name can name a build, for a real llama.cpp run that reaches layer 3.
+fn source_settings(a: &TuneArgs, layers: &[Layer]) -> anyhow::Result<Option<SourceSettings>> {
+    let (Some(checkout), Some(patches)) = (&a.source, &a.patches) else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        a.engine == EngineArg::Llamacpp && !a.dry_run,
+        "--source: layer 3 from source builds llama.cpp (--engine llamacpp); a vLLM checkout is patched by `forge campaign --target vllm`"
+    );
+    anyhow::ensure!(
+        a.engine_cmd.is_none(),
+        "--source: the run serves llama-server built from the checkout; --engine-cmd would name another one"
+    );
+    anyhow::ensure!(
+        layers.contains(&Layer::Kernel),
+        "--source: its patches are layer-3 candidates, and this run leaves layer 3 out (--skip-kernel)"
+    );
+    let checkout = absolute(checkout.clone());
+    git::ensure_repo_and_clean(&checkout).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
+    let base_commit = git::head(&checkout).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
+    for c in series::list(patches)? {
+        anyhow::ensure!(
+            is_patch_name(&c.name),
+            "--patches {}: `{}`: a patch's file name may hold letters, digits and -_.+ only (it names the patch's build)",
+            patches.display(),
+            c.name
+        );
+    }
+    let build_dir = absolute(match &a.build_dir {
+        Some(b) => b.clone(),
+        None => a.run_dir.join(default_build_dir(&checkout)),
+    });
+    anyhow::ensure!(
+        !build_dir.starts_with(&checkout),
+        "--build-dir {}: must be outside the checkout (a build inside it would dirty its tree)",
+        build_dir.display()
+    );
+    Ok(Some(SourceSettings {
+        checkout,
+        patches: absolute(patches.clone()),
+        build_dir,
+        base_commit,
+    }))
+}
+
+/// `build-llama.cpp-HASH`: one CMake build directory per checkout in the store, kept
+/// between runs (a CMake build directory belongs to one source tree).
+fn default_build_dir(checkout: &std::path::Path) -> String {
+    use std::hash::Hasher;
+    let mut h = twox_hash::XxHash64::with_seed(0);
+    h.write(checkout.as_os_str().as_encoded_bytes());
+    format!("build-llama.cpp-{:08x}", h.finish() as u32)
 }
 
 /// The replay of every measurement: the load flags against the workload, with `forge
@@ -435,5 +494,87 @@ mod tests {
         .unwrap();
         let back: TuneSettings = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    /// A one-commit git repository with `files`.
+    fn repo(dir: &std::path::Path, files: &[(&str, &str)]) {
+        std::fs::create_dir_all(dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        for args in [
+            &["init", "-q"][..],
+            &["add", "-A"],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "-m",
+                "x",
+            ],
+        ] {
+            let ok = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+    }
+
+    #[test]
+    fn layer_three_from_source_is_checked_before_a_run_exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (co, series) = (tmp.path().join("co"), tmp.path().join("series"));
+        repo(&co, &[("a.c", "int a;\n")]);
+        std::fs::create_dir_all(&series).unwrap();
+        std::fs::write(series.join("01-x.diff"), "").unwrap();
+        let (co_s, series_s) = (co.display().to_string(), series.display().to_string());
+        let src = ["--source", co_s.as_str(), "--patches", series_s.as_str()];
+        let with = |extra: &[&str]| {
+            let mut v = vec!["--engine", "llamacpp"];
+            v.extend_from_slice(&src);
+            v.extend_from_slice(extra);
+            resolve_with(&v, None)
+        };
+        let s = with(&[]).unwrap().source.unwrap();
+        assert_eq!(s.checkout, co);
+        assert_eq!(s.base_commit.len(), 40);
+        assert!(s.build_dir.ends_with(default_build_dir(&co)), "{s:?}");
+        let err = |r: anyhow::Result<TuneSettings>| r.unwrap_err().to_string();
+        let e = err(resolve_with(&src, None));
+        assert!(
+            e.contains("--engine llamacpp") && e.contains("forge campaign"),
+            "{e}"
+        );
+        let e = err(with(&["--engine-cmd", "llama-server"]));
+        assert!(e.contains("--engine-cmd"), "{e}");
+        let e = err(with(&["--skip-kernel"]));
+        assert!(e.contains("--skip-kernel"), "{e}");
+        let inside = co.join("build").display().to_string();
+        let e = err(with(&["--build-dir", &inside]));
+        assert!(e.contains("outside the checkout"), "{e}");
+        std::fs::write(series.join("02 bad name.diff"), "").unwrap();
+        let e = err(with(&[]));
+        assert!(e.contains("`02 bad name.diff`"), "{e}");
+        std::fs::remove_file(series.join("02 bad name.diff")).unwrap();
+        std::fs::write(co.join("a.c"), "int b;\n").unwrap();
+        let e = err(with(&[]));
+        assert!(e.contains("--source") && e.contains("not clean"), "{e}");
+        // clap: one without the other is refused before resolution.
+        let v = [
+            "forge",
+            "tune",
+            "--model",
+            "m",
+            "--workload",
+            "w",
+            "--source",
+            "x",
+        ];
+        assert!(Cli::try_parse_from(v).is_err());
     }
 }

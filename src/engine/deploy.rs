@@ -1,7 +1,8 @@
 //! The exact command that deploys a recipe: its argv rendered through the same allowlist
 //! and version table forge boots engines with, the environment the engine needs (the
 //! attention backend of a vLLM before 0.13, as `NAME=value` words first) and the files it
-//! reads (trtllm-serve's YAML). [`display`] only joins it into one line for a person,
+//! reads (trtllm-serve's YAML); a llama.cpp recipe with `kernels.patch` deploys the patched
+//! build its run kept beside it. [`display`] only joins it into one line for a person,
 //! quoting each word for a POSIX shell. Used by `forge recipe command` and by the gate's
 //! `winning-commands.md`.
 
@@ -77,7 +78,15 @@ pub fn render(recipe: &Recipe, a: &Target<'_>) -> anyhow::Result<Deploy> {
             })
         }
         EngineKind::Llamacpp => {
-            let mut argv = vec!["llama-server".to_string()];
+            // A recipe served by a patched build deploys that build (kept in its run).
+            let mut argv = match crate::engine::llamacpp::source::patch_of(recipe) {
+                Some(p) => crate::engine::llamacpp::source::deploy_launcher(
+                    std::path::Path::new(a.source),
+                    p,
+                )
+                .map_err(|e| at(&e))?,
+                None => vec!["llama-server".to_string()],
+            };
             argv.extend(render_deploy(recipe, a.host, a.port).map_err(|e| at(&e))?);
             Ok(Deploy {
                 env: Vec::new(),

@@ -27,11 +27,14 @@ pub enum FailureClass {
     EngineMissing,
     /// Something else answered on the port; it was not measured.
     ForeignServer,
+    /// The recipe's patched source could not be built (the patch was refused, did not
+    /// apply, or did not compile): a property of the recipe, never retried.
+    BuildFailed,
 }
 
 impl FailureClass {
     /// Every class, in report order.
-    pub const ALL: [FailureClass; 8] = [
+    pub const ALL: [FailureClass; 9] = [
         FailureClass::InfeasibleOom,
         FailureClass::InfeasibleConfig,
         FailureClass::BootTimeout,
@@ -40,6 +43,7 @@ impl FailureClass {
         FailureClass::ModelNotFound,
         FailureClass::EngineMissing,
         FailureClass::ForeignServer,
+        FailureClass::BuildFailed,
     ];
 
     /// snake_case name.
@@ -53,6 +57,7 @@ impl FailureClass {
             FailureClass::ModelNotFound => "model_not_found",
             FailureClass::EngineMissing => "engine_missing",
             FailureClass::ForeignServer => "foreign_server",
+            FailureClass::BuildFailed => "build_failed",
         }
     }
 
@@ -60,7 +65,9 @@ impl FailureClass {
     pub fn is_infeasible(self) -> bool {
         matches!(
             self,
-            FailureClass::InfeasibleOom | FailureClass::InfeasibleConfig
+            FailureClass::InfeasibleOom
+                | FailureClass::InfeasibleConfig
+                | FailureClass::BuildFailed
         )
     }
 

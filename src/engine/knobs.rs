@@ -18,6 +18,10 @@ pub enum Kind {
     Bool,
     /// One of these strings.
     Choice(&'static [&'static str]),
+    /// The file name of a patch of the run's series (`forge tune --source … --patches
+    /// DIR`): which names exist is known per run, so the engine checks membership; the
+    /// table only checks that it is a plain `*.diff`/`*.patch` file name.
+    Patch,
 }
 
 /// One allowlisted knob.
@@ -91,6 +95,12 @@ fn check_kind(name: &str, kind: &Kind, value: &Value) -> Result<(), String> {
             Value::String(s) if is_safe_model_id(s) => Ok(()),
             _ => Err(format!("{name}: expected a model id, got {value}")),
         },
+        Kind::Patch => match value.as_str() {
+            Some(s) if is_patch_name(s) => Ok(()),
+            _ => Err(format!(
+                "{name}: expected the file name of a patch of the run's series (`NAME.diff` or `NAME.patch`), got {value}"
+            )),
+        },
         Kind::Choice(choices) => match value.as_str() {
             Some(s) if choices.contains(&s) => Ok(()),
             _ => Err(format!(
@@ -102,6 +112,16 @@ fn check_kind(name: &str, kind: &Kind, value: &Value) -> Result<(), String> {
 }
 
 pub use crate::recipe::is_safe_model_id;
+
+/// A patch series' file name: letters, digits and `-_.+`, ending `.diff` or `.patch`, not
+/// hidden, at most 128 characters (it names a build directory of the run).
+pub fn is_patch_name(s: &str) -> bool {
+    s.len() <= 128
+        && !s.starts_with('.')
+        && (s.ends_with(".diff") || s.ends_with(".patch"))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+}
 
 #[cfg(test)]
 mod tests {
@@ -115,5 +135,31 @@ mod tests {
         assert!(!is_safe_model_id("--trust-remote-code"));
         assert!(!is_safe_model_id("x; rm -rf /"));
         assert!(!is_safe_model_id(""));
+    }
+
+    #[test]
+    fn patch_names() {
+        assert!(is_patch_name("01-remove-slowdown.diff"));
+        assert!(is_patch_name("fix_v2+rope.patch"));
+        for bad in [
+            "../x.diff",
+            "a/b.diff",
+            ".hidden.diff",
+            "x.txt",
+            "x y.diff",
+            "",
+        ] {
+            assert!(!is_patch_name(bad), "{bad}");
+        }
+        let table = [knob("patch", Layer::Kernel, Kind::Patch, "")];
+        let e = check_in(
+            EngineKind::Llamacpp,
+            &table,
+            Layer::Kernel,
+            "patch",
+            &Value::from("../../etc/passwd"),
+        )
+        .unwrap_err();
+        assert!(e.why.contains("file name of a patch"), "{e}");
     }
 }

@@ -254,6 +254,13 @@ pub fn head(checkout: &Path) -> Result<String, GitError> {
     resolve(checkout, "HEAD")
 }
 
+/// The checkout's git directory (`.git`, or where a worktree's `.git` file points): the
+/// place a lock on the checkout lives (one patching process per checkout).
+pub fn git_dir(checkout: &Path) -> Result<PathBuf, GitError> {
+    let dir = run(checkout, &["rev-parse", "--absolute-git-dir"], None)?;
+    Ok(PathBuf::from(dir.trim_end_matches(['\n', '\r'])))
+}
+
 /// `rev` as a full commit sha; revisions that look like options are refused.
 fn resolve(checkout: &Path, rev: &str) -> Result<String, GitError> {
     if rev.is_empty() || rev.starts_with('-') {

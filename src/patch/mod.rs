@@ -1,5 +1,6 @@
-//! Candidate patches to a serving engine's source (`forge campaign`'s patch rounds): a
-//! unified diff is read ([`diff`]), judged ([`safety`]: the `rej-*` refusals) and applied
+//! Candidate patches to a serving engine's source (`forge campaign`'s patch rounds, and the
+//! `kernels.patch` candidates of `forge tune --source`): a patch series is listed
+//! ([`series`]), a unified diff is read ([`diff`]), judged ([`safety`]: the `rej-*` refusals) and applied
 //! to the engine's git checkout ([`git`]); a kept patch becomes a commit, a rejected one is
 //! reverted and leaves no trace in the tree. The security rule: a patch never writes
 //! outside its checkout (nor into its `.git/`).
@@ -15,6 +16,7 @@
 pub mod diff;
 pub mod git;
 pub mod safety;
+pub mod series;
 
 use std::collections::BTreeSet;
 use std::path::Path;

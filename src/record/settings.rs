@@ -142,6 +142,26 @@ pub struct TuneSettings {
     /// experiment starts from them (the baseline carries what they set).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub engine_args: Vec<String>,
+    /// Layer 3 from source (`--source`, `--patches`): llama.cpp built from a git checkout,
+    /// one candidate build per patch of a series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSettings>,
+}
+
+/// A tune that serves builds of an engine's source checkout (`forge tune --source
+/// CHECKOUT --patches DIR [--build-dir DIR]`): the checkout's own build serves the
+/// baseline, and each patch of the series is a `kernels.patch` candidate of layer 3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceSettings {
+    /// The git checkout (absolute; a clean tree at `base_commit`).
+    pub checkout: PathBuf,
+    /// The patch series directory (absolute).
+    pub patches: PathBuf,
+    /// Where CMake builds (outside the checkout; absolute).
+    pub build_dir: PathBuf,
+    /// The checkout's HEAD when the run started: every build is of it, with or without one
+    /// patch.
+    pub base_commit: String,
 }
 
 /// What `forge tune` maximises.
@@ -224,6 +244,7 @@ pub fn test_settings() -> TuneSettings {
         hardware: None,
         load: None,
         engine_args: Vec::new(),
+        source: None,
     }
 }
 

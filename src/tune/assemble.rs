@@ -34,7 +34,11 @@ pub fn assemble<M: Measure>(
 ) -> anyhow::Result<(Tuner<M>, String)> {
     let workload = workload::load(&settings.workload)?;
     let stats = workload::stats::compute(&workload);
-    let playbook = playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
+    let mut playbook =
+        playbook::resolve(settings.playbook.as_ref(), settings.engine.recipe_engine())?;
+    if let Some(src) = &settings.source {
+        patches_in_space(&mut playbook, &src.patches)?;
+    }
     let gpu = gpu_of(&settings);
     let load = settings.load_spec(workload.has_arrival_offsets(), workload.requests.len());
     let sim = gpu
@@ -70,6 +74,20 @@ pub fn assemble<M: Measure>(
         echo: true,
     };
     Ok((tuner, banner))
+}
+
+/// Layer 3 from source: every patch of the series is a value of `kernels.patch` in the
+/// search space the agents read (a playbook cannot list them: they are this run's files).
+fn patches_in_space(pb: &mut playbook::Playbook, series: &Path) -> anyhow::Result<()> {
+    let names = crate::patch::series::list(series)?
+        .into_iter()
+        .map(|c| serde_json::Value::from(c.name))
+        .collect();
+    pb.space
+        .entry(crate::recipe::Layer::Kernel)
+        .or_default()
+        .insert("patch".to_string(), names);
+    Ok(())
 }
 
 /// The simulator is the agent's surrogate for vLLM, SGLang and TensorRT-LLM runs: say

@@ -11,10 +11,12 @@ use std::time::Duration;
 use super::assemble::{assemble, sim_launch};
 use super::measure::Measure;
 use super::measure::spawned::{LiveGroups, Spawned};
+use super::source::SourceBuilds;
 use super::state::{RunState, StopReason};
 use super::tuner::Tuner;
 use crate::engine::adapter::Engine;
 use crate::engine::llamacpp::adapter::LlamacppEngine;
+use crate::engine::llamacpp::source::Builds;
 use crate::engine::sglang::adapter::SglangEngine;
 use crate::engine::trtllm::adapter::TrtllmEngine;
 use crate::engine::vllm::adapter::VllmEngine;
@@ -157,13 +159,40 @@ pub fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>
         EngineChoice::Vllm { launcher } => Arc::new(tokio::task::block_in_place(|| {
             VllmEngine::installed(launcher.clone(), dir)
         })?),
-        EngineChoice::Llamacpp { launcher } => Arc::new(LlamacppEngine::for_run(
-            launcher.clone(),
-            &s.model,
-            &s.workload,
-            dir,
-        )?),
+        EngineChoice::Llamacpp { launcher } => Arc::new(llamacpp_engine(s, launcher, dir)?),
     })
+}
+
+/// llama.cpp serving `launcher`, or, for a run with `--source`, the builds of the
+/// checkout kept under `dir` (the base build serves; `kernels.patch` picks another).
+fn llamacpp_engine(
+    s: &TuneSettings,
+    launcher: &[String],
+    dir: &Path,
+) -> anyhow::Result<LlamacppEngine> {
+    let Some(src) = &s.source else {
+        return LlamacppEngine::for_run(launcher.to_vec(), &s.model, &s.workload, dir);
+    };
+    let names = crate::patch::series::list(&src.patches)?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    let builds = Builds::of_run(dir, names);
+    let base = crate::engine::llamacpp::source::launcher(&builds.dir_of(None));
+    Ok(LlamacppEngine::for_run(base, &s.model, &s.workload, dir)?.with_builds(builds))
+}
+
+/// For a run with `--source`: the checkout's builds, the base one made (or found) now.
+fn open_source(s: &TuneSettings, dir: &Path) -> anyhow::Result<Option<Arc<SourceBuilds>>> {
+    let Some(src) = &s.source else {
+        return Ok(None);
+    };
+    let builds = tokio::task::block_in_place(|| {
+        let b = SourceBuilds::open(src, dir)?;
+        b.ensure_base()?;
+        anyhow::Ok(b)
+    })?;
+    Ok(Some(Arc::new(builds)))
 }
 
 /// The workload's longest prompt in tokens (`None` when the workload cannot be read: the
@@ -200,6 +229,7 @@ async fn execute(
     _lock: RunLock,
     state: RunState,
 ) -> anyhow::Result<ExitCode> {
+    let source = open_source(&settings, &dir)?;
     let engine = engine_of(&settings, &dir)?;
     let w = workload::load(&settings.workload)?;
     let load = settings.load_spec(w.has_arrival_offsets(), w.requests.len());
@@ -214,6 +244,7 @@ async fn execute(
     if let Some((probe, idle)) = memory_probe(&settings).await {
         measure.set_memory_probe(probe, idle);
     }
+    measure.set_source(source);
     let live = measure.live_groups();
     let (mut tuner, agent_banner) = assemble(settings, &dir, state, measure, engine.clone())?;
     banner(&tuner.settings, engine.as_ref(), &agent_banner, &dir);
@@ -221,6 +252,8 @@ async fn execute(
         r = drive(&mut tuner) => r,
         code = interrupted() => {
             teardown(&live, engine.grace()).await;
+            // A build of a patch in progress (`--source`) is recorded there too.
+            crate::engine::process::reap_recorded(&dir.join(PIDS_FILE));
             eprintln!("forge: interrupted; every engine process was stopped. Resume with: forge tune resume {}", dir.display());
             return Ok(ExitCode::from(code));
         }

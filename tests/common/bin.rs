@@ -133,6 +133,26 @@ impl Running {
     pub fn signal(&self, sig: Signal) {
         kill(Pid::from_raw(self.pid), sig).unwrap();
     }
+
+    /// Wait for `line` on stderr, then `after`, then SIGKILL forge alone (what it started
+    /// is left as a real kill leaves it).
+    pub fn kill_at(&mut self, line: &str, after: Duration) {
+        let seen = wait_until(Duration::from_secs(900), || self.stderr().contains(line));
+        assert!(seen, "never saw {line:?}:\n{}", self.stderr());
+        std::thread::sleep(after);
+        self.signal(Signal::SIGKILL);
+        self.wait(Duration::from_secs(30));
+    }
+}
+
+/// `forge args…` in a group of its own with `TAG_VAR=tag` (so what it starts can be found),
+/// logging into `dir/name`.
+pub fn session(args: &[&str], tag: &str, dir: &Path, name: &str) -> Running {
+    let logs = dir.join(name);
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut cmd = forge_in_group(args);
+    cmd.env(super::procs::TAG_VAR, tag).env("NO_COLOR", "1");
+    Running::start(cmd, &logs)
 }
 
 impl Drop for Running {

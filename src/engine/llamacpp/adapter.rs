@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::help::{self, HelpFlags, Probe};
 use super::legal::{self, RunLimits};
+use super::source::{self, Builds};
 use super::{flags, logs};
 use crate::engine::adapter::{BenchQuirks, Engine};
 use crate::engine::failure::Failure;
@@ -35,6 +36,9 @@ pub struct LlamacppEngine {
     /// What this run's recipes must fit (the workload's longest request, the binary's
     /// flags).
     pub limits: RunLimits,
+    /// The builds of the source checkout this run serves (`forge tune --source`), which
+    /// make `kernels.patch` legal; `None`: the launcher serves every recipe.
+    pub builds: Option<Builds>,
 }
 
 impl LlamacppEngine {
@@ -67,6 +71,7 @@ impl LlamacppEngine {
                 launcher,
                 probe,
                 limits,
+                builds: None,
             },
             warnings,
         )
@@ -97,6 +102,28 @@ impl LlamacppEngine {
         }
         engine.limits.need_tokens = Some(need);
         Ok(engine)
+    }
+
+    /// Serve the builds of a source checkout: `kernels.patch` picks the build.
+    pub fn with_builds(mut self, builds: Builds) -> LlamacppEngine {
+        self.builds = Some(builds);
+        self
+    }
+
+    /// The launcher of `recipe`: the build of its patch, or the run's launcher.
+    fn launcher_of(&self, recipe: &Recipe) -> Result<Vec<String>, Illegal> {
+        let Some(patch) = source::patch_of(recipe) else {
+            return Ok(self.launcher.clone());
+        };
+        let why = match &self.builds {
+            None => "this run serves no source checkout (start it with --source and --patches)"
+                .to_string(),
+            Some(b) => match b.check(patch) {
+                Ok(()) => return Ok(source::launcher(&b.dir_of(Some(patch)))),
+                Err(why) => why,
+            },
+        };
+        Err(Illegal::knob("patch", &Value::from(patch), why))
     }
 
     /// The binary's options, when known.
@@ -159,7 +186,7 @@ impl Engine for LlamacppEngine {
     ) -> Result<LaunchSpec, Illegal> {
         let rendered = flags::render(recipe, port, served_name, self.flags())
             .map_err(|e| Illegal::recipe(e.to_string()))?;
-        LaunchSpec::from_launcher(&self.launcher, rendered, log)
+        LaunchSpec::from_launcher(&self.launcher_of(recipe)?, rendered, log)
     }
 
     fn classify_boot_failure(&self, code: Option<i32>, signal: Option<i32>, log: &str) -> Failure {

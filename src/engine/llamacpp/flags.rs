@@ -78,7 +78,8 @@ fn not_allowed(field: &str, why: impl Into<String>) -> RenderError {
 
 /// The knob values a recipe sets, as `(knob, value)`: its `config`, and `quant.kv_cache_quant`
 /// as both cache types. Weight quantization and kernels have no llama-server flag (the GGUF
-/// file fixes the weights' format).
+/// file fixes the weights' format; `kernels.patch` picks the program, not a flag, and is
+/// checked against the run's series by the engine, [`super::source`]).
 pub fn knob_values(r: &Recipe) -> Result<Vec<(String, Value, Layer)>, RenderError> {
     if let Some(m) = &r.quant.method {
         return Err(not_allowed(
@@ -94,11 +95,22 @@ pub fn knob_values(r: &Recipe) -> Result<Vec<(String, Value, Layer)>, RenderErro
             "use the GGUF file as the model",
         ));
     }
-    if let Some(k) = r.kernels.first() {
-        return Err(not_allowed(
-            &format!("kernels.{}", k.name),
-            "llama-server has no kernel knobs",
-        ));
+    for k in &r.kernels {
+        let field = format!("kernels.{}", k.name);
+        if k.name != "patch" {
+            return Err(not_allowed(
+                &field,
+                "llama-server has no kernel flags (layer 3 is `kernels.patch`, a patch of the source)",
+            ));
+        }
+        knobs::check_in(
+            EngineKind::Llamacpp,
+            LLAMACPP_KNOBS,
+            Layer::Kernel,
+            &k.name,
+            &Value::from(k.value.as_str()),
+        )
+        .map_err(|e| not_allowed(&field, e.why))?;
     }
     let mut out: Vec<(String, Value, Layer)> = r
         .config

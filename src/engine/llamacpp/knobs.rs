@@ -1,5 +1,7 @@
 //! llama.cpp's allowlist: every recipe field forge may set for `llama-server`, with its
-//! layer, type and legal values (combinations are judged in [`super::legal`]).
+//! layer, type and legal values (combinations are judged in [`super::legal`]). Layer 3 has
+//! one knob, `patch`: which patch of the run's series the server is built with (no flag;
+//! it picks the program, [`super::source`]).
 
 use crate::engine::knobs::{Kind, Knob, knob};
 use crate::recipe::Layer;
@@ -89,5 +91,11 @@ pub const LLAMACPP_KNOBS: &[Knob] = &[
         Layer::Config,
         Kind::Int(0, 65536),
         "min chunk size for KV reuse via shifting",
+    ),
+    knob(
+        "patch",
+        Layer::Kernel,
+        Kind::Patch,
+        "a patch of the run's series applied to the llama.cpp checkout (`forge tune --source … --patches DIR`): that build serves instead of the checkout's own",
     ),
 ];

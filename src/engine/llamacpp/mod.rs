@@ -1,8 +1,9 @@
 //! llama.cpp's `llama-server` as a forge engine: its flags (rendered from a recipe and
 //! checked against the binary's own `--help`), its effective defaults (what it uses for a
 //! flag forge does not pass), which recipes it can run on this machine and workload, how a
-//! failed boot reads in its log, and the [`adapter::LlamacppEngine`] behind the `Engine`
-//! trait.
+//! failed boot reads in its log, the builds of a source checkout a run serves
+//! ([`source`]: layer 3, `kernels.patch`), and the [`adapter::LlamacppEngine`] behind the
+//! `Engine` trait.
 
 pub mod adapter;
 pub mod flags;
@@ -12,6 +13,7 @@ pub mod host;
 pub mod knobs;
 pub mod legal;
 pub mod logs;
+pub mod source;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -63,6 +65,9 @@ pub fn defaults(r: &Recipe) -> BTreeMap<String, Value> {
         for (k, v, _) in values.into_iter().filter(|(_, v, _)| !v.is_null()) {
             m.insert(k, v);
         }
+    }
+    if let Some(p) = source::patch_of(r) {
+        m.insert("patch".into(), Value::from(p));
     }
     let threads = m.get("threads").cloned().unwrap_or(Value::Null);
     m.entry("threads_batch".into()).or_insert(threads);

@@ -21,6 +21,7 @@ use crate::engine::process::{self, LaunchSpec, ServerProcess};
 use crate::hardware::memory::{MemoryProbe, wait_for_idle_memory};
 use crate::recipe::{Illegal, Recipe};
 use crate::store::{LOGS_DIR, PIDS_FILE};
+use crate::tune::source::SourceBuilds;
 use crate::workload::Workload;
 
 /// Per-request deadline, server seconds.
@@ -55,6 +56,8 @@ pub struct Spawned {
     notes: Vec<String>,
     /// The client's token timing was reported unreliable on stderr (once a run).
     warned_timing: bool,
+    /// The source builds a `--source` run serves (a recipe's patch is built before it boots).
+    source: Option<Arc<SourceBuilds>>,
 }
 
 /// How far above its idle reading GPU memory may be before a boot, MiB.
@@ -87,7 +90,24 @@ impl Spawned {
             memory: None,
             notes: Vec::new(),
             warned_timing: false,
+            source: None,
         }
+    }
+
+    /// Build each recipe's patch (`kernels.patch`) from `source` before it boots.
+    pub fn set_source(&mut self, source: Option<Arc<SourceBuilds>>) {
+        self.source = source;
+    }
+
+    /// Make what `recipe` runs (its patched build), off the async threads.
+    async fn prepare(&self, recipe: &Recipe) -> Result<(), Failure> {
+        let Some(src) = self.source.clone() else {
+            return Ok(());
+        };
+        let r = recipe.clone();
+        tokio::task::spawn_blocking(move || src.prepare(&r))
+            .await
+            .map_err(|e| infra(&format!("the build task failed: {e}")))?
     }
 
     /// Before each boot, wait until GPU memory is back near `baseline` (the idle reading
@@ -265,6 +285,7 @@ impl Spawned {
     }
 
     async fn boot(&mut self, recipe: &Recipe, tag: &str) -> Result<(), Failure> {
+        self.prepare(recipe).await?;
         self.wait_gpu_idle().await;
         self.boot_seq += 1;
         let seq = self.boot_seq;

@@ -1,7 +1,8 @@
 //! A patch series (`--patches DIR`): every `*.diff` and `*.patch` file of a directory is
-//! one candidate, tried in file-name order (name them `01-…`, `02-…`). Which were tried
-//! is the ledger's business ([`super::ledger::Ledger::tried_files`]); this module only lists
-//! and reads.
+//! one candidate, tried in file-name order (name them `01-…`, `02-…`) by `forge campaign`,
+//! or a legal value of the `kernels.patch` knob of a `forge tune --source` run. Which were
+//! tried is the caller's business (the campaign's ledger, the tune's journal); this module
+//! only lists and reads.
 
 use std::path::{Path, PathBuf};
 
