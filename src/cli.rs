@@ -446,6 +446,15 @@ pub struct CampaignArgs {
     /// The target engine's git checkout (clean; the campaign works on its own branch).
     #[arg(long)]
     pub source: Option<PathBuf>,
+    /// The fair gate to start from (vLLM): a `forge compare` campaign directory after
+    /// `forge gap --target vllm`. The best rival there is the competitor, launched exactly
+    /// as the gate launched it, and the target serves its own winning flags.
+    #[arg(long, conflicts_with_all = ["leader_server", "leader_args", "leader_framework"])]
+    pub compare: Option<PathBuf>,
+    /// With --compare: the gate's scenario to close (default: where the target is furthest
+    /// behind).
+    #[arg(long, requires = "compare")]
+    pub scenario: Option<String>,
     /// The competitor's server: for llama.cpp, a stock `llama-server` (its shared libraries
     /// beside it).
     #[arg(long)]

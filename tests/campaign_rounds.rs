@@ -70,6 +70,7 @@ fn settings(co: &Path, patches: &Path, start: &str) -> Settings {
             output_tokens: 48,
         },
         budget: Budget::default(),
+        gate: None,
     }
 }
 

@@ -251,3 +251,203 @@ async fn a_provider_that_fails_ends_the_campaign_behind_with_its_error() {
     let root = std::fs::read_to_string(dir.join("analysis/root-cause.md")).unwrap();
     assert!(root.contains("--leader-framework"), "{root}");
 }
+
+/// `forge workload synth`, a dry-run `forge compare` of the simulated twins, and `forge gap
+/// --target vllm` in `root/gate`: a fair gate of real forge processes, no GPU.
+fn gate(root: &Path) -> PathBuf {
+    let w = root.join("w.jsonl");
+    let synth = run(forge(&[
+        "workload",
+        "synth",
+        "--input-len",
+        "256",
+        "--output-len",
+        "48",
+        "--num-prompts",
+        "20",
+        "-o",
+    ])
+    .arg(&w));
+    assert!(synth.success(), "{}", synth.stderr);
+    let dir = root.join("gate");
+    let compare = run(forge(&[
+        "compare",
+        "--model",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--sim-gpu",
+        "H100",
+        "--frameworks",
+        "vllm,trtllm",
+        "--budget",
+        "2",
+        "--max-repeats",
+        "2",
+        "--sim-noise",
+        "2",
+        "--sla",
+        "p50_ttft_ms=300,p50_tpot_ms=15",
+    ])
+    .arg("--workload")
+    .arg(&w)
+    .arg("--campaign-dir")
+    .arg(&dir));
+    assert!(compare.success(), "{}", compare.stderr);
+    let gap = run(forge(&["gap", "--campaign"])
+        .arg(&dir)
+        .args(["--target", "vllm"]));
+    assert!(gap.code != 2, "{}", gap.stderr);
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_from_a_fair_gate_serves_its_leader_and_the_targets_winning_flags() {
+    use forge::compare::gap::Gap;
+    use forge::compare::standing::GapFile;
+    let tmp = tempfile::tempdir().unwrap();
+    let co = checkout(tmp.path());
+    let gate_dir = tokio::task::spawn_blocking({
+        let root = tmp.path().to_path_buf();
+        move || gate(&root)
+    })
+    .await
+    .unwrap();
+    // The simulated frameworks' noise may call the gap anything; a campaign starts where the
+    // target is behind, so the test makes it so (the rest of the gate is as measured).
+    let path = gate_dir.join("gap.json");
+    let mut gap: GapFile = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let sc = &mut gap.scenarios[0];
+    assert_eq!(sc.leader_framework.as_deref(), Some("trtllm"), "{sc:?}");
+    if let Gap::Ahead { interval } | Gap::Tied { interval } = &sc.gap {
+        sc.gap = Gap::Behind {
+            interval: *interval,
+        };
+    }
+    std::fs::write(&path, serde_json::to_string(&gap).unwrap()).unwrap();
+
+    let series = tmp.path().join("series");
+    std::fs::create_dir_all(&series).unwrap();
+    std::fs::write(
+        series.join("01-shorter-step.diff"),
+        "--- a/vllm/scheduler.py\n+++ b/vllm/scheduler.py\n@@ -3,3 +3,3 @@\n # Seconds per decode step; every running request advances one token per step.\n-DECODE_STEP_S = 0.004\n+DECODE_STEP_S = 0.0025\n \n",
+    )
+    .unwrap();
+    let dir = tmp.path().join("campaign");
+    let s = |p: &Path| p.display().to_string();
+    let (co_s, dir_s, python, gate_s, series_s) = (
+        s(&co),
+        s(&dir),
+        s(&fixture("fake-python")),
+        s(&gate_dir),
+        s(&series),
+    );
+    let args = [
+        "campaign",
+        "--target",
+        "vllm",
+        "--model",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--source",
+        &co_s,
+        "--python",
+        &python,
+        "--compare",
+        &gate_s,
+        "--patches",
+        &series_s,
+        "--max-rounds",
+        "1",
+        "--gap-pairs",
+        "2",
+        "--output-tokens",
+        "24",
+        "--answer-tokens",
+        "8",
+        "--dir",
+        &dir_s,
+    ];
+    let mut cmd = forge(&args);
+    cmd.env(
+        "FORGE_FAKE_TRACES",
+        Path::new(ROOT).join("tests/fixtures/traces"),
+    );
+    let out = tokio::task::spawn_blocking(move || run(&mut cmd))
+        .await
+        .unwrap();
+    assert!(
+        out.code != 2 && out.code != 1,
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+
+    // The settings: the gate's leader launched as the gate launched it, the target's flags.
+    let settings = forge::campaign::settings::Settings::load(&dir).unwrap();
+    let g = settings.gate.as_ref().unwrap();
+    assert_eq!(g.leader_framework, "trtllm");
+    assert!(
+        g.leader_argv.iter().any(|a| a == "{port}"),
+        "{:?}",
+        g.leader_argv
+    );
+    assert!(
+        g.leader_argv.iter().any(|a| a == "trtllm"),
+        "{:?}",
+        g.leader_argv
+    );
+    assert_eq!(
+        g.target_args[..1],
+        ["--max-model-len".to_string()],
+        "{:?}",
+        g.target_args
+    );
+    assert_eq!(g.leader_files.len(), 1, "trtllm-serve's YAML");
+    // Both sides booted and answered the campaign's measurements.
+    let ledger = Ledger::read(&dir).unwrap();
+    let decided = ledger
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::RoundStarted { .. }));
+    assert!(decided, "{}", out.stderr);
+    let logs: String = std::fs::read_dir(dir.join("logs"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        logs.contains(&format!("(max_model_len={})", g.target_args[1])),
+        "the target serves the gate's flags:\n{logs}"
+    );
+    // The final report carries the gate's table.
+    let report = std::fs::read_to_string(dir.join("final_report.md")).unwrap();
+    assert!(report.contains("## Gate ("), "{report}");
+    assert!(report.contains("| trtllm | trtllm-e"), "{report}");
+    assert!(report.contains("| vllm | vllm-e"), "{report}");
+
+    // A gate for another model, or a llama.cpp target, is refused before anything is written.
+    let other = tmp.path().join("other");
+    let o = s(&other);
+    let bad = run(&mut forge(&[
+        "campaign",
+        "--target",
+        "vllm",
+        "--model",
+        "Qwen/Qwen3-8B",
+        "--source",
+        &co_s,
+        "--python",
+        &python,
+        "--compare",
+        &gate_s,
+        "--patches",
+        &series_s,
+        "--dir",
+        &o,
+    ]));
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("only measured on the same weights"),
+        "{}",
+        bad.stderr
+    );
+    assert!(!other.exists());
+}

@@ -13,10 +13,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::attempt::{Build, BuildFailed, Executor, Profiles, rebuild};
-use super::serve::{Asker, Load, SERVED};
+use super::serve::{Asker, Load, SERVED, Server};
 use crate::build::{LlamaCpp, keep_server};
 use crate::engine::health::engine_port;
-use crate::engine::process::{LaunchSpec, ServerProcess};
+use crate::engine::process::LaunchSpec;
 
 /// llama.cpp behind the [`Executor`] seam.
 pub struct LlamaCppExecutor {
@@ -102,7 +102,7 @@ impl LlamaCppExecutor {
     }
 
     /// Boot `which`'s server (`None`: the leader); its process and base URL.
-    async fn serve(&mut self, which: Option<Build>) -> anyhow::Result<(ServerProcess, String)> {
+    async fn serve(&mut self, which: Option<Build>) -> anyhow::Result<Server> {
         let program = self.program(which)?;
         let libs = program.parent().map(Path::to_path_buf).unwrap_or_default();
         let port = engine_port()?;
@@ -112,7 +112,9 @@ impl LlamaCppExecutor {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         spec.env
             .push(("LD_LIBRARY_PATH".into(), libs.display().to_string()));
-        self.asker.boot(&spec, port, Duration::from_secs(120)).await
+        self.asker
+            .boot(&spec, port, SERVED, Duration::from_secs(120))
+            .await
     }
 }
 
@@ -141,18 +143,18 @@ impl Executor for LlamaCppExecutor {
     }
 
     async fn answers(&mut self, which: Build) -> anyhow::Result<Vec<String>> {
-        let (proc, url) = self.serve(Some(which)).await?;
-        Ok(self.asker.answers(proc, &url).await)
+        let s = self.serve(Some(which)).await?;
+        Ok(self.asker.answers(s).await)
     }
 
     async fn measure(&mut self, which: Build) -> anyhow::Result<f64> {
-        let (proc, url) = self.serve(Some(which)).await?;
-        self.asker.measure(proc, &url).await
+        let s = self.serve(Some(which)).await?;
+        self.asker.measure(s).await
     }
 
     async fn measure_leader(&mut self) -> anyhow::Result<f64> {
-        let (proc, url) = self.serve(None).await?;
-        self.asker.measure(proc, &url).await
+        let s = self.serve(None).await?;
+        self.asker.measure(s).await
     }
 
     async fn profile(&mut self, _dir: &Path, _round: u32) -> anyhow::Result<Profiles> {

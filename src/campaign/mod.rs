@@ -4,7 +4,8 @@
 //! (a commit) or revert — until the target is ahead, tied within 1 %, or the gap is shown
 //! to be external.
 //!
-//! The parts: what a campaign runs with ([`settings`], `campaign.json`), the loop
+//! The parts: what a campaign runs with ([`settings`], `campaign.json`; [`gate`]: the
+//! competitor and the target's flags read from a `forge compare` gate), the loop
 //! ([`rounds`]: gap decision, analysis, attempts, budgets, stop, resume), the gap decision
 //! ([`gap`]), one attempt start to end behind the `Executor` seam ([`attempt`]: apply, build,
 //! answers ([`correct`]), measure ([`verdict`]), commit or reset; recovery after a kill), the
@@ -18,6 +19,7 @@ pub mod analysis;
 pub mod attempt;
 pub mod correct;
 pub mod gap;
+pub mod gate;
 pub mod ledger;
 pub mod llamacpp;
 pub mod propose;

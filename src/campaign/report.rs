@@ -307,6 +307,7 @@ pub fn final_report(
     );
     md.push_str(&load_line(s));
     md.push_str(&threshold_line(s, ledger));
+    md.push_str(&gate_section(s));
     md.push_str(&tables(s, ledger, exec));
     let _ = write!(
         md,
@@ -322,6 +323,33 @@ pub fn final_report(
     md.push_str(&paths_section(dir, ledger));
     write(&dir.join(FINAL_REPORT_FILE), md.as_bytes())?;
     Ok(())
+}
+
+/// The fair gate the campaign started from, if any: its table and its decision.
+fn gate_section(s: &Settings) -> String {
+    let Some(g) = &s.gate else {
+        return String::new();
+    };
+    format!(
+        "## Gate (`{}`, scenario `{}`)\n\nEach framework's best deployment in the gate; \
+         its decision for {}: {} ({} against {}). The campaign serves the target with that \
+         candidate's flags{} and the leader with {}'s command as the gate launched it.\n\n{}\n\n",
+        g.dir.display(),
+        g.scenario,
+        s.target.name(),
+        g.decision,
+        g.target_candidate
+            .as_deref()
+            .unwrap_or("no SLA-passing target candidate"),
+        g.leader_candidate,
+        if g.target_args.is_empty() {
+            String::new()
+        } else {
+            format!(" (`{}`)", g.target_args.join(" "))
+        },
+        g.leader_candidate,
+        g.table
+    )
 }
 
 fn kept_section(ledger: &Ledger) -> String {

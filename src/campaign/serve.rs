@@ -52,6 +52,16 @@ pub struct Asker {
     boots: u64,
 }
 
+/// A server that answers: its process, base URL and the model name it serves.
+pub struct Server {
+    /// The process (stopped when a measurement or the answers are done).
+    pub proc: ServerProcess,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The name requests ask for.
+    pub name: String,
+}
+
 impl Asker {
     /// Ask with `load`, adding `extra` to every request; servers logged under `dir/logs`
     /// and recorded in `dir/engines.pids`.
@@ -84,13 +94,14 @@ impl Asker {
         Ok(self.logs.join(format!("server-{:03}.log", self.boots)))
     }
 
-    /// Spawn `spec` and wait until it serves on `port`; its process and base URL.
+    /// Spawn `spec` and wait until it serves `name` on `port`.
     pub async fn boot(
         &self,
         spec: &LaunchSpec,
         port: u16,
+        name: &str,
         timeout: Duration,
-    ) -> anyhow::Result<(ServerProcess, String)> {
+    ) -> anyhow::Result<Server> {
         let mut proc = process::spawn(spec)?;
         if let Err(e) = process::record_launch(
             &self.pids,
@@ -100,8 +111,12 @@ impl Asker {
             return Err(e.into());
         }
         let url = format!("http://127.0.0.1:{port}");
-        match wait_ready(&mut proc, &self.client, &url, SERVED, timeout).await {
-            Readiness::Ready { .. } => Ok((proc, url)),
+        match wait_ready(&mut proc, &self.client, &url, name, timeout).await {
+            Readiness::Ready { .. } => Ok(Server {
+                proc,
+                url,
+                name: name.to_string(),
+            }),
             other => {
                 proc.stop(Duration::from_secs(5)).await;
                 anyhow::bail!(
@@ -115,38 +130,38 @@ impl Asker {
 
     /// The answers at temperature 0 to the reference prompts, in order (an empty string
     /// for a request that failed); the server is stopped after.
-    pub async fn answers(&self, proc: ServerProcess, url: &str) -> Vec<String> {
+    pub async fn answers(&self, s: Server) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.load.prompts {
-            let text = self.complete(url, p, self.load.answer_tokens).await;
+            let text = self.complete(&s, p, self.load.answer_tokens).await;
             out.push(text.map(|(t, _)| t).unwrap_or_default());
         }
-        proc.stop(Duration::from_secs(5)).await;
+        s.proc.stop(Duration::from_secs(5)).await;
         out
     }
 
     /// One measurement (the best of three batches); the server is stopped after.
-    pub async fn measure(&self, proc: ServerProcess, url: &str) -> anyhow::Result<f64> {
+    pub async fn measure(&self, s: Server) -> anyhow::Result<f64> {
         let first = self.load.prompts.first().cloned().unwrap_or_default();
         let result = async {
-            self.complete(url, &first, 8).await?;
+            self.complete(&s, &first, 8).await?;
             let mut best = 0.0_f64;
             for _ in 0..BATCHES {
-                best = best.max(self.batch(url).await?);
+                best = best.max(self.batch(&s).await?);
             }
             Ok(best)
         }
         .await;
-        proc.stop(Duration::from_secs(5)).await;
+        s.proc.stop(Duration::from_secs(5)).await;
         result
     }
 
     /// Output tokens per second of one batch of concurrent requests.
-    async fn batch(&self, url: &str) -> anyhow::Result<f64> {
+    async fn batch(&self, s: &Server) -> anyhow::Result<f64> {
         let start = Instant::now();
         let calls = (0..self.load.concurrent).map(|i| {
             let p = &self.load.prompts[i % self.load.prompts.len().max(1)];
-            self.complete(url, p, self.load.output_tokens)
+            self.complete(s, p, self.load.output_tokens)
         });
         let done = futures::future::join_all(calls).await;
         let tokens: u64 = done
@@ -161,12 +176,12 @@ impl Asker {
     /// One completion: its text and output tokens.
     async fn complete(
         &self,
-        url: &str,
+        s: &Server,
         prompt: &str,
         max_tokens: u32,
     ) -> anyhow::Result<(String, u64)> {
         let mut body = json!({
-            "model": SERVED,
+            "model": s.name,
             "prompt": prompt,
             "max_tokens": max_tokens,
             "temperature": 0,
@@ -177,7 +192,7 @@ impl Asker {
         }
         let v: Value = self
             .client
-            .post(format!("{url}/v1/completions"))
+            .post(format!("{}/v1/completions", s.url))
             .json(&body)
             .send()
             .await?

@@ -113,6 +113,10 @@ pub struct Settings {
     pub load: LoadSettings,
     /// The budget.
     pub budget: Budget,
+    /// The fair gate the campaign started from (`--compare DIR`): the leader's command and
+    /// the target's winning flags come from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<super::gate::GateRef>,
 }
 
 impl Settings {
@@ -181,6 +185,7 @@ mod tests {
                 output_tokens: 48,
             },
             budget: Budget::default(),
+            gate: None,
         };
         s.save(dir.path()).unwrap();
         assert_eq!(Settings::load(dir.path()).unwrap(), s);

@@ -17,11 +17,12 @@ use serde_json::json;
 
 use super::analysis::Side;
 use super::attempt::{Build, BuildFailed, Executor, Profiles, rebuild};
-use super::serve::{Asker, Load, SERVED};
+use super::gate::GateRef;
+use super::serve::{Asker, Load, SERVED, Server};
 use crate::build::VllmPythonOnly;
 use crate::engine::adapter::ProfilerSetup;
 use crate::engine::health::engine_port;
-use crate::engine::process::{LaunchSpec, ServerProcess};
+use crate::engine::process::LaunchSpec;
 use crate::trace::{Framework, framework_id};
 
 /// The Python package a vLLM checkout installs.
@@ -44,6 +45,20 @@ pub struct VllmExecutor {
     boot_timeout: Duration,
     /// The competitor's framework, when known (to profile it).
     leader_framework: Option<Framework>,
+    /// What the fair gate fixed, when the campaign started from one: the target's winning
+    /// flags and their environment, the leader's environment and files.
+    gate: GateSides,
+    /// The model name the leader serves (a trtllm-serve serves its model's own name).
+    leader_served: String,
+}
+
+/// The gate's additions to each side's launch.
+#[derive(Debug, Clone, Default)]
+struct GateSides {
+    target_args: Vec<String>,
+    target_env: Vec<(String, String)>,
+    leader_env: Vec<(String, String)>,
+    leader_files: Vec<(PathBuf, String)>,
 }
 
 impl VllmExecutor {
@@ -68,7 +83,22 @@ impl VllmExecutor {
             timeout: Duration::from_secs(3600),
             boot_timeout: Duration::from_secs(1200),
             leader_framework: None,
+            gate: GateSides::default(),
+            leader_served: SERVED.to_string(),
         }
+    }
+
+    /// Serve both sides as the fair gate `g` fixed them: the target with its winning flags,
+    /// the leader with its environment and files.
+    pub fn with_gate(mut self, g: &GateRef) -> VllmExecutor {
+        self.gate = GateSides {
+            target_args: g.target_args.clone(),
+            target_env: g.target_env.clone(),
+            leader_env: g.leader_env.clone(),
+            leader_files: g.leader_files.clone(),
+        };
+        self.leader_served = g.leader_served.clone();
+        self
     }
 
     /// Where `which`'s `vllm` package is imported from.
@@ -98,7 +128,7 @@ impl VllmExecutor {
         .collect()
     }
 
-    async fn serve(&mut self, which: Option<Build>) -> anyhow::Result<(ServerProcess, String)> {
+    async fn serve(&mut self, which: Option<Build>) -> anyhow::Result<Server> {
         self.serve_with(which, &ProfilerSetup::default()).await
     }
 
@@ -107,7 +137,7 @@ impl VllmExecutor {
         &mut self,
         which: Option<Build>,
         extra: &ProfilerSetup,
-    ) -> anyhow::Result<(ServerProcess, String)> {
+    ) -> anyhow::Result<Server> {
         let port = engine_port()?;
         let log = self.asker.next_log()?;
         let spec = match which {
@@ -117,6 +147,8 @@ impl VllmExecutor {
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let path = self.pythonpath(b).display().to_string();
                 spec.env.push(("PYTHONPATH".into(), path));
+                spec.args.extend(self.gate.target_args.iter().cloned());
+                spec.env.extend(self.gate.target_env.iter().cloned());
                 spec
             }
             None => {
@@ -125,14 +157,22 @@ impl VllmExecutor {
                     .iter()
                     .map(|a| a.replace("{port}", &port.to_string()))
                     .collect();
-                LaunchSpec::from_launcher(&argv, Vec::new(), &log)
-                    .map_err(|e| anyhow::anyhow!("the competitor's command: {e}"))?
+                let mut spec = LaunchSpec::from_launcher(&argv, Vec::new(), &log)
+                    .map_err(|e| anyhow::anyhow!("the competitor's command: {e}"))?;
+                spec.env.extend(self.gate.leader_env.iter().cloned());
+                spec.files.extend(self.gate.leader_files.iter().cloned());
+                spec
             }
         };
         let mut spec = spec;
         spec.args.extend(extra.args.iter().cloned());
         spec.env.extend(extra.env.iter().cloned());
-        self.asker.boot(&spec, port, self.boot_timeout).await
+        let name = if which.is_some() {
+            SERVED
+        } else {
+            &self.leader_served
+        };
+        self.asker.boot(&spec, port, name, self.boot_timeout).await
     }
 }
 
@@ -181,15 +221,15 @@ impl VllmExecutor {
             layers: None,
             source: format!("forge campaign: {}", framework_id(side.framework)),
         };
-        let (proc, url) = self.serve_with(which, &setup).await?;
+        let server = self.serve_with(which, &setup).await?;
         let target = crate::profile::capture::Target {
-            base_url: url,
-            model: SERVED.to_string(),
+            base_url: server.url.clone(),
+            model: server.name.clone(),
             start_body: setup.start_body.clone(),
             trace_dir: raw,
         };
         let result = crate::profile::run(&target, &side.profiles, &plan).await;
-        proc.stop(Duration::from_secs(10)).await;
+        server.proc.stop(Duration::from_secs(10)).await;
         let manifest = result?;
         anyhow::ensure!(
             manifest.stages.iter().any(|s| !s.traces.is_empty()),
@@ -251,18 +291,18 @@ impl Executor for VllmExecutor {
     }
 
     async fn answers(&mut self, which: Build) -> anyhow::Result<Vec<String>> {
-        let (proc, url) = self.serve(Some(which)).await?;
-        Ok(self.asker.answers(proc, &url).await)
+        let s = self.serve(Some(which)).await?;
+        Ok(self.asker.answers(s).await)
     }
 
     async fn measure(&mut self, which: Build) -> anyhow::Result<f64> {
-        let (proc, url) = self.serve(Some(which)).await?;
-        self.asker.measure(proc, &url).await
+        let s = self.serve(Some(which)).await?;
+        self.asker.measure(s).await
     }
 
     async fn measure_leader(&mut self) -> anyhow::Result<f64> {
-        let (proc, url) = self.serve(None).await?;
-        self.asker.measure(proc, &url).await
+        let s = self.serve(None).await?;
+        self.asker.measure(s).await
     }
 
     async fn profile(&mut self, dir: &Path, round: u32) -> anyhow::Result<Profiles> {
@@ -299,16 +339,22 @@ impl Executor for VllmExecutor {
                 let mut argv = vec![
                     "env".to_string(),
                     format!("PYTHONPATH={}", self.pythonpath(b).display()),
-                    self.builder.python.display().to_string(),
                 ];
+                argv.extend(self.gate.target_env.iter().map(|(k, v)| format!("{k}={v}")));
+                argv.push(self.builder.python.display().to_string());
                 argv.extend(self.args(8000));
+                argv.extend(self.gate.target_args.iter().cloned());
                 argv
             }
-            None => self
-                .leader
-                .iter()
-                .map(|a| a.replace("{port}", "8000"))
-                .collect(),
+            None => {
+                let env = &self.gate.leader_env;
+                let prefix = (!env.is_empty()).then(|| "env".to_string());
+                prefix
+                    .into_iter()
+                    .chain(env.iter().map(|(k, v)| format!("{k}={v}")))
+                    .chain(self.leader.iter().map(|a| a.replace("{port}", "8000")))
+                    .collect()
+            }
         }
     }
 }

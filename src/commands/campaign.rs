@@ -12,6 +12,7 @@ use crate::agent::llm::cost::{self, Meter};
 use crate::agent::llm::http::{Client, RetryPolicy};
 use crate::agent::llm::providers::{self, LlmSpec};
 use crate::build::VllmPythonOnly;
+use crate::campaign::gate::{self, GateRef};
 use crate::campaign::llamacpp::LlamaCppExecutor;
 use crate::campaign::propose;
 use crate::campaign::rounds::{self, Agent, Proposer};
@@ -21,6 +22,7 @@ use crate::campaign::vllm::VllmExecutor;
 use crate::cli::{CampaignAction, CampaignArgs, CampaignCli};
 use crate::patch::git;
 use crate::patch::series;
+use crate::recipe::EngineKind;
 use crate::store::RunLock;
 
 /// Run `forge campaign`.
@@ -73,6 +75,77 @@ pub fn main(cli: CampaignCli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(stop.code.exit_code()))
 }
 
+/// The competitor: read from the fair gate (`--compare`), or named by hand.
+struct Competitor {
+    leader: PathBuf,
+    leader_args: Vec<String>,
+    leader_name: String,
+    leader_framework: Option<String>,
+    gate: Option<GateRef>,
+}
+
+fn competitor(a: &CampaignArgs, dir: &Path) -> anyhow::Result<Competitor> {
+    if let Some(compare) = &a.compare {
+        anyhow::ensure!(
+            a.target == Target::Vllm,
+            "--compare: a gate compares GPU frameworks (--target vllm); a llama.cpp campaign names its competitor with --leader-server"
+        );
+        let g = gate::read(
+            &absolute(compare)?,
+            EngineKind::Vllm,
+            a.scenario.as_deref(),
+            dir,
+        )?;
+        let model = a.model.as_deref().map(|m| m.display().to_string());
+        anyhow::ensure!(
+            model.as_deref() == Some(g.model.as_str()),
+            "--model {}: the gate in {} served `{}`; a gap is only measured on the same weights",
+            model.unwrap_or_default(),
+            g.dir.display(),
+            g.model
+        );
+        let (program, args) = g
+            .leader_argv
+            .split_first()
+            .ok_or_else(|| anyhow::anyhow!("--compare: the leader's command is empty"))?;
+        return Ok(Competitor {
+            leader: PathBuf::from(program),
+            leader_args: args.to_vec(),
+            leader_name: a
+                .leader_name
+                .clone()
+                .unwrap_or_else(|| format!("{} ({})", g.leader_framework, g.leader_candidate)),
+            leader_framework: Some(g.leader_framework.clone()),
+            gate: Some(g),
+        });
+    }
+    let leader = a.leader_server.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--leader-server (the competitor's server) or --compare (a fair gate) is required"
+        )
+    })?;
+    anyhow::ensure!(
+        leader.is_file(),
+        "--leader-server {}: no such file",
+        leader.display()
+    );
+    let leader_name = a.leader_name.clone().unwrap_or_else(|| match a.target {
+        Target::Llamacpp => "llama.cpp (stock)".to_string(),
+        Target::Vllm => leader
+            .file_name()
+            .map_or("the competitor".into(), |n| n.to_string_lossy().to_string()),
+    });
+    Ok(Competitor {
+        leader: absolute(leader)?,
+        leader_args: a.leader_args.clone(),
+        leader_name,
+        leader_framework: a
+            .leader_framework
+            .map(|f| crate::trace::framework_id(f).to_string()),
+        gate: None,
+    })
+}
+
 /// The settings of a new campaign, every input checked.
 fn resolve(a: &CampaignArgs, dir: &Path) -> anyhow::Result<Settings> {
     let model = a
@@ -102,15 +175,7 @@ fn resolve(a: &CampaignArgs, dir: &Path) -> anyhow::Result<Settings> {
     if let Some(p) = &a.patches {
         series::list(p)?;
     }
-    let leader = a
-        .leader_server
-        .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("--leader-server (the competitor's server) is required"))?;
-    anyhow::ensure!(
-        leader.is_file(),
-        "--leader-server {}: no such file",
-        leader.display()
-    );
+    let rival = competitor(a, dir)?;
     let (model, python) = match a.target {
         Target::Llamacpp => {
             anyhow::ensure!(
@@ -137,12 +202,6 @@ fn resolve(a: &CampaignArgs, dir: &Path) -> anyhow::Result<Settings> {
             (m, Some(absolute(python)?))
         }
     };
-    let leader_name = a.leader_name.clone().unwrap_or_else(|| match a.target {
-        Target::Llamacpp => "llama.cpp (stock)".to_string(),
-        Target::Vllm => leader
-            .file_name()
-            .map_or("the competitor".into(), |n| n.to_string_lossy().to_string()),
-    });
     Ok(Settings {
         target: a.target,
         model,
@@ -153,12 +212,11 @@ fn resolve(a: &CampaignArgs, dir: &Path) -> anyhow::Result<Settings> {
             Some(b) => absolute(b)?,
             None => dir.join("build"),
         },
-        leader: absolute(leader)?,
-        leader_args: a.leader_args.clone(),
-        leader_name,
-        leader_framework: a
-            .leader_framework
-            .map(|f| crate::trace::framework_id(f).to_string()),
+        leader: rival.leader,
+        leader_args: rival.leader_args,
+        leader_name: rival.leader_name,
+        leader_framework: rival.leader_framework,
+        gate: rival.gate,
         python,
         uv: a.uv.as_deref().map(absolute).transpose()?,
         flow_check: a.flow_check,
@@ -242,8 +300,12 @@ fn vllm(dir: &Path, s: &Settings) -> anyhow::Result<VllmExecutor> {
                 .map_err(|e| anyhow::anyhow!("campaign.json: leader_framework: {e}"))
         })
         .transpose()?;
-    let exec = VllmExecutor::new(builder, &s.source, dir, &s.model, load_of(s), leader);
-    Ok(exec.with_leader_framework(framework))
+    let mut exec = VllmExecutor::new(builder, &s.source, dir, &s.model, load_of(s), leader)
+        .with_leader_framework(framework);
+    if let Some(g) = &s.gate {
+        exec = exec.with_gate(g);
+    }
+    Ok(exec)
 }
 
 /// The proposer the settings call for.
