@@ -252,45 +252,12 @@ async fn a_provider_that_fails_ends_the_campaign_behind_with_its_error() {
     assert!(root.contains("--leader-framework"), "{root}");
 }
 
-/// `forge workload synth`, a dry-run `forge compare` of the simulated twins, and `forge gap
+/// A dry-run `forge compare` of the simulated vLLM and TensorRT-LLM twins and `forge gap
 /// --target vllm` in `root/gate`: a fair gate of real forge processes, no GPU.
 fn gate(root: &Path) -> PathBuf {
-    let w = root.join("w.jsonl");
-    let synth = run(forge(&[
-        "workload",
-        "synth",
-        "--input-len",
-        "256",
-        "--output-len",
-        "48",
-        "--num-prompts",
-        "20",
-        "-o",
-    ])
-    .arg(&w));
-    assert!(synth.success(), "{}", synth.stderr);
+    let w = common::compare::synth_workload(root, 20);
     let dir = root.join("gate");
-    let compare = run(forge(&[
-        "compare",
-        "--model",
-        "meta-llama/Llama-3.1-8B-Instruct",
-        "--sim-gpu",
-        "H100",
-        "--frameworks",
-        "vllm,trtllm",
-        "--budget",
-        "2",
-        "--max-repeats",
-        "2",
-        "--sim-noise",
-        "2",
-        "--sla",
-        "p50_ttft_ms=300,p50_tpot_ms=15",
-    ])
-    .arg("--workload")
-    .arg(&w)
-    .arg("--campaign-dir")
-    .arg(&dir));
+    let compare = run(common::compare::dry_compare(&dir, &w).args(["--frameworks", "vllm,trtllm"]));
     assert!(compare.success(), "{}", compare.stderr);
     let gap = run(forge(&["gap", "--campaign"])
         .arg(&dir)
@@ -340,36 +307,32 @@ async fn a_campaign_from_a_fair_gate_serves_its_leader_and_the_targets_winning_f
         s(&gate_dir),
         s(&series),
     );
-    let args = [
-        "campaign",
-        "--target",
-        "vllm",
-        "--model",
-        "meta-llama/Llama-3.1-8B-Instruct",
-        "--source",
-        &co_s,
-        "--python",
-        &python,
-        "--compare",
-        &gate_s,
-        "--patches",
-        &series_s,
-        "--max-rounds",
-        "1",
-        "--gap-pairs",
-        "2",
-        "--output-tokens",
-        "24",
-        "--answer-tokens",
-        "8",
-        "--dir",
-        &dir_s,
-    ];
-    let mut cmd = forge(&args);
-    cmd.env(
-        "FORGE_FAKE_TRACES",
-        Path::new(ROOT).join("tests/fixtures/traces"),
-    );
+    let campaign = |target: &str, model: &str, dir: &str| {
+        forge(&[
+            "campaign",
+            "--target",
+            target,
+            "--model",
+            model,
+            "--source",
+            &co_s,
+            "--python",
+            &python,
+            "--compare",
+            &gate_s,
+            "--patches",
+            &series_s,
+            "--dir",
+            dir,
+        ])
+    };
+    let mut cmd = campaign("vllm", "meta-llama/Llama-3.1-8B-Instruct", &dir_s);
+    cmd.args(["--max-rounds", "1", "--gap-pairs", "2"])
+        .args(["--output-tokens", "24", "--answer-tokens", "8"])
+        .env(
+            "FORGE_FAKE_TRACES",
+            Path::new(ROOT).join("tests/fixtures/traces"),
+        );
     let out = tokio::task::spawn_blocking(move || run(&mut cmd))
         .await
         .unwrap();
@@ -426,28 +389,15 @@ async fn a_campaign_from_a_fair_gate_serves_its_leader_and_the_targets_winning_f
     // A gate for another model, or a llama.cpp target, is refused before anything is written.
     let other = tmp.path().join("other");
     let o = s(&other);
-    let bad = run(&mut forge(&[
-        "campaign",
-        "--target",
-        "vllm",
-        "--model",
-        "Qwen/Qwen3-8B",
-        "--source",
-        &co_s,
-        "--python",
-        &python,
-        "--compare",
-        &gate_s,
-        "--patches",
-        &series_s,
-        "--dir",
-        &o,
-    ]));
+    let bad = run(&mut campaign("vllm", "Qwen/Qwen3-8B", &o));
     assert_eq!(bad.code, 1, "{}", bad.stderr);
     assert!(
         bad.stderr.contains("only measured on the same weights"),
         "{}",
         bad.stderr
     );
+    let bad = run(&mut campaign("llamacpp", "m.gguf", &o));
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--target vllm"), "{}", bad.stderr);
     assert!(!other.exists());
 }

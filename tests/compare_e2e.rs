@@ -10,11 +10,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::bin::forge;
+use common::compare::{dry_compare, synth_workload};
 use common::llamacpp;
 use common::procs::wait_until;
 use forge::compare::candidate::Candidate;
@@ -22,48 +23,6 @@ use forge::compare::commands::native_flags;
 use forge::recipe::EngineKind;
 
 const LIMIT: Duration = Duration::from_secs(15 * 60);
-
-fn workload(dir: &Path, n: usize) -> PathBuf {
-    let p = dir.join("w.jsonl");
-    let out = forge(&[
-        "workload",
-        "synth",
-        "--input-len",
-        "256",
-        "--output-len",
-        "48",
-    ])
-    .args(["--num-prompts", &n.to_string(), "-o"])
-    .arg(&p)
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    p
-}
-
-fn dry_compare(campaign: &Path, w: &Path) -> std::process::Command {
-    let mut c = forge(&[
-        "compare",
-        "--model",
-        "meta-llama/Llama-3.1-8B-Instruct",
-        "--sim-gpu",
-        "H100",
-        "--budget",
-        "2",
-        "--max-repeats",
-        "2",
-        "--sim-noise",
-        "2",
-        "--sla",
-        "p50_ttft_ms=300,p50_tpot_ms=15",
-    ]);
-    c.arg("--workload")
-        .arg(w)
-        .arg("--campaign-dir")
-        .arg(campaign);
-    c.env(common::procs::TAG_VAR, tag(campaign));
-    c
-}
 
 /// The tag every process of one campaign carries in its environment.
 fn tag(campaign: &Path) -> String {
@@ -193,7 +152,7 @@ fn assert_artifacts(campaign: &Path, frameworks: &[&str]) -> Vec<Candidate> {
 #[test]
 fn dry_run_compare_of_three_twins_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let w = workload(dir.path(), 12);
+    let w = synth_workload(dir.path(), 12);
     let campaign = dir.path().join("c");
     let out = dry_compare(&campaign, &w).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -301,7 +260,7 @@ fn dry_run_compare_of_three_twins_end_to_end() {
 #[test]
 fn killed_with_sigkill_and_resumed_the_campaign_completes_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let w = workload(dir.path(), 12);
+    let w = synth_workload(dir.path(), 12);
     let campaign = dir.path().join("c");
     let mut child = dry_compare(&campaign, &w)
         .stdout(Stdio::null())

@@ -83,7 +83,12 @@ pub fn read(
     let (leader_argv, leader_env, leader_files, leader_served) =
         leader_command(&leader_search, leader, &gate_dir, campaign)?;
     let (target_args, target_env) = match &sc.target_candidate {
-        Some(id) => target_flags(recipe_of(&search::load(&s, dir, target)?, id)?)?,
+        Some(id) => {
+            let found = search::load(&s, dir, target)?;
+            let gd = crate::compare::gate::gate_dir(dir, target);
+            let engine = crate::tune::launch::engine_of(&found.settings, &gd)?;
+            target_flags(recipe_of(&found, id)?, engine.vllm_version())?
+        }
         None => (Vec::new(), Vec::new()),
     };
     let (rows, _) = crate::compare::gate::done(dir)?;
@@ -224,9 +229,16 @@ fn leader_command(
 }
 
 /// The target's serving flags from its best recipe (the words after the model in its
-/// deploy command, without host and port), and the environment they need.
-fn target_flags(recipe: &Recipe) -> anyhow::Result<(Vec<String>, Env)> {
-    let version = crate::engine::vllm::flags::Version::CURRENT.to_string();
+/// deploy command for the vLLM `version` the gate ran, without host and port), and the
+/// environment they need.
+fn target_flags(
+    recipe: &Recipe,
+    version: Option<(u32, u32, u32)>,
+) -> anyhow::Result<(Vec<String>, Env)> {
+    let version = match version {
+        Some((a, b, c)) => format!("{a}.{b}.{c}"),
+        None => crate::engine::vllm::flags::Version::CURRENT.to_string(),
+    };
     let d = render(
         recipe,
         &Target {

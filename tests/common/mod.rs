@@ -5,6 +5,7 @@
 //! - `bin`: the one builder of a `forge` command (binary path, no API keys or
 //!   `LLAMA_ARG_*` in its environment, stdin from `/dev/null`, optionally in a process group
 //!   of its own), running it to completion, or in the background with its output in files.
+//! - `compare`: a fair gate without a GPU (a synthetic workload, a dry-run `forge compare`).
 //! - `procs`: what runs on this machine: `/proc` scans (by environment tag, by process
 //!   group), `alive`, a free loopback port, and `wait_until`, the one polling loop every
 //!   other wait builds on.
@@ -26,6 +27,7 @@
 #![allow(dead_code)]
 
 pub mod bin;
+pub mod compare;
 pub mod fake_engine;
 pub mod fake_openai;
 pub mod git;
