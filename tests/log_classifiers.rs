@@ -53,6 +53,7 @@ fn engines() -> Vec<Box<dyn Engine>> {
             probe: None,
             limits: RunLimits::default(),
             builds: None,
+            quant: None,
         }),
     ]
 }

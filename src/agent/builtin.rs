@@ -360,11 +360,11 @@ fn score(
 }
 
 /// True when this run already measured a move of `knob`; for a knob whose values are
-/// alternatives rather than settings (a patch of layer 3 from source), a move to `to`:
-/// one patch's verdict says nothing about another's.
+/// alternatives rather than settings (a patch of layer 3 from source, a GGUF weight type),
+/// a move to `to`: one patch's verdict says nothing about another's.
 fn explored(ctx: &AgentContext<'_>, knob: &str, to: Option<&Value>) -> bool {
     let alternatives = crate::engine::allowlist::find(ctx.incumbent.engine, ctx.layer, knob)
-        .is_some_and(|k| k.kind == crate::engine::knobs::Kind::Patch);
+        .is_some_and(|k| k.alternatives);
     ctx.history.iter().any(|r| match r.changes.get(knob) {
         Some(v) if alternatives => Some(v) == to,
         Some(_) => true,

@@ -9,11 +9,12 @@ use super::runtime;
 use crate::bench::{LoadSpec, Slo, parse_slo};
 use crate::cli::{EngineArg, TuneAction, TuneArgs, TuneCli};
 use crate::engine::knobs::is_patch_name;
+use crate::engine::llamacpp::quant::{DEFAULT_TYPES, GGUF_TYPES};
 use crate::hardware::gpus;
 use crate::patch::{git, series};
 use crate::recipe::Layer;
-use crate::record::settings::SourceSettings;
 use crate::record::settings::{CONFIG_VERSION, DEFAULT_SIM_GPU, auto_warmups};
+use crate::record::settings::{QuantSettings, SourceSettings};
 use crate::record::{EngineChoice, Objective, TuneSettings};
 use crate::tune::launch;
 use crate::workload::{self, Workload};
@@ -124,6 +125,86 @@ pub fn resolve(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<TuneS
         load: None,
         engine_args: engine_args(a)?,
         source: source_settings(a, &layers(a)?)?,
+        quantize: quant_settings(a, &layers(a)?)?,
+    })
+}
+
+/// Layer 2 on llama.cpp: the types to try and the tools that make them, found before a run
+/// exists. Without the tools the layer tries KV cache types only (said once); naming types
+/// without tools is an error.
+fn quant_settings(a: &TuneArgs, layers: &[Layer]) -> anyhow::Result<Option<QuantSettings>> {
+    let llamacpp = a.engine == EngineArg::Llamacpp && !a.dry_run;
+    if !llamacpp || !layers.contains(&Layer::Quant) {
+        anyhow::ensure!(
+            a.quant_types.is_none() && a.quant_tools.is_none(),
+            "--quant-types/--quant-tools: GGUF requantization is layer 2 of a llama.cpp run (--engine llamacpp, layer 2 not skipped)"
+        );
+        return Ok(None);
+    }
+    let types = match &a.quant_types {
+        Some(t) => t.iter().map(|x| x.trim().to_ascii_lowercase()).collect(),
+        None => DEFAULT_TYPES
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>(),
+    };
+    for t in &types {
+        anyhow::ensure!(
+            GGUF_TYPES.contains(&t.as_str()),
+            "--quant-types: `{t}` is not a GGUF type forge asks llama-quantize for ({})",
+            GGUF_TYPES.join(", ")
+        );
+    }
+    let Some((quantize, imatrix)) = quant_tools(a) else {
+        anyhow::ensure!(
+            a.quant_types.is_none() && a.quant_tools.is_none(),
+            "--quant-types: no llama-quantize and llama-imatrix {}",
+            quant_tools_where(a)
+        );
+        eprintln!(
+            "forge: warning: layer 2 tries KV cache types only: no llama-quantize and llama-imatrix {} (--quant-tools DIR)",
+            quant_tools_where(a)
+        );
+        return Ok(None);
+    };
+    Ok(Some(QuantSettings {
+        quantize,
+        imatrix,
+        types,
+        cache: absolute(a.run_dir.join("gguf-cache")),
+        calibration_prompts: a.calibration_prompts,
+    }))
+}
+
+/// Where the quantization tools were looked for, in words.
+fn quant_tools_where(a: &TuneArgs) -> String {
+    match &a.quant_tools {
+        Some(d) => format!("in {}", d.display()),
+        None => "beside llama-server or on PATH".into(),
+    }
+}
+
+/// `llama-quantize` and `llama-imatrix`: in `--quant-tools`, else beside the llama-server
+/// the run launches, else on PATH.
+fn quant_tools(a: &TuneArgs) -> Option<(PathBuf, PathBuf)> {
+    let find = |dir: &std::path::Path| {
+        let (q, i) = (dir.join("llama-quantize"), dir.join("llama-imatrix"));
+        (q.is_file() && i.is_file()).then(|| (absolute(q), absolute(i)))
+    };
+    if let Some(d) = &a.quant_tools {
+        return find(d);
+    }
+    let server = a
+        .engine_cmd
+        .as_deref()
+        .and_then(|c| c.split_whitespace().next())
+        .unwrap_or("llama-server");
+    let beside = std::path::Path::new(server)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .and_then(find);
+    beside.or_else(|| {
+        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).find_map(|d| find(&d)))
     })
 }
 

@@ -2,11 +2,12 @@
 //! and version table forge boots engines with, the environment the engine needs (the
 //! attention backend of a vLLM before 0.13, as `NAME=value` words first) and the files it
 //! reads (trtllm-serve's YAML); a llama.cpp recipe with `kernels.patch` deploys the patched
-//! build its run kept beside it. [`display`] only joins it into one line for a person,
+//! build its run kept beside it, one with `quant.method` the requantized model. [`display`] only joins it into one line for a person,
 //! quoting each word for a POSIX shell. Used by `forge recipe command` and by the gate's
 //! `winning-commands.md`.
 
-use crate::engine::llamacpp::flags::render_deploy;
+use crate::engine::llamacpp::flags::{render_deploy, render_deploy_file};
+use crate::engine::llamacpp::{quant, source};
 use crate::engine::vllm::checked::serve_command;
 use crate::engine::vllm::flags::Version;
 use crate::recipe::{EngineKind, Recipe};
@@ -78,16 +79,20 @@ pub fn render(recipe: &Recipe, a: &Target<'_>) -> anyhow::Result<Deploy> {
             })
         }
         EngineKind::Llamacpp => {
-            // A recipe served by a patched build deploys that build (kept in its run).
-            let mut argv = match crate::engine::llamacpp::source::patch_of(recipe) {
-                Some(p) => crate::engine::llamacpp::source::deploy_launcher(
-                    std::path::Path::new(a.source),
-                    p,
-                )
-                .map_err(|e| at(&e))?,
+            // A patched build, a requantized model: what the run kept beside the recipe.
+            let file = std::path::Path::new(a.source);
+            let mut argv = match source::patch_of(recipe) {
+                Some(p) => source::deploy_launcher(file, p).map_err(|e| at(&e))?,
                 None => vec!["llama-server".to_string()],
             };
-            argv.extend(render_deploy(recipe, a.host, a.port).map_err(|e| at(&e))?);
+            let args = match quant::method_of(recipe) {
+                Some(ty) => {
+                    let model = quant::deployed_model(file, ty).map_err(|e| at(&e))?;
+                    render_deploy_file(recipe, &model, a.host, a.port)
+                }
+                None => render_deploy(recipe, a.host, a.port),
+            };
+            argv.extend(args.map_err(|e| at(&e))?);
             Ok(Deploy {
                 env: Vec::new(),
                 argv,

@@ -35,6 +35,9 @@ pub struct Knob {
     pub kind: Kind,
     /// One line on what it does.
     pub help: &'static str,
+    /// Each value is a candidate of its own (a patch, a weight format), not a setting on a
+    /// scale: one value's verdict says nothing about another's, so an agent tries each.
+    pub alternatives: bool,
 }
 
 /// A table row (const, so each engine's table is a `const` slice).
@@ -44,6 +47,17 @@ pub const fn knob(name: &'static str, layer: Layer, kind: Kind, help: &'static s
         layer,
         kind,
         help,
+        alternatives: false,
+    }
+}
+
+impl Knob {
+    /// The same knob, its values alternatives (see [`Knob::alternatives`]).
+    pub const fn alternatives(self) -> Knob {
+        Knob {
+            alternatives: true,
+            ..self
+        }
     }
 }
 

@@ -146,6 +146,27 @@ pub struct TuneSettings {
     /// one candidate build per patch of a series.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceSettings>,
+    /// Layer 2 on llama.cpp: the model requantized to GGUF types with llama-quantize and an
+    /// importance matrix from the workload (`None`: no tools, or another engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantize: Option<QuantSettings>,
+}
+
+/// How a llama.cpp run makes its quantized candidates (`--quant-types`, `--quant-tools`,
+/// `--calibration-prompts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantSettings {
+    /// `llama-quantize` (absolute).
+    pub quantize: PathBuf,
+    /// `llama-imatrix` (absolute).
+    pub imatrix: PathBuf,
+    /// The GGUF types tried (lower case).
+    pub types: Vec<String>,
+    /// Where requantized models and importance matrices are cached, by the model's content
+    /// hash (`STORE/gguf-cache`, absolute): later runs reuse them.
+    pub cache: PathBuf,
+    /// Prompts of the workload (stratified by length) the importance matrix is computed on.
+    pub calibration_prompts: usize,
 }
 
 /// A tune that serves builds of an engine's source checkout (`forge tune --source
@@ -245,6 +266,7 @@ pub fn test_settings() -> TuneSettings {
         load: None,
         engine_args: Vec::new(),
         source: None,
+        quantize: None,
     }
 }
 

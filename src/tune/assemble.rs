@@ -39,6 +39,14 @@ pub fn assemble<M: Measure>(
     if let Some(src) = &settings.source {
         patches_in_space(&mut playbook, &src.patches)?;
     }
+    if let Some(q) = &settings.quantize {
+        let types = q.types.iter().map(|t| serde_json::Value::from(t.as_str()));
+        playbook
+            .space
+            .entry(crate::recipe::Layer::Quant)
+            .or_default()
+            .insert("method".to_string(), types.collect());
+    }
     let gpu = gpu_of(&settings);
     let load = settings.load_spec(workload.has_arrival_offsets(), workload.requests.len());
     let sim = gpu

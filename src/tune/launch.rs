@@ -11,11 +11,13 @@ use std::time::Duration;
 use super::assemble::{assemble, sim_launch};
 use super::measure::Measure;
 use super::measure::spawned::{LiveGroups, Spawned};
+use super::quantize::QuantBuilds;
 use super::source::SourceBuilds;
 use super::state::{RunState, StopReason};
 use super::tuner::Tuner;
 use crate::engine::adapter::Engine;
 use crate::engine::llamacpp::adapter::LlamacppEngine;
+use crate::engine::llamacpp::quant::QuantFiles;
 use crate::engine::llamacpp::source::Builds;
 use crate::engine::sglang::adapter::SglangEngine;
 use crate::engine::trtllm::adapter::TrtllmEngine;
@@ -164,22 +166,29 @@ pub fn engine_of(s: &TuneSettings, dir: &Path) -> anyhow::Result<Arc<dyn Engine>
 }
 
 /// llama.cpp serving `launcher`, or, for a run with `--source`, the builds of the
-/// checkout kept under `dir` (the base build serves; `kernels.patch` picks another).
+/// checkout kept under `dir` (the base build serves; `kernels.patch` picks another); with
+/// layer 2's requantized models when the run makes them (`quant.method` picks one).
 fn llamacpp_engine(
     s: &TuneSettings,
     launcher: &[String],
     dir: &Path,
 ) -> anyhow::Result<LlamacppEngine> {
-    let Some(src) = &s.source else {
-        return LlamacppEngine::for_run(launcher.to_vec(), &s.model, &s.workload, dir);
+    let mut engine = match &s.source {
+        None => LlamacppEngine::for_run(launcher.to_vec(), &s.model, &s.workload, dir)?,
+        Some(src) => {
+            let names = crate::patch::series::list(&src.patches)?
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            let builds = Builds::of_run(dir, names);
+            let base = crate::engine::llamacpp::source::launcher(&builds.dir_of(None));
+            LlamacppEngine::for_run(base, &s.model, &s.workload, dir)?.with_builds(builds)
+        }
     };
-    let names = crate::patch::series::list(&src.patches)?
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
-    let builds = Builds::of_run(dir, names);
-    let base = crate::engine::llamacpp::source::launcher(&builds.dir_of(None));
-    Ok(LlamacppEngine::for_run(base, &s.model, &s.workload, dir)?.with_builds(builds))
+    if let Some(q) = &s.quantize {
+        engine = engine.with_quant(QuantFiles::of_run(dir, q.types.clone()));
+    }
+    Ok(engine)
 }
 
 /// For a run with `--source`: the checkout's builds, the base one made (or found) now.
@@ -232,6 +241,7 @@ async fn execute(
     let source = open_source(&settings, &dir)?;
     let engine = engine_of(&settings, &dir)?;
     let w = workload::load(&settings.workload)?;
+    let quant = QuantBuilds::open(&settings, &w, &dir)?;
     let load = settings.load_spec(w.has_arrival_offsets(), w.requests.len());
     let mut measure = Spawned::new(
         engine.clone(),
@@ -244,7 +254,12 @@ async fn execute(
     if let Some((probe, idle)) = memory_probe(&settings).await {
         measure.set_memory_probe(probe, idle);
     }
-    measure.set_source(source);
+    if let Some(s) = source {
+        measure.add_preparer(s);
+    }
+    if let Some(q) = quant {
+        measure.add_preparer(Arc::new(q));
+    }
     let live = measure.live_groups();
     let (mut tuner, agent_banner) = assemble(settings, &dir, state, measure, engine.clone())?;
     banner(&tuner.settings, engine.as_ref(), &agent_banner, &dir);

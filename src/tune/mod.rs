@@ -4,7 +4,8 @@
 //! simulator in process); [`decide`] and [`verdict`] the paired keep/revert decision;
 //! [`score`] and [`accuracy`] what a run is worth; [`state`] what the journal says so far;
 //! [`context`] and [`surrogate`] what the agent is shown; [`launch`] starts and resumes a
-//! run; [`source`] the builds of layer 3 from source (`--source`, `--patches`); [`views`]
+//! run; [`quantize`] layer 2's requantized models on llama.cpp; [`source`] the builds of
+//! layer 3 from source (`--source`, `--patches`); [`views`]
 //! and [`progress`] what a person sees.
 
 pub mod accuracy;
@@ -15,6 +16,7 @@ pub mod judge;
 pub mod launch;
 pub mod measure;
 pub mod progress;
+pub mod quantize;
 pub mod score;
 pub mod source;
 pub mod state;

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::measure::Prepare;
 use crate::build::{Builder, LlamaCpp, keep_server};
 use crate::engine::failure::{Failure, FailureClass};
 use crate::engine::llamacpp::source::{self, BASE, Builds};
@@ -128,7 +129,7 @@ impl SourceBuilds {
 
     /// Make what `recipe` is served with before it boots: the build of its `kernels.patch`
     /// (nothing for a recipe without one). `Err` is the recipe's `build_failed`.
-    pub fn prepare(&self, recipe: &Recipe) -> Result<(), Failure> {
+    fn prepare_patch(&self, recipe: &Recipe) -> Result<(), Failure> {
         let Some(name) = source::patch_of(recipe) else {
             return Ok(());
         };
@@ -217,6 +218,12 @@ impl SourceBuilds {
     fn log_of(&self, patch: Option<&str>) -> PathBuf {
         self.logs
             .join(format!("build-{}.log", patch.unwrap_or(BASE)))
+    }
+}
+
+impl Prepare for SourceBuilds {
+    fn prepare(&self, recipe: &Recipe) -> Result<(), Failure> {
+        self.prepare_patch(recipe)
     }
 }
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::help::{self, HelpFlags, Probe};
 use super::legal::{self, RunLimits};
+use super::quant::{self, QuantFiles};
 use super::source::{self, Builds};
 use super::{flags, logs};
 use crate::engine::adapter::{BenchQuirks, Engine};
@@ -39,6 +40,8 @@ pub struct LlamacppEngine {
     /// The builds of the source checkout this run serves (`forge tune --source`), which
     /// make `kernels.patch` legal; `None`: the launcher serves every recipe.
     pub builds: Option<Builds>,
+    /// The requantized models this run makes (layer 2), which make `quant.method` legal.
+    pub quant: Option<QuantFiles>,
 }
 
 impl LlamacppEngine {
@@ -72,6 +75,7 @@ impl LlamacppEngine {
                 probe,
                 limits,
                 builds: None,
+                quant: None,
             },
             warnings,
         )
@@ -108,6 +112,28 @@ impl LlamacppEngine {
     pub fn with_builds(mut self, builds: Builds) -> LlamacppEngine {
         self.builds = Some(builds);
         self
+    }
+
+    /// Serve the requantized models of `files`: `quant.method` picks the file.
+    pub fn with_quant(mut self, files: QuantFiles) -> LlamacppEngine {
+        self.quant = Some(files);
+        self
+    }
+
+    /// What llama-server is given for `recipe`: its model, or the requantized file of its
+    /// `quant.method`.
+    fn served_recipe(&self, recipe: &Recipe) -> Result<Recipe, Illegal> {
+        let Some(ty) = quant::method_of(recipe) else {
+            return Ok(recipe.clone());
+        };
+        let why = match &self.quant {
+            None => "this run makes no requantized model (layer 2 on llama.cpp needs llama-quantize and llama-imatrix beside llama-server or on PATH)".to_string(),
+            Some(q) => match q.check(ty) {
+                Ok(()) => return Ok(quant::served_as(recipe, &q.path_of(ty))),
+                Err(why) => why,
+            },
+        };
+        Err(Illegal::knob("method", &Value::from(ty), why))
     }
 
     /// The launcher of `recipe`: the build of its patch, or the run's launcher.
@@ -184,7 +210,8 @@ impl Engine for LlamacppEngine {
         log: &Path,
         _boot_seq: u64,
     ) -> Result<LaunchSpec, Illegal> {
-        let rendered = flags::render(recipe, port, served_name, self.flags())
+        let served = self.served_recipe(recipe)?;
+        let rendered = flags::render(&served, port, served_name, self.flags())
             .map_err(|e| Illegal::recipe(e.to_string()))?;
         LaunchSpec::from_launcher(&self.launcher_of(recipe)?, rendered, log)
     }

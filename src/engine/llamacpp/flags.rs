@@ -78,16 +78,20 @@ fn not_allowed(field: &str, why: impl Into<String>) -> RenderError {
 
 /// The knob values a recipe sets, as `(knob, value)`: its `config`, and `quant.kv_cache_quant`
 /// as both cache types. Weight quantization and kernels have no llama-server flag (the GGUF
-/// file fixes the weights' format; `kernels.patch` picks the program, not a flag, and is
-/// checked against the run's series by the engine, [`super::source`]).
+/// file fixes the weights' format: `quant.method`, a GGUF type, picks the requantized file,
+/// [`super::quant`]; `kernels.patch` picks the program, [`super::source`]; both are checked
+/// against what the run can make by the engine, not rendered as flags).
 pub fn knob_values(r: &Recipe) -> Result<Vec<(String, Value, Layer)>, RenderError> {
     if let Some(m) = &r.quant.method {
-        return Err(not_allowed(
-            "quant.method",
-            format!(
-                "`{m}`: llama.cpp runs the GGUF file's own quantization; choose another GGUF file as the model"
-            ),
-        ));
+        // The GGUF type picks the model file (`super::quant`), not a flag.
+        knobs::check_in(
+            EngineKind::Llamacpp,
+            LLAMACPP_KNOBS,
+            Layer::Quant,
+            "method",
+            &Value::from(m.as_str()),
+        )
+        .map_err(|e| not_allowed("quant.method", e.why))?;
     }
     if r.quant.checkpoint.is_some() {
         return Err(not_allowed(
@@ -218,6 +222,20 @@ pub fn render_deploy(r: &Recipe, host: &str, port: u16) -> Result<Vec<String>, R
     let name = deploy_name(&r.model);
     let mut out = serving_flags(r, host, port, &name)?;
     out.extend(render_knobs(r, None)?);
+    Ok(out)
+}
+
+/// [`render_deploy`] serving the model file `file` (a requantized copy of `r`'s model,
+/// [`super::quant`]) under the name of `r`'s own model.
+pub fn render_deploy_file(
+    r: &Recipe,
+    file: &std::path::Path,
+    host: &str,
+    port: u16,
+) -> Result<Vec<String>, RenderError> {
+    let served = super::quant::served_as(r, file);
+    let mut out = serving_flags(&served, host, port, &deploy_name(&r.model))?;
+    out.extend(render_knobs(&served, None)?);
     Ok(out)
 }
 
@@ -476,12 +494,14 @@ mod tests {
         assert!(e.to_string().starts_with("quant.cache_type_k: "), "{e}");
         r.quant.kv_cache_quant = None;
         r.quant.method = Some("awq".into());
+        let e = render_knobs(&r, None).unwrap_err().to_string();
         assert!(
-            render_knobs(&r, None)
-                .unwrap_err()
-                .to_string()
-                .contains("GGUF")
+            e.starts_with("quant.method: ") && e.contains("not one of"),
+            "{e}"
         );
+        // A GGUF type picks the model file, not a flag.
+        r.quant.method = Some("q4_k_m".into());
+        assert_eq!(render_knobs(&r, None).unwrap().join(" "), "--flash-attn on");
     }
 
     #[test]

@@ -97,5 +97,13 @@ pub const LLAMACPP_KNOBS: &[Knob] = &[
         Layer::Kernel,
         Kind::Patch,
         "a patch of the run's series applied to the llama.cpp checkout (`forge tune --source … --patches DIR`): that build serves instead of the checkout's own",
-    ),
+    )
+    .alternatives(),
+    knob(
+        "method",
+        Layer::Quant,
+        Kind::Choice(super::quant::GGUF_TYPES),
+        "the weights' GGUF type: the model requantized with llama-quantize (with an importance matrix from the workload), served instead of the given file",
+    )
+    .alternatives(),
 ];

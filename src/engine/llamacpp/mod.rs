@@ -13,6 +13,7 @@ pub mod host;
 pub mod knobs;
 pub mod legal;
 pub mod logs;
+pub mod quant;
 pub mod source;
 
 use std::collections::{BTreeMap, HashMap};
@@ -68,6 +69,9 @@ pub fn defaults(r: &Recipe) -> BTreeMap<String, Value> {
     }
     if let Some(p) = source::patch_of(r) {
         m.insert("patch".into(), Value::from(p));
+    }
+    if let Some(t) = quant::method_of(r) {
+        m.insert("method".into(), Value::from(t));
     }
     let threads = m.get("threads").cloned().unwrap_or(Value::Null);
     m.entry("threads_batch".into()).or_insert(threads);

@@ -32,6 +32,14 @@ pub struct SampleOutput {
     pub log: String,
 }
 
+/// Makes what a recipe runs before it boots: a patched build of the engine
+/// ([`crate::tune::source`]), a requantized model ([`crate::tune::quantize`]). Blocking
+/// (builds take minutes); a failure is the recipe's (`build_failed`), never the run's.
+pub trait Prepare: Send + Sync {
+    /// Make `recipe`'s files if it needs any that do not exist yet.
+    fn prepare(&self, recipe: &Recipe) -> Result<(), Failure>;
+}
+
 /// One measured run of a recipe, however it is obtained. A failure of the system under test
 /// is a classified [`Failure`], never an error that stops the run.
 pub trait Measure: Send {

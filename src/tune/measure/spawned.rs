@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Measure, SampleOutput};
+use super::{Measure, Prepare, SampleOutput};
 use crate::bench::LoadSpec;
 use crate::bench::settings::Settings as BenchSettings;
 use crate::engine::adapter::Engine;
@@ -21,7 +21,6 @@ use crate::engine::process::{self, LaunchSpec, ServerProcess};
 use crate::hardware::memory::{MemoryProbe, wait_for_idle_memory};
 use crate::recipe::{Illegal, Recipe};
 use crate::store::{LOGS_DIR, PIDS_FILE};
-use crate::tune::source::SourceBuilds;
 use crate::workload::Workload;
 
 /// Per-request deadline, server seconds.
@@ -56,8 +55,9 @@ pub struct Spawned {
     notes: Vec<String>,
     /// The client's token timing was reported unreliable on stderr (once a run).
     warned_timing: bool,
-    /// The source builds a `--source` run serves (a recipe's patch is built before it boots).
-    source: Option<Arc<SourceBuilds>>,
+    /// What makes a recipe's files before it boots (its patched build, its requantized
+    /// model).
+    preparers: Vec<Arc<dyn Prepare>>,
 }
 
 /// How far above its idle reading GPU memory may be before a boot, MiB.
@@ -90,24 +90,24 @@ impl Spawned {
             memory: None,
             notes: Vec::new(),
             warned_timing: false,
-            source: None,
+            preparers: Vec::new(),
         }
     }
 
-    /// Build each recipe's patch (`kernels.patch`) from `source` before it boots.
-    pub fn set_source(&mut self, source: Option<Arc<SourceBuilds>>) {
-        self.source = source;
+    /// Have `p` make each recipe's files before it boots.
+    pub fn add_preparer(&mut self, p: Arc<dyn Prepare>) {
+        self.preparers.push(p);
     }
 
-    /// Make what `recipe` runs (its patched build), off the async threads.
+    /// Make what `recipe` runs, off the async threads.
     async fn prepare(&self, recipe: &Recipe) -> Result<(), Failure> {
-        let Some(src) = self.source.clone() else {
-            return Ok(());
-        };
-        let r = recipe.clone();
-        tokio::task::spawn_blocking(move || src.prepare(&r))
-            .await
-            .map_err(|e| infra(&format!("the build task failed: {e}")))?
+        for p in &self.preparers {
+            let (p, r) = (p.clone(), recipe.clone());
+            tokio::task::spawn_blocking(move || p.prepare(&r))
+                .await
+                .map_err(|e| infra(&format!("the build task failed: {e}")))??;
+        }
+        Ok(())
     }
 
     /// Before each boot, wait until GPU memory is back near `baseline` (the idle reading
