@@ -27,8 +27,9 @@ pub enum FailureClass {
     EngineMissing,
     /// Something else answered on the port; it was not measured.
     ForeignServer,
-    /// The recipe's patched source could not be built (the patch was refused, did not
-    /// apply, or did not compile): a property of the recipe, never retried.
+    /// What the recipe runs could not be made: its patched source (the patch was refused,
+    /// did not apply, or did not compile) or its requantized model (llama-quantize or
+    /// llama-imatrix failed). A property of the recipe, never retried.
     BuildFailed,
 }
 
