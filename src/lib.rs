@@ -17,6 +17,7 @@ pub mod compare;
 pub mod doctor;
 pub mod engine;
 pub mod hardware;
+pub mod hub;
 pub mod logging;
 pub mod patch;
 pub mod playbook;

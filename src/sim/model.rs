@@ -648,7 +648,7 @@ impl<'a> ConfigReader<'a> {
 }
 
 /// Weight and activation bits of a `quantization_config`.
-fn quant_bits(q: &Value, method: &str) -> (u32, Option<u32>) {
+pub fn quant_bits(q: &Value, method: &str) -> (u32, Option<u32>) {
     let as_u32 = |v: Option<&Value>| v.and_then(Value::as_u64).map(|b| b as u32);
     if let Some(b) = as_u32(q.get("bits")).or(as_u32(q.get("w_bit"))) {
         return (b, None);

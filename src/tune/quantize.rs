@@ -19,6 +19,7 @@
 use std::hash::Hasher;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::measure::Prepare;
@@ -40,8 +41,9 @@ pub struct QuantBuilds {
     s: QuantSettings,
     model: PathBuf,
     files: QuantFiles,
-    /// `gguf-cache/MODEL-HASH`.
-    cache: PathBuf,
+    /// `gguf-cache/MODEL-HASH`, found when first needed (hashing a large model takes a
+    /// while, and a run that never reaches layer 2 has no use for it).
+    cache_dir: OnceLock<Result<PathBuf, String>>,
     /// The calibration prompts, one file's text, and their tag (hash).
     prompts: String,
     tag: String,
@@ -57,17 +59,15 @@ impl QuantBuilds {
         let Some(q) = &s.quantize else {
             return Ok(None);
         };
-        let model = PathBuf::from(&s.model);
-        let hash = file_hash(&model).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
         let (prompts, tokens) = calibration(w, q.calibration_prompts);
         Ok(Some(QuantBuilds {
             s: q.clone(),
             files: QuantFiles::of_run(run_dir, q.types.clone()),
-            cache: q.cache.join(hash),
+            cache_dir: OnceLock::new(),
             tag: text_hash(&prompts)[..12].to_string(),
             prompts,
             ctx: imatrix_ctx(tokens),
-            model,
+            model: PathBuf::from(&s.model),
             logs: run_dir.join(LOGS_DIR),
             pids: run_dir.join(PIDS_FILE),
         }))
@@ -78,6 +78,18 @@ impl QuantBuilds {
         &self.files
     }
 
+    /// `gguf-cache/MODEL-HASH` (the model's content hash, computed once).
+    fn cache(&self) -> Result<&Path, Failure> {
+        let dir = self.cache_dir.get_or_init(|| {
+            let hash =
+                file_hash(&self.model).map_err(|e| format!("{}: {e}", self.model.display()))?;
+            let dir = self.s.cache.join(hash);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            Ok(dir)
+        });
+        dir.as_deref().map_err(|e| machine(e))
+    }
+
     /// Make `RUN/quant/TY.gguf` unless it exists.
     fn make(&self, ty: &str) -> Result<(), Failure> {
         let target = self.files.path_of(ty);
@@ -86,15 +98,14 @@ impl QuantBuilds {
         }
         let log = self.logs.join(format!("quantize-{ty}.log"));
         std::fs::create_dir_all(&self.logs).map_err(|e| machine(&e))?;
-        std::fs::create_dir_all(&self.cache).map_err(|e| machine(&e))?;
-        let cached = self.cached(ty, &log)?;
+        let cached = self.cached(self.cache()?, ty, &log)?;
         std::fs::create_dir_all(&self.files.dir).map_err(|e| machine(&e))?;
         link(&cached, &target).map_err(|e| machine(&e))
     }
 
-    /// The cached model of type `ty`, made now if missing.
-    fn cached(&self, ty: &str, log: &Path) -> Result<PathBuf, Failure> {
-        let f16 = self.cache.join("f16.gguf");
+    /// The model of type `ty` in `cache`, made now if missing.
+    fn cached(&self, cache: &Path, ty: &str, log: &Path) -> Result<PathBuf, Failure> {
+        let f16 = cache.join("f16.gguf");
         if !f16.is_file() {
             eprintln!(
                 "forge: converting {} to F16, the reference the quantized candidates are made from (log: {})",
@@ -114,12 +125,12 @@ impl QuantBuilds {
         if ty == "f16" {
             return Ok(f16);
         }
-        let out = self.cache.join(format!("{ty}.imatrix-{}.gguf", self.tag));
+        let out = cache.join(format!("{ty}.imatrix-{}.gguf", self.tag));
         if out.is_file() {
             eprintln!("forge: reusing the cached {ty} model ({})", out.display());
             return Ok(out);
         }
-        let imatrix = self.imatrix(&f16, log)?;
+        let imatrix = self.imatrix(cache, &f16, log)?;
         eprintln!(
             "forge: quantizing the model to {} with the workload's importance matrix (log: {})",
             ty.to_ascii_uppercase(),
@@ -131,13 +142,13 @@ impl QuantBuilds {
         Ok(out)
     }
 
-    /// The importance matrix of the calibration prompts, made now if missing.
-    fn imatrix(&self, f16: &Path, log: &Path) -> Result<PathBuf, Failure> {
-        let out = self.cache.join(format!("imatrix-{}.gguf", self.tag));
+    /// The importance matrix of the calibration prompts in `cache`, made now if missing.
+    fn imatrix(&self, cache: &Path, f16: &Path, log: &Path) -> Result<PathBuf, Failure> {
+        let out = cache.join(format!("imatrix-{}.gguf", self.tag));
         if out.is_file() {
             return Ok(out);
         }
-        let prompts = self.cache.join(format!("prompts-{}.txt", self.tag));
+        let prompts = cache.join(format!("prompts-{}.txt", self.tag));
         crate::store::write_atomic(&prompts, self.prompts.as_bytes()).map_err(|e| machine(&e))?;
         eprintln!(
             "forge: computing the importance matrix on {} calibration prompts from the workload",
@@ -185,7 +196,8 @@ impl QuantBuilds {
         let mut rest = args.to_vec();
         rest[at] = os(&tmp);
         words.extend(rest);
-        let step = Step::new(program, &self.cache)
+        let dir = out.parent().unwrap_or(Path::new("."));
+        let step = Step::new(program, dir)
             .args(words)
             .recorded_in(Some(&self.pids));
         let ended = step
