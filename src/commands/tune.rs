@@ -50,6 +50,11 @@ pub async fn start(args: TuneArgs) -> anyhow::Result<ExitCode> {
     let workload = workload::load(&path)?;
     let mut settings = resolve(&args, detected)?;
     settings.load = Some(resolve_load(&args, &workload)?);
+    if !simulated {
+        // A model the engine cannot load is refused before anything asks the Hub about it.
+        launch::check_model(&settings)?;
+        settings.checkpoints = find_checkpoints(&settings).await;
+    }
     if simulated && args.sim_gpu.is_none() && detected.is_none() {
         eprintln!(
             "forge: no GPU detected; the simulator models an {DEFAULT_SIM_GPU} (choose with --sim-gpu)"
@@ -126,7 +131,51 @@ pub fn resolve(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<TuneS
         engine_args: engine_args(a)?,
         source: source_settings(a, &layers(a)?)?,
         quantize: quant_settings(a, &layers(a)?)?,
+        checkpoints: Vec::new(),
     })
+}
+
+/// Layer 2 on a GPU engine: the model's pre-quantized checkpoints, from the local Hugging
+/// Face cache and the Hub, each said on stderr with where it came from or why it was
+/// refused; none means the model would have to be calibrated.
+async fn find_checkpoints(s: &TuneSettings) -> Vec<String> {
+    let gpu_engine = matches!(
+        s.engine,
+        EngineChoice::Vllm { .. } | EngineChoice::Sglang { .. } | EngineChoice::Trtllm { .. }
+    );
+    let repo_id = !std::path::Path::new(&s.model).exists() && s.model.contains('/');
+    if !gpu_engine || !repo_id || !s.layers.contains(&Layer::Quant) {
+        return Vec::new();
+    }
+    let cache = crate::sim::hf_cache::hub_dir();
+    // `HF_HUB_OFFLINE=1` (as huggingface_hub reads it): the local cache only.
+    let online = std::env::var("HF_HUB_OFFLINE").map_or(true, |v| v != "1" && v != "true");
+    let hub = online.then(crate::hub::Hub::from_env);
+    let r = crate::hub::resolve(&s.model, cache.as_deref(), hub.as_ref()).await;
+    for n in &r.notes {
+        eprintln!("forge: layer 2: {n}");
+    }
+    for (repo, why) in &r.refused {
+        eprintln!("forge: layer 2: not a candidate: {repo}: {why}");
+    }
+    for c in &r.candidates {
+        let from = match c.found {
+            crate::hub::Found::Cache => "the local cache",
+            crate::hub::Found::Hub => "the Hub",
+        };
+        eprintln!(
+            "forge: layer 2 candidate: {} ({}, from {from})",
+            c.repo,
+            c.describe()
+        );
+    }
+    if r.needs_calibration() {
+        eprintln!(
+            "forge: layer 2: no pre-quantized checkpoint of {}: it would have to be calibrated (layer 2 tries FP8 on the fly and the KV cache)",
+            s.model
+        );
+    }
+    r.candidates.into_iter().map(|c| c.repo).collect()
 }
 
 /// Layer 2 on llama.cpp: the types to try and the tools that make them, found before a run

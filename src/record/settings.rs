@@ -150,6 +150,11 @@ pub struct TuneSettings {
     /// importance matrix from the workload (`None`: no tools, or another engine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantize: Option<QuantSettings>,
+    /// Layer 2 on GPU engines: the pre-quantized checkpoints of the model found when the run
+    /// started (the local Hugging Face cache, then the Hub; [`crate::hub`]), each checked
+    /// against the model's architecture: the legal values of `quant.checkpoint`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<String>,
 }
 
 /// How a llama.cpp run makes its quantized candidates (`--quant-types`, `--quant-tools`,
@@ -267,6 +272,7 @@ pub fn test_settings() -> TuneSettings {
         engine_args: Vec::new(),
         source: None,
         quantize: None,
+        checkpoints: Vec::new(),
     }
 }
 

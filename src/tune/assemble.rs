@@ -39,6 +39,17 @@ pub fn assemble<M: Measure>(
     if let Some(src) = &settings.source {
         patches_in_space(&mut playbook, &src.patches)?;
     }
+    if !settings.checkpoints.is_empty() {
+        let repos = settings
+            .checkpoints
+            .iter()
+            .map(|c| serde_json::Value::from(c.as_str()));
+        playbook
+            .space
+            .entry(crate::recipe::Layer::Quant)
+            .or_default()
+            .insert("checkpoint".to_string(), repos.collect());
+    }
     if let Some(q) = &settings.quantize {
         let types = q.types.iter().map(|t| serde_json::Value::from(t.as_str()));
         playbook

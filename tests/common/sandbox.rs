@@ -43,7 +43,12 @@ impl Sandbox {
         );
         std::fs::create_dir_all(dir.path().join("state")).unwrap();
         let state = dir.path().join("state").display().to_string();
+        let hf_cache = dir.path().join("hf-hub").display().to_string();
         let env = vec![
+            // Hermetic layer 2: an empty Hugging Face cache of its own, and a Hub that does
+            // not answer (a test that wants one points HF_ENDPOINT at its wiremock).
+            ("HF_HUB_CACHE".into(), hf_cache),
+            ("HF_ENDPOINT".into(), "http://127.0.0.1:9".into()),
             (TAG_VAR.into(), tag.clone()),
             ("FAKE_VLLM_FORGE".into(), FORGE.into()),
             ("FAKE_VLLM_STATE".into(), state),

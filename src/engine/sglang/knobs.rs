@@ -144,7 +144,8 @@ pub const SGLANG_KNOBS: &[Knob] = &[
         Layer::Quant,
         Kind::Choice(&[]),
         "pre-quantized checkpoint served instead of the model",
-    ),
+    )
+    .alternatives(),
     knob(
         "attention_backend",
         Layer::Kernel,

@@ -111,7 +111,8 @@ pub const TRTLLM_KNOBS: &[Knob] = &[
         Layer::Quant,
         Kind::Choice(&[]),
         "pre-quantized checkpoint (ModelOpt FP8/NVFP4) served instead of the model",
-    ),
+    )
+    .alternatives(),
     knob(
         "attn_backend",
         Layer::Kernel,

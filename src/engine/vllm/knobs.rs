@@ -147,7 +147,8 @@ pub const VLLM_KNOBS: &[Knob] = &[
         Layer::Quant,
         Kind::Choice(&[]),
         "pre-quantized checkpoint (validated against the known-checkpoint list)",
-    ),
+    )
+    .alternatives(),
     knob(
         "attention_backend",
         Layer::Kernel,
