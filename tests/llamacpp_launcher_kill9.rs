@@ -48,32 +48,9 @@ fn a_launched_server_outlives_kill_9_until_resume_reaps_it() {
     )
     .unwrap();
     let engine_cmd = format!("{} {}", launcher.display(), p.server.display());
-    let workload = common::run::fixture("llamacpp/workload.jsonl");
-    let store = sb.store();
-    let (model, workload, store) = (
-        p.model.to_str().unwrap(),
-        workload.to_str().unwrap(),
-        store.to_str().unwrap(),
-    );
-    let tune = [
-        "tune",
-        "--engine",
-        "llamacpp",
-        "--device",
-        "cpu",
-        "--llm",
-        "builtin",
-        "--engine-cmd",
-        &engine_cmd,
-        "--model",
-        model,
-        "--workload",
-        workload,
-        "--max-experiments",
-        "2",
-        "--run-dir",
-        store,
-    ];
+    let mut tune = common::llamacpp::tune_args(&p, &sb.store());
+    tune.extend(["--engine-cmd", &engine_cmd, "--max-experiments", "2"].map(str::to_string));
+    let tune: Vec<&str> = tune.iter().map(String::as_str).collect();
     let forge = sb.start(&tune);
     let mut server = None;
     assert!(
@@ -106,7 +83,8 @@ fn a_launched_server_outlives_kill_9_until_resume_reaps_it() {
     assert!(listening(port));
 
     // `forge tune resume` reaps it first thing.
-    let mut resume = sb.start(&["tune", "resume", "--run-dir", store]);
+    let store = sb.store().display().to_string();
+    let mut resume = sb.start(&["tune", "resume", "--run-dir", &store]);
     assert!(
         wait_until(Duration::from_secs(10), || !alive(pid)),
         "resume did not reap the launched server {pid}:\n{}",

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use common::bin::session;
 use common::procs::{tagged, wait_until};
-use common::run::{fixture, only_run_dir};
+use common::run::only_run_dir;
 use forge::patch::git;
 use forge::record::{ExperimentRow, Status};
 
@@ -50,42 +50,32 @@ fn a_tune_builds_each_patch_once_keeps_the_fix_and_survives_a_kill_mid_build() {
     let series = Path::new(ROOT).join("tests/fixtures/campaign/llamacpp/patches");
     let tag = format!("tune-source-{}", std::process::id());
     let s = |p: &Path| p.display().to_string();
-    let (model, co_s, build_s, series_s, store_s) =
-        (s(&p.model), s(&co), s(&build_dir), s(&series), s(&store));
-    let workload = s(&fixture("llamacpp/workload.jsonl"));
+    let (co_s, build_s, series_s) = (s(&co), s(&build_dir), s(&series));
     let started_at = git::head(&co).unwrap();
-    let start = [
-        "tune",
-        "--engine",
-        "llamacpp",
-        "--device",
-        "cpu",
-        "--llm",
-        "builtin",
-        "--model",
-        &model,
-        "--workload",
-        &workload,
-        "--source",
-        &co_s,
-        "--build-dir",
-        &build_s,
-        "--patches",
-        &series_s,
-        "--start-layer",
-        "3",
-        "--max-experiments",
-        "6",
-        "--max-repeats",
-        "3",
-        // llama.cpp's greedy answers shift with batch composition (~5 % of tokens on this
-        // model for an unchanged build): the floor catches a patch that changes them
-        // wholesale (03 swaps every fourth token), not that noise.
-        "--accuracy-floor",
-        "0.5",
-        "--run-dir",
-        &store_s,
-    ];
+    let mut start = common::llamacpp::tune_args(&p, &store);
+    start.extend(
+        [
+            "--source",
+            &co_s,
+            "--build-dir",
+            &build_s,
+            "--patches",
+            &series_s,
+            "--start-layer",
+            "3",
+            "--max-experiments",
+            "6",
+            "--max-repeats",
+            "3",
+            // llama.cpp's greedy answers shift with batch composition (~5 % of tokens on
+            // this model for an unchanged build): the floor catches a patch that changes
+            // them wholesale (03 swaps every fourth token), not that noise.
+            "--accuracy-floor",
+            "0.5",
+        ]
+        .map(str::to_string),
+    );
+    let start: Vec<&str> = start.iter().map(String::as_str).collect();
 
     // 1: killed while the first patch is being compiled into the patched checkout.
     let mut s1 = session(&start, &tag, tmp.path(), "s1");

@@ -109,3 +109,23 @@ pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<ExitStat
     let _ = child.wait();
     None
 }
+
+/// The words every real llama.cpp tune of the tests starts with: `forge tune` of the SmolLM2
+/// peer on the llama.cpp fixture workload, on this CPU, with the built-in agent, into
+/// `store`.
+pub fn tune_args(p: &Peers, store: &Path) -> Vec<String> {
+    let workload = super::run::fixture("llamacpp/workload.jsonl");
+    let words = [
+        "tune", "--engine", "llamacpp", "--device", "cpu", "--llm", "builtin",
+    ];
+    let mut out: Vec<String> = words.map(str::to_string).to_vec();
+    for (flag, value) in [
+        ("--model", p.model.as_path()),
+        ("--workload", workload.as_path()),
+        ("--run-dir", store),
+    ] {
+        out.push(flag.to_string());
+        out.push(value.display().to_string());
+    }
+    out
+}
