@@ -91,6 +91,15 @@ pub fn read(path: &Path) -> Result<String, ReadError> {
     })
 }
 
+/// A content key: XxHash64 of `bytes` as 16 hex digits (fast, stable across runs and
+/// machines; not a cryptographic hash). What build stamps and caches are keyed by.
+pub fn content_hash(bytes: &[u8]) -> String {
+    use std::hash::Hasher;
+    let mut h = twox_hash::XxHash64::with_seed(0);
+    h.write(bytes);
+    format!("{:016x}", h.finish())
+}
+
 /// A parser's message without the ` at line L column C` it appends (serde_json,
 /// serde_norway and libyaml all do), for callers that put the place in front.
 pub fn without_location(msg: &str) -> String {

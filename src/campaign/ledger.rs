@@ -345,7 +345,7 @@ impl Ledger {
                 cell(&a.files.join(", ")),
                 a.outcome.code(),
                 a.gain.map_or_else(|| "—".to_string(), gain),
-                a.commit.as_deref().map_or("—", short_sha),
+                a.commit.as_deref().map_or("—", crate::patch::git::short),
                 cell(&a.reason)
             );
         }
@@ -364,7 +364,7 @@ impl Ledger {
                 "| {} | {} | {} | {} | {} | {} |",
                 a.round,
                 a.id,
-                a.commit.as_deref().map_or("—", short_sha),
+                a.commit.as_deref().map_or("—", crate::patch::git::short),
                 a.gain.map_or_else(|| "—".to_string(), gain),
                 cell(&a.files.join(", ")),
                 a.idea.as_deref().unwrap_or("—")
@@ -415,10 +415,6 @@ fn lineage(dir: &Path) -> PathBuf {
 
 fn gain(g: Gain) -> String {
     format!("{:+.1}% [{:+.1}, {:+.1}]", g.pct, g.lo, g.hi)
-}
-
-fn short_sha(s: &str) -> &str {
-    &s[..s.len().min(10)]
 }
 
 /// A table cell: one line, pipes escaped.

@@ -90,7 +90,7 @@ fn table(s: &Settings, d: &Decision, commit: &str, exec: &impl Executor) -> Stri
         out,
         "| {} | {} | {t:.2} | {} | {} | `{}` |",
         s.target.name(),
-        short(commit),
+        git::short(commit),
         d.pairs.len(),
         cell(&d.describe()),
         cell(&shell(&exec.command(Some(Build::Base))))
@@ -224,8 +224,8 @@ pub fn checkpoint(
         md,
         "- Branch `{}`: {} (started at {})",
         s.branch,
-        short(&head),
-        short(&s.start_commit)
+        git::short(&head),
+        git::short(&s.start_commit)
     );
     let _ = writeln!(
         md,
@@ -251,7 +251,7 @@ pub fn checkpoint(
             format!(
                 "{} ({}, {})",
                 a.id,
-                a.commit.as_deref().map_or("—", short),
+                a.commit.as_deref().map_or("—", git::short),
                 a.gain.map_or_else(String::new, |g| format!(
                     "{:+.1} % [{:+.1}, {:+.1}]",
                     g.pct, g.lo, g.hi
@@ -369,7 +369,7 @@ fn kept_section(ledger: &Ledger) -> String {
             "| {} | `{}` | {} | {} | {} |",
             a.id,
             a.patch.display(),
-            a.commit.as_deref().map_or("—", short),
+            a.commit.as_deref().map_or("—", git::short),
             a.gain.map_or("—".into(), |g| format!(
                 "{:+.1} % [{:+.1}, {:+.1}]",
                 g.pct, g.lo, g.hi
@@ -479,10 +479,6 @@ fn or_none(v: &[String]) -> String {
     } else {
         v.join(", ")
     }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
 }
 
 fn cell(s: &str) -> String {

@@ -217,7 +217,7 @@ async fn prepare(
     );
     eprintln!(
         "forge: building the base ({})",
-        short(&git::head(checkout)?)
+        git::short(&git::head(checkout)?)
     );
     let log = dir.join("patches").join("base.log");
     if let Err(b) = exec.build(checkout, Build::Base, &log).await? {
@@ -568,10 +568,6 @@ fn next_label(proposer: &Proposer, ledger: &Ledger) -> Option<String> {
 fn relative(dir: &Path, p: &Path) -> PathBuf {
     p.strip_prefix(dir)
         .map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
 }
 
 #[cfg(test)]

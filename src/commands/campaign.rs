@@ -165,7 +165,7 @@ fn resolve(a: &CampaignArgs, dir: &Path) -> anyhow::Result<Settings> {
              name a new one, or resume that campaign",
             a.branch,
             source.display(),
-            &at[..at.len().min(10)]
+            git::short(&at)
         );
     }
     anyhow::ensure!(

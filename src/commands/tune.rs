@@ -306,10 +306,8 @@ fn source_settings(a: &TuneArgs, layers: &[Layer]) -> anyhow::Result<Option<Sour
 /// `build-llama.cpp-HASH`: one CMake build directory per checkout in the store, kept
 /// between runs (a CMake build directory belongs to one source tree).
 fn default_build_dir(checkout: &std::path::Path) -> String {
-    use std::hash::Hasher;
-    let mut h = twox_hash::XxHash64::with_seed(0);
-    h.write(checkout.as_os_str().as_encoded_bytes());
-    format!("build-llama.cpp-{:08x}", h.finish() as u32)
+    let hash = crate::text::content_hash(checkout.as_os_str().as_encoded_bytes());
+    format!("build-llama.cpp-{}", &hash[8..])
 }
 
 /// The replay of every measurement: the load flags against the workload, with `forge

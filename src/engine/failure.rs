@@ -103,6 +103,19 @@ pub struct Failure {
     pub hints: Vec<String>,
 }
 
+impl Failure {
+    /// A `build_failed` failure: what could not be made, and the tool's own lines.
+    pub fn build_failed(summary: String, hints: Vec<String>) -> Failure {
+        Failure {
+            class: FailureClass::BuildFailed,
+            exit_code: None,
+            signal: None,
+            summary,
+            hints,
+        }
+    }
+}
+
 /// How a process ended, in words: `exit code 1`, `killed by signal 9`, `no exit status`.
 pub fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
     match (code, signal) {

@@ -261,6 +261,11 @@ pub fn git_dir(checkout: &Path) -> Result<PathBuf, GitError> {
     Ok(PathBuf::from(dir.trim_end_matches(['\n', '\r'])))
 }
 
+/// A commit as people read it: its first ten hex digits.
+pub fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}
+
 /// `rev` as a full commit sha; revisions that look like options are refused.
 fn resolve(checkout: &Path, rev: &str) -> Result<String, GitError> {
     if rev.is_empty() || rev.starts_with('-') {

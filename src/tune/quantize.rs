@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::measure::Prepare;
 use crate::build::run::{Ended, Step};
-use crate::engine::failure::{Failure, FailureClass, MAX_HINTS};
+use crate::engine::failure::{Failure, MAX_HINTS};
 use crate::engine::llamacpp::quant::{QuantFiles, method_of};
 use crate::recipe::Recipe;
 use crate::record::settings::{QuantSettings, TuneSettings};
@@ -64,7 +64,7 @@ impl QuantBuilds {
             s: q.clone(),
             files: QuantFiles::of_run(run_dir, q.types.clone()),
             cache_dir: OnceLock::new(),
-            tag: text_hash(&prompts)[..12].to_string(),
+            tag: crate::text::content_hash(prompts.as_bytes())[..12].to_string(),
             prompts,
             ctx: imatrix_ctx(tokens),
             model: PathBuf::from(&s.model),
@@ -212,14 +212,14 @@ impl QuantBuilds {
             }
             Ended::Exited { status, .. } => {
                 let _ = std::fs::remove_file(&tmp);
-                Err(failed(
+                Err(Failure::build_failed(
                     format!("{name} failed ({status}); log: {}", log.display()),
                     tool_errors(log),
                 ))
             }
             Ended::TimedOut => {
                 let _ = std::fs::remove_file(&tmp);
-                Err(failed(
+                Err(Failure::build_failed(
                     format!(
                         "{name} ran past {} s; log: {}",
                         TOOL_TIMEOUT.as_secs(),
@@ -318,28 +318,12 @@ fn file_hash(path: &Path) -> std::io::Result<String> {
     Ok(format!("{:016x}", h.finish()))
 }
 
-fn text_hash(text: &str) -> String {
-    let mut h = twox_hash::XxHash64::with_seed(0);
-    h.write(text.as_bytes());
-    format!("{:016x}", h.finish())
-}
-
 fn os(p: &Path) -> std::ffi::OsString {
     p.as_os_str().to_os_string()
 }
 
-fn failed(summary: String, hints: Vec<String>) -> Failure {
-    Failure {
-        class: FailureClass::BuildFailed,
-        exit_code: None,
-        signal: None,
-        summary,
-        hints,
-    }
-}
-
 fn machine(e: &dyn std::fmt::Display) -> Failure {
-    failed(
+    Failure::build_failed(
         format!("could not make the quantized model (the machine's fault): {e}"),
         Vec::new(),
     )

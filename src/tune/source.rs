@@ -13,7 +13,6 @@
 //! (`builds/applying`) and its removal, so a run killed in between puts the checkout back
 //! when it resumes. One run patches a checkout at a time (a lock in its git directory).
 
-use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::measure::Prepare;
 use crate::build::{Builder, LlamaCpp, keep_server};
-use crate::engine::failure::{Failure, FailureClass};
+use crate::engine::failure::Failure;
 use crate::engine::llamacpp::source::{self, BASE, Builds};
 use crate::patch::{self, Limits, git, series};
 use crate::recipe::Recipe;
@@ -96,7 +95,7 @@ impl SourceBuilds {
             eprintln!(
                 "forge: put {} back on {} (an interrupted build had patched it)",
                 co.display(),
-                short(base)
+                git::short(base)
             );
         }
         git::ensure_repo_and_clean(co).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
@@ -105,8 +104,8 @@ impl SourceBuilds {
             head == *base,
             "--source {}: HEAD is {} but this run builds {}; check that commit out again to resume",
             co.display(),
-            short(&head),
-            short(base)
+            git::short(&head),
+            git::short(base)
         );
         Ok(())
     }
@@ -120,7 +119,7 @@ impl SourceBuilds {
         eprintln!(
             "forge: building llama-server from {} at {} (the base every patch is measured against; log: {})",
             self.settings.checkout.display(),
-            short(&self.settings.base_commit),
+            git::short(&self.settings.base_commit),
             self.log_of(None).display()
         );
         self.build_into(None, None)
@@ -133,12 +132,15 @@ impl SourceBuilds {
         let Some(name) = source::patch_of(recipe) else {
             return Ok(());
         };
-        let c =
-            self.series.iter().find(|c| c.name == name).ok_or_else(|| {
-                failed(format!("`{name}` is not a patch of this run's series"), &[])
-            })?;
-        let text = series::read(c).map_err(|e| failed(format!("{e:#}"), &[]))?;
-        let hash = hash_of(&text);
+        let c = self.series.iter().find(|c| c.name == name).ok_or_else(|| {
+            Failure::build_failed(
+                format!("`{name}` is not a patch of this run's series"),
+                Vec::new(),
+            )
+        })?;
+        let text =
+            series::read(c).map_err(|e| Failure::build_failed(format!("{e:#}"), Vec::new()))?;
+        let hash = crate::text::content_hash(text.as_bytes());
         if self.stamped(Some(name), Some(&hash)) {
             return Ok(());
         }
@@ -162,9 +164,9 @@ impl SourceBuilds {
         write_atomic(&marker, name.as_bytes()).map_err(|e| machine(&e))?;
         let outcome = match patch::try_apply(co, text, &Limits::default()) {
             Ok(_) => build(),
-            Err(rej) => Err(failed(
+            Err(rej) => Err(Failure::build_failed(
                 format!("{name}: the patch was not applied ({}): {rej}", rej.code()),
-                &[],
+                Vec::new(),
             )),
         };
         git::revert_to(co, &self.settings.base_commit).map_err(|e| machine(&e))?;
@@ -185,9 +187,9 @@ impl SourceBuilds {
                 } else {
                     " (the machine's fault, not the patch's)"
                 };
-                failed(
+                Failure::build_failed(
                     format!("{}{whose}; log: {}", e, log.display()),
-                    e.first_errors(),
+                    e.first_errors().to_vec(),
                 )
             })?;
         let dir = self.builds.dir_of(patch);
@@ -227,28 +229,10 @@ impl Prepare for SourceBuilds {
     }
 }
 
-/// A `build_failed` failure with the compiler's lines as hints.
-fn failed(summary: String, hints: &[String]) -> Failure {
-    Failure {
-        class: FailureClass::BuildFailed,
-        exit_code: None,
-        signal: None,
-        summary,
-        hints: hints.to_vec(),
-    }
-}
-
 /// The machine failed around a build (a file, git): still the recipe's row, said so.
 fn machine(e: &dyn std::fmt::Display) -> Failure {
-    failed(format!("could not build (the machine's fault): {e}"), &[])
-}
-
-fn hash_of(text: &str) -> String {
-    let mut h = twox_hash::XxHash64::with_seed(0);
-    h.write(text.as_bytes());
-    format!("{:016x}", h.finish())
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
+    Failure::build_failed(
+        format!("could not build (the machine's fault): {e}"),
+        Vec::new(),
+    )
 }
