@@ -840,6 +840,19 @@ pub enum PlaybookCmd {
     Show(PlaybookArgs),
     /// Check a playbook's structure, search space and rules; say what is wrong and where.
     Validate(PlaybookArgs),
+    /// The quantization hardware gates layer 2 reads: which scheme runs where, and why.
+    Gates(GatesArgs),
+}
+
+/// `forge playbook gates`.
+#[derive(Debug, Args)]
+pub struct GatesArgs {
+    /// Engine whose gates to print.
+    #[arg(long, value_enum, default_value_t = crate::recipe::EngineKind::Vllm)]
+    pub engine: crate::recipe::EngineKind,
+    /// Say what each scheme does on this GPU (a name `--sim-gpu` accepts).
+    #[arg(long)]
+    pub gpu: Option<String>,
 }
 
 /// Playbook selection.

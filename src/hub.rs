@@ -57,11 +57,23 @@ pub struct Checkpoint {
     pub activation_bits: Option<u32>,
     /// `group_size`, when given.
     pub group_size: Option<u64>,
+    /// Floating-point weights (FP8/FP4) rather than integers.
+    pub float: bool,
     /// Where it was found.
     pub found: Found,
 }
 
 impl Checkpoint {
+    /// Its precision scheme, as the hardware gates name it.
+    pub fn scheme(&self) -> Option<crate::engine::gates::Scheme> {
+        crate::engine::gates::Scheme::of_checkpoint(
+            &self.method,
+            self.bits,
+            self.activation_bits,
+            self.float,
+        )
+    }
+
     /// `awq W4 g128`, `fp8 W8A8`.
     pub fn describe(&self) -> String {
         let mut s = format!("{} W{}", self.method, self.bits);
@@ -315,6 +327,7 @@ fn judge(r: &mut Resolution, repo: &str, cfg: &Value, arch: &[String], found: Fo
             .get("group_size")
             .or_else(|| q.pointer("/config_groups/group_0/weights/group_size"))
             .and_then(Value::as_u64),
+        float: crate::sim::model::float_weights(q, &method),
         method,
         bits,
         activation_bits,
@@ -374,6 +387,7 @@ mod tests {
             bits: 4,
             activation_bits: None,
             group_size: Some(128),
+            float: false,
             found: Found::Hub,
         };
         assert_eq!(c.describe(), "awq W4 g128");
@@ -382,8 +396,10 @@ mod tests {
             bits: 8,
             activation_bits: Some(8),
             group_size: None,
+            float: true,
             ..c
         };
         assert_eq!(c.describe(), "fp8 W8A8");
+        assert_eq!(c.scheme(), Some(crate::engine::gates::Scheme::Fp8W8A8));
     }
 }

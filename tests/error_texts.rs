@@ -94,6 +94,8 @@ fn bad_inputs_are_named_once_with_their_line() {
         &["recipe", "command", "binary.yaml"],
         &["playbook", "validate", "bad.md"],
         &["playbook", "validate", "missing.md"],
+        &["playbook", "gates", "--gpu", "A200"],
+        &["playbook", "gates", "--engine", "llamacpp"],
         &tune_gpu,
         &tune_slo,
         &[

@@ -8,11 +8,12 @@ use std::process::ExitCode;
 use super::runtime;
 use crate::bench::{LoadSpec, Slo, parse_slo};
 use crate::cli::{EngineArg, TuneAction, TuneArgs, TuneCli};
+use crate::engine::gates;
 use crate::engine::knobs::is_patch_name;
 use crate::engine::llamacpp::quant::{DEFAULT_TYPES, GGUF_TYPES};
-use crate::hardware::gpus;
+use crate::hardware::{GpuSpec, gpus};
 use crate::patch::{git, series};
-use crate::recipe::Layer;
+use crate::recipe::{EngineKind, Layer};
 use crate::record::settings::{CONFIG_VERSION, DEFAULT_SIM_GPU, auto_warmups};
 use crate::record::settings::{QuantSettings, SourceSettings};
 use crate::record::{EngineChoice, Objective, TuneSettings};
@@ -53,7 +54,8 @@ pub async fn start(args: TuneArgs) -> anyhow::Result<ExitCode> {
     if !simulated {
         // A model the engine cannot load is refused before anything asks the Hub about it.
         launch::check_model(&settings)?;
-        settings.checkpoints = find_checkpoints(&settings).await;
+        let gpu = detected.and_then(crate::hardware::gpus::lookup);
+        settings.checkpoints = find_checkpoints(&settings, gpu).await;
     }
     if simulated && args.sim_gpu.is_none() && detected.is_none() {
         eprintln!(
@@ -137,8 +139,9 @@ pub fn resolve(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<TuneS
 
 /// Layer 2 on a GPU engine: the model's pre-quantized checkpoints, from the local Hugging
 /// Face cache and the Hub, each said on stderr with where it came from or why it was
-/// refused; none means the model would have to be calibrated.
-async fn find_checkpoints(s: &TuneSettings) -> Vec<String> {
+/// refused (the hardware gates refuse what `gpu` cannot run as made); none means the model
+/// would have to be calibrated.
+async fn find_checkpoints(s: &TuneSettings, gpu: Option<&GpuSpec>) -> Vec<String> {
     let gpu_engine = matches!(
         s.engine,
         EngineChoice::Vllm { .. } | EngineChoice::Sglang { .. } | EngineChoice::Trtllm { .. }
@@ -151,7 +154,10 @@ async fn find_checkpoints(s: &TuneSettings) -> Vec<String> {
     // `HF_HUB_OFFLINE=1` (as huggingface_hub reads it): the local cache only.
     let online = std::env::var("HF_HUB_OFFLINE").map_or(true, |v| v != "1" && v != "true");
     let hub = online.then(crate::hub::Hub::from_env);
-    let r = crate::hub::resolve(&s.model, cache.as_deref(), hub.as_ref()).await;
+    let mut r = crate::hub::resolve(&s.model, cache.as_deref(), hub.as_ref()).await;
+    if let Some(g) = gpu {
+        gate_checkpoints(&mut r, s.engine.recipe_engine(), g);
+    }
     for n in &r.notes {
         eprintln!("forge: layer 2: {n}");
     }
@@ -176,6 +182,19 @@ async fn find_checkpoints(s: &TuneSettings) -> Vec<String> {
         );
     }
     r.candidates.into_iter().map(|c| c.repo).collect()
+}
+
+/// Move the checkpoints `gpu` cannot run as made (the hardware gates) to the refused.
+fn gate_checkpoints(r: &mut crate::hub::Resolution, engine: EngineKind, gpu: &GpuSpec) {
+    for c in std::mem::take(&mut r.candidates) {
+        let gate = c
+            .scheme()
+            .map_or(Ok(()), |sc| gates::check_checkpoint(engine, sc, gpu));
+        match gate {
+            Ok(()) => r.candidates.push(c),
+            Err(why) => r.refused.push((c.repo, why)),
+        }
+    }
 }
 
 /// Layer 2 on llama.cpp: the types to try and the tools that make them, found before a run

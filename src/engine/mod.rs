@@ -6,6 +6,7 @@ pub mod adapter;
 pub mod allowlist;
 pub mod deploy;
 pub mod failure;
+pub mod gates;
 pub mod health;
 pub mod knobs;
 pub mod llamacpp;

@@ -634,10 +634,7 @@ impl<'a> ConfigReader<'a> {
             .ok_or_else(|| self.err("quantization_config.quant_method", "missing"))?
             .to_ascii_lowercase();
         let (bits, act) = quant_bits(q, &method);
-        let float = matches!(method.as_str(), "fp8" | "fbgemm_fp8" | "modelopt" | "mxfp4")
-            || q.pointer("/config_groups/group_0/weights/type")
-                .and_then(Value::as_str)
-                == Some("float");
+        let float = float_weights(q, &method);
         Ok(Some(QuantConfig {
             method,
             weight_bits: bits,
@@ -647,11 +644,30 @@ impl<'a> ConfigReader<'a> {
     }
 }
 
+/// Whether a `quantization_config`'s weights are floating point (FP8/FP4) rather than
+/// integers.
+pub fn float_weights(q: &Value, method: &str) -> bool {
+    matches!(method, "fp8" | "fbgemm_fp8" | "modelopt" | "mxfp4")
+        || q.pointer("/config_groups/group_0/weights/type")
+            .and_then(Value::as_str)
+            == Some("float")
+}
+
 /// Weight and activation bits of a `quantization_config`.
 pub fn quant_bits(q: &Value, method: &str) -> (u32, Option<u32>) {
     let as_u32 = |v: Option<&Value>| v.and_then(Value::as_u64).map(|b| b as u32);
     if let Some(b) = as_u32(q.get("bits")).or(as_u32(q.get("w_bit"))) {
         return (b, None);
+    }
+    // ModelOpt names its algorithm: `NVFP4` is FP4 weights and activations.
+    if let Some(algo) = q.get("quant_algo").and_then(Value::as_str) {
+        let algo = algo.to_ascii_uppercase();
+        if algo.contains("FP4") {
+            return (4, Some(4));
+        }
+        if algo.contains("FP8") {
+            return (8, Some(8));
+        }
     }
     let group = q
         .get("config_groups")

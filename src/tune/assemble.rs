@@ -16,7 +16,7 @@ use crate::engine::adapter::Engine;
 use crate::engine::vllm::adapter::{SimLaunch, VllmEngine};
 use crate::hardware::{GpuSpec, gpus};
 use crate::playbook;
-use crate::recipe::{Hardware, Recipe};
+use crate::recipe::{EngineKind, Hardware, Recipe};
 use crate::record::Status;
 use crate::record::settings::{EngineChoice, TuneSettings};
 use crate::store::{self, CONFIG_FILE, JOURNAL_FILE};
@@ -59,6 +59,14 @@ pub fn assemble<M: Measure>(
             .insert("method".to_string(), types.collect());
     }
     let gpu = gpu_of(&settings);
+    if let Some(g) = gpu {
+        for note in gate_space(&mut playbook, settings.engine.recipe_engine(), g) {
+            eprintln!(
+                "forge: layer 2 on {}: {note} (`forge playbook gates --gpu {}`)",
+                g.name, g.name
+            );
+        }
+    }
     let load = settings.load_spec(workload.has_arrival_offsets(), workload.requests.len());
     let sim = gpu
         .and_then(|g| SimModel::new(&settings, g, &workload.requests, &load))
@@ -93,6 +101,40 @@ pub fn assemble<M: Measure>(
         echo: true,
     };
     Ok((tuner, banner))
+}
+
+/// The hardware gates on layer 2's search space: a value `gpu` cannot run leaves it, one
+/// that runs through a fallback kernel stays (it may still pay: FP8 weights on an A100 halve
+/// the weight bytes) with what it will really be. Returns the lines to say.
+fn gate_space(pb: &mut playbook::Playbook, engine: EngineKind, gpu: &GpuSpec) -> Vec<String> {
+    use crate::engine::gates::{Gate, check, scheme_of_knob};
+    let mut notes = Vec::new();
+    let Some(knobs) = pb.space.get_mut(&crate::recipe::Layer::Quant) else {
+        return notes;
+    };
+    for (field, values) in knobs.iter_mut() {
+        values.retain(|v| {
+            let Some(scheme) = v.as_str().and_then(|s| scheme_of_knob(field, s)) else {
+                return true;
+            };
+            match check(engine, scheme, gpu) {
+                Gate::Native => true,
+                Gate::Fallback(why) => {
+                    notes.push(format!("{field}={} stays, as a fallback: {why}", v_str(v)));
+                    true
+                }
+                Gate::Refused(why) => {
+                    notes.push(format!("{field}={} left out: {why}", v_str(v)));
+                    false
+                }
+            }
+        });
+    }
+    notes
+}
+
+fn v_str(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
 /// Layer 3 from source: every patch of the series is a value of `kernels.patch` in the

@@ -125,13 +125,17 @@ fn hardware(s: &mut String, ctx: &AgentContext<'_>) {
                 .map_or("no native FP8".into(), |t| format!("{} FP8 TFLOPS", fmt(t)));
             let _ = writeln!(
                 s,
-                "- {}: {} GiB per GPU, {arch}, {} TB/s, {} BF16 TFLOPS, {fp8}, {} GB/s GPU link\n",
+                "- {}: {} GiB per GPU, {arch}, {} TB/s, {} BF16 TFLOPS, {fp8}, {} GB/s GPU link",
                 g.name,
                 fmt(g.memory_gib()),
                 fmt(g.bandwidth_tbs),
                 fmt(g.bf16_tflops),
                 fmt(g.link_gbs)
             );
+            for line in crate::engine::gates::lines_for(ctx.incumbent.engine, g) {
+                let _ = writeln!(s, "- quantization gate: {line}");
+            }
+            let _ = writeln!(s);
         }
         None => {
             let _ = writeln!(
