@@ -7,7 +7,7 @@ mod common;
 use common::bin::{forge, run};
 
 fn gates(args: &[&str]) -> String {
-    let o = run(&mut forge(&["playbook", "gates"]).args(args));
+    let o = run(forge(&["playbook", "gates"]).args(args));
     assert_eq!(o.code, 0, "{}", o.stderr);
     o.stdout
 }
