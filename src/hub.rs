@@ -42,6 +42,8 @@ pub enum Found {
     Cache,
     /// The Hub.
     Hub,
+    /// The simulator's catalogue of published copies (a dry run).
+    Published,
 }
 
 /// A pre-quantized checkpoint forge may serve.
@@ -85,6 +87,32 @@ impl Checkpoint {
         }
         s
     }
+}
+
+impl Found {
+    /// Where, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Found::Cache => "from the local cache",
+            Found::Hub => "from the Hub",
+            Found::Published => "published; the simulator serves its shape",
+        }
+    }
+}
+
+/// A published quantized copy the simulator knows (`…-AWQ`, `…-FP8`), as a checkpoint; `None`
+/// when the simulator cannot shape it.
+pub fn published(repo: &str) -> Option<Checkpoint> {
+    let q = crate::sim::catalog::lookup(repo)?.quant?;
+    Some(Checkpoint {
+        repo: repo.to_string(),
+        method: q.method,
+        bits: q.weight_bits,
+        activation_bits: q.activation_bits,
+        group_size: None,
+        float: q.float_weights,
+        found: Found::Published,
+    })
 }
 
 /// What the search found.

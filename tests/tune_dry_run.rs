@@ -84,3 +84,72 @@ fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
         sb.survivors()
     );
 }
+
+/// The original's layer-2 headline scenario (T4 + Qwen2.5-3B): the dry run reaches its
+/// quant layer with Qwen's published INT4 checkpoints as candidates (an FP8 KV cache left
+/// out by the hardware gate: no FP8-KV attention on SM 7.5), serves the AWQ one through a
+/// real `forge sim serve` and reports its predicted and its measured gain side by side —
+/// and the accuracy it cost, judged against the floor.
+#[test]
+fn t4_qwen25_3b_reaches_the_quant_layer_and_reports_the_int4_gain() {
+    let sb = Sandbox::new();
+    let workload = sample_workload();
+    let out = sb.run(&[
+        "tune",
+        "--dry-run",
+        "--llm",
+        "builtin",
+        "--model",
+        "Qwen/Qwen2.5-3B-Instruct",
+        "--sim-gpu",
+        "T4",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--start-layer",
+        "2",
+        "--max-experiments",
+        "2",
+    ]);
+    let err = &out.stderr;
+    assert!(out.success(), "{err}");
+    assert!(
+        err.contains("layer 2 candidate: Qwen/Qwen2.5-3B-Instruct-AWQ (awq W4, published"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "kv_cache_quant=fp8 left out: FP8 KV cache on vLLM needs SM 8.0; T4 is SM 7.5"
+        ),
+        "{err}"
+    );
+    let rows = journal(&sb.run_dir());
+    let int4 = rows
+        .iter()
+        .find(|r| {
+            r.pointer("/recipe/quant/checkpoint")
+                .and_then(|v| v.as_str())
+                == Some("Qwen/Qwen2.5-3B-Instruct-AWQ")
+        })
+        .unwrap_or_else(|| panic!("the INT4 checkpoint was not tried: {rows:?}"));
+    let predicted = int4["predicted_gain_pct"].as_f64().unwrap();
+    let measured = int4["measurement"]["value"].as_f64().unwrap()
+        / rows[0]["measurement"]["value"].as_f64().unwrap()
+        - 1.0;
+    // The published T4 claim is +40–60 %; the simulator's weight-only INT4 lands there.
+    assert!((25.0..80.0).contains(&predicted), "{predicted}");
+    assert!(
+        (measured * 100.0 - predicted).abs() < 10.0,
+        "predicted {predicted} %, measured {} %",
+        measured * 100.0
+    );
+    let accuracy = int4["measurement"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy < 0.99, "4-bit text differs: {accuracy}");
+    let why = int4["rationale"].as_str().unwrap();
+    assert!(why.contains("The simulator predicts +"), "{why}");
+    let report = sb.run(&["report", sb.run_dir().to_str().unwrap()]);
+    let text = &report.stdout;
+    assert!(
+        text.contains("checkpoint: default → Qwen/Qwen2.5-3B-Instruct-AWQ"),
+        "{text}"
+    );
+}

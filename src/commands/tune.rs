@@ -56,6 +56,8 @@ pub async fn start(args: TuneArgs) -> anyhow::Result<ExitCode> {
         launch::check_model(&settings)?;
         let gpu = detected.and_then(crate::hardware::gpus::lookup);
         settings.checkpoints = find_checkpoints(&settings, gpu).await;
+    } else {
+        settings.checkpoints = published_checkpoints(&settings);
     }
     if simulated && args.sim_gpu.is_none() && detected.is_none() {
         eprintln!(
@@ -158,6 +160,34 @@ async fn find_checkpoints(s: &TuneSettings, gpu: Option<&GpuSpec>) -> Vec<String
     if let Some(g) = gpu {
         gate_checkpoints(&mut r, s.engine.recipe_engine(), g);
     }
+    say_checkpoints(s, r)
+}
+
+/// Layer 2 of a dry run: the model's published quantized copies the simulator can shape
+/// (a real run asks the Hub), through the same hardware gates.
+fn published_checkpoints(s: &TuneSettings) -> Vec<String> {
+    if !s.layers.contains(&Layer::Quant) {
+        return Vec::new();
+    }
+    let repos = crate::sim::catalog::published_quantized(&s.model);
+    if repos.is_empty() {
+        return Vec::new();
+    }
+    let mut r = crate::hub::Resolution {
+        candidates: repos
+            .iter()
+            .filter_map(|c| crate::hub::published(c))
+            .collect(),
+        ..Default::default()
+    };
+    if let Some(g) = crate::tune::assemble::gpu_of(s) {
+        gate_checkpoints(&mut r, s.engine.recipe_engine(), g);
+    }
+    say_checkpoints(s, r)
+}
+
+/// Say each candidate, refusal and note on stderr; the candidates' names.
+fn say_checkpoints(s: &TuneSettings, r: crate::hub::Resolution) -> Vec<String> {
     for n in &r.notes {
         eprintln!("forge: layer 2: {n}");
     }
@@ -165,14 +195,11 @@ async fn find_checkpoints(s: &TuneSettings, gpu: Option<&GpuSpec>) -> Vec<String
         eprintln!("forge: layer 2: not a candidate: {repo}: {why}");
     }
     for c in &r.candidates {
-        let from = match c.found {
-            crate::hub::Found::Cache => "the local cache",
-            crate::hub::Found::Hub => "the Hub",
-        };
         eprintln!(
-            "forge: layer 2 candidate: {} ({}, from {from})",
+            "forge: layer 2 candidate: {} ({}, {})",
             c.repo,
-            c.describe()
+            c.describe(),
+            c.found.describe()
         );
     }
     if r.needs_calibration() {

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::model::{ModelShape, MoeShape};
+use super::model::{ModelShape, MoeShape, QuantConfig};
 
 /// One catalogue row.
 struct Entry {
@@ -391,15 +391,72 @@ fn short(id: &str) -> String {
     id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase()
 }
 
-/// Find a model by id (case-insensitive, organisation optional, `-Instruct` optional).
+/// Quantized copies a publisher puts beside a base model, by the end of their name: the
+/// `quantization_config` each naming convention carries (Qwen's `-AWQ`/`-GPTQ-Int4`/
+/// `-GPTQ-Int8`, RedHatAI's `-FP8`/`-FP8-dynamic`/`-quantized.w4a16`/`-quantized.w8a8`,
+/// hugging-quants' `-AWQ-INT4`), longest first.
+const QUANT_SUFFIXES: &[(&str, &str, u32, Option<u32>, bool)] = &[
+    ("-quantized.w4a16", "compressed-tensors", 4, None, false),
+    ("-quantized.w8a8", "compressed-tensors", 8, Some(8), false),
+    ("-fp8-dynamic", "compressed-tensors", 8, Some(8), true),
+    ("-gptq-int4", "gptq", 4, None, false),
+    ("-gptq-int8", "gptq", 8, None, false),
+    ("-awq-int4", "awq", 4, None, false),
+    ("-w4a16", "compressed-tensors", 4, None, false),
+    ("-awq", "awq", 4, None, false),
+    ("-fp8", "fp8", 8, Some(8), true),
+];
+
+/// The base name and quantization of a published quantized copy's (lower-case) name.
+fn split_quant(name: &str) -> (&str, Option<QuantConfig>) {
+    for (suffix, method, bits, act, float) in QUANT_SUFFIXES {
+        if let Some(base) = name.strip_suffix(suffix) {
+            let q = QuantConfig {
+                method: (*method).to_string(),
+                weight_bits: *bits,
+                activation_bits: *act,
+                float_weights: *float,
+            };
+            return (base, Some(q));
+        }
+    }
+    (name, None)
+}
+
+/// The pre-quantized copies of `model` its publisher put on the Hub, as the dry run offers
+/// them to layer 2 (a real run asks the Hub). Qwen publishes `-AWQ`, `-GPTQ-Int4` and
+/// `-GPTQ-Int8` beside every Qwen2.5 Instruct model (the Hub's "Qwen2.5" collection).
+pub fn published_quantized(model: &str) -> Vec<String> {
+    let name = model.trim().rsplit('/').next().unwrap_or(model);
+    let lower = name.to_ascii_lowercase();
+    let qwen25_instruct = lower.starts_with("qwen2.5-")
+        && lower.ends_with("-instruct")
+        && !lower.contains("coder")
+        && !lower.contains("math")
+        && lookup(model).is_some();
+    if !qwen25_instruct {
+        return Vec::new();
+    }
+    ["-AWQ", "-GPTQ-Int4", "-GPTQ-Int8"]
+        .iter()
+        .map(|s| format!("Qwen/{name}{s}"))
+        .collect()
+}
+
+/// Find a model by id (case-insensitive, organisation optional, `-Instruct` optional); a
+/// published quantized copy (`…-AWQ`, `…-FP8`, see [`QUANT_SUFFIXES`]) is its base model's
+/// shape with that quantization.
 pub fn lookup(id: &str) -> Option<ModelShape> {
-    let want = short(id.trim());
+    let full = short(id.trim());
+    let (want, quant) = split_quant(&full);
     let instruct = want.contains("-instruct");
     let base = want.replacen("-instruct", "", 1);
     let entry = ENTRIES
         .iter()
         .find(|e| short(e.id) == base || e.aliases.iter().any(|a| short(a) == base))?;
-    Some(to_shape(entry, id.trim(), instruct))
+    let mut shape = to_shape(entry, id.trim(), instruct);
+    shape.quant = quant;
+    Some(shape)
 }
 
 fn to_shape(entry: &Entry, id: &str, instruct: bool) -> ModelShape {
@@ -464,6 +521,29 @@ impl ModelShape {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_published_quantized_copy_is_its_base_with_the_quantization() {
+        let awq = lookup("Qwen/Qwen2.5-3B-Instruct-AWQ").unwrap();
+        let base = lookup("Qwen/Qwen2.5-3B-Instruct").unwrap();
+        assert_eq!(awq.num_layers, base.num_layers);
+        assert_eq!(awq.max_position_embeddings, base.max_position_embeddings);
+        let q = awq.quant.unwrap();
+        assert_eq!((q.method.as_str(), q.weight_bits), ("awq", 4));
+        let fp8 = lookup("RedHatAI/Qwen2.5-7B-Instruct-FP8-dynamic").unwrap();
+        assert_eq!(fp8.quant.unwrap().activation_bits, Some(8));
+        assert!(base.quant.is_none());
+        assert_eq!(
+            published_quantized("Qwen/Qwen2.5-3B-Instruct"),
+            [
+                "Qwen/Qwen2.5-3B-Instruct-AWQ",
+                "Qwen/Qwen2.5-3B-Instruct-GPTQ-Int4",
+                "Qwen/Qwen2.5-3B-Instruct-GPTQ-Int8"
+            ]
+        );
+        assert!(published_quantized("Qwen/Qwen2.5-3B").is_empty());
+        assert!(published_quantized("meta-llama/Llama-3.1-8B-Instruct").is_empty());
+    }
 
     #[test]
     fn lookup_is_case_insensitive_and_instruct_shares_the_base() {

@@ -190,13 +190,18 @@ fn resolve_kv(config: &VllmConfig, gpu: &GpuSpec, act_bytes: f64) -> Result<f64,
 /// Share of generated tokens that come out differently under the configured quantization
 /// (the simulator's stand-in for accuracy loss): FP8 weights 0.5 %, 4-bit weights 2 %, an
 /// FP8 KV cache 0.3 % more. Chosen so FP8 keeps forge's default 0.99 accuracy floor and
-/// 4-bit does not, as published evaluations of Llama-3-8B roughly show.
-pub fn text_perturbation(args: &crate::engine::vllm::VllmArgs) -> f64 {
-    let weights = match args.quantization.as_deref() {
-        Some(m) if is_four_bit_method(m) => 0.02,
-        Some("fp8") | Some("fbgemm_fp8") => 0.005,
-        Some(_) => 0.005,
-        None => 0.0,
+/// 4-bit does not, as published evaluations of Llama-3-8B roughly show. A pre-quantized
+/// checkpoint (`checkpoint`, its `quantization_config`) counts as its method does.
+pub fn text_perturbation(
+    args: &crate::engine::vllm::VllmArgs,
+    checkpoint: Option<&super::model::QuantConfig>,
+) -> f64 {
+    let weights = match (args.quantization.as_deref(), checkpoint) {
+        (Some(m), _) if is_four_bit_method(m) => 0.02,
+        (Some(_), _) => 0.005,
+        (None, Some(q)) if q.weight_bits <= 4 => 0.02,
+        (None, Some(_)) => 0.005,
+        (None, None) => 0.0,
     };
     let kv = match args.kv_cache_dtype {
         Some(KvCacheDtype::Fp8) | Some(KvCacheDtype::Fp8E4m3) | Some(KvCacheDtype::Fp8E5m2) => {

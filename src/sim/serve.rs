@@ -367,6 +367,15 @@ async fn serve(
     }
 }
 
+/// The served checkpoint's own quantization (a pre-quantized model), if any.
+fn checkpoint_quant(cmd: &ServeCommand) -> Option<crate::sim::model::QuantConfig> {
+    let model = cmd
+        .twin
+        .as_ref()
+        .map_or(&cmd.parsed.args.model, |t| &t.model);
+    crate::sim::model::ModelShape::resolve(model).ok()?.quant
+}
+
 fn app_state(cmd: &ServeCommand, driver: Driver, max_model_len: u32, vocab: u64) -> AppState {
     let p = &cmd.parsed;
     let served = if let Some(t) = &cmd.twin {
@@ -383,7 +392,7 @@ fn app_state(cmd: &ServeCommand, driver: Driver, max_model_len: u32, vocab: u64)
         max_model_len,
         options: p.server.clone(),
         seed: cmd.sim.seed,
-        perturb_rate: crate::sim::quant::text_perturbation(&p.args),
+        perturb_rate: crate::sim::quant::text_perturbation(&p.args, checkpoint_quant(cmd).as_ref()),
         garbage_after: cmd.sim.faults.garbage_after,
         created: chrono::Utc::now().timestamp(),
         version: match &cmd.twin {

@@ -47,7 +47,9 @@ pub struct SimRun {
 
 /// The simulator setup of `recipe` for `model` (`shape`) on `gpu`, run as `run` says: vLLM
 /// recipes directly, SGLang and TensorRT-LLM ones through their twins (rendered by the real
-/// adapter and parsed back). A pre-quantized checkpoint keeps the base model's shape.
+/// adapter and parsed back). A pre-quantized checkpoint is the base model's shape with the
+/// checkpoint's own quantization (read where the simulator can shape the checkpoint: the
+/// catalogue's published copies, the local Hugging Face cache).
 pub fn setup_for(
     shape: &ModelShape,
     gpu: &'static GpuSpec,
@@ -74,7 +76,7 @@ pub fn setup_for(
     config.model = model.to_string();
     Ok(SimConfig {
         setup: SimSetup {
-            model: shape.clone(),
+            model: with_checkpoint(shape, recipe),
             gpu,
             config,
             seed: run.seed,
@@ -84,6 +86,24 @@ pub fn setup_for(
         },
         args,
     })
+}
+
+/// `shape` with the quantization of `recipe`'s pre-quantized checkpoint, when it has one
+/// the simulator can read.
+fn with_checkpoint(shape: &ModelShape, recipe: &Recipe) -> ModelShape {
+    let quant = recipe
+        .quant
+        .checkpoint
+        .as_deref()
+        .and_then(|c| ModelShape::resolve(c).ok())
+        .and_then(|m| m.quant);
+    match quant {
+        Some(q) => ModelShape {
+            quant: Some(q),
+            ..shape.clone()
+        },
+        None => shape.clone(),
+    }
 }
 
 /// The simulator as legality check and surrogate for vLLM recipes.

@@ -95,7 +95,11 @@ impl Predicted {
         };
         let setup = setup_for(&self.shape, self.gpu, &self.model, recipe, run)
             .map_err(|e| failure(FailureClass::InfeasibleConfig, e.why))?;
-        let rate = crate::sim::quant::text_perturbation(&setup.args);
+        // A checkpoint's quantization changes the text; the base model's own does not (it
+        // is what the references were written with).
+        let checkpoint = recipe.quant.checkpoint.as_ref();
+        let quant = checkpoint.and(setup.setup.model.quant.as_ref());
+        let rate = crate::sim::quant::text_perturbation(&setup.args, quant);
         let (result, facts) = predict_observed(
             setup.setup,
             &self.requests,
