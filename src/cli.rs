@@ -759,9 +759,14 @@ pub struct TuneArgs {
     /// Where llama-quantize and llama-imatrix are (default: beside llama-server, else PATH).
     #[arg(long)]
     pub quant_tools: Option<PathBuf>,
-    /// Prompts of the workload, stratified by length, the importance matrix is computed on.
+    /// Prompts of the workload, stratified by length, that layer 2 calibrates on: the
+    /// importance matrix (llama.cpp) or llm-compressor's calibration (vLLM, SGLang).
     #[arg(long, default_value_t = 64, value_parser = crate::bounds::count(1, 100_000))]
     pub calibration_prompts: usize,
+    /// Layer 2 on vLLM or SGLang when the model has no pre-quantized checkpoint: the Python
+    /// llm-compressor runs in (default: the engine's own, from its launcher's script).
+    #[arg(long)]
+    pub calibration_python: Option<PathBuf>,
     /// Seconds to wait for an engine to become ready.
     #[arg(long, default_value_t = 600.0, value_parser = crate::bounds::seconds())]
     pub boot_timeout: f64,

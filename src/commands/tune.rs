@@ -56,6 +56,9 @@ pub async fn start(args: TuneArgs) -> anyhow::Result<ExitCode> {
         launch::check_model(&settings)?;
         let gpu = detected.and_then(crate::hardware::gpus::lookup);
         settings.checkpoints = find_checkpoints(&settings, gpu).await;
+        if settings.checkpoints.is_empty() {
+            plan_calibration(&args, &mut settings, gpu, &workload);
+        }
     } else {
         settings.checkpoints = published_checkpoints(&settings);
     }
@@ -136,6 +139,7 @@ pub fn resolve(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<TuneS
         source: source_settings(a, &layers(a)?)?,
         quantize: quant_settings(a, &layers(a)?)?,
         checkpoints: Vec::new(),
+        calibration: None,
     })
 }
 
@@ -209,6 +213,59 @@ fn say_checkpoints(s: &TuneSettings, r: crate::hub::Resolution) -> Vec<String> {
         );
     }
     r.candidates.into_iter().map(|c| c.repo).collect()
+}
+
+/// Layer 2 on vLLM or SGLang with no pre-quantized checkpoint: plan the calibrations the
+/// GPU runs natively, in the engine's Python, each a value of `quant.checkpoint`; say what
+/// is planned and what is not, and why.
+fn plan_calibration(a: &TuneArgs, s: &mut TuneSettings, gpu: Option<&GpuSpec>, w: &Workload) {
+    let launcher = match &s.engine {
+        EngineChoice::Vllm { launcher } | EngineChoice::Sglang { launcher } => launcher,
+        _ => return,
+    };
+    if !s.layers.contains(&Layer::Quant) {
+        return;
+    }
+    let python = a
+        .calibration_python
+        .clone()
+        .map(absolute)
+        .or_else(|| crate::tune::calibrate::engine_python(launcher));
+    let Some(python) = python else {
+        eprintln!(
+            "forge: layer 2: no Python environment found for llm-compressor beside the engine's launcher; nothing is calibrated (pass --calibration-python)"
+        );
+        return;
+    };
+    let store = absolute(s.run_dir.clone());
+    let (planned, notes) = crate::tune::calibrate::plan(
+        &s.model,
+        s.engine.recipe_engine(),
+        gpu,
+        &store,
+        w,
+        a.calibration_prompts,
+    );
+    for n in notes {
+        eprintln!("forge: layer 2: {n}");
+    }
+    for p in &planned {
+        eprintln!(
+            "forge: layer 2 candidate: {} calibrated on the workload when first tried ({}, with {})",
+            p.scheme,
+            p.dir.display(),
+            python.display()
+        );
+    }
+    s.checkpoints = planned
+        .iter()
+        .map(|p| p.dir.display().to_string())
+        .collect();
+    s.calibration = Some(crate::record::settings::CalibrationSettings {
+        python,
+        planned,
+        prompts: a.calibration_prompts,
+    });
 }
 
 /// Move the checkpoints `gpu` cannot run as made (the hardware gates) to the refused.

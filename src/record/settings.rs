@@ -155,6 +155,31 @@ pub struct TuneSettings {
     /// against the model's architecture: the legal values of `quant.checkpoint`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checkpoints: Vec<String>,
+    /// Layer 2 on a GPU engine without a pre-quantized checkpoint: the calibrations
+    /// planned (their directories are values of `quant.checkpoint` too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationSettings>,
+}
+
+/// A calibration planned at start: the scheme and where its checkpoint lands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Planned {
+    /// [`CalScheme::name`].
+    pub scheme: String,
+    /// The checkpoint directory (absolute): the value of `quant.checkpoint`.
+    pub dir: PathBuf,
+}
+
+/// How a run on a GPU engine calibrates checkpoints of a model that has none
+/// (`crate::tune::calibrate`; `config.json`'s `calibration`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationSettings {
+    /// The engine's Python, llm-compressor's environment (absolute).
+    pub python: PathBuf,
+    /// The planned checkpoints.
+    pub planned: Vec<Planned>,
+    /// Prompts of the workload (stratified by length) calibrated on.
+    pub prompts: usize,
 }
 
 /// How a llama.cpp run makes its quantized candidates (`--quant-types`, `--quant-tools`,
@@ -273,6 +298,7 @@ pub fn test_settings() -> TuneSettings {
         source: None,
         quantize: None,
         checkpoints: Vec::new(),
+        calibration: None,
     }
 }
 

@@ -394,8 +394,12 @@ fn short(id: &str) -> String {
 /// Quantized copies a publisher puts beside a base model, by the end of their name: the
 /// `quantization_config` each naming convention carries (Qwen's `-AWQ`/`-GPTQ-Int4`/
 /// `-GPTQ-Int8`, RedHatAI's `-FP8`/`-FP8-dynamic`/`-quantized.w4a16`/`-quantized.w8a8`,
-/// hugging-quants' `-AWQ-INT4`), longest first.
+/// hugging-quants' `-AWQ-INT4`; forge's calibrations' `-AWQ-W4A16`/`-GPTQ-W4A16`), each
+/// before any shorter suffix it ends with.
 const QUANT_SUFFIXES: &[(&str, &str, u32, Option<u32>, bool)] = &[
+    // forge's own calibrations (`tune::calibrate`), compressed-tensors.
+    ("-awq-w4a16", "compressed-tensors", 4, None, false),
+    ("-gptq-w4a16", "compressed-tensors", 4, None, false),
     ("-quantized.w4a16", "compressed-tensors", 4, None, false),
     ("-quantized.w8a8", "compressed-tensors", 8, Some(8), false),
     ("-fp8-dynamic", "compressed-tensors", 8, Some(8), true),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::assemble::{assemble, sim_launch};
+use super::calibrate::Calibrations;
 use super::measure::Measure;
 use super::measure::spawned::{LiveGroups, Spawned};
 use super::quantize::QuantBuilds;
@@ -242,6 +243,7 @@ async fn execute(
     let engine = engine_of(&settings, &dir)?;
     let w = workload::load(&settings.workload)?;
     let quant = QuantBuilds::open(&settings, &w, &dir)?;
+    let calibrations = Calibrations::open(settings.calibration.as_ref(), &settings.model, &w, &dir);
     let load = settings.load_spec(w.has_arrival_offsets(), w.requests.len());
     let mut measure = Spawned::new(
         engine.clone(),
@@ -259,6 +261,9 @@ async fn execute(
     }
     if let Some(q) = quant {
         measure.add_preparer(Arc::new(q));
+    }
+    if let Some(c) = calibrations {
+        measure.add_preparer(Arc::new(c));
     }
     let live = measure.live_groups();
     let (mut tuner, agent_banner) = assemble(settings, &dir, state, measure, engine.clone())?;

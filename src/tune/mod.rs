@@ -10,6 +10,7 @@
 
 pub mod accuracy;
 pub mod assemble;
+pub mod calibrate;
 pub mod context;
 pub mod decide;
 pub mod judge;
