@@ -21,7 +21,7 @@ use forge::engine::metrics::ServerFacts;
 use forge::recipe::Layer;
 use forge::recipe::{EngineKind, Hardware, Recipe};
 use forge::record::settings::TuneSettings;
-use forge::record::{Arm, ExperimentRow, Measurement, Sample, Status};
+use forge::record::{AnswerAgreement, Arm, ExperimentRow, Measurement, Sample, Status};
 use forge::store::{self, Store};
 use forge::tune::verdict::Interval;
 use serde_json::{Value, json};
@@ -93,6 +93,12 @@ fn m(tput: f64, p99_e2el_ms: f64, accuracy: f64) -> Measurement {
         completed: 200,
         failures: Default::default(),
         sla_slack: None,
+        // A changed answer shows in the per-request measures too.
+        answers: (accuracy < 1.0).then_some(AnswerAgreement {
+            exact: 0.25,
+            prefix: 0.8,
+            similarity: accuracy,
+        }),
     }
 }
 

@@ -8,7 +8,9 @@ pub mod settings;
 
 use std::path::{Path, PathBuf};
 
-pub use row::{Arm, ExperimentRow, Interval, Measurement, Sample, Status, recommended};
+pub use row::{
+    AnswerAgreement, Arm, ExperimentRow, Interval, Measurement, Sample, Status, recommended,
+};
 pub use settings::{EngineChoice, Objective, TuneSettings};
 
 use crate::store::{self, ANALYSIS_FILE, COMPLETED_FILE, CONFIG_FILE, JOURNAL_FILE};

@@ -121,6 +121,21 @@ pub struct Measurement {
     /// for runs recorded before forge kept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla_slack: Option<f64>,
+    /// How the answers compare with the baseline's, request by request (what `accuracy`
+    /// summarises): `None` without references or for rows recorded before forge kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<AnswerAgreement>,
+}
+
+/// Per-request agreement of a run's answers with the baseline's, averaged over requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnswerAgreement {
+    /// Share of answers identical to the baseline's.
+    pub exact: f64,
+    /// Mean share of the first 32 tokens before the answers first differ.
+    pub prefix: f64,
+    /// Mean token F1 of the whole answers (a similarity for free text).
+    pub similarity: f64,
 }
 
 impl Measurement {
@@ -148,6 +163,7 @@ impl Measurement {
                 .map(|(k, n)| (k.clone(), *n))
                 .collect(),
             sla_slack: None,
+            answers: None,
         }
     }
 }

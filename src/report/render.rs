@@ -286,6 +286,13 @@ pub fn table(run: &LoadedRun, s: &RunSummary) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    let answers = answer_lines(&run.rows);
+    if !answers.is_empty() {
+        out.push_str("\nAnswers against the baseline's (exact / token prefix / similarity; accuracy is what the floor judged):\n");
+        for line in answers {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
     let failed = failure_details(&run.rows);
     if !failed.is_empty() {
         out.push_str("\nFailed and refused experiments, with the engine's own lines:\n");
@@ -294,6 +301,28 @@ pub fn table(run: &LoadedRun, s: &RunSummary) -> String {
         }
     }
     out
+}
+
+/// One line per measured experiment with per-request answer agreement: exact, token
+/// prefix and similarity beside the accuracy the floor judged and the throughput.
+fn answer_lines(rows: &[ExperimentRow]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| r.exp.is_some())
+        .filter_map(|r| {
+            let m = r.measurement.as_ref()?;
+            let a = m.answers?;
+            Some(format!(
+                "exp {:>3} {:<13} exact {:.2}  prefix {:.2}  similarity {:.2}  accuracy {}  {:.1} tok/s",
+                r.exp.unwrap_or_default(),
+                r.status.as_str(),
+                a.exact,
+                a.prefix,
+                a.similarity,
+                fmt_opt(m.accuracy, 3),
+                m.output_throughput
+            ))
+        })
+        .collect()
 }
 
 /// One block per failed or rejected row: what failed and the engine's hint lines.
@@ -355,6 +384,14 @@ pub fn markdown(run: &LoadedRun, s: &RunSummary) -> String {
     for r in &run.rows {
         let c = cells(r).map(|v| v.replace('|', "\\|").replace('\n', " "));
         out.push_str(&format!("| {} |\n", c.join(" | ")));
+    }
+    let answers = answer_lines(&run.rows);
+    if !answers.is_empty() {
+        out.push_str("\n## Answers against the baseline's\n\nExact / token prefix / similarity per measured experiment; accuracy is what the floor judged.\n\n```\n");
+        for line in answers {
+            out.push_str(&format!("{line}\n"));
+        }
+        out.push_str("```\n");
     }
     let failed = failure_details(&run.rows);
     if !failed.is_empty() {

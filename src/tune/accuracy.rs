@@ -10,6 +10,7 @@
 //! Task accuracy is used when the workload has references and the baseline scores above
 //! zero on them; otherwise agreement. The accuracy floor applies to the result.
 
+use crate::record::AnswerAgreement;
 use crate::tokenize;
 
 /// Tokens compared per answer for agreement.
@@ -73,6 +74,19 @@ pub fn task_score(answer: &str, reference: &str) -> f64 {
     } else {
         token_f1(answer, reference)
     }
+}
+
+/// Share of the first [`AGREEMENT_TOKENS`] tokens before `answer` and `reference` first
+/// differ (1 when both are empty).
+pub fn prefix_agreement(answer: &str, reference: &str) -> f64 {
+    let a = tokenize::tokenize(answer);
+    let r = tokenize::tokenize(reference);
+    let n = a.len().max(r.len()).min(AGREEMENT_TOKENS);
+    if n == 0 {
+        return 1.0;
+    }
+    let same = a.iter().zip(&r).take(n).take_while(|(x, y)| x == y).count();
+    same as f64 / n as f64
 }
 
 /// Fraction of the first [`AGREEMENT_TOKENS`] tokens equal, position by position.
@@ -144,6 +158,28 @@ impl References {
         (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
     }
 
+    /// Exact, token-prefix and free-text agreement of `answers` with the baseline's, over
+    /// the requests the baseline answered.
+    pub fn detail(&self, answers: &[String]) -> Option<AnswerAgreement> {
+        let pairs: Vec<(&String, &String)> = self
+            .baseline_answers
+            .iter()
+            .zip(answers)
+            .filter(|(r, _)| !r.is_empty())
+            .collect();
+        if pairs.is_empty() {
+            return None;
+        }
+        let n = pairs.len() as f64;
+        let mean =
+            |f: &dyn Fn(&str, &str) -> f64| pairs.iter().map(|(r, a)| f(a, r)).sum::<f64>() / n;
+        Some(AnswerAgreement {
+            exact: mean(&|a, r| f64::from(u8::from(a.trim() == r.trim()))),
+            prefix: mean(&prefix_agreement),
+            similarity: mean(&token_f1),
+        })
+    }
+
     /// Accuracy of a candidate's answers relative to the baseline (1.0 = as good).
     pub fn relative(&self, answers: &[String]) -> Option<f64> {
         if let (Some(base), Some(cand)) = (self.baseline_task, self.mean_task(answers))
@@ -166,6 +202,25 @@ mod tests {
         assert_eq!(task_score("Sydney", "Canberra"), 0.0);
         // answer {a,b,c,d}, reference {a,b}: p = 0.5, r = 1 → F1 = 2/3
         assert!((token_f1("a b c d", "a b") - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn exact_prefix_and_similarity_per_request() {
+        let r = References::new(
+            vec![None, None],
+            vec![" the step runs".into(), " a b".into()],
+        );
+        let d = r.detail(&[" the step sits".into(), " a b".into()]).unwrap();
+        assert_eq!(d.exact, 0.5);
+        // 2 of 3 tokens before the first difference; the second answer is identical.
+        assert!((d.prefix - (2.0 / 3.0 + 1.0) / 2.0).abs() < 1e-12, "{d:?}");
+        assert!(
+            (d.similarity - (2.0 / 3.0 + 1.0) / 2.0).abs() < 1e-12,
+            "{d:?}"
+        );
+        // A difference at the first token loses the whole prefix, not a position.
+        assert_eq!(prefix_agreement(" x the step", " y the step"), 0.0);
+        assert!(agreement(" x the step", " y the step") > 0.6);
     }
 
     #[test]

@@ -55,7 +55,9 @@ pub async fn sample(
         match m.sample(recipe, &t).await {
             Ok(out) => {
                 let acc = refs.and_then(|r| r.relative(&out.answers));
-                return Ok((score::measure(&out.result, s, acc), out));
+                let mut m = score::measure(&out.result, s, acc);
+                m.answers = refs.and_then(|r| r.detail(&out.answers));
+                return Ok((m, out));
             }
             Err(f) if f.class.is_retryable() && attempt == 0 => last = Some(f),
             Err(f) => return Err(f),
