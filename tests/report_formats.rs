@@ -715,3 +715,128 @@ fn an_interrupted_run() {
     );
     insta::assert_snapshot!("report_interrupted", text);
 }
+
+/// The structure of one chart's SVG — kind, title, axis labels, tick labels, each series
+/// with its marks, reference lines, legend — without coordinates.
+fn svg_structure(svg: &str) -> String {
+    let grab = |re: &str| -> Vec<String> {
+        regex::Regex::new(re)
+            .unwrap()
+            .captures_iter(svg)
+            .map(|c| c[1].to_string())
+            .collect()
+    };
+    let mut out = Vec::new();
+    out.push(format!(
+        "kind: {}",
+        grab(r#"class="chart (\w+)""#).join(",")
+    ));
+    out.push(format!(
+        "title: {}",
+        grab(r#"aria-label="([^"]*)""#).join(",")
+    ));
+    out.push(format!(
+        "x label: {}",
+        grab(r#"class="x-label"[^>]*>([^<]*)<"#).join(",")
+    ));
+    out.push(format!(
+        "y label: {}",
+        grab(r#"class="y-label"[^>]*>([^<]*)<"#).join(",")
+    ));
+    let axes = svg.split(r#"<g class="axes""#).nth(1).unwrap_or("");
+    let axes = axes.split("</g>").next().unwrap_or("");
+    let ticks: Vec<String> = regex::Regex::new(r#"text-anchor="(?:end|middle)">([^<]*)<"#)
+        .unwrap()
+        .captures_iter(axes)
+        .map(|c| c[1].to_string())
+        .collect();
+    out.push(format!("tick labels: {}", ticks.join(" | ")));
+    for part in svg.split(r#"<g class="series" data-name=""#).skip(1) {
+        let name = part.split('"').next().unwrap_or("");
+        let body = part.split(r#"<g class="series""#).next().unwrap_or(part);
+        let body = body.split(r#"<g class="legend""#).next().unwrap_or(body);
+        out.push(format!(
+            "series {name}: {} points, {} intervals, {} lines, {} bars",
+            body.matches(r#"<g class="point">"#).count(),
+            body.matches("stroke-width=\"1.5\"").count(),
+            body.matches("<polyline").count(),
+            body.matches("<rect").count(),
+        ));
+    }
+    let refs = grab(r##"stroke-dasharray="6 4"/><text[^>]*>([^<]*)<"##);
+    out.push(format!("reference lines: {}", refs.join(", ")));
+    let legend = svg.split(r#"<g class="legend""#).nth(1).unwrap_or("");
+    let names: Vec<String> = regex::Regex::new(r#"<text[^>]*>([^<]*)</text>"#)
+        .unwrap()
+        .captures_iter(legend)
+        .map(|c| c[1].to_string())
+        .collect();
+    out.push(format!("legend: {}", names.join(", ")));
+    out.join("\n")
+}
+
+#[test]
+fn html_is_one_self_contained_page_with_its_charts() {
+    let f = Fixture::new();
+    let html = f.report(&f.full, "html");
+    assert!(
+        html.starts_with("<!doctype html><html lang=\"en\">"),
+        "{html}"
+    );
+    // Nothing is fetched or run: no script, stylesheet link, image source or font URL.
+    for bad in ["<script", "<link", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(bad), "{bad}");
+    }
+    let urls: Vec<&str> = regex::Regex::new(r#"https?://[^\s"<]*"#)
+        .unwrap()
+        .find_iter(&html)
+        .map(|m| m.as_str())
+        .collect();
+    assert!(
+        urls.iter().all(|u| *u == "http://www.w3.org/2000/svg"),
+        "{urls:?}"
+    );
+    // The headline and the exact command to deploy.
+    assert!(
+        html.contains("Gain over baseline: +15.1 % (95 % CI +12.0 % … +18.3 %"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<pre class=\"deploy\"><code>vllm serve"),
+        "{html}"
+    );
+    assert!(html.contains("--max-num-seqs 256"), "{html}");
+    // Every chart, each with data.
+    let svgs: Vec<&str> = html
+        .split("<svg ")
+        .skip(1)
+        .map(|s| s.split("</svg>").next().unwrap())
+        .collect();
+    assert_eq!(svgs.len(), 3, "{html}");
+    for (svg, name) in svgs.iter().zip(["verdicts", "throughput", "latency"]) {
+        let svg = format!("<svg {svg}</svg>");
+        let structure = svg_structure(&svg);
+        assert!(
+            structure.lines().any(|l| l.starts_with("series ")
+                && !l.contains(": 0 points, 0 intervals, 0 lines, 0 bars")),
+            "{name} has no data: {structure}"
+        );
+        insta::assert_snapshot!(format!("chart_{name}"), structure);
+    }
+}
+
+#[test]
+fn html_goes_to_a_file_with_o() {
+    let f = Fixture::new();
+    let file = f.tmp.path().join("out.html");
+    let out = forge(&["report"])
+        .arg(&f.full)
+        .args(["--format", "html", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let html = std::fs::read_to_string(&file).unwrap();
+    assert!(html.ends_with("</html>\n"));
+}

@@ -1,9 +1,12 @@
 //! `forge report`: a run's baseline, best, gain with its interval, every experiment, and
-//! failures by kind — as a table, TSV, JSON or Markdown. The same renderers write the run's
-//! `experiments.tsv` and `experiments.json` views.
+//! failures by kind — as a table, TSV, JSON, Markdown or a self-contained HTML page with
+//! charts. The same renderers write the run's `experiments.tsv`, `experiments.json`,
+//! `report.md`, `report.html` and `charts/*.svg` views.
 
+pub mod html;
 pub mod render;
 pub mod summary;
+pub mod svg;
 
 pub use crate::record::{LoadedRun, load};
 pub use summary::RunSummary;
@@ -19,6 +22,8 @@ pub enum ReportFormat {
     Json,
     /// Markdown.
     Md,
+    /// One self-contained HTML page (inline CSS and SVG charts, no script).
+    Html,
 }
 
 /// The run in `run`, summarised, as `format`.
@@ -29,5 +34,6 @@ pub fn render(run: &LoadedRun, format: ReportFormat) -> anyhow::Result<String> {
         ReportFormat::Tsv => render::tsv(&run.rows),
         ReportFormat::Json => render::json(run, &summary)?,
         ReportFormat::Md => render::markdown(run, &summary),
+        ReportFormat::Html => html::page(run, &summary),
     })
 }

@@ -82,7 +82,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
+pub(crate) fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
     let mut out = vec![format!("=== Forge Report: {} ===", run.dir.display())];
     if let Some(st) = &run.settings {
         let agent = run.rows.last().map_or("—", |r| r.agent.as_str());
@@ -305,7 +305,7 @@ pub fn table(run: &LoadedRun, s: &RunSummary) -> String {
 
 /// One line per measured experiment with per-request answer agreement: exact, token
 /// prefix and similarity beside the accuracy the floor judged and the throughput.
-fn answer_lines(rows: &[ExperimentRow]) -> Vec<String> {
+pub(crate) fn answer_lines(rows: &[ExperimentRow]) -> Vec<String> {
     rows.iter()
         .filter(|r| r.exp.is_some())
         .filter_map(|r| {
@@ -326,7 +326,7 @@ fn answer_lines(rows: &[ExperimentRow]) -> Vec<String> {
 }
 
 /// One block per failed or rejected row: what failed and the engine's hint lines.
-fn failure_details(rows: &[ExperimentRow]) -> Vec<String> {
+pub(crate) fn failure_details(rows: &[ExperimentRow]) -> Vec<String> {
     let mut out = Vec::new();
     for r in rows {
         let Some(f) = &r.failure else { continue };

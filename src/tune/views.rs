@@ -1,11 +1,19 @@
 //! The run's derived files, regenerated from the journal after every row and written
-//! atomically: `experiments.tsv`, `experiments.json`, `best_recipe.yaml`.
+//! atomically: `experiments.tsv`, `experiments.json`, `best_recipe.yaml`, `report.html`,
+//! `report.md` and its `charts/*.svg`.
 
 use std::path::Path;
 
 use crate::record::{ExperimentRow, Status, recommended};
 use crate::report::{self, RunSummary};
 use crate::store::{self, BEST_RECIPE_FILE, JSON_FILE, TSV_FILE, write_atomic};
+
+/// The run's self-contained HTML report.
+pub const HTML_FILE: &str = "report.html";
+/// The run's Markdown report (its charts beside it).
+pub const MD_FILE: &str = "report.md";
+/// Where the charts' SVG files are.
+pub const CHARTS_DIR: &str = "charts";
 
 /// Rewrite every view of the run in `dir`.
 pub fn write_all(dir: &Path, rows: &[ExperimentRow]) -> Result<(), store::StoreError> {
@@ -17,6 +25,7 @@ pub fn write_all(dir: &Path, rows: &[ExperimentRow]) -> Result<(), store::StoreE
     let summary = RunSummary::of(&run);
     let json = report::render::json(&run, &summary).unwrap_or_default();
     write_atomic(&dir.join(JSON_FILE), json.as_bytes())?;
+    write_pages(dir, &run, &summary)?;
     if let Some(best) = recommended(rows) {
         let header = format!(
             "# {}; deploy with: forge recipe command {}\n",
@@ -31,6 +40,31 @@ pub fn write_all(dir: &Path, rows: &[ExperimentRow]) -> Result<(), store::StoreE
         )?;
     }
     Ok(())
+}
+
+/// `report.html` (self-contained), and `report.md` with the same charts as
+/// `charts/NAME.svg` beside it: refreshed after every row, so a night run can be watched.
+fn write_pages(
+    dir: &Path,
+    run: &report::LoadedRun,
+    s: &RunSummary,
+) -> Result<(), store::StoreError> {
+    write_atomic(&dir.join(HTML_FILE), report::html::page(run, s).as_bytes())?;
+    let charts = report::html::charts(run, s);
+    let mut md = report::render::markdown(run, s);
+    if !charts.is_empty() {
+        std::fs::create_dir_all(dir.join(CHARTS_DIR)).map_err(|e| store::StoreError::Io {
+            path: dir.join(CHARTS_DIR),
+            source: e,
+        })?;
+        md.push_str("\n## Charts\n\n");
+    }
+    for (stem, svg) in &charts {
+        let file = format!("{CHARTS_DIR}/{stem}.svg");
+        write_atomic(&dir.join(&file), svg.as_bytes())?;
+        md.push_str(&format!("![{stem}]({file})\n\n"));
+    }
+    write_atomic(&dir.join(MD_FILE), md.as_bytes())
 }
 
 /// What the recommended recipe's row says about it, in a line.

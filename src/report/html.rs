@@ -1,0 +1,323 @@
+//! `forge report RUN --format html`: one self-contained page per tune run — inline CSS and
+//! inline SVG charts ([`super::svg`]), no script, no font or request to any network — that
+//! reads the same with JavaScript off, on a phone and on paper. It leads with the headline
+//! (the gain with its interval, what to deploy as the exact command, the accuracy the
+//! floor judged), then the charts (each verdict's interval over the experiments; measured
+//! throughput with the best so far; baseline against recommended latencies), the answers
+//! against the baseline's, every experiment with the agent's rationale, and the failures
+//! with the engine's own lines. [`charts`] are also written as SVG files beside the run's
+//! `report.md`.
+
+use std::fmt::Write as _;
+
+use super::render::{answer_lines, failure_details, headline};
+use super::svg::{Bars, Marker, PALETTE, Point, RefLine, Scatter, Series, esc};
+use super::{LoadedRun, RunSummary};
+use crate::record::{ExperimentRow, Measurement, Status, recommended};
+
+const CSS: &str = "body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1a1a1a;background:#fafafa}\
+main{max-width:980px;margin:0 auto;padding:16px}\
+h1{font-size:1.45em;margin:.4em 0;overflow-wrap:anywhere}h2{font-size:1.15em;margin:1.6em 0 .5em}\
+section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:12px 16px;margin:12px 0}\
+.headline ul{padding-left:1.1em;margin:.3em 0}.headline li{overflow-wrap:anywhere}\
+pre{background:#f3f3f3;padding:8px 10px;border-radius:4px;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere;font-size:13px}\
+svg.chart{width:100%;height:auto;display:block;margin:8px 0}\
+.table-wrap{overflow-x:auto}table{border-collapse:collapse;font-size:13px;width:100%}\
+th,td{border-bottom:1px solid #e6e6e6;padding:4px 6px;text-align:left;vertical-align:top}\
+td.num{text-align:right;white-space:nowrap}td.why{min-width:16em;overflow-wrap:anywhere}\
+.kept{color:#007a55;font-weight:600}.reverted,.failed{color:#b34700}.inconclusive{color:#8a6100}\
+@media print{body{background:#fff}section{border:none;break-inside:avoid}}";
+
+/// Status colours and markers: never colour alone.
+fn style(status: Status) -> (&'static str, Marker) {
+    match status {
+        Status::Baseline => (PALETTE[6], Marker::Circle),
+        Status::Kept => (PALETTE[2], Marker::Triangle),
+        Status::Reverted => (PALETTE[3], Marker::Cross),
+        Status::Inconclusive => (PALETTE[1], Marker::Diamond),
+        _ => (PALETTE[0], Marker::Square),
+    }
+}
+
+/// The rows that measured something, with their experiment number.
+fn measured(run: &LoadedRun) -> impl Iterator<Item = (u32, &ExperimentRow, &Measurement)> {
+    run.rows
+        .iter()
+        .filter_map(|r| Some((r.exp?, r, r.measurement.as_ref()?)))
+}
+
+/// The charts of a run, as (file stem, SVG); a chart with nothing to show is left out.
+pub fn charts(run: &LoadedRun, s: &RunSummary) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let v = verdicts(run);
+    if !v.is_empty() {
+        out.push(("verdicts", v.render()));
+    }
+    let t = throughput(run);
+    if !t.is_empty() {
+        out.push(("throughput", t.render()));
+    }
+    if let Some(b) = latency(run, s) {
+        out.push(("latency", b.render()));
+    }
+    out
+}
+
+/// Each verdict's gain over its incumbent with the interval it was decided on.
+fn verdicts(run: &LoadedRun) -> Scatter {
+    let statuses = [Status::Kept, Status::Reverted, Status::Inconclusive];
+    let series = statuses
+        .iter()
+        .map(|st| {
+            let (color, marker) = style(*st);
+            let points = run
+                .rows
+                .iter()
+                .filter(|r| r.status == *st)
+                .filter_map(|r| {
+                    let iv = r.interval?;
+                    Some(Point {
+                        x: f64::from(r.exp?),
+                        y: iv.gain_pct,
+                        interval: Some((iv.lo_pct, iv.hi_pct)),
+                        title: format!(
+                            "exp {}: {} {:+.1} % [{:+.1}, {:+.1}] — {}",
+                            r.exp.unwrap_or_default(),
+                            st.as_str(),
+                            iv.gain_pct,
+                            iv.lo_pct,
+                            iv.hi_pct,
+                            r.rationale
+                        ),
+                    })
+                })
+                .collect();
+            Series {
+                name: st.as_str().to_string(),
+                color,
+                marker,
+                line: false,
+                points,
+            }
+        })
+        .collect();
+    let threshold = run.settings.as_ref().map_or(1.0, |s| s.min_improvement_pct);
+    Scatter {
+        title: "Verdicts: gain over the incumbent, with its 95 % interval".into(),
+        x_label: "experiment".into(),
+        y_label: "gain over the incumbent (%)".into(),
+        series,
+        lines: vec![
+            RefLine {
+                y: threshold,
+                label: format!("keep threshold {threshold} %"),
+            },
+            RefLine {
+                y: 0.0,
+                label: "no change".into(),
+            },
+        ],
+    }
+}
+
+/// Every measured run's throughput by status, and the best so far as a line.
+fn throughput(run: &LoadedRun) -> Scatter {
+    let mut by_status: Vec<Series> = [
+        Status::Baseline,
+        Status::Kept,
+        Status::Reverted,
+        Status::Inconclusive,
+    ]
+    .iter()
+    .map(|st| {
+        let (color, marker) = style(*st);
+        Series {
+            name: st.as_str().to_string(),
+            color,
+            marker,
+            line: false,
+            points: measured(run)
+                .filter(|(_, r, _)| r.status == *st)
+                .map(|(e, r, m)| Point {
+                    x: f64::from(e),
+                    y: m.output_throughput,
+                    interval: None,
+                    title: format!(
+                        "exp {e}: {:.1} tok/s ({}) — {}",
+                        m.output_throughput,
+                        r.status.as_str(),
+                        r.rationale
+                    ),
+                })
+                .collect(),
+        }
+    })
+    .collect();
+    let mut best = f64::NEG_INFINITY;
+    let mut line = Vec::new();
+    for (e, r, m) in measured(run) {
+        if matches!(r.status, Status::Baseline | Status::Kept) {
+            best = best.max(m.output_throughput);
+        }
+        if best.is_finite() {
+            line.push(Point {
+                x: f64::from(e),
+                y: best,
+                interval: None,
+                title: format!("best so far after exp {e}: {best:.1} tok/s"),
+            });
+        }
+    }
+    by_status.push(Series {
+        name: "best so far".into(),
+        color: PALETTE[0],
+        marker: Marker::Square,
+        line: true,
+        points: line,
+    });
+    Scatter {
+        title: "Measured throughput per experiment".into(),
+        x_label: "experiment".into(),
+        y_label: "output throughput (tok/s)".into(),
+        series: by_status,
+        lines: Vec::new(),
+    }
+}
+
+/// Baseline against the recommended recipe: median and p99 latencies.
+fn latency(run: &LoadedRun, s: &RunSummary) -> Option<Bars> {
+    let base = run
+        .rows
+        .iter()
+        .find(|r| r.status == Status::Baseline)?
+        .measurement
+        .as_ref()?;
+    let id = s.recommended_id.as_deref()?;
+    let best = run
+        .rows
+        .iter()
+        .rev()
+        .filter(|r| r.id == id && r.status != Status::Baseline)
+        .find_map(|r| r.measurement.as_ref())?;
+    let values = |m: &Measurement| {
+        vec![
+            m.median_ttft_ms,
+            m.p99_ttft_ms,
+            m.median_tpot_ms,
+            m.p99_tpot_ms,
+            m.p99_e2el_ms / 10.0,
+        ]
+    };
+    Some(Bars {
+        title: "Latency: baseline against the recommended recipe".into(),
+        y_label: "milliseconds (E2E p99 ÷ 10)".into(),
+        groups: [
+            "TTFT p50",
+            "TTFT p99",
+            "TPOT p50",
+            "TPOT p99",
+            "E2E p99 ÷10",
+        ]
+        .map(str::to_string)
+        .to_vec(),
+        series: vec![
+            ("baseline".into(), PALETTE[6], values(base)),
+            ("recommended".into(), PALETTE[0], values(best)),
+        ],
+    })
+}
+
+/// The command that deploys the recommended recipe, as `forge recipe command` prints it.
+fn deploy_command(run: &LoadedRun) -> Option<String> {
+    let best = recommended(&run.rows)?;
+    let source = run.dir.join(crate::store::BEST_RECIPE_FILE);
+    let source = source.display().to_string();
+    let target = crate::engine::deploy::Target {
+        host: "127.0.0.1",
+        port: 8000,
+        vllm_version: "0.33.0",
+        source: &source,
+    };
+    let d = crate::engine::deploy::render(&best.recipe, &target).ok()?;
+    Some(crate::engine::deploy::display(&d))
+}
+
+/// The whole page.
+pub fn page(run: &LoadedRun, s: &RunSummary) -> String {
+    let model = run.settings.as_ref().map_or("run", |st| st.model.as_str());
+    let mut out = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>forge report — {}</title><style>{CSS}</style></head><body><main>",
+        esc(model)
+    );
+    let mut lines = headline(run, s);
+    let title = lines.remove(0).replace("=== ", "").replace(" ===", "");
+    let _ = write!(
+        out,
+        "<h1>{}</h1><section class=\"headline\"><ul>",
+        esc(&title)
+    );
+    for l in lines {
+        let _ = write!(out, "<li>{}</li>", esc(&l));
+    }
+    out.push_str("</ul>");
+    if let Some(cmd) = deploy_command(run) {
+        let _ = write!(
+            out,
+            "<h2>Deploy</h2><pre class=\"deploy\"><code>{}</code></pre>",
+            esc(&cmd)
+        );
+    }
+    out.push_str("</section>");
+    for (stem, svg) in charts(run, s) {
+        let _ = write!(out, "<section class=\"chart-{stem}\">{svg}</section>");
+    }
+    let answers = answer_lines(&run.rows);
+    if !answers.is_empty() {
+        let _ = write!(
+            out,
+            "<section><h2>Answers against the baseline's</h2><pre>{}</pre></section>",
+            esc(&answers.join("\n"))
+        );
+    }
+    experiments(&mut out, run);
+    let failed = failure_details(&run.rows);
+    if !failed.is_empty() {
+        let _ = write!(
+            out,
+            "<section><h2>Failures, with the engine's own lines</h2><pre>{}</pre></section>",
+            esc(&failed.join("\n"))
+        );
+    }
+    out.push_str("</main></body></html>\n");
+    out
+}
+
+fn experiments(out: &mut String, run: &LoadedRun) {
+    out.push_str("<section><h2>Experiments</h2><div class=\"table-wrap\"><table><thead><tr><th>exp</th><th>layer</th><th>status</th><th>tok/s</th><th>accuracy</th><th>gain [95 % CI]</th><th>rationale</th></tr></thead><tbody>");
+    for r in &run.rows {
+        let m = r.measurement.as_ref();
+        let gain = r.interval.map_or("—".to_string(), |iv| {
+            format!(
+                "{:+.1} % [{:+.1}, {:+.1}]",
+                iv.gain_pct, iv.lo_pct, iv.hi_pct
+            )
+        });
+        let why = match &r.failure {
+            Some(f) => format!("[{}] {} — {}", f.class.as_str(), f.summary, r.rationale),
+            None => r.rationale.clone(),
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"{st}\">{st}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"why\">{}</td></tr>",
+            r.exp.map_or("—".to_string(), |e| e.to_string()),
+            r.layer.as_str(),
+            m.map_or("—".to_string(), |m| format!("{:.1}", m.output_throughput)),
+            m.and_then(|m| m.accuracy)
+                .map_or("—".to_string(), |a| format!("{a:.3}")),
+            esc(&gain),
+            esc(&why),
+            st = r.status.as_str(),
+        );
+    }
+    out.push_str("</tbody></table></div></section>");
+}

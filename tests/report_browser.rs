@@ -1,0 +1,185 @@
+//! The HTML report in a real browser: a dry-run tune's `report.html` opened in headless
+//! Chromium (Debian's `chromium`, installed by `scripts/test.sh`; the test skips, loudly,
+//! without it unless `FORGE_REQUIRE_CHROMIUM=1`) at desktop and phone widths. Screenshots
+//! are taken at both; the page is also loaded inside a test-only harness page whose script
+//! reads it after layout and writes what it found into the DOM Chromium dumps: no console
+//! error, every chart present with data, nothing wider than the window. Network access is
+//! refused to the browser (every host resolves nowhere) and its net log must hold no
+//! request but the page's own file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::run::sample_workload;
+use common::sandbox::Sandbox;
+
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "/usr/bin/chromium", "chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| {
+            Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var("FORGE_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
+            "FORGE_REQUIRE_CHROMIUM=1 but no chromium"
+        );
+        eprintln!("SKIPPED: no chromium (scripts/test.sh installs Debian's)");
+    }
+    found
+}
+
+/// Chromium, headless, offline, with a fresh profile in `dir`.
+fn browser(bin: &Path, dir: &Path, width: u32) -> Command {
+    let mut c = Command::new(bin);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--allow-file-access-from-files",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+    .arg(format!("--window-size={width},1600"));
+    c
+}
+
+/// The harness: the report in an iframe of `width` pixels; after it loads, what the checks
+/// need is written into `#result` as JSON.
+fn harness(report: &Path, width: u32) -> String {
+    format!(
+        r#"<!doctype html><html><body style="margin:0">
+<iframe id="f" src="{}" style="width:{width}px;height:1400px;border:0"></iframe>
+<pre id="result">pending</pre>
+<script>
+document.getElementById('f').addEventListener('load', () => {{
+  const d = document.getElementById('f').contentDocument;
+  const w = d.defaultView;
+  const charts = [...d.querySelectorAll('svg.chart')].map(s => ({{
+    title: s.getAttribute('aria-label'),
+    marks: s.querySelectorAll('.series .point, .series rect, .series polyline').length,
+    width: s.getBoundingClientRect().width
+  }}));
+  const wide = [...d.querySelectorAll('h1, h2, li, section, p')]
+    .filter(e => e.getBoundingClientRect().right > w.innerWidth + 1)
+    .map(e => e.tagName + ': ' + e.textContent.slice(0, 60));
+  document.getElementById('result').textContent = JSON.stringify({{
+    charts, wide, scrollWidth: d.documentElement.scrollWidth, innerWidth: w.innerWidth
+  }});
+}});
+</script></body></html>"#,
+        report.display()
+    )
+}
+
+#[test]
+fn the_dry_run_report_renders_offline_at_desktop_and_phone_widths() {
+    let Some(bin) = chromium() else { return };
+    let sb = Sandbox::new();
+    let workload = sample_workload();
+    let out = sb.run(&[
+        "tune",
+        "--dry-run",
+        "--llm",
+        "builtin",
+        "--model",
+        "Qwen/Qwen2.5-3B-Instruct",
+        "--sim-gpu",
+        "T4",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--start-layer",
+        "2",
+        "--max-experiments",
+        "3",
+    ]);
+    assert!(out.success(), "{}", out.stderr);
+    let run = sb.run_dir();
+    let report = run.join("report.html");
+    assert!(report.is_file());
+    for (name, width) in [("desktop", 1280u32), ("phone", 390)] {
+        let shot = sb.path().join(format!("{name}.png"));
+        let o = browser(&bin, sb.path(), width)
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!(
+                "--log-net-log={}",
+                sb.path().join("net.json").display()
+            ))
+            .arg(format!("file://{}", report.display()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        let png = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+        assert!(png > 10_000, "{name}: screenshot of {png} bytes");
+        assert!(
+            !err.lines()
+                .any(|l| l.contains("CONSOLE") && l.to_lowercase().contains("error")),
+            "{name}: console errors: {err}"
+        );
+        let net = std::fs::read_to_string(sb.path().join("net.json")).unwrap_or_default();
+        let urls: Vec<&str> = net
+            .split("\"url\":\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .filter(|u| !u.starts_with("file://") && !u.starts_with("data:"))
+            .collect();
+        assert!(
+            urls.is_empty(),
+            "{name}: requests left the machine: {urls:?}"
+        );
+
+        let page = sb.path().join(format!("harness-{name}.html"));
+        std::fs::write(&page, harness(&report, width)).unwrap();
+        let o = browser(&bin, sb.path(), width + 20)
+            .args(["--virtual-time-budget=5000", "--dump-dom"])
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&o.stdout);
+        let json = dom
+            .split("<pre id=\"result\">")
+            .nth(1)
+            .and_then(|s| s.split("</pre>").next())
+            .unwrap_or("")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| {
+            panic!(
+                "{name}: harness said {json:?} ({e}); {}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+        let charts = v["charts"].as_array().unwrap();
+        assert!(charts.len() >= 2, "{name}: {v}");
+        for c in charts {
+            assert!(c["marks"].as_u64().unwrap() > 0, "{name}: empty chart {c}");
+            assert!(
+                c["width"].as_f64().unwrap() <= f64::from(width),
+                "{name}: {c}"
+            );
+        }
+        assert!(
+            v["wide"].as_array().unwrap().is_empty(),
+            "{name}: overflowing: {v}"
+        );
+        assert!(
+            v["scrollWidth"].as_f64().unwrap() <= v["innerWidth"].as_f64().unwrap(),
+            "{name}: the page scrolls sideways: {v}"
+        );
+    }
+}
