@@ -12,6 +12,10 @@
 # ~/.cache/forge-peers/py (or $FORGE_PEERS/py) with pip; later runs reuse it. Its python is
 # exported as FORGE_PYTHON and the test must find the package (FORGE_REQUIRE_OPENAI=1).
 # Set FORGE_SKIP_OPENAI=1 to skip the install; that test then skips, loudly.
+#
+# The HTML report's browser test (tests/report_browser.rs) opens it in headless Chromium:
+# Debian's `chromium` package, installed here with apt-get when missing (as root, or with
+# sudo). Set FORGE_SKIP_CHROMIUM=1 to skip the install; that test then skips, loudly.
 set -euo pipefail
 OPENAI_VERSION=3.51.0
 cd "$(dirname "$0")/.."
@@ -37,5 +41,14 @@ if [ "${FORGE_SKIP_OPENAI:-0}" != 1 ]; then
   fi
   export FORGE_PYTHON="$py_env/bin/python"
   export FORGE_REQUIRE_OPENAI=1
+fi
+if [ "${FORGE_SKIP_CHROMIUM:-0}" != 1 ]; then
+  if ! command -v chromium >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 ||
+      { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium >/dev/null; }
+  fi
+  export FORGE_REQUIRE_CHROMIUM=1
 fi
 cargo test --all-targets

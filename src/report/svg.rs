@@ -305,19 +305,24 @@ impl Scatter {
         let f = Frame { x: xs, y: ys };
         let mut out = String::new();
         open(&mut out, "scatter", &self.title);
+        // Whole-number x values (experiments, rounds) get whole-number ticks only.
+        let whole = pts().all(|p| p.x.fract() == 0.0);
         let x_ticks: Vec<(f64, String)> = ticks(xs.0, xs.1, 8)
             .into_iter()
+            .filter(|t| !whole || t.fract() == 0.0)
             .map(|t| (t, label(t)))
             .collect();
         axes(&mut out, &f, &x_ticks, &self.x_label, &self.y_label);
-        for l in &self.lines {
+        for (i, l) in self.lines.iter().enumerate() {
             let y = f.py(l.y);
+            // Alternate labels above and below their lines, so two close lines stay legible.
+            let ty = if i % 2 == 0 { y - 5.0 } else { y + 14.0 };
             let _ = write!(
                 out,
                 r##"<g class="refline"><line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#555555" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#555555">{}</text></g>"##,
                 W - RIGHT,
                 W - RIGHT - 4.0,
-                y - 5.0,
+                ty,
                 esc(&l.label)
             );
         }
