@@ -109,12 +109,37 @@ fn the_dry_run_report_renders_offline_at_desktop_and_phone_widths() {
         "3",
     ]);
     assert!(out.success(), "{}", out.stderr);
-    let run = sb.run_dir();
-    let report = run.join("report.html");
-    assert!(report.is_file());
+    let report = sb.run_dir().join("report.html");
+    check_page(&bin, sb.path(), &report, 2);
+}
+
+/// A dry-run compare of the vLLM and SGLang twins: its `benchmark/report.html`, every
+/// candidate charted per scenario.
+#[test]
+fn the_dry_run_compare_page_renders_offline_at_desktop_and_phone_widths() {
+    let Some(bin) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let w = common::compare::synth_workload(dir.path(), 8);
+    let campaign = dir.path().join("c");
+    let out = common::compare::dry_compare(&campaign, &w)
+        .args(["--frameworks", "vllm,sglang"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_page(&bin, dir.path(), &campaign.join("benchmark/report.html"), 1);
+}
+
+/// Open `report` at desktop and phone widths: screenshots, no console error, at least
+/// `min_charts` charts each with data, nothing wider than the window, nothing fetched.
+fn check_page(bin: &Path, dir: &Path, report: &Path, min_charts: usize) {
+    assert!(report.is_file(), "{}", report.display());
     for (name, width) in [("desktop", 1280u32), ("phone", 390)] {
-        let shot = sb.path().join(format!("{name}.png"));
-        let o = browser(&bin, sb.path(), width)
+        let shot = dir.join(format!("{name}.png"));
+        let o = browser(bin, dir, width)
             .arg(format!("--screenshot={}", shot.display()))
             .arg(format!("file://{}", report.display()))
             .output()
@@ -129,9 +154,9 @@ fn the_dry_run_report_renders_offline_at_desktop_and_phone_widths() {
             "{name}: console errors: {err}"
         );
 
-        let page = sb.path().join(format!("harness-{name}.html"));
-        std::fs::write(&page, harness(&report, width)).unwrap();
-        let o = browser(&bin, sb.path(), width + 20)
+        let page = dir.join(format!("harness-{name}.html"));
+        std::fs::write(&page, harness(report, width)).unwrap();
+        let o = browser(bin, dir, width + 20)
             .args(["--virtual-time-budget=5000", "--dump-dom"])
             .arg(format!("file://{}", page.display()))
             .output()
@@ -151,7 +176,7 @@ fn the_dry_run_report_renders_offline_at_desktop_and_phone_widths() {
             )
         });
         let charts = v["charts"].as_array().unwrap();
-        assert!(charts.len() >= 2, "{name}: {v}");
+        assert!(charts.len() >= min_charts, "{name}: {v}");
         for c in charts {
             assert!(c["marks"].as_u64().unwrap() > 0, "{name}: empty chart {c}");
             assert!(

@@ -2,7 +2,8 @@
 //! `manifest.md` (what was asked, on what, by which commands), `help/FRAMEWORK.txt` (each
 //! engine's help as its search captured it), `benchmark/summary.md` and
 //! `benchmark/winning-commands.md` (every framework's best per scenario: its launch
-//! command and the benchmarks that reproduce its row, runnable as printed).
+//! command and the benchmarks that reproduce its row, runnable as printed) and
+//! `benchmark/report.html` (the same as a page with every candidate charted).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -104,18 +105,18 @@ pub fn help(dir: &Path, fw: EngineKind, searched: &Searched) -> anyhow::Result<(
     Ok(())
 }
 
-/// Rewrite `summary.md` and `winning-commands.md` from every row so far.
+/// Rewrite `summary.md`, `winning-commands.md` and `report.html` from every row so far.
 pub fn results(
     dir: &Path,
     s: &CompareSettings,
     rows: &[Candidate],
     notes: &[Note],
 ) -> anyhow::Result<()> {
-    write_atomic(
-        &dir.join(SUMMARY_FILE),
-        summary::render(rows, notes).as_bytes(),
-    )?;
+    let md = summary::render(rows, notes);
+    write_atomic(&dir.join(SUMMARY_FILE), md.as_bytes())?;
     write_atomic(&dir.join(WINNING_FILE), winning(dir, s, rows).as_bytes())?;
+    let html = super::html::page(rows, notes, &md);
+    write_atomic(&dir.join(super::html::HTML_FILE), html.as_bytes())?;
     Ok(())
 }
 

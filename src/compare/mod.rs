@@ -17,6 +17,7 @@ pub mod duel;
 pub mod fairness;
 pub mod gap;
 pub mod gate;
+pub mod html;
 pub mod rank;
 pub mod rate;
 pub mod scenario;

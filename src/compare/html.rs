@@ -1,0 +1,139 @@
+//! `benchmark/report.html`: the gate's result as one self-contained page (inline CSS and
+//! SVG, no script, nothing fetched), rewritten with `summary.md`. Per scenario, every
+//! candidate as a point — output tokens/s per GPU against the p50 time per output token a
+//! user sees — one colour and marker per framework, the SLA-failing and failed ones marked
+//! apart; then each framework's best with its command, the decisions about close winners,
+//! and the summary's tables as written.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::candidate::{Candidate, Status, best_per_framework};
+use super::summary::Note;
+use crate::report::svg::{Marker, PALETTE, Point, Scatter, Series, esc};
+
+/// `benchmark/report.html`.
+pub const HTML_FILE: &str = "benchmark/report.html";
+
+const CSS: &str = "body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1a1a1a;background:#fafafa}\
+main{max-width:980px;margin:0 auto;padding:16px}h1{font-size:1.45em;overflow-wrap:anywhere}h2{font-size:1.15em;margin:1.4em 0 .5em}\
+section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:12px 16px;margin:12px 0}\
+pre{background:#f3f3f3;padding:8px 10px;border-radius:4px;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere;font-size:13px}\
+svg.chart{width:100%;height:auto;display:block;margin:8px 0}ul{padding-left:1.1em}li{overflow-wrap:anywhere}\
+@media print{body{background:#fff}section{border:none;break-inside:avoid}}";
+
+const MARKERS: [Marker; 4] = [
+    Marker::Circle,
+    Marker::Triangle,
+    Marker::Square,
+    Marker::Diamond,
+];
+
+/// The candidates of one scenario as a chart: per framework its SLA-passing candidates,
+/// and the SLA-failing ones of every framework as crosses.
+pub fn scenario_chart(scenario: &str, rows: &[&Candidate]) -> Scatter {
+    let mut frameworks: Vec<&str> = rows.iter().map(|c| c.framework.as_str()).collect();
+    frameworks.sort_unstable();
+    frameworks.dedup();
+    let point = |c: &Candidate| {
+        let m = &c.metrics;
+        let per_gpu = m.output_token_throughput? / f64::from(c.hardware.gpu_count.max(1));
+        Some(Point {
+            x: m.p50_tpot_ms?,
+            y: per_gpu,
+            interval: None,
+            title: format!(
+                "{} {}: {:.1} tok/s per GPU, p50 TPOT {:.1} ms, SLA {}",
+                c.framework,
+                c.candidate_id,
+                per_gpu,
+                m.p50_tpot_ms.unwrap_or_default(),
+                if c.sla.passed { "passed" } else { "failed" }
+            ),
+        })
+    };
+    let mut series: Vec<Series> = frameworks
+        .iter()
+        .enumerate()
+        .map(|(i, fw)| Series {
+            name: (*fw).to_string(),
+            color: PALETTE[i % 6],
+            marker: MARKERS[i % MARKERS.len()],
+            line: false,
+            points: rows
+                .iter()
+                .filter(|c| c.framework == *fw && c.eligible())
+                .filter_map(|c| point(c))
+                .collect(),
+        })
+        .collect();
+    series.push(Series {
+        name: "SLA failed".into(),
+        color: PALETTE[3],
+        marker: Marker::Cross,
+        line: false,
+        points: rows
+            .iter()
+            .filter(|c| c.status == Status::Ok && !c.sla.passed)
+            .filter_map(|c| point(c))
+            .collect(),
+    });
+    Scatter {
+        title: format!("{scenario}: every candidate"),
+        x_label: "p50 time per output token (ms) — lower is faster per user".into(),
+        y_label: "output tokens/s per GPU".into(),
+        series,
+        lines: Vec::new(),
+    }
+}
+
+/// The whole page.
+pub fn page(candidates: &[Candidate], notes: &[Note], summary_md: &str) -> String {
+    let mut out = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>forge compare</title><style>{CSS}</style></head><body><main><h1>forge compare: {}</h1>",
+        esc(candidates
+            .first()
+            .map_or("no candidates", |c| c.model.as_str()))
+    );
+    let mut by_scenario: BTreeMap<&str, Vec<&Candidate>> = BTreeMap::new();
+    for c in candidates {
+        by_scenario
+            .entry(c.workload.scenario.as_str())
+            .or_default()
+            .push(c);
+    }
+    for (scenario, rows) in &by_scenario {
+        let _ = write!(out, "<section><h2>{}</h2>", esc(scenario));
+        let chart = scenario_chart(scenario, rows);
+        if !chart.is_empty() {
+            out.push_str(&chart.render());
+        }
+        out.push_str("<ul>");
+        for best in best_per_framework(candidates, scenario, false) {
+            let m = &best.metrics;
+            let _ = write!(
+                out,
+                "<li><b>{}</b> {}: {} req/s, {} output tok/s, SLA {}<pre>{}</pre></li>",
+                esc(&best.framework),
+                esc(&best.candidate_id),
+                m.request_throughput
+                    .map_or("—".into(), |v| format!("{v:.2}")),
+                m.output_token_throughput
+                    .map_or("—".into(), |v| format!("{v:.1}")),
+                if best.sla.passed { "passed" } else { "failed" },
+                esc(&best.server_command)
+            );
+        }
+        out.push_str("</ul>");
+        for n in notes.iter().filter(|n| n.scenario == *scenario) {
+            let _ = write!(out, "<p>{}</p>", esc(&n.text));
+        }
+        out.push_str("</section>");
+    }
+    let _ = writeln!(
+        out,
+        "<section><h2>The summary, as written to benchmark/summary.md</h2><pre>{}</pre></section></main></body></html>",
+        esc(summary_md)
+    );
+    out
+}
