@@ -12,7 +12,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::run::sample_workload;
 use common::sandbox::Sandbox;
 
 fn chromium() -> Option<PathBuf> {
@@ -91,23 +90,8 @@ document.getElementById('f').addEventListener('load', () => {{
 fn the_dry_run_report_renders_offline_at_desktop_and_phone_widths() {
     let Some(bin) = chromium() else { return };
     let sb = Sandbox::new();
-    let workload = sample_workload();
-    let out = sb.run(&[
-        "tune",
-        "--dry-run",
-        "--llm",
-        "builtin",
-        "--model",
-        "Qwen/Qwen2.5-3B-Instruct",
-        "--sim-gpu",
-        "T4",
-        "--workload",
-        workload.to_str().unwrap(),
-        "--start-layer",
-        "2",
-        "--max-experiments",
-        "3",
-    ]);
+    let args = common::run::t4_layer2_dry_run(3);
+    let out = sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.success(), "{}", out.stderr);
     let report = sb.run_dir().join("report.html");
     check_page(&bin, sb.path(), &report, 2);

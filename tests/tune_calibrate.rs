@@ -10,27 +10,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::run::{fixture, journal, sim_small_workload};
+use common::hub::qwen3;
+use common::run::{fixture, journal, latest_run_dir, sim_small_workload};
 use common::sandbox::Sandbox;
 use common::sim_proc::MODEL;
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Qwen3-0.6B's published config.json, with `extra` fields.
-fn qwen3(extra: serde_json::Value) -> serde_json::Value {
-    let mut c = json!({
-        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
-        "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
-        "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
-        "vocab_size": 151936, "max_position_embeddings": 40960,
-        "torch_dtype": "bfloat16", "tie_word_embeddings": true
-    });
-    if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
-        c.extend(e.clone());
-    }
-    c
-}
 
 /// A Hub that knows the base model and no quantized copy of it.
 async fn hub_without_copies() -> MockServer {
@@ -96,16 +82,6 @@ fn tune(sb: &Sandbox) -> String {
     out.stderr
 }
 
-/// The runs of a store, oldest first.
-fn runs(store: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(store.join("runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
-}
-
 /// The journal row that served a calibrated checkpoint (under the store's `calibrated/`).
 fn calibrated_row(run: &Path) -> serde_json::Value {
     journal(run)
@@ -127,7 +103,7 @@ async fn a_model_without_checkpoints_is_calibrated_on_its_workload_and_reused() 
         err.contains("layer 2 candidate: awq-w4a16 calibrated on the workload when first tried"),
         "{err}"
     );
-    let run = runs(&sb.store()).pop().unwrap();
+    let run = latest_run_dir(&sb.store());
     let row = calibrated_row(&run);
     assert!(row["measurement"].is_object(), "served and measured: {row}");
     let dir = PathBuf::from(row["recipe"]["quant"]["checkpoint"].as_str().unwrap());
@@ -166,7 +142,7 @@ async fn a_model_without_checkpoints_is_calibrated_on_its_workload_and_reused() 
 
     // A second run on the same store calibrates nothing it has calibrated before.
     let err = tokio::task::block_in_place(|| tune(&sb));
-    let again = runs(&sb.store()).pop().unwrap();
+    let again = latest_run_dir(&sb.store());
     assert_ne!(again, run);
     let row2 = calibrated_row(&again);
     if row2["recipe"]["quant"]["checkpoint"] == row["recipe"]["quant"]["checkpoint"] {
@@ -187,7 +163,7 @@ async fn a_calibration_out_of_gpu_memory_is_a_failed_row_and_the_run_goes_on() {
     let hub = hub_without_copies().await;
     let sb = sandbox(&hub, Some("oom"));
     let _ = tokio::task::block_in_place(|| tune(&sb));
-    let run = runs(&sb.store()).pop().unwrap();
+    let run = latest_run_dir(&sb.store());
     let row = calibrated_row(&run);
     assert_eq!(row["status"], "failed", "{row}");
     let failure = &row["failure"];

@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::hub::qwen3;
 use common::run::{journal, sim_small_workload};
 use common::sandbox::Sandbox;
 use common::sim_proc::MODEL;
@@ -17,21 +18,6 @@ use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const AWQ: &str = "acme/Qwen3-0.6B-AWQ";
-
-/// Qwen3-0.6B's shape (its published config.json), with `extra` fields.
-fn qwen3(extra: serde_json::Value) -> serde_json::Value {
-    let mut c = json!({
-        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
-        "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
-        "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
-        "vocab_size": 151936, "max_position_embeddings": 40960,
-        "torch_dtype": "bfloat16", "tie_word_embeddings": true
-    });
-    if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
-        c.extend(e.clone());
-    }
-    c
-}
 
 async fn serve_config(server: &MockServer, repo: &str, body: serde_json::Value) {
     Mock::given(method("GET"))

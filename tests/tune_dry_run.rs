@@ -93,23 +93,8 @@ fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
 #[test]
 fn t4_qwen25_3b_reaches_the_quant_layer_and_reports_the_int4_gain() {
     let sb = Sandbox::new();
-    let workload = sample_workload();
-    let out = sb.run(&[
-        "tune",
-        "--dry-run",
-        "--llm",
-        "builtin",
-        "--model",
-        "Qwen/Qwen2.5-3B-Instruct",
-        "--sim-gpu",
-        "T4",
-        "--workload",
-        workload.to_str().unwrap(),
-        "--start-layer",
-        "2",
-        "--max-experiments",
-        "2",
-    ]);
+    let args = common::run::t4_layer2_dry_run(2);
+    let out = sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let err = &out.stderr;
     assert!(out.success(), "{err}");
     assert!(

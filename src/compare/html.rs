@@ -15,13 +15,6 @@ use crate::report::svg::{Marker, PALETTE, Point, Scatter, Series, esc};
 /// `benchmark/report.html`.
 pub const HTML_FILE: &str = "benchmark/report.html";
 
-const CSS: &str = "body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1a1a1a;background:#fafafa}\
-main{max-width:980px;margin:0 auto;padding:16px}h1{font-size:1.45em;overflow-wrap:anywhere}h2{font-size:1.15em;margin:1.4em 0 .5em}\
-section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:12px 16px;margin:12px 0}\
-pre{background:#f3f3f3;padding:8px 10px;border-radius:4px;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere;font-size:13px}\
-svg.chart{width:100%;height:auto;display:block;margin:8px 0}ul{padding-left:1.1em}li{overflow-wrap:anywhere}\
-@media print{body{background:#fff}section{border:none;break-inside:avoid}}";
-
 const MARKERS: [Marker; 4] = [
     Marker::Circle,
     Marker::Triangle,
@@ -89,12 +82,11 @@ pub fn scenario_chart(scenario: &str, rows: &[&Candidate]) -> Scatter {
 
 /// The whole page.
 pub fn page(candidates: &[Candidate], notes: &[Note], summary_md: &str) -> String {
-    let mut out = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>forge compare</title><style>{CSS}</style></head><body><main><h1>forge compare: {}</h1>",
-        esc(candidates
-            .first()
-            .map_or("no candidates", |c| c.model.as_str()))
-    );
+    let model = candidates
+        .first()
+        .map_or("no candidates", |c| c.model.as_str());
+    let mut out = crate::report::html::open(&format!("forge compare — {model}"));
+    let _ = write!(out, "<h1>forge compare: {}</h1>", esc(model));
     let mut by_scenario: BTreeMap<&str, Vec<&Candidate>> = BTreeMap::new();
     for c in candidates {
         by_scenario

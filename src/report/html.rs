@@ -15,11 +15,12 @@ use super::svg::{Bars, Marker, PALETTE, Point, RefLine, Scatter, Series, esc};
 use super::{LoadedRun, RunSummary};
 use crate::record::{ExperimentRow, Measurement, Status, recommended};
 
-const CSS: &str = "body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1a1a1a;background:#fafafa}\
+/// The style every forge page shares (the tune report, the compare page).
+pub const CSS: &str = "body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1a1a1a;background:#fafafa}\
 main{max-width:980px;margin:0 auto;padding:16px}\
 h1{font-size:1.45em;margin:.4em 0;overflow-wrap:anywhere}h2{font-size:1.15em;margin:1.6em 0 .5em}\
 section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:12px 16px;margin:12px 0}\
-.headline ul{padding-left:1.1em;margin:.3em 0}.headline li{overflow-wrap:anywhere}\
+ul{padding-left:1.1em;margin:.3em 0}li{overflow-wrap:anywhere}\
 pre{background:#f3f3f3;padding:8px 10px;border-radius:4px;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere;font-size:13px}\
 svg.chart{width:100%;height:auto;display:block;margin:8px 0}\
 .table-wrap{overflow-x:auto}table{border-collapse:collapse;font-size:13px;width:100%}\
@@ -242,13 +243,18 @@ fn deploy_command(run: &LoadedRun) -> Option<String> {
     Some(crate::engine::deploy::display(&d))
 }
 
+/// A page's opening, up to `<main>`: the document head with `title` and [`CSS`].
+pub fn open(title: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{CSS}</style></head><body><main>",
+        esc(title)
+    )
+}
+
 /// The whole page.
 pub fn page(run: &LoadedRun, s: &RunSummary) -> String {
     let model = run.settings.as_ref().map_or("run", |st| st.model.as_str());
-    let mut out = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>forge report — {}</title><style>{CSS}</style></head><body><main>",
-        esc(model)
-    );
+    let mut out = open(&format!("forge report — {model}"));
     let mut lines = headline(run, s);
     let title = lines.remove(0).replace("=== ", "").replace(" ===", "");
     let _ = write!(

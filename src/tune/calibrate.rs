@@ -403,15 +403,7 @@ mod tests {
 
     #[test]
     fn each_scheme_is_gated_and_keyed_by_revision_recipe_and_sample() {
-        let lines: Vec<String> = (1..=6)
-            .map(|i| {
-                format!(
-                    r#"{{"prompt":"{}","expected_output_tokens":4}}"#,
-                    "w ".repeat(i)
-                )
-            })
-            .collect();
-        let w = crate::workload::parse(Path::new("w"), &lines.join("\n")).unwrap();
+        let w = crate::tune::quantize::tests::growing(6);
         let store = Path::new("/s");
         let a100 = crate::hardware::gpus::lookup("A100-80GB");
         let (p, notes) = plan("Qwen/Qwen3-0.6B", EngineKind::Vllm, a100, store, &w, 4);

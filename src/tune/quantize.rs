@@ -330,7 +330,7 @@ fn machine(e: &dyn std::fmt::Display) -> Failure {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -350,9 +350,9 @@ mod tests {
         assert_eq!(counted_tokens("no count here"), None);
     }
 
-    #[test]
-    fn calibration_prompts_span_the_lengths() {
-        let lines: Vec<String> = (1..=10)
+    /// A workload of `n` prompts of 1 to `n` words.
+    pub(crate) fn growing(n: usize) -> Workload {
+        let lines: Vec<String> = (1..=n)
             .map(|i| {
                 format!(
                     r#"{{"prompt":"{}","expected_output_tokens":4}}"#,
@@ -360,7 +360,12 @@ mod tests {
                 )
             })
             .collect();
-        let w = crate::workload::parse(Path::new("w"), &lines.join("\n")).unwrap();
+        crate::workload::parse(Path::new("w"), &lines.join("\n")).unwrap()
+    }
+
+    #[test]
+    fn calibration_prompts_span_the_lengths() {
+        let w = growing(10);
         let (text, tokens) = calibration(&w, 3);
         let picked: Vec<&str> = text.split("\n\n").collect();
         assert_eq!(picked.len(), 3);

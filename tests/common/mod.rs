@@ -18,6 +18,7 @@
 //! - `fake_engine`: an engine whose checkout is a git repository and whose speed and
 //!   answers a diff changes (campaign tests).
 //! - `git`: git by argv for tests (a throwaway identity, no system config).
+//! - `hub`: Hugging Face Hub test data (a real model's published `config.json`).
 //! - `fake_openai`: a scriptable OpenAI-compatible server for `forge bench`.
 //! - `llamacpp`: the real llama.cpp peers (llama-server and a small GGUF), or a loud skip.
 //! - `openai_py`: a Python with the official `openai` SDK, or a loud skip.
@@ -31,6 +32,7 @@ pub mod compare;
 pub mod fake_engine;
 pub mod fake_openai;
 pub mod git;
+pub mod hub;
 pub mod llamacpp;
 pub mod llm_ctx;
 pub mod llm_mock;

@@ -111,3 +111,27 @@ pub fn sample_workload() -> PathBuf {
 pub fn sim_small_workload() -> PathBuf {
     fixture("sim_small.jsonl")
 }
+
+/// `forge tune --dry-run` of the original's layer-2 scenario (T4 + Qwen2.5-3B, the sample
+/// workload, from layer 2) for `experiments` experiments.
+pub fn t4_layer2_dry_run(experiments: u32) -> Vec<String> {
+    let workload = sample_workload().display().to_string();
+    [
+        "tune",
+        "--dry-run",
+        "--llm",
+        "builtin",
+        "--model",
+        "Qwen/Qwen2.5-3B-Instruct",
+        "--sim-gpu",
+        "T4",
+        "--workload",
+        &workload,
+        "--start-layer",
+        "2",
+        "--max-experiments",
+        &experiments.to_string(),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
