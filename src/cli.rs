@@ -839,6 +839,9 @@ pub struct ReportArgs {
     /// Write the report to this file (atomically) instead of standard output.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// List every run of the store (model, engine, GPU, state, confirmed gain) instead.
+    #[arg(long, conflicts_with_all = ["format", "output"])]
+    pub list: bool,
 }
 
 /// `forge playbook ...`.

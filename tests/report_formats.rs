@@ -840,3 +840,23 @@ fn html_goes_to_a_file_with_o() {
     let html = std::fs::read_to_string(&file).unwrap();
     assert!(html.ends_with("</html>\n"));
 }
+
+#[test]
+fn list_shows_every_run_of_the_store() {
+    let f = Fixture::new();
+    let out = forge(&["report", "--list"])
+        .arg(f.root())
+        .current_dir(f.tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        3,
+        "a header and a line per run: {text}"
+    );
+    assert!(text.contains("+15.1 % [+12.0, +18.3]"), "{text}");
+    insta::assert_snapshot!("report_list", text);
+}

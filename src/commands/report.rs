@@ -1,5 +1,6 @@
 //! `forge report RUN_OR_STORE [--format …] [-o FILE]`: read a run (or a store's latest
-//! run) and print it, or write it to a file.
+//! run) and print it, or write it to a file; `forge report --list STORE`: every run of a
+//! store in a line.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,10 @@ use crate::{record, report, store};
 
 /// `forge report`.
 pub fn main(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    if args.list {
+        crate::term::print(&list(&args.path)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let dir = store::resolve_run_path(&args.path)?;
     let run = record::load(&dir)?;
     let text = report::render(&run, args.format)?;
@@ -20,4 +25,68 @@ pub fn main(args: ReportArgs) -> anyhow::Result<ExitCode> {
         None => crate::term::print(&text)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `forge report --list STORE`: one line per run, oldest first; a run that cannot be read
+/// says why on its line and the list goes on.
+fn list(path: &std::path::Path) -> anyhow::Result<String> {
+    let root = if path.file_name().is_some_and(|n| n == "runs") {
+        path.parent().unwrap_or(path)
+    } else {
+        path
+    };
+    let runs = store::Store::new(root).runs()?;
+    anyhow::ensure!(
+        !runs.is_empty(),
+        "{}: no runs in this store",
+        root.display()
+    );
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING);
+    t.set_header([
+        "run",
+        "model",
+        "engine",
+        "gpu",
+        "state",
+        "gain over baseline",
+    ]);
+    for r in runs {
+        let name = r
+            .path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into());
+        match record::load(&r.path) {
+            Ok(run) => t.add_row(line(name, &run)),
+            Err(e) => t.add_row([name, format!("unreadable: {}", crate::term::error_text(&e))]),
+        };
+    }
+    Ok(t.lines().map(|l| l.trim_end().to_string() + "\n").collect())
+}
+
+fn line(name: String, run: &record::LoadedRun) -> Vec<String> {
+    let s = report::RunSummary::of(run);
+    let st = run.settings.as_ref();
+    let gpu = st.map_or("—".to_string(), |st| match &st.engine {
+        record::EngineChoice::Sim { gpu, .. } => format!("{gpu} (simulated)"),
+        _ => st
+            .hardware
+            .as_ref()
+            .map_or(st.device.as_str().to_string(), |h| h.gpu_type.clone()),
+    });
+    let gain = match (&s.gain, &s.chained_gain) {
+        (Some(g), _) => format!("{:+.1} % [{:+.1}, {:+.1}]", g.gain_pct, g.lo_pct, g.hi_pct),
+        (None, Some(g)) => format!("{:+.1} % (chained, approximate)", g.gain_pct),
+        (None, None) => "—".to_string(),
+    };
+    vec![
+        name,
+        st.map_or("—".to_string(), |st| st.model.clone()),
+        st.map_or("—".to_string(), |st| {
+            st.engine.recipe_engine().as_str().to_string()
+        }),
+        gpu,
+        s.state.to_string(),
+        gain,
+    ]
 }
