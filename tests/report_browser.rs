@@ -94,7 +94,13 @@ fn the_dry_run_report_renders_offline_at_desktop_and_phone_widths() {
     let out = sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.success(), "{}", out.stderr);
     let report = sb.run_dir().join("report.html");
-    check_page(&bin, sb.path(), &report, 2);
+    let html = std::fs::read_to_string(&report).unwrap();
+    // The verdicts, the throughput and the workload's shape (the latencies too once a recipe
+    // other than the baseline is recommended).
+    for title in ["Verdicts:", "Measured throughput", "Workload: 50 requests"] {
+        assert!(html.contains(&format!("aria-label=\"{title}")), "{title}");
+    }
+    check_page(&bin, sb.path(), &report, 3);
 }
 
 /// A dry-run compare of the vLLM and SGLang twins: its `benchmark/report.html`, every

@@ -61,7 +61,65 @@ pub fn charts(run: &LoadedRun, s: &RunSummary) -> Vec<(&'static str, String)> {
     if let Some(b) = latency(run, s) {
         out.push(("latency", b.render()));
     }
+    if let Some(b) = workload_shape(run) {
+        out.push(("workload", b.render()));
+    }
     out
+}
+
+/// Upper edges of the length histogram's bins, in tokens (the last bin is open).
+const LENGTH_BINS: [u32; 8] = [64, 128, 256, 512, 1024, 2048, 4096, 8192];
+
+/// The bin of a length.
+fn bin_of(tokens: u32) -> usize {
+    LENGTH_BINS
+        .iter()
+        .position(|edge| tokens <= *edge)
+        .unwrap_or(LENGTH_BINS.len())
+}
+
+/// The workload the run tuned on: prompt and output lengths as histograms, with its request
+/// count, prefix sharing and arrival rate in the title (`None` when the file is not here).
+fn workload_shape(run: &LoadedRun) -> Option<Bars> {
+    let w = crate::workload::load(&run.settings.as_ref()?.workload).ok()?;
+    let stats = crate::workload::stats::compute(&w);
+    let mut prompts = vec![0.0; LENGTH_BINS.len() + 1];
+    let mut outputs = prompts.clone();
+    for r in &w.requests {
+        prompts[bin_of(crate::workload::stats::prompt_tokens(r).len() as u32)] += 1.0;
+        outputs[bin_of(r.expected_output_tokens)] += 1.0;
+    }
+    let used = prompts
+        .iter()
+        .zip(&outputs)
+        .rposition(|(p, o)| *p > 0.0 || *o > 0.0)?
+        + 1;
+    let mut groups: Vec<String> = Vec::new();
+    let mut lo = 1;
+    for (i, edge) in LENGTH_BINS.iter().enumerate().take(used) {
+        groups.push(format!("{lo}–{edge}"));
+        lo = edge + 1;
+        if i + 1 == LENGTH_BINS.len() && used > LENGTH_BINS.len() {
+            groups.push(format!(">{edge}"));
+        }
+    }
+    let rate = stats
+        .mean_arrival_rate
+        .map_or("all at once".to_string(), |r| format!("{r:.2} req/s"));
+    Some(Bars {
+        title: format!(
+            "Workload: {} requests, {:.0} % shared prefix, arrivals {rate}",
+            stats.requests,
+            100.0 * stats.prefix_share
+        ),
+        x_label: "length (tokens)".into(),
+        y_label: "requests".into(),
+        groups,
+        series: vec![
+            ("prompt tokens".into(), PALETTE[0], prompts[..used].to_vec()),
+            ("output tokens".into(), PALETTE[1], outputs[..used].to_vec()),
+        ],
+    })
 }
 
 /// Each verdict's gain over its incumbent with the interval it was decided on.
@@ -211,6 +269,7 @@ fn latency(run: &LoadedRun, s: &RunSummary) -> Option<Bars> {
     };
     Some(Bars {
         title: "Latency: baseline against the recommended recipe".into(),
+        x_label: String::new(),
         y_label: "milliseconds (E2E p99 ÷ 10)".into(),
         groups: [
             "TTFT p50",
@@ -326,4 +385,18 @@ fn experiments(out: &mut String, run: &LoadedRun) {
         );
     }
     out.push_str("</tbody></table></div></section>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_fall_in_power_of_two_bins_with_an_open_last_one() {
+        assert_eq!(bin_of(1), 0);
+        assert_eq!(bin_of(64), 0);
+        assert_eq!(bin_of(65), 1);
+        assert_eq!(bin_of(8192), 7);
+        assert_eq!(bin_of(8193), 8);
+    }
 }

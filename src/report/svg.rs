@@ -86,6 +86,8 @@ pub struct Scatter {
 pub struct Bars {
     /// Title.
     pub title: String,
+    /// Horizontal axis label (what the categories are), with its unit.
+    pub x_label: String,
     /// Vertical axis label, with its unit.
     pub y_label: String,
     /// Category names.
@@ -394,7 +396,7 @@ impl Bars {
             .enumerate()
             .map(|(i, g)| (i as f64 + 0.5, g.clone()))
             .collect();
-        axes(&mut out, &f, &x_ticks, "", &self.y_label);
+        axes(&mut out, &f, &x_ticks, &self.x_label, &self.y_label);
         let k = self.series.len().max(1) as f64;
         let group_w = f.px(1.0) - f.px(0.0);
         let bar_w = group_w * 0.7 / k;
