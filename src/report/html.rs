@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use super::render::{answer_lines, failure_details, headline};
+use super::render::{answer_lines, failure_details, gain_ci, headline, rationale};
 use super::svg::{Bars, Marker, PALETTE, Point, RefLine, Scatter, Series, esc};
 use super::{LoadedRun, RunSummary};
 use crate::record::{ExperimentRow, Measurement, Status, recommended};
@@ -292,10 +292,11 @@ fn deploy_command(run: &LoadedRun) -> Option<String> {
     let best = recommended(&run.rows)?;
     let source = run.dir.join(crate::store::BEST_RECIPE_FILE);
     let source = source.display().to_string();
+    let version = crate::engine::vllm::flags::Version::CURRENT.to_string();
     let target = crate::engine::deploy::Target {
         host: "127.0.0.1",
         port: 8000,
-        vllm_version: "0.33.0",
+        vllm_version: &version,
         source: &source,
     };
     let d = crate::engine::deploy::render(&best.recipe, &target).ok()?;
@@ -312,6 +313,12 @@ pub fn open(title: &str) -> String {
 
 /// The whole page.
 pub fn page(run: &LoadedRun, s: &RunSummary) -> String {
+    page_with(run, s, &charts(run, s))
+}
+
+/// The whole page around `charts` (already rendered: the run's views also write them as
+/// files).
+pub fn page_with(run: &LoadedRun, s: &RunSummary, charts: &[(&str, String)]) -> String {
     let model = run.settings.as_ref().map_or("run", |st| st.model.as_str());
     let mut out = open(&format!("forge report — {model}"));
     let mut lines = headline(run, s);
@@ -333,44 +340,40 @@ pub fn page(run: &LoadedRun, s: &RunSummary) -> String {
         );
     }
     out.push_str("</section>");
-    for (stem, svg) in charts(run, s) {
+    for (stem, svg) in charts {
         let _ = write!(out, "<section class=\"chart-{stem}\">{svg}</section>");
     }
-    let answers = answer_lines(&run.rows);
-    if !answers.is_empty() {
-        let _ = write!(
-            out,
-            "<section><h2>Answers against the baseline's</h2><pre>{}</pre></section>",
-            esc(&answers.join("\n"))
-        );
-    }
+    pre_section(
+        &mut out,
+        "Answers against the baseline's",
+        &answer_lines(&run.rows),
+    );
     experiments(&mut out, run);
-    let failed = failure_details(&run.rows);
-    if !failed.is_empty() {
-        let _ = write!(
-            out,
-            "<section><h2>Failures, with the engine's own lines</h2><pre>{}</pre></section>",
-            esc(&failed.join("\n"))
-        );
-    }
+    pre_section(
+        &mut out,
+        "Failures, with the engine's own lines",
+        &failure_details(&run.rows),
+    );
     out.push_str("</main></body></html>\n");
     out
+}
+
+/// A section of preformatted `lines` under `title`; nothing when there are none.
+fn pre_section(out: &mut String, title: &str, lines: &[String]) {
+    if !lines.is_empty() {
+        let _ = write!(
+            out,
+            "<section><h2>{}</h2><pre>{}</pre></section>",
+            esc(title),
+            esc(&lines.join("\n"))
+        );
+    }
 }
 
 fn experiments(out: &mut String, run: &LoadedRun) {
     out.push_str("<section><h2>Experiments</h2><div class=\"table-wrap\"><table><thead><tr><th>exp</th><th>layer</th><th>status</th><th>tok/s</th><th>accuracy</th><th>gain [95 % CI]</th><th>rationale</th></tr></thead><tbody>");
     for r in &run.rows {
         let m = r.measurement.as_ref();
-        let gain = r.interval.map_or("—".to_string(), |iv| {
-            format!(
-                "{:+.1} % [{:+.1}, {:+.1}]",
-                iv.gain_pct, iv.lo_pct, iv.hi_pct
-            )
-        });
-        let why = match &r.failure {
-            Some(f) => format!("[{}] {} — {}", f.class.as_str(), f.summary, r.rationale),
-            None => r.rationale.clone(),
-        };
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td class=\"{st}\">{st}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"why\">{}</td></tr>",
@@ -379,8 +382,8 @@ fn experiments(out: &mut String, run: &LoadedRun) {
             m.map_or("—".to_string(), |m| format!("{:.1}", m.output_throughput)),
             m.and_then(|m| m.accuracy)
                 .map_or("—".to_string(), |a| format!("{a:.3}")),
-            esc(&gain),
-            esc(&why),
+            esc(&gain_ci(r)),
+            esc(&rationale(r)),
             st = r.status.as_str(),
         );
     }

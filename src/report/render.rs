@@ -28,7 +28,7 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "—".into(), |x| format!("{x:.digits$}"))
 }
 
-fn gain_ci(r: &ExperimentRow) -> String {
+pub(crate) fn gain_ci(r: &ExperimentRow) -> String {
     match r.interval {
         Some(iv) => format!(
             "{:+.1}% [{:+.1}, {:+.1}]",
@@ -46,7 +46,7 @@ fn kept_mark(r: &ExperimentRow) -> &'static str {
     }
 }
 
-fn rationale(r: &ExperimentRow) -> String {
+pub(crate) fn rationale(r: &ExperimentRow) -> String {
     match (&r.failure, r.status) {
         (Some(f), Status::Failed) => {
             format!("[{}] {} — {}", f.class.as_str(), f.summary, r.rationale)

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::measure::Prepare;
 use crate::build::run::{Ended, Step};
-use crate::engine::failure::{Failure, MAX_HINTS};
+use crate::engine::failure::{Failure, collect_hints};
 use crate::engine::gates::{self, Scheme};
 use crate::hardware::GpuSpec;
 use crate::recipe::{EngineKind, Recipe};
@@ -343,13 +343,7 @@ fn missing_module(log: &str) -> Option<String> {
 
 /// The log's last lines that say what went wrong (Python's exception lines).
 fn error_lines(log: &str) -> Vec<String> {
-    let lines: Vec<String> = log
-        .lines()
-        .filter(|l| l.contains("Error") || l.contains("error:") || l.starts_with("Traceback"))
-        .map(|l| l.trim().to_string())
-        .collect();
-    let n = lines.len();
-    lines[n.saturating_sub(MAX_HINTS)..].to_vec()
+    collect_hints(log, &["Error", "error:", "Traceback"], |_| true, str::trim)
 }
 
 /// The engine's Python: the interpreter of the launcher's script when it is a Python (a

@@ -49,8 +49,9 @@ fn write_pages(
     run: &report::LoadedRun,
     s: &RunSummary,
 ) -> Result<(), store::StoreError> {
-    write_atomic(&dir.join(HTML_FILE), report::html::page(run, s).as_bytes())?;
     let charts = report::html::charts(run, s);
+    let page = report::html::page_with(run, s, &charts);
+    write_atomic(&dir.join(HTML_FILE), page.as_bytes())?;
     let mut md = report::render::markdown(run, s);
     if !charts.is_empty() {
         std::fs::create_dir_all(dir.join(CHARTS_DIR)).map_err(|e| store::StoreError::Io {
