@@ -59,6 +59,11 @@ pub fn percent() -> ValueParser {
     ValueParser::new(finite(0.0, 100.0, "a percentage"))
 }
 
+/// Seconds between reports: 0 (never) up to a day.
+pub fn period() -> ValueParser {
+    ValueParser::new(finite(0.0, 86_400.0, "a number of seconds, 0 for never"))
+}
+
 /// A fraction, 0 to 1.
 pub fn fraction() -> ValueParser {
     ValueParser::new(finite(0.0, 1.0, "a fraction"))

@@ -770,6 +770,10 @@ pub struct TuneArgs {
     /// Seconds to wait for an engine to become ready.
     #[arg(long, default_value_t = 600.0, value_parser = crate::bounds::seconds())]
     pub boot_timeout: f64,
+    /// While a measured run lasts longer, say every this many seconds how far it is
+    /// (requests done, in flight, failed, current output tokens/s); 0 says nothing.
+    #[arg(long, default_value_t = 60.0, value_parser = crate::bounds::period())]
+    pub heartbeat: f64,
     /// GPU the simulator models (dry runs; default: the detected GPU, else H100).
     #[arg(long)]
     pub sim_gpu: Option<String>,
@@ -839,9 +843,20 @@ pub struct ReportArgs {
     /// Write the report to this file (atomically) instead of standard output.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Price a million output tokens at this many US dollars per GPU-hour (default: the
+    /// GPU's built-in on-demand price, dated and sourced: `forge report --prices`).
+    #[arg(long, value_parser = crate::bounds::dollars())]
+    pub gpu_hour_usd: Option<f64>,
     /// List every run of the store (model, engine, GPU, state, confirmed gain) instead.
     #[arg(long, conflicts_with_all = ["format", "output"])]
     pub list: bool,
+    /// Print the built-in GPU-hour prices (each with its source and date) instead.
+    #[arg(long, conflicts_with_all = ["format", "output", "list", "gpu_hour_usd"])]
+    pub prices: bool,
+    /// Show two runs side by side (each a run directory, or a store for its latest run)
+    /// instead: what each tuned, recommends, gained over its own baseline, and costs.
+    #[arg(long, num_args = 2, value_name = "RUN", conflicts_with_all = ["list", "prices"])]
+    pub compare: Option<Vec<PathBuf>>,
 }
 
 /// `forge playbook ...`.

@@ -71,7 +71,11 @@ document.getElementById('f').addEventListener('load', () => {{
   const charts = [...d.querySelectorAll('svg.chart')].map(s => ({{
     title: s.getAttribute('aria-label'),
     marks: s.querySelectorAll('.series .point, .series rect, .series polyline').length,
-    width: s.getBoundingClientRect().width
+    width: s.getBoundingClientRect().width,
+    clipped: [...s.querySelectorAll('text:not(.y-label)')].filter(t => {{
+      const b = t.getBBox();
+      return b.x < -1 || b.x + b.width > s.viewBox.baseVal.width + 1;
+    }}).map(t => t.textContent)
   }}));
   const wide = [...d.querySelectorAll('h1, h2, li, section, p')]
     .filter(e => e.getBoundingClientRect().right > w.innerWidth + 1)
@@ -97,10 +101,21 @@ fn the_dry_run_report_renders_offline_at_desktop_and_phone_widths() {
     let html = std::fs::read_to_string(&report).unwrap();
     // The verdicts, the throughput and the workload's shape (the latencies too once a recipe
     // other than the baseline is recommended).
-    for title in ["Verdicts:", "Measured throughput", "Workload: 50 requests"] {
+    for title in [
+        "Verdicts:",
+        "Measured throughput",
+        "Tokens/s per GPU against tokens/s per user, measured and predicted",
+        "Cost of the SLA",
+        "Time to first token, by percentile",
+        "Time per output token, by percentile",
+        "End-to-end latency, by percentile",
+        "Workload: 50 requests",
+    ] {
         assert!(html.contains(&format!("aria-label=\"{title}")), "{title}");
     }
-    check_page(&bin, sb.path(), &report, 3);
+    // The simulator's predicted curve sits under the measured points.
+    assert!(html.contains("predicted: baseline"), "{html}");
+    check_page(&bin, sb.path(), &report, 8);
 }
 
 /// A dry-run compare of the vLLM and SGLang twins: its `benchmark/report.html`, every
@@ -169,6 +184,11 @@ fn check_page(bin: &Path, dir: &Path, report: &Path, min_charts: usize) {
         assert!(charts.len() >= min_charts, "{name}: {v}");
         for c in charts {
             assert!(c["marks"].as_u64().unwrap() > 0, "{name}: empty chart {c}");
+            assert_eq!(
+                c["clipped"],
+                serde_json::json!([]),
+                "{name}: text cut off: {c}"
+            );
             assert!(
                 c["width"].as_f64().unwrap() <= f64::from(width),
                 "{name}: {c}"

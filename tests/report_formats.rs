@@ -20,8 +20,11 @@ use forge::engine::failure::{Failure, FailureClass};
 use forge::engine::metrics::ServerFacts;
 use forge::recipe::Layer;
 use forge::recipe::{EngineKind, Hardware, Recipe};
+use forge::record::frontier::{Curve, Frontier, FrontierPoint};
 use forge::record::settings::TuneSettings;
-use forge::record::{AnswerAgreement, Arm, ExperimentRow, Measurement, Sample, Status};
+use forge::record::{
+    AnswerAgreement, Arm, ExperimentRow, LatencyQuantiles, Measurement, Sample, Status,
+};
 use forge::store::{self, Store};
 use forge::tune::verdict::Interval;
 use serde_json::{Value, json};
@@ -99,6 +102,7 @@ fn m(tput: f64, p99_e2el_ms: f64, accuracy: f64) -> Measurement {
             prefix: 0.8,
             similarity: accuracy,
         }),
+        latency: None,
     }
 }
 
@@ -806,22 +810,25 @@ fn html_is_one_self_contained_page_with_its_charts() {
         "{html}"
     );
     assert!(html.contains("--max-num-seqs 256"), "{html}");
-    // Every chart, each with data.
-    let svgs: Vec<&str> = html
-        .split("<svg ")
-        .skip(1)
-        .map(|s| s.split("</svg>").next().unwrap())
-        .collect();
-    assert_eq!(svgs.len(), 3, "{html}");
-    for (svg, name) in svgs.iter().zip(["verdicts", "throughput", "latency"]) {
-        let svg = format!("<svg {svg}</svg>");
-        let structure = svg_structure(&svg);
+    // Every chart, each with data: without a predicted frontier or latency distributions
+    // (a run recorded before forge kept them), the measured points alone and the bars of
+    // p50 and p99.
+    assert_eq!(html.matches("<svg ").count(), 5, "{html}");
+    for name in ["verdicts", "throughput", "latency"] {
+        let structure = svg_structure(chart(&html, name));
         assert!(
             structure.lines().any(|l| l.starts_with("series ")
                 && !l.contains(": 0 points, 0 intervals, 0 lines, 0 bars")),
             "{name} has no data: {structure}"
         );
         insta::assert_snapshot!(format!("chart_{name}"), structure);
+    }
+    for name in ["pareto", "sla-cost"] {
+        assert!(
+            chart(&html, name).contains("class=\"point\"")
+                || chart(&html, name).contains("<rect x"),
+            "{name}"
+        );
     }
 }
 
@@ -859,4 +866,185 @@ fn list_shows_every_run_of_the_store() {
     );
     assert!(text.contains("+15.1 % [+12.0, +18.3]"), "{text}");
     insta::assert_snapshot!("report_list", text);
+}
+
+/// `m` with latency distributions shaped from its own median and p99s (what a run records
+/// since forge keeps every quantile).
+fn with_distributions(mut m: Measurement) -> Measurement {
+    let levels = LatencyQuantiles::LEVELS.to_vec();
+    let shape = |median: f64, p99: f64| -> Vec<f64> {
+        levels
+            .iter()
+            .map(|l| {
+                if *l <= 50.0 {
+                    median * (0.5 + l / 100.0)
+                } else {
+                    median + (p99 - median) * (l - 50.0) / 49.0
+                }
+            })
+            .collect()
+    };
+    m.latency = Some(LatencyQuantiles {
+        levels: levels.clone(),
+        ttft_ms: shape(m.median_ttft_ms, m.p99_ttft_ms),
+        tpot_ms: shape(m.median_tpot_ms, m.p99_tpot_ms),
+        e2el_ms: shape(m.p99_e2el_ms / 3.0, m.p99_e2el_ms),
+    });
+    m
+}
+
+/// The simulator's curves for the baseline and the recommended recipe.
+fn frontier(rows: &[ExperimentRow]) -> Frontier {
+    let point = |concurrency, output_throughput, median_tpot_ms, p99_tpot_ms| FrontierPoint {
+        concurrency,
+        output_throughput,
+        median_tpot_ms,
+        p99_tpot_ms,
+        p99_ttft_ms: 4.0 * p99_tpot_ms,
+    };
+    let curve = |label: &str, id: &str, k: f64| Curve {
+        label: label.into(),
+        recipe_id: id.into(),
+        gpus: 1,
+        points: vec![
+            point(1, 90.0 * k, 10.5, 11.0),
+            point(4, 340.0 * k, 11.5, 13.0),
+            point(16, 1100.0 * k, 16.0, 24.0),
+            point(64, 1650.0 * k, 24.0, 41.0),
+            point(256, 1900.0 * k, 52.0, 88.0),
+        ],
+    };
+    let best = forge::record::recommended(rows).unwrap();
+    Frontier {
+        gpu: "H100".into(),
+        curves: vec![
+            curve("baseline", &rows[0].recipe.id, 1.0),
+            curve("recommended", &best.recipe.id, 1.16),
+        ],
+    }
+}
+
+/// One chart of a report page, by its file stem.
+fn chart<'a>(html: &'a str, stem: &str) -> &'a str {
+    html.split(&format!("<section class=\"chart-{stem}\">"))
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .unwrap_or_else(|| panic!("no {stem} chart"))
+}
+
+#[test]
+fn html_draws_the_frontier_the_cost_of_the_sla_and_the_latency_distributions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut rows, _) = rows();
+    for r in &mut rows {
+        r.measurement = r.measurement.take().map(with_distributions);
+        for s in &mut r.samples {
+            s.m = with_distributions(s.m.clone());
+        }
+    }
+    let dir = write_run(
+        &tmp.path().join(".forge"),
+        (14, 2),
+        &rows,
+        Some("every layer converged"),
+        None,
+    );
+    let mut st = settings();
+    st.slo.tpot_ms = Some(40.0);
+    let config = serde_json::to_string_pretty(&st).unwrap();
+    store::write_atomic(&dir.join(store::CONFIG_FILE), config.as_bytes()).unwrap();
+    forge::record::frontier::write(&dir, &frontier(&rows)).unwrap();
+    let html = report(tmp.path(), &dir, "html");
+    for stem in [
+        "pareto",
+        "sla-cost",
+        "latency-ttft",
+        "latency-tpot",
+        "latency-e2el",
+    ] {
+        let structure = svg_structure(chart(&html, stem));
+        assert!(
+            structure.lines().any(|l| l.starts_with("series ")
+                && !l.contains(": 0 points, 0 intervals, 0 lines, 0 bars")),
+            "{stem} has no data: {structure}"
+        );
+        insta::assert_snapshot!(format!("chart_{stem}"), structure);
+    }
+    // The SLA is drawn where it binds: 40 ms is 25 tokens/s a user.
+    assert!(
+        chart(&html, "pareto").contains("SLA: p99 TPOT ≤ 40 ms = 25 tok/s per user"),
+        "{html}"
+    );
+    // The old bars of p50 and p99 give way to the distributions.
+    assert!(!html.contains("class=\"chart-latency\""));
+}
+
+#[test]
+fn compare_puts_two_runs_side_by_side_and_decides_nothing() {
+    let f = Fixture::new();
+    let run = |format: &str| {
+        let out = forge(&["report", "--compare"])
+            .args([&f.no_engine, &f.full])
+            .args(["--format", format])
+            .current_dir(f.tmp.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, table, err) = run("table");
+    assert!(ok, "{err}");
+    assert!(
+        table.contains("+15.1 % [+12.0, +18.3] (confirmed side by side)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("forge decides nothing between them"),
+        "{table}"
+    );
+    insta::assert_snapshot!("report_compare", table);
+    let (ok, md, err) = run("md");
+    assert!(ok && md.starts_with("# Two runs side by side"), "{err}{md}");
+    let (ok, html, err) = run("html");
+    assert!(
+        ok && html.contains("<h1>Two runs side by side</h1>"),
+        "{err}"
+    );
+    assert!(!html.contains("<script"));
+    let (ok, _, err) = run("json");
+    assert!(
+        !ok && err.contains("--compare prints a table, Markdown or HTML"),
+        "{err}"
+    );
+}
+
+#[test]
+fn costs_are_priced_at_the_built_in_table_or_at_gpu_hour_usd() {
+    let f = Fixture::new();
+    let table = f.report(&f.full, "table");
+    assert!(
+        table.contains("at $3.99 per GPU-hour (H100: Lambda on-demand, 8× H100 SXM, per GPU, lambda.ai/instances, read 2026-09; --gpu-hour-usd overrides)"),
+        "{table}"
+    );
+    let out = forge(&["report", "--gpu-hour-usd", "2"])
+        .arg(&f.full)
+        .current_dir(f.tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    // 2 $/h ÷ (1520.5 tok/s × 3600 s/h) × 10⁶ tokens.
+    assert!(
+        text.contains("Cost per million output tokens: baseline $0.365"),
+        "{text}"
+    );
+    assert!(
+        text.contains("at $2.00 per GPU-hour (--gpu-hour-usd)"),
+        "{text}"
+    );
+    let out = forge(&["report", "--prices"]).output().unwrap();
+    let prices = String::from_utf8(out.stdout).unwrap();
+    insta::assert_snapshot!("report_prices", prices);
 }

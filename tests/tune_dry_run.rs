@@ -93,10 +93,17 @@ fn dry_run_finds_a_recipe_that_beats_the_baseline_with_its_interval() {
 #[test]
 fn t4_qwen25_3b_reaches_the_quant_layer_and_reports_the_int4_gain() {
     let sb = Sandbox::new();
-    let args = common::run::t4_layer2_dry_run(2);
+    let mut args = common::run::t4_layer2_dry_run(2);
+    // A heartbeat every 2 s: each measured run here lasts longer (about 8 s on a T4's clock).
+    args.extend(["--heartbeat".into(), "2".into()]);
     let out = sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let err = &out.stderr;
     assert!(out.success(), "{err}");
+    let beat = regex::Regex::new(
+        r"forge: measuring: \d+/50 requests done, \d+ in flight, 0 failed; \d+\.\d output tok/s over the last 2 s",
+    )
+    .unwrap();
+    assert!(beat.is_match(err), "no heartbeat: {err}");
     assert!(
         err.contains("layer 2 candidate: Qwen/Qwen2.5-3B-Instruct-AWQ (awq W4, published"),
         "{err}"

@@ -7,7 +7,9 @@
 //! before its POST. Intended time, actual send and the wait between them are recorded, so
 //! client-side queueing shows up instead of hiding in front of the timer (as it does in
 //! vLLM's client, which starts timing after its semaphore). Finished requests come back
-//! over a channel to the collector, which drives the progress bar.
+//! over a channel to the collector, which drives the progress bar and, when asked, a
+//! heartbeat line (requests done, in flight, failed, current output tokens/s) so a long run
+//! is never silent.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -127,6 +129,35 @@ struct Shared {
 struct Driver {
     shared: Arc<Shared>,
     cap: Option<Arc<Semaphore>>,
+    heartbeat: Option<Duration>,
+}
+
+/// What the measured phase has done since the last heartbeat, and in all.
+#[derive(Debug, Default)]
+struct Pulse {
+    done: usize,
+    failed: usize,
+    tokens_since: u64,
+}
+
+impl Pulse {
+    /// The heartbeat line: requests done of `n`, in flight, failed, and output tokens/s over
+    /// the last `wall` (wall time; `scale` wall seconds per server second).
+    fn line(&mut self, n: usize, in_flight: usize, wall: Duration, scale: f64) -> String {
+        let server_s = wall.as_secs_f64() / scale.max(1e-9);
+        let tok_s = if server_s > 0.0 {
+            self.tokens_since as f64 / server_s
+        } else {
+            0.0
+        };
+        self.tokens_since = 0;
+        format!(
+            "forge: measuring: {}/{n} requests done, {in_flight} in flight, {} failed; {tok_s:.1} output tok/s over the last {:.0} s",
+            self.done,
+            self.failed,
+            wall.as_secs_f64()
+        )
+    }
 }
 
 impl Driver {
@@ -142,6 +173,7 @@ impl Driver {
                 max_in_flight: AtomicUsize::new(0),
             }),
             cap: s.load.concurrency.map(|c| Arc::new(Semaphore::new(c))),
+            heartbeat: s.heartbeat,
         }
     }
 
@@ -154,12 +186,20 @@ impl Driver {
         let start = Instant::now();
         let dispatcher = tokio::spawn(dispatch(self.shared.clone(), self.cap, start, tx));
         let mut slots: Vec<Option<RequestRecord>> = vec![None; n];
-        let (mut failed, mut interrupted) = (0usize, false);
+        let (mut pulse, mut interrupted) = (Pulse::default(), false);
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
+        // The first beat comes one period in: a short run says nothing.
+        let period = self.heartbeat.unwrap_or(Duration::from_secs(86_400 * 365));
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             let rec = tokio::select! {
                 rec = rx.recv() => rec,
+                _ = beat.tick(), if self.heartbeat.is_some() => {
+                    let in_flight = self.shared.in_flight.load(Ordering::Relaxed);
+                    bar.suspend(|| eprintln!("{}", pulse.line(n, in_flight, period, self.shared.scale)));
+                    continue;
+                }
                 _ = &mut ctrl_c => {
                     interrupted = true;
                     dispatcher.abort();
@@ -167,10 +207,12 @@ impl Driver {
                 }
             };
             let Some(rec) = rec else { break };
-            failed += usize::from(!rec.ok());
+            pulse.done += 1;
+            pulse.failed += usize::from(!rec.ok());
+            pulse.tokens_since += rec.output_tokens;
             bar.inc(1);
-            if failed > 0 {
-                bar.set_message(format!("{failed} failed"));
+            if pulse.failed > 0 {
+                bar.set_message(format!("{} failed", pulse.failed));
             }
             let i = rec.index;
             slots[i] = Some(rec);
@@ -270,5 +312,29 @@ pub fn to_record(
         e2el_s: st.last_token.map(s),
         generated_text: st.text,
         failure: st.failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_counts_requests_and_the_tokens_since_the_last_one_in_server_time() {
+        let mut p = Pulse {
+            done: 412,
+            failed: 1,
+            tokens_since: 12_000,
+        };
+        // 60 wall seconds on a clock ×0.1: 600 server seconds, 20 tok/s.
+        assert_eq!(
+            p.line(1000, 8, Duration::from_secs(60), 0.1),
+            "forge: measuring: 412/1000 requests done, 8 in flight, 1 failed; 20.0 output tok/s over the last 60 s"
+        );
+        // The tokens are counted afresh for the next beat.
+        assert!(
+            p.line(1000, 8, Duration::from_secs(60), 1.0)
+                .contains("; 0.0 output tok/s")
+        );
     }
 }

@@ -30,6 +30,8 @@ pub struct Settings {
     /// that close the connection after each streamed response (llama.cpp), where reusing
     /// one races the server's close and fails the request.
     pub fresh_connections: bool,
+    /// Say how far the measured phase is at this interval (wall time), when set.
+    pub heartbeat: Option<Duration>,
 }
 
 impl Settings {

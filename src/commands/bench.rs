@@ -3,6 +3,7 @@
 //! `FILE:LINE: field: why` and the server sees nothing — then the replay, the summary on
 //! stdout and the result JSON.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -100,6 +101,9 @@ pub fn resolve(args: BenchArgs) -> anyhow::Result<Settings> {
         save_detailed: args.save_detailed,
         progress: !args.no_progress,
         fresh_connections: false,
+        // Where no progress bar shows (a log, a pipe), a line a minute says how far it is.
+        heartbeat: (args.no_progress || !std::io::stderr().is_terminal())
+            .then(|| Duration::from_secs(60)),
     })
 }
 

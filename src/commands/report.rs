@@ -1,6 +1,7 @@
 //! `forge report RUN_OR_STORE [--format …] [-o FILE]`: read a run (or a store's latest
 //! run) and print it, or write it to a file; `forge report --list STORE`: every run of a
-//! store in a line.
+//! store in a line; `--compare RUN_A RUN_B`: two runs side by side; `--prices`: the
+//! built-in GPU-hour prices.
 
 use std::process::ExitCode;
 
@@ -9,13 +10,25 @@ use crate::{record, report, store};
 
 /// `forge report`.
 pub fn main(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    if args.prices {
+        crate::term::print(&prices())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.list {
         crate::term::print(&list(&args.path)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let dir = store::resolve_run_path(&args.path)?;
-    let run = record::load(&dir)?;
-    let text = report::render(&run, args.format)?;
+    let text = match &args.compare {
+        Some(pair) => {
+            let load = |p: &std::path::Path| record::load(&store::resolve_run_path(p)?);
+            let (a, b) = (load(&pair[0])?, load(&pair[1])?);
+            report::side::render(&a, &b, args.format, args.gpu_hour_usd)?
+        }
+        None => {
+            let run = record::load(&store::resolve_run_path(&args.path)?)?;
+            report::render(&run, args.format, args.gpu_hour_usd)?
+        }
+    };
     match &args.output {
         Some(file) => {
             store::write_atomic(file, text.as_bytes())
@@ -89,4 +102,25 @@ fn line(name: String, run: &record::LoadedRun) -> Vec<String> {
         s.state.to_string(),
         gain,
     ]
+}
+
+/// `forge report --prices`: the built-in GPU-hour prices with their sources.
+fn prices() -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING);
+    t.set_header(["gpu", "usd/GPU-hour", "offering", "source", "read"]);
+    for p in report::cost::PRICES {
+        t.add_row([
+            p.gpu.to_string(),
+            format!("{:.2}", p.usd_per_gpu_hour),
+            p.offering.to_string(),
+            p.source.to_string(),
+            p.as_of.to_string(),
+        ]);
+    }
+    let mut out: String = t.lines().map(|l| l.trim_end().to_string() + "\n").collect();
+    out.push_str(
+        "On-demand prices move by tens of percent within months: price your own with --gpu-hour-usd.\n",
+    );
+    out
 }

@@ -128,6 +128,7 @@ pub fn resolve(a: &TuneArgs, detected_gpu: Option<&str>) -> anyhow::Result<TuneS
         layers: layers(a)?,
         engine: engine_choice(a, detected_gpu)?,
         boot_timeout_s: a.boot_timeout,
+        heartbeat_s: a.heartbeat,
         objective: a.objective,
         slo,
         max_repeats: a.max_repeats,

@@ -3,13 +3,15 @@
 //! reader of a run directory. `tune` writes these, `report` and `agent` read them; none of
 //! them owns them. Where each file lives is the store's business ([`crate::store`]).
 
+pub mod frontier;
 pub mod row;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
 
 pub use row::{
-    AnswerAgreement, Arm, ExperimentRow, Interval, Measurement, Sample, Status, recommended,
+    AnswerAgreement, Arm, ExperimentRow, Interval, LatencyQuantiles, Measurement, Sample, Status,
+    recommended,
 };
 pub use settings::{EngineChoice, Objective, TuneSettings};
 
@@ -28,6 +30,8 @@ pub struct LoadedRun {
     pub completed: Option<serde_json::Value>,
     /// The agent's post-run analysis, if it wrote one.
     pub analysis: Option<String>,
+    /// The simulator's predicted frontier, when the run has one.
+    pub frontier: Option<frontier::Frontier>,
 }
 
 /// Read a run without modifying it.
@@ -53,5 +57,6 @@ pub fn load(dir: &Path) -> anyhow::Result<LoadedRun> {
         rows,
         completed,
         analysis,
+        frontier: frontier::read(dir),
     })
 }

@@ -125,6 +125,51 @@ pub struct Measurement {
     /// summarises): `None` without references or for rows recorded before forge kept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answers: Option<AnswerAgreement>,
+    /// The latency distributions (TTFT, TPOT, E2E) at [`LatencyQuantiles::LEVELS`]: `None`
+    /// for runs recorded before forge kept them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyQuantiles>,
+}
+
+/// One run's latency distributions as quantiles, ms, at the same percentile levels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyQuantiles {
+    /// The percentile levels, ascending.
+    pub levels: Vec<f64>,
+    /// Time to first token at each level.
+    pub ttft_ms: Vec<f64>,
+    /// Time per output token at each level.
+    pub tpot_ms: Vec<f64>,
+    /// End-to-end latency at each level.
+    pub e2el_ms: Vec<f64>,
+}
+
+impl LatencyQuantiles {
+    /// The levels forge's tune asks its load generator for.
+    pub const LEVELS: [f64; 9] = [5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9];
+
+    /// The quantiles a bench result holds at every level it reports for all three metrics
+    /// (`None` when it holds fewer than three levels: no distribution to draw).
+    pub fn from_result(r: &BenchResult) -> Option<LatencyQuantiles> {
+        let key = |level: f64, metric: &str| {
+            let label = crate::bench::metrics::percentile_label(level);
+            r.percentile_keys
+                .get(&format!("p{label}_{metric}_ms"))
+                .copied()
+        };
+        let mut q = LatencyQuantiles::default();
+        for level in Self::LEVELS {
+            if let (Some(t), Some(p), Some(e)) =
+                (key(level, "ttft"), key(level, "tpot"), key(level, "e2el"))
+            {
+                q.levels.push(level);
+                q.ttft_ms.push(t);
+                q.tpot_ms.push(p);
+                q.e2el_ms.push(e);
+            }
+        }
+        (q.levels.len() >= 3).then_some(q)
+    }
 }
 
 /// Per-request agreement of a run's answers with the baseline's, averaged over requests.
@@ -164,6 +209,7 @@ impl Measurement {
                 .collect(),
             sla_slack: None,
             answers: None,
+            latency: LatencyQuantiles::from_result(r),
         }
     }
 }
@@ -345,6 +391,25 @@ pub fn recommended(rows: &[ExperimentRow]) -> Option<&ExperimentRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_quantiles_are_read_at_every_level_the_result_reports() {
+        let mut r = BenchResult::default();
+        for (level, v) in [("5", 1.0), ("50", 5.0), ("99", 9.0), ("99.9", 9.9)] {
+            for metric in ["ttft", "tpot", "e2el"] {
+                r.percentile_keys.insert(format!("p{level}_{metric}_ms"), v);
+            }
+        }
+        // TPOT lacks p99.9: that level is left out of all three.
+        r.percentile_keys.remove("p99.9_tpot_ms");
+        let q = LatencyQuantiles::from_result(&r).unwrap();
+        assert_eq!(q.levels, [5.0, 50.0, 99.0]);
+        assert_eq!(q.tpot_ms, [1.0, 5.0, 9.0]);
+        // Fewer than three levels: no distribution to draw.
+        r.percentile_keys.retain(|k, _| !k.starts_with("p5_"));
+        assert_eq!(LatencyQuantiles::from_result(&r), None);
+    }
+
     use crate::recipe::{EngineKind, Hardware, Layer, Recipe};
 
     fn row(status: Status, recipe: &Recipe, confirmed: Option<bool>) -> ExperimentRow {

@@ -121,6 +121,9 @@ pub struct TuneSettings {
     pub engine: EngineChoice,
     /// Boot timeout, s.
     pub boot_timeout_s: f64,
+    /// How often a long measured run says how far it is, s (0: never).
+    #[serde(default = "default_heartbeat_s")]
+    pub heartbeat_s: f64,
     /// Objective.
     pub objective: Objective,
     /// SLA bounds (p99 for throughput/latency objectives; per-request for goodput).
@@ -235,6 +238,18 @@ impl TuneSettings {
     /// concurrency, SLO and seed, trace timing when the workload has arrival offsets, 1–4
     /// warm-ups, pinned outputs).
     pub fn load_spec(&self, has_arrival_offsets: bool, requests: usize) -> LoadSpec {
+        let mut spec = self.spec(has_arrival_offsets, requests);
+        // The report draws each run's latency distributions: measure them at every level.
+        for level in crate::record::LatencyQuantiles::LEVELS {
+            if !spec.percentiles.contains(&level) {
+                spec.percentiles.push(level);
+            }
+        }
+        spec.percentiles.sort_by(f64::total_cmp);
+        spec
+    }
+
+    fn spec(&self, has_arrival_offsets: bool, requests: usize) -> LoadSpec {
         if let Some(l) = &self.load {
             return l.clone();
         }
@@ -252,6 +267,12 @@ impl TuneSettings {
             ..LoadSpec::default()
         }
     }
+}
+
+/// A heartbeat a minute: a night run is never silent for long (runs recorded before forge
+/// kept the setting read it so).
+fn default_heartbeat_s() -> f64 {
+    60.0
 }
 
 /// Warm-ups `forge tune` sends before each measured run when none are asked for: a tenth of
@@ -287,6 +308,7 @@ pub fn test_settings() -> TuneSettings {
             launcher: vec!["vllm".into()],
         },
         boot_timeout_s: 600.0,
+        heartbeat_s: default_heartbeat_s(),
         objective: Objective::Throughput,
         slo: Slo::default(),
         max_repeats: 4,

@@ -3,8 +3,11 @@
 //! charts. The same renderers write the run's `experiments.tsv`, `experiments.json`,
 //! `report.md`, `report.html` and `charts/*.svg` views.
 
+pub mod charts;
+pub mod cost;
 pub mod html;
 pub mod render;
+pub mod side;
 pub mod summary;
 pub mod svg;
 
@@ -26,9 +29,14 @@ pub enum ReportFormat {
     Html,
 }
 
-/// The run in `run`, summarised, as `format`.
-pub fn render(run: &LoadedRun, format: ReportFormat) -> anyhow::Result<String> {
-    let summary = RunSummary::of(run);
+/// The run in `run`, summarised, as `format`; costs at `gpu_hour_usd` per GPU-hour when
+/// given, else at the GPU's built-in price.
+pub fn render(
+    run: &LoadedRun,
+    format: ReportFormat,
+    gpu_hour_usd: Option<f64>,
+) -> anyhow::Result<String> {
+    let summary = RunSummary::of(run).priced(run, gpu_hour_usd);
     Ok(match format {
         ReportFormat::Table => render::table(run, &summary),
         ReportFormat::Tsv => render::tsv(&run.rows),

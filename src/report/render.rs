@@ -99,6 +99,7 @@ pub(crate) fn headline(run: &LoadedRun, s: &RunSummary) -> Vec<String> {
     ));
     out.extend(recommendation_lines(s));
     out.push(gain_line(s));
+    out.extend(s.cost.as_ref().map(|c| cost_line(c, s)));
     if let Some(st) = run.settings.as_ref().filter(|_| s.baseline.runs > 0) {
         out.push(objective_line(st, s));
         out.push(sla_line(st, s));
@@ -189,6 +190,26 @@ fn gain_line(s: &RunSummary) -> String {
         ),
         (None, None) => "Gain over baseline: not measured".into(),
     }
+}
+
+/// What a million output tokens cost, baseline and recommended, and at what price.
+fn cost_line(c: &super::cost::Cost, s: &RunSummary) -> String {
+    let dollars = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("${v:.3}"));
+    let mut line = format!(
+        "Cost per million output tokens: baseline {}",
+        dollars(c.baseline_usd_per_mtok)
+    );
+    if !s.recommended_changes.is_empty()
+        && let (Some(b), Some(r)) = (c.baseline_usd_per_mtok, c.recommended_usd_per_mtok)
+    {
+        line += &format!(", recommended ${r:.3} ({:+.1} %)", 100.0 * (r / b - 1.0));
+    }
+    let source = if c.price_source == "--gpu-hour-usd" {
+        "--gpu-hour-usd".to_string()
+    } else {
+        format!("{}; --gpu-hour-usd overrides", c.price_source)
+    };
+    line + &format!(" — at ${:.2} per GPU-hour ({source})", c.usd_per_gpu_hour)
 }
 
 fn objective_line(st: &crate::record::TuneSettings, s: &RunSummary) -> String {

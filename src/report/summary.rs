@@ -77,6 +77,9 @@ pub struct RunSummary {
     pub state: &'static str,
     /// Why the run stopped, when it did.
     pub stop_reason: Option<String>,
+    /// Cost per million output tokens at the GPU's built-in price (or the one asked for:
+    /// [`RunSummary::priced`]).
+    pub cost: Option<super::cost::Cost>,
 }
 
 impl RunSummary {
@@ -88,7 +91,7 @@ impl RunSummary {
         let base_id = baseline.map(|r| r.recipe.id.clone()).unwrap_or_default();
         let rec_id = rec.map(|r| r.recipe.id.clone()).unwrap_or_default();
         let confirmed = rec.is_some_and(|r| r.status == Status::Confirmation);
-        RunSummary {
+        let mut summary = RunSummary {
             experiments: rows.iter().filter(|r| r.status.is_experiment()).count(),
             refused: rows
                 .iter()
@@ -128,7 +131,18 @@ impl RunSummary {
                 .and_then(|c| c.get("reason"))
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            cost: None,
+        };
+        summary.cost = super::cost::of(run, &summary, None);
+        summary
+    }
+
+    /// The same summary with its cost at `usd` per GPU-hour, when given.
+    pub fn priced(mut self, run: &LoadedRun, usd: Option<f64>) -> RunSummary {
+        if usd.is_some() {
+            self.cost = super::cost::of(run, &self, usd);
         }
+        self
     }
 }
 

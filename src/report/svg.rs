@@ -57,13 +57,36 @@ pub struct Series {
     pub points: Vec<Point>,
 }
 
-/// A horizontal reference line (a threshold, an SLA bound, zero).
+/// A reference line (a threshold, an SLA bound, zero): horizontal at a y value, or
+/// vertical at an x value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefLine {
-    /// Where.
-    pub y: f64,
+    /// Where, on the axis it crosses.
+    pub at: f64,
     /// What it is.
     pub label: String,
+    /// Vertical (at an x value) rather than horizontal.
+    pub vertical: bool,
+}
+
+impl RefLine {
+    /// A horizontal line at `y`.
+    pub fn y(y: f64, label: impl Into<String>) -> RefLine {
+        RefLine {
+            at: y,
+            label: label.into(),
+            vertical: false,
+        }
+    }
+
+    /// A vertical line at `x`.
+    pub fn x(x: f64, label: impl Into<String>) -> RefLine {
+        RefLine {
+            at: x,
+            label: label.into(),
+            vertical: true,
+        }
+    }
 }
 
 /// A chart of points.
@@ -128,7 +151,8 @@ pub fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-fn label(v: f64) -> String {
+/// A number as an axis or bar label: whole numbers bare, else one or two decimals.
+pub fn label(v: f64) -> String {
     if v.abs() >= 1000.0 || v == v.round() {
         format!("{v:.0}")
     } else if v.abs() >= 10.0 {
@@ -170,11 +194,24 @@ impl Frame {
     }
 }
 
+/// The title's font size: 15 px, smaller for a title too long to fit beside the y axis at
+/// that size (about 0.6 em a character, bold), never under 10 px.
+fn title_size(title: &str) -> f64 {
+    let room = W - LEFT - RIGHT;
+    let wide = 15.0 * 0.6 * title.chars().count() as f64;
+    if wide <= room {
+        15.0
+    } else {
+        (15.0 * room / wide).max(10.0).floor()
+    }
+}
+
 fn open(out: &mut String, kind: &str, title: &str) {
     let _ = write!(
         out,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" class="chart {kind}" aria-label="{t}"><title>{t}</title><rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/><text class="title" x="{LEFT}" y="22" font-size="15" font-weight="600">{t}</text>"##,
-        t = esc(title)
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" class="chart {kind}" aria-label="{t}"><title>{t}</title><rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/><text class="title" x="{LEFT}" y="22" font-size="{size}" font-weight="600">{t}</text>"##,
+        t = esc(title),
+        size = title_size(title)
     );
 }
 
@@ -261,10 +298,25 @@ fn marker(out: &mut String, m: Marker, x: f64, y: f64, color: &str) {
 }
 
 fn legend(out: &mut String, entries: &[(&str, &str, Option<Marker>)]) {
+    let width = |name: &str| 24.0 + 7.0 * name.chars().count() as f64;
+    // Entries wrap onto a second row when one row would run past the plot's right edge.
+    let mut rows = 1;
     let mut x = LEFT;
-    let y = H - 14.0;
+    for (name, _, _) in entries {
+        if x > LEFT && x + width(name) > W - RIGHT {
+            rows += 1;
+            x = LEFT;
+        }
+        x += width(name);
+    }
+    let mut x = LEFT;
+    let mut y = H - 14.0 - 16.0 * f64::from(rows.min(2) - 1);
     out.push_str(r#"<g class="legend" font-size="12">"#);
     for (name, color, m) in entries {
+        if x > LEFT && x + width(name) > W - RIGHT {
+            x = LEFT;
+            y += 16.0;
+        }
         match m {
             Some(m) => marker(out, *m, x + 5.0, y - 4.0, color),
             None => {
@@ -281,7 +333,7 @@ fn legend(out: &mut String, entries: &[(&str, &str, Option<Marker>)]) {
             x + 14.0,
             esc(name)
         );
-        x += 24.0 + 7.0 * name.chars().count() as f64;
+        x += width(name);
     }
     out.push_str("</g>");
 }
@@ -295,14 +347,20 @@ impl Scatter {
     /// The SVG. Integer x values get one tick each (experiment numbers).
     pub fn render(&self) -> String {
         let pts = || self.series.iter().flat_map(|s| s.points.iter());
-        let xs = range(pts().map(|p| p.x));
+        let at = |vertical: bool| {
+            self.lines
+                .iter()
+                .filter(move |l| l.vertical == vertical)
+                .map(|l| l.at)
+        };
+        let xs = range(pts().map(|p| p.x).chain(at(true)));
         let ys = range(
             pts()
                 .flat_map(|p| {
                     let (lo, hi) = p.interval.unwrap_or((p.y, p.y));
                     [p.y, lo, hi]
                 })
-                .chain(self.lines.iter().map(|l| l.y)),
+                .chain(at(false)),
         );
         let f = Frame { x: xs, y: ys };
         let mut out = String::new();
@@ -315,8 +373,24 @@ impl Scatter {
             .map(|t| (t, label(t)))
             .collect();
         axes(&mut out, &f, &x_ticks, &self.x_label, &self.y_label);
-        for (i, l) in self.lines.iter().enumerate() {
-            let y = f.py(l.y);
+        for l in self.lines.iter().filter(|l| l.vertical) {
+            let x = f.px(l.at);
+            // The label inside the plot, on the side with more room.
+            let (tx, anchor) = if x > W / 2.0 {
+                (x - 4.0, "end")
+            } else {
+                (x + 4.0, "start")
+            };
+            let _ = write!(
+                out,
+                r##"<g class="refline"><line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#555555" stroke-dasharray="6 4"/><text x="{tx:.1}" y="{:.1}" font-size="11" text-anchor="{anchor}" fill="#555555">{}</text></g>"##,
+                H - BOTTOM,
+                TOP + 12.0,
+                esc(&l.label)
+            );
+        }
+        for (i, l) in self.lines.iter().filter(|l| !l.vertical).enumerate() {
+            let y = f.py(l.at);
             // Alternate labels above and below their lines, so two close lines stay legible.
             let ty = if i % 2 == 0 { y - 5.0 } else { y + 14.0 };
             let _ = write!(

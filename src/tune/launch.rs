@@ -253,6 +253,7 @@ async fn execute(
         Duration::from_secs_f64(settings.boot_timeout_s),
         crate::engine::process::launches_recorded(&dir.join(PIDS_FILE)),
     );
+    measure.set_heartbeat(settings.heartbeat_s);
     if let Some((probe, idle)) = memory_probe(&settings).await {
         measure.set_memory_probe(probe, idle);
     }
@@ -268,6 +269,9 @@ async fn execute(
     let live = measure.live_groups();
     let (mut tuner, agent_banner) = assemble(settings, &dir, state, measure, engine.clone())?;
     banner(&tuner.settings, engine.as_ref(), &agent_banner, &dir);
+    if let (Some(sim), Some(gpu)) = (&tuner.sim, tuner.gpu) {
+        super::frontier::baseline(&dir, sim, gpu, &tuner.baseline);
+    }
     let outcome = tokio::select! {
         r = drive(&mut tuner) => r,
         code = interrupted() => {
@@ -296,6 +300,12 @@ async fn execute(
 
 async fn drive<M: Measure>(t: &mut Tuner<M>) -> anyhow::Result<StopReason> {
     let reason = t.run().await?;
+    let best = t.state.incumbent.as_ref().map(|i| i.recipe.clone());
+    if let (Some(sim), Some(gpu), Some(best)) = (&t.sim, t.gpu, best)
+        && best.id != t.baseline.id
+    {
+        super::frontier::record(&t.dir, sim, gpu, "recommended", &best);
+    }
     t.finish(&reason).await?;
     Ok(reason)
 }

@@ -13,6 +13,7 @@ pub mod assemble;
 pub mod calibrate;
 pub mod context;
 pub mod decide;
+pub mod frontier;
 pub mod judge;
 pub mod launch;
 pub mod measure;

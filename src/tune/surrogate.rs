@@ -19,6 +19,7 @@ use crate::engine::vllm::flags::Version;
 use crate::engine::vllm::recipe::to_vllm_args;
 use crate::hardware::GpuSpec;
 use crate::recipe::{EngineKind, Illegal, Recipe};
+use crate::record::frontier::FrontierPoint;
 use crate::record::settings::TuneSettings;
 use crate::sim::engine::{SimEngine, SimSetup};
 use crate::sim::model::ModelShape;
@@ -214,6 +215,35 @@ impl SimModel {
         let setup = self.setup(recipe).ok()?;
         let r = crate::sim::predict::predict(setup, &self.requests, &self.load, "clock").ok()?;
         (r.completed > 0).then_some(r.median_itl_ms)
+    }
+
+    /// `recipe` on this workload at each concurrency of `levels` (all requests due at once,
+    /// at most that many in flight): the simulator's throughput–latency curve. Levels
+    /// beyond the workload's request count, and ones it cannot run, are left out.
+    pub fn sweep(&self, recipe: &Recipe, levels: &[usize]) -> Vec<FrontierPoint> {
+        let Ok(setup) = self.setup(recipe) else {
+            return Vec::new();
+        };
+        let mut load = self.load.clone();
+        load.timing = crate::bench::Timing::Rate;
+        load.request_rate = None;
+        levels
+            .iter()
+            .filter(|c| **c <= self.requests.len().max(1))
+            .filter_map(|&c| {
+                load.concurrency = Some(c);
+                let r = crate::sim::predict::predict(setup.clone(), &self.requests, &load, "sweep")
+                    .ok()?;
+                let p99 = |k: &str| r.percentile_keys.get(k).copied().unwrap_or(0.0);
+                (r.completed > 0).then(|| FrontierPoint {
+                    concurrency: c,
+                    output_throughput: r.output_throughput,
+                    median_tpot_ms: r.median_tpot_ms,
+                    p99_tpot_ms: p99("p99_tpot_ms"),
+                    p99_ttft_ms: p99("p99_ttft_ms"),
+                })
+            })
+            .collect()
     }
 
     fn predict_exact(&self, recipe: &Recipe) -> Option<f64> {

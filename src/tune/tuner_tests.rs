@@ -359,3 +359,36 @@ fn a_kept_quantization_above_the_floor_holds_up_at_the_confirmation() {
         confirmation.rationale
     );
 }
+
+#[test]
+fn the_predicted_frontier_rises_in_throughput_and_falls_in_speed_per_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = llama(dir.path());
+    let t = tuner(s, &dir.path().join("run"));
+    let (sim, gpu) = (t.sim.as_ref().unwrap(), t.gpu.unwrap());
+    std::fs::create_dir_all(&t.dir).unwrap();
+    crate::tune::frontier::baseline(&t.dir, sim, gpu, &t.baseline);
+    let f = crate::record::frontier::read(&t.dir).unwrap();
+    assert_eq!(f.gpu, "H100");
+    let c = &f.curves[0];
+    assert_eq!(
+        (c.label.as_str(), c.recipe_id.as_str()),
+        ("baseline", t.baseline.id.as_str())
+    );
+    // Levels up to the workload's 24 requests: 1, 2, 4, 8, 16.
+    let levels: Vec<usize> = c.points.iter().map(|p| p.concurrency).collect();
+    assert_eq!(levels, [1, 2, 4, 8, 16]);
+    for w in c.points.windows(2) {
+        assert!(w[1].output_throughput > w[0].output_throughput, "{w:?}");
+        assert!(w[1].median_tpot_ms >= w[0].median_tpot_ms, "{w:?}");
+    }
+    // A resumed run keeps the curve it has.
+    let before = std::fs::metadata(t.dir.join(crate::record::frontier::FRONTIER_FILE))
+        .and_then(|m| m.modified())
+        .unwrap();
+    crate::tune::frontier::baseline(&t.dir, sim, gpu, &t.baseline);
+    let after = std::fs::metadata(t.dir.join(crate::record::frontier::FRONTIER_FILE))
+        .and_then(|m| m.modified())
+        .unwrap();
+    assert_eq!(before, after);
+}

@@ -49,7 +49,7 @@ fn write_pages(
     run: &report::LoadedRun,
     s: &RunSummary,
 ) -> Result<(), store::StoreError> {
-    let charts = report::html::charts(run, s);
+    let charts = report::charts::charts(run, s);
     let page = report::html::page_with(run, s, &charts);
     write_atomic(&dir.join(HTML_FILE), page.as_bytes())?;
     let mut md = report::render::markdown(run, s);

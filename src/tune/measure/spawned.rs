@@ -58,6 +58,8 @@ pub struct Spawned {
     /// What makes a recipe's files before it boots (its patched build, its requantized
     /// model).
     preparers: Vec<Arc<dyn Prepare>>,
+    /// How often a long measured run says how far it is.
+    heartbeat: Option<Duration>,
 }
 
 /// How far above its idle reading GPU memory may be before a boot, MiB.
@@ -91,7 +93,13 @@ impl Spawned {
             notes: Vec::new(),
             warned_timing: false,
             preparers: Vec::new(),
+            heartbeat: None,
         }
+    }
+
+    /// Say every `every` seconds of a measured run how far it is (0: never).
+    pub fn set_heartbeat(&mut self, every_s: f64) {
+        self.heartbeat = (every_s > 0.0).then(|| Duration::from_secs_f64(every_s));
     }
 
     /// Have `p` make each recipe's files before it boots.
@@ -182,6 +190,7 @@ impl Spawned {
             save_detailed: true,
             progress: false,
             fresh_connections: self.engine.bench_quirks().closes_connections,
+            heartbeat: self.heartbeat,
         };
         let bench = crate::bench::runner::run(&settings).await;
         let _ = stop_tx.send(true);
