@@ -182,6 +182,22 @@ async fn a_series_closes_the_gap_and_every_file_agrees() {
         root.contains("No profile: the fake engine has no profiler"),
         "{root}"
     );
+    // The page: the gap over the rounds (behind, then not), every measured attempt with
+    // its interval, the ledger; its charts also as files, linked from the final report.
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    for want in [
+        "aria-label=\"Gap to fake (stock) at the start of each round\"",
+        "aria-label=\"Attempts: each patch",
+        "<td>r1-a3</td>",
+        "class=\"reverted\">incorrect</td>",
+        "Stopped: tied_or_ahead",
+    ] {
+        assert!(page.contains(want), "{want} not in:\n{page}");
+    }
+    assert!(!page.contains("<script") && !page.contains("href="));
+    let gap = std::fs::read_to_string(dir.join("charts/gap.svg")).unwrap();
+    assert_eq!(gap.matches("<g class=\"point\">").count(), 2, "{gap}");
+    assert!(report.contains("![gap](charts/gap.svg)"), "{report}");
     // A stopped campaign run again changes nothing.
     let again = drive(&dir, &s, &mut exec, &mut proposer).await.unwrap();
     assert_eq!(again, stop);

@@ -16,6 +16,30 @@ pub const ANALYSIS_DIR: &str = "analysis";
 pub const ROOT_CAUSE_FILE: &str = "root-cause.md";
 /// The target's pipeline.
 pub const PIPELINE_FILE: &str = "layer-pipeline.md";
+/// GPU time by kernel category, target beside leader per stage (what the campaign page
+/// charts).
+pub const CATEGORIES_FILE: &str = "categories.json";
+
+/// One stage's GPU time by kernel category, target beside leader.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StageCategories {
+    /// The stage.
+    pub stage: String,
+    /// The target's framework.
+    pub target: String,
+    /// The leader's framework.
+    pub leader: String,
+    /// (category, target µs, leader µs), biggest difference first.
+    pub categories: Vec<(String, f64, f64)>,
+}
+
+/// The breakdowns `write` left in `dir/analysis/` (none when no round was profiled).
+pub fn read_categories(dir: &Path) -> Vec<StageCategories> {
+    std::fs::read_to_string(dir.join(ANALYSIS_DIR).join(CATEGORIES_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
 
 /// One side of the comparison: a framework and its profile directory.
 #[derive(Debug, Clone)]
@@ -51,6 +75,23 @@ pub fn write(
     write_atomic(&root, root_cause(&comparisons).as_bytes())?;
     let pipe = out.join(PIPELINE_FILE);
     write_atomic(&pipe, pipeline(&t).as_bytes())?;
+    let cats: Vec<StageCategories> = comparisons
+        .iter()
+        .map(|c| StageCategories {
+            stage: c.stage.map_or("all".to_string(), |s| s.to_string()),
+            target: c.a_framework.to_string(),
+            leader: c.b_framework.to_string(),
+            categories: c
+                .by_category
+                .iter()
+                .map(|s| (s.name.clone(), s.a_us, s.b_us))
+                .collect(),
+        })
+        .collect();
+    write_atomic(
+        &out.join(CATEGORIES_FILE),
+        serde_json::to_string_pretty(&cats)?.as_bytes(),
+    )?;
     Ok((root, pipe))
 }
 

@@ -20,6 +20,7 @@ pub mod attempt;
 pub mod correct;
 pub mod gap;
 pub mod gate;
+pub mod html;
 pub mod ledger;
 pub mod llamacpp;
 pub mod propose;

@@ -276,6 +276,7 @@ pub fn checkpoint(
         (None, None) => {}
     }
     write(&dir.join(CHECKPOINT_FILE), md.as_bytes())?;
+    super::html::write(dir, s, ledger)?;
     Ok(())
 }
 
@@ -321,6 +322,13 @@ pub fn final_report(
     md.push_str(&changed_section(s));
     md.push_str(&checks_section(s, ledger));
     md.push_str(&paths_section(dir, ledger));
+    let stems = super::html::write(dir, s, ledger)?;
+    if !stems.is_empty() {
+        md.push_str("\n## Charts\n\nAlso in `report.html`, with the ledgers.\n\n");
+        for stem in stems {
+            let _ = writeln!(md, "![{stem}]({}/{stem}.svg)\n", super::html::CHARTS_DIR);
+        }
+    }
     write(&dir.join(FINAL_REPORT_FILE), md.as_bytes())?;
     Ok(())
 }

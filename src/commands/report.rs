@@ -19,6 +19,7 @@ pub fn main(args: ReportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let text = match &args.compare {
+        None if let Some(text) = campaign(&args.path, args.format) => text?,
         Some(pair) => {
             let load = |p: &std::path::Path| record::load(&store::resolve_run_path(p)?);
             let (a, b) = (load(&pair[0])?, load(&pair[1])?);
@@ -123,4 +124,44 @@ fn prices() -> String {
         "On-demand prices move by tens of percent within months: price your own with --gpu-hour-usd.\n",
     );
     out
+}
+
+/// The report of a campaign directory — `forge campaign`'s (`campaign.json`) or `forge
+/// compare`'s (`compare.json`) — as `format`; `None` when `dir` is neither. The HTML page of
+/// a campaign is rendered afresh from its ledger; the rest are its files as written.
+fn campaign(dir: &std::path::Path, format: report::ReportFormat) -> Option<anyhow::Result<String>> {
+    use crate::campaign;
+    use report::ReportFormat::{Html, Json, Md, Table, Tsv};
+    let read = |rel: &str| {
+        crate::text::read(&dir.join(rel))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(rel).display()))
+    };
+    if dir.join(campaign::settings::SETTINGS_FILE).is_file() {
+        return Some(match format {
+            Html => (|| {
+                let s = campaign::settings::Settings::load(dir)?;
+                let ledger = campaign::ledger::Ledger::read(dir)?;
+                let charts = campaign::html::charts(dir, &s, &ledger);
+                Ok(campaign::html::page(dir, &s, &ledger, &charts))
+            })(),
+            Md | Table => read(campaign::report::FINAL_REPORT_FILE)
+                .or_else(|_| read(campaign::report::CHECKPOINT_FILE)),
+            Tsv | Json => Err(not_one_run(dir)),
+        });
+    }
+    if dir.join(crate::compare::settings::SETTINGS_FILE).is_file() {
+        return Some(match format {
+            Html => read(crate::compare::html::HTML_FILE),
+            Md | Table => read(crate::compare::artifacts::SUMMARY_FILE),
+            Tsv | Json => Err(not_one_run(dir)),
+        });
+    }
+    None
+}
+
+fn not_one_run(dir: &std::path::Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: a campaign's report is HTML, Markdown or a table (--format html|md|table); TSV and JSON are a tune run's",
+        dir.display()
+    )
 }
