@@ -192,6 +192,25 @@ fn a_campaign_killed_mid_build_and_mid_bench_resumes_to_its_end() {
     }
     let cmds = read("benchmark/winning-commands.md");
     assert!(cmds.contains("builds/base/llama-server"), "{cmds}");
+    // `forge report` on the campaign: its page rendered afresh from the ledger (the gap
+    // over both rounds, every attempt), and its final report as written.
+    let page = common::bin::run(&mut common::bin::forge(&[
+        "report",
+        &s(&dir),
+        "--format",
+        "html",
+    ]));
+    assert!(page.success(), "{}", page.stderr);
+    assert!(
+        page.stdout
+            .contains("Gap to stock llama.cpp at the start of each round"),
+        "{}",
+        page.stdout
+    );
+    assert!(page.stdout.contains("<td>r1-a4</td>"), "{}", page.stdout);
+    assert_eq!(page.stdout, read("report.html"));
+    let md = common::bin::run(&mut common::bin::forge(&["report", &s(&dir)]));
+    assert_eq!(md.stdout, report);
 
     // Nothing the campaign started is still running.
     assert!(

@@ -12,6 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::bin::forge;
 use common::sandbox::Sandbox;
 
 fn chromium() -> Option<PathBuf> {
@@ -136,6 +137,30 @@ fn the_dry_run_compare_page_renders_offline_at_desktop_and_phone_widths() {
         String::from_utf8_lossy(&out.stderr)
     );
     check_page(&bin, dir.path(), &campaign.join("benchmark/report.html"), 1);
+    // `forge report` on the campaign directory prints that page, and the summary as a table.
+    let page = forge(&["report"])
+        .arg(&campaign)
+        .args(["--format", "html"])
+        .output()
+        .unwrap();
+    assert!(
+        page.status.success(),
+        "{}",
+        String::from_utf8_lossy(&page.stderr)
+    );
+    let written = std::fs::read(campaign.join("benchmark/report.html")).unwrap();
+    assert_eq!(page.stdout, written);
+    let json = forge(&["report"])
+        .arg(&campaign)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&json.stderr)
+            .contains("a campaign's report is HTML, Markdown or a table"),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
 }
 
 /// Open `report` at desktop and phone widths: screenshots, no console error, at least
