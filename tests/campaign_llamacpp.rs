@@ -203,7 +203,7 @@ fn a_campaign_killed_mid_build_and_mid_bench_resumes_to_its_end() {
     assert!(page.success(), "{}", page.stderr);
     assert!(
         page.stdout
-            .contains("Gap to stock llama.cpp at the start of each round"),
+            .contains("Gap to llama.cpp (stock) at the start of each round"),
         "{}",
         page.stdout
     );

@@ -315,15 +315,22 @@ impl Spawned {
         );
         self.live.lock().map(|mut v| v.push(proc.pgid)).ok();
         let base_url = format!("http://127.0.0.1:{port}");
-        match wait_ready(
+        let waiting = format!(
+            "waiting for the engine to be ready (timeout {:.0} s; its log: {})",
+            self.boot_timeout.as_secs_f64(),
+            log_path.display()
+        );
+        let ready = wait_ready(
             &mut proc,
             &self.client,
             &base_url,
             &served,
             self.boot_timeout,
-        )
-        .await
-        {
+        );
+        let ready = with_heartbeat(self.heartbeat, ready, |secs| {
+            eprintln!("forge: {waiting}: {secs:.0} s so far");
+        });
+        match ready.await {
             Readiness::Ready { .. } if squatted(&proc, port) => {
                 let models = vec![format!(
                     "{served} (answered by a process that held the port before the engine started)"
@@ -465,6 +472,27 @@ fn spawn_failure(spec: &LaunchSpec, e: &std::io::Error) -> Failure {
     }
 }
 
+/// Await `f`, calling `say` with the seconds waited at every `every` until it is done (a
+/// model that takes ten minutes to load is not ten minutes of silence).
+pub async fn with_heartbeat<T>(
+    every: Option<Duration>,
+    f: impl std::future::Future<Output = T>,
+    mut say: impl FnMut(f64),
+) -> T {
+    let Some(every) = every else {
+        return f.await;
+    };
+    tokio::pin!(f);
+    let start = tokio::time::Instant::now();
+    let mut beat = tokio::time::interval_at(start + every, every);
+    loop {
+        tokio::select! {
+            r = &mut f => return r,
+            _ = beat.tick() => say(start.elapsed().as_secs_f64()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -486,5 +514,21 @@ mod tests {
             crate::engine::failure::FailureClass::InfeasibleOom,
             "{f:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_wait_says_how_long_it_has_waited_at_every_beat() {
+        let mut said = Vec::new();
+        let every = Some(std::time::Duration::from_secs(60));
+        let slow = tokio::time::sleep(std::time::Duration::from_secs(150));
+        super::with_heartbeat(every, slow, |s| said.push(s.round())).await;
+        assert_eq!(said, [60.0, 120.0]);
+        // A short wait says nothing; no heartbeat asked, nothing said.
+        let mut said = Vec::new();
+        let quick = tokio::time::sleep(std::time::Duration::from_secs(5));
+        super::with_heartbeat(every, quick, |s| said.push(s)).await;
+        let never = tokio::time::sleep(std::time::Duration::from_secs(500));
+        super::with_heartbeat(None, never, |s| said.push(s)).await;
+        assert!(said.is_empty(), "{said:?}");
     }
 }
