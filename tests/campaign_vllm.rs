@@ -142,14 +142,7 @@ async fn an_llm_driven_vllm_campaign_keeps_one_patch_and_reverts_the_other() {
         .collect();
     assert_eq!(rows, [("r1-a1", "kept"), ("r1-a2", "incorrect")]);
     // Both ideas recorded with their evidence and provenance, each tested once.
-    let ideas: Vec<_> = ledger
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Idea(i) => Some(i),
-            _ => None,
-        })
-        .collect();
+    let ideas: Vec<_> = ledger.ideas().collect();
     assert_eq!(ideas.len(), 2);
     assert!(ideas[0].title.contains("decode step"));
     assert!(ideas[0].provenance[0].contains("vllm/scheduler.py"));

@@ -281,14 +281,7 @@ fn attempt_table(out: &mut String, ledger: &Ledger) {
 }
 
 fn idea_list(out: &mut String, ledger: &Ledger) {
-    let ideas: Vec<_> = ledger
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Idea(i) => Some(i),
-            _ => None,
-        })
-        .collect();
+    let ideas: Vec<_> = ledger.ideas().collect();
     if ideas.is_empty() {
         return;
     }

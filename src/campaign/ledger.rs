@@ -243,6 +243,14 @@ impl Ledger {
         })
     }
 
+    /// Every recorded source idea, in order.
+    pub fn ideas(&self) -> impl Iterator<Item = &Idea> {
+        self.events.iter().filter_map(|e| match e {
+            Event::Idea(i) => Some(i),
+            _ => None,
+        })
+    }
+
     /// The attempt started but never ended (the campaign was killed in it): its id, base
     /// commit and source.
     pub fn unfinished(&self) -> Option<(&str, &str, &Source)> {
@@ -389,21 +397,19 @@ impl Ledger {
              | Idea | Round | What | Evidence | Provenance | Attempts |\n\
              | --- | ---: | --- | --- | --- | --- |\n",
         );
-        for e in &self.events {
-            if let Event::Idea(i) = e {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} | {} |",
-                    i.id,
-                    i.round,
-                    cell(&i.title),
-                    cell(&i.evidence.join("; ")),
-                    cell(&i.provenance.join("; ")),
-                    tried
-                        .get(i.id.as_str())
-                        .map_or("—".to_string(), |v| v.join(", "))
-                );
-            }
+        for i in self.ideas() {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                i.id,
+                i.round,
+                cell(&i.title),
+                cell(&i.evidence.join("; ")),
+                cell(&i.provenance.join("; ")),
+                tried
+                    .get(i.id.as_str())
+                    .map_or("—".to_string(), |v| v.join(", "))
+            );
         }
         s
     }

@@ -363,10 +363,7 @@ struct Ready {
 fn retried(dir: &Path, ledger: &Ledger, id: String, source: Source) -> anyhow::Result<Ready> {
     let diff = crate::text::read(&dir.join("patches").join(format!("{id}.diff")))?;
     let idea = match &source {
-        Source::Llm { .. } => ledger.events.iter().rev().find_map(|e| match e {
-            Event::Idea(i) => Some(i.id.clone()),
-            _ => None,
-        }),
+        Source::Llm { .. } => ledger.ideas().last().map(|i| i.id.clone()),
         Source::Series { .. } => None,
     };
     Ok(Ready {

@@ -10,7 +10,7 @@ use super::{LoadedRun, RunSummary};
 use crate::record::{ExperimentRow, LatencyQuantiles, Measurement, Status};
 
 /// Status colours and markers: never colour alone.
-pub(crate) fn style(status: Status) -> (&'static str, Marker) {
+fn style(status: Status) -> (&'static str, Marker) {
     match status {
         Status::Baseline => (PALETTE[6], Marker::Circle),
         Status::Kept => (PALETTE[2], Marker::Triangle),
@@ -340,9 +340,17 @@ fn pareto(run: &LoadedRun) -> Scatter {
     Scatter {
         title: format!("Tokens/s per GPU against tokens/s per user{what}"),
         x_label: "tokens/s per user (1000 ÷ median TPOT)".into(),
-        y_label: "output tokens/s per GPU".into(),
+        y_label: per_gpu(run).into(),
         series,
         lines,
+    }
+}
+
+/// The throughput axis: per GPU, or per machine for a run on a CPU.
+fn per_gpu(run: &LoadedRun) -> &'static str {
+    match run.settings.as_ref().map(|s| s.device) {
+        Some(crate::hardware::Device::Cpu) => "output tokens/s (the whole CPU machine)",
+        _ => "output tokens/s per GPU",
     }
 }
 
@@ -411,7 +419,7 @@ fn sla_cost(run: &LoadedRun) -> Option<Bars> {
     Some(Bars {
         title: "Cost of the SLA: the best throughput within each p99 TPOT bound".into(),
         x_label: "p99 time per output token bound".into(),
-        y_label: "output tokens/s per GPU".into(),
+        y_label: per_gpu(run).into(),
         groups,
         series,
     })
