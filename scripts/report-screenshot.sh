@@ -10,10 +10,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cargo run --release -q -- tune --dry-run --llm builtin --model Qwen/Qwen2.5-3B-Instruct \
   --sim-gpu T4 --workload examples/sample_workload.jsonl --start-layer 2 \
-  --max-experiments 5 --run-dir "$work/.forge" >/dev/null 2>&1
+  --max-experiments 5 --slo tpot_ms=60 --run-dir "$work/.forge" >/dev/null 2>&1
 run=$(ls -d "$work"/.forge/runs/*/ | tail -1)
 chromium --headless --no-sandbox --disable-gpu --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
-  --hide-scrollbars --user-data-dir="$work/profile" --window-size=1280,1500 \
+  --hide-scrollbars --user-data-dir="$work/profile" --window-size=1280,2700 \
   --screenshot="$out" "file://${run}report.html" >/dev/null 2>&1
 echo "wrote $out"

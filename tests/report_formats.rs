@@ -942,6 +942,15 @@ fn html_draws_the_frontier_the_cost_of_the_sla_and_the_latency_distributions() {
             s.m = with_distributions(s.m.clone());
         }
     }
+    // A reverted run inside the SLA whose answers fell under the floor stays a reverted
+    // point; an inconclusive one past a p99 bound is drawn as a miss.
+    let mut mark = |st: Status, ok: bool, slack: f64| {
+        let r = rows.iter_mut().find(|r| r.status == st).unwrap();
+        let m = r.measurement.as_mut().unwrap();
+        (m.sla_ok, m.sla_slack) = (ok, Some(slack));
+    };
+    mark(Status::Reverted, false, 0.3);
+    mark(Status::Inconclusive, false, -0.2);
     let dir = write_run(
         &tmp.path().join(".forge"),
         (14, 2),

@@ -184,6 +184,13 @@ pub struct AnswerAgreement {
 }
 
 impl Measurement {
+    /// Whether the run met the SLA — its p99 bounds and at most 1 % failed requests — by its
+    /// slack (runs recorded before forge kept the slack: its SLA flag, which also counted
+    /// accuracy).
+    pub fn met_sla(&self) -> bool {
+        self.sla_slack.map_or(self.sla_ok, |s| s >= 0.0)
+    }
+
     /// Pull the figures out of a bench result.
     pub fn from_result(r: &BenchResult) -> Measurement {
         let p = |k: &str| r.percentile_keys.get(k).copied().unwrap_or(0.0);

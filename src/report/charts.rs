@@ -292,7 +292,7 @@ fn pareto(run: &LoadedRun) -> Scatter {
             title: format!(
                 "exp {e} ({}{}): {y:.0} tok/s per GPU, {x:.1} tok/s per user — {}",
                 r.status.as_str(),
-                if m.sla_ok { "" } else { ", missed the SLA" },
+                if m.met_sla() { "" } else { ", missed the SLA" },
                 r.rationale
             ),
         })
@@ -305,7 +305,7 @@ fn pareto(run: &LoadedRun) -> Scatter {
             marker,
             line: false,
             points: measured(run)
-                .filter(|(_, r, m)| r.status == st && m.sla_ok)
+                .filter(|(_, r, m)| r.status == st && m.met_sla())
                 .filter_map(|(e, r, m)| point(e, r, m))
                 .collect(),
         });
@@ -316,7 +316,7 @@ fn pareto(run: &LoadedRun) -> Scatter {
         marker: Marker::Square,
         line: false,
         points: measured(run)
-            .filter(|(_, r, m)| MEASURED.contains(&r.status) && !m.sla_ok)
+            .filter(|(_, r, m)| MEASURED.contains(&r.status) && !m.met_sla())
             .filter_map(|(e, r, m)| point(e, r, m))
             .collect(),
     });

@@ -187,13 +187,12 @@ fn runs(ms: &[&Measurement]) -> Runs {
     let med = |f: fn(&Measurement) -> f64| {
         crate::stats::median(&ms.iter().map(|m| f(m)).collect::<Vec<f64>>())
     };
-    let met = |m: &Measurement| m.sla_slack.map_or(m.sla_ok, |s| s >= 0.0);
     Runs {
         runs: ms.len(),
         throughput: med(|m| m.output_throughput),
         objective: med(|m| m.value),
         p99_e2el_ms: med(|m| m.p99_e2el_ms),
-        sla_met: ms.iter().filter(|m| met(m)).count(),
+        sla_met: ms.iter().filter(|m| m.met_sla()).count(),
     }
 }
 

@@ -58,10 +58,7 @@ fn sla(r: &ExperimentRow, s: &TuneSettings) -> String {
             .filter(|x| arm.is_none_or(|a| x.arm == a) || r.status == Status::Baseline)
             .map(|x| &x.m)
             .collect();
-        let met = ms
-            .iter()
-            .filter(|m| m.sla_slack.map_or(m.sla_ok, |v| v >= 0.0))
-            .count();
+        let met = ms.iter().filter(|m| m.met_sla()).count();
         (met, ms.len())
     };
     let bounds = !s.slo.is_empty() && s.objective != Objective::Goodput;
