@@ -150,6 +150,13 @@ fn the_dry_run_compare_page_renders_offline_at_desktop_and_phone_widths() {
     );
     let written = std::fs::read(campaign.join("benchmark/report.html")).unwrap();
     assert_eq!(page.stdout, written);
+    // Each framework's best says where its rate search bracketed its capacity.
+    let text = String::from_utf8_lossy(&written);
+    let bracket = regex::Regex::new(
+        r"everything at once within the SLA: this is its capacity|SLA met at \d+\.\d\d req/s offered",
+    )
+    .unwrap();
+    assert_eq!(bracket.find_iter(&text).count(), 2, "{text}");
     let json = forge(&["report"])
         .arg(&campaign)
         .args(["--format", "json"])

@@ -115,7 +115,7 @@ pub fn results(
     let md = summary::render(rows, notes);
     write_atomic(&dir.join(SUMMARY_FILE), md.as_bytes())?;
     write_atomic(&dir.join(WINNING_FILE), winning(dir, s, rows).as_bytes())?;
-    let html = super::html::page(rows, notes, &md);
+    let html = super::html::page(dir, rows, notes, &md);
     write_atomic(&dir.join(super::html::HTML_FILE), html.as_bytes())?;
     Ok(())
 }

@@ -2,11 +2,13 @@
 //! SVG, no script, nothing fetched), rewritten with `summary.md`. Per scenario, every
 //! candidate as a point — output tokens/s per GPU against the p50 time per output token a
 //! user sees — one colour and marker per framework, the SLA-failing and failed ones marked
-//! apart; then each framework's best with its command, the decisions about close winners,
-//! and the summary's tables as written.
+//! apart; then each framework's best with its command and where its rate search bracketed
+//! its capacity, the decisions about close winners with their intervals, and the summary's
+//! tables as written.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use super::candidate::{Candidate, Status, best_per_framework};
 use super::summary::Note;
@@ -80,8 +82,24 @@ pub fn scenario_chart(scenario: &str, rows: &[&Candidate]) -> Scatter {
     }
 }
 
-/// The whole page.
-pub fn page(candidates: &[Candidate], notes: &[Note], summary_md: &str) -> String {
+/// Where a framework's best stands, as its rate search bracketed it: the rate it met the SLA
+/// at and the lowest above it that missed (its capacity lies between), or everything at once
+/// within the SLA (its capacity measured directly).
+fn bracket(dir: &Path, c: &Candidate) -> String {
+    match (
+        c.workload.request_rate,
+        super::rank::missed_above(dir, c).ok().flatten(),
+    ) {
+        (None, _) => "everything at once within the SLA: this is its capacity".into(),
+        (Some(p), Some(f)) => {
+            format!("SLA met at {p:.2} req/s offered, missed at {f:.2}: its capacity lies between")
+        }
+        (Some(p), None) => format!("SLA met at {p:.2} req/s offered; nothing above it missed"),
+    }
+}
+
+/// The whole page of the compare campaign in `dir`.
+pub fn page(dir: &Path, candidates: &[Candidate], notes: &[Note], summary_md: &str) -> String {
     let model = candidates
         .first()
         .map_or("no candidates", |c| c.model.as_str());
@@ -105,7 +123,7 @@ pub fn page(candidates: &[Candidate], notes: &[Note], summary_md: &str) -> Strin
             let m = &best.metrics;
             let _ = write!(
                 out,
-                "<li><b>{}</b> {}: {} req/s, {} output tok/s, SLA {}<pre>{}</pre></li>",
+                "<li><b>{}</b> {}: {} req/s, {} output tok/s, SLA {} ({})<pre>{}</pre></li>",
                 esc(&best.framework),
                 esc(&best.candidate_id),
                 m.request_throughput
@@ -113,6 +131,7 @@ pub fn page(candidates: &[Candidate], notes: &[Note], summary_md: &str) -> Strin
                 m.output_token_throughput
                     .map_or("—".into(), |v| format!("{v:.1}")),
                 if best.sla.passed { "passed" } else { "failed" },
+                esc(&bracket(dir, best)),
                 esc(&best.server_command)
             );
         }

@@ -73,6 +73,13 @@ pub async fn notes(
     Ok(out)
 }
 
+/// The lowest offered rate at which `c`'s search missed the SLA above the rate its row
+/// passed at: the top of the bracket its capacity lies in (`None`: nothing above missed, or
+/// no search).
+pub fn missed_above(dir: &Path, c: &Candidate) -> anyhow::Result<Option<f64>> {
+    Ok(log_of(dir, c)?.and_then(|l| l.lowest_miss_above(c.workload.request_rate)))
+}
+
 /// The search log behind a row.
 fn log_of(dir: &Path, c: &Candidate) -> anyhow::Result<Option<SearchLog>> {
     let fw = EngineKind::parse(&c.framework).unwrap_or_default();
@@ -87,13 +94,8 @@ fn log_of(dir: &Path, c: &Candidate) -> anyhow::Result<Option<SearchLog>> {
 /// The order as the two rate searches' brackets show it, when they do not overlap
 /// (`None`: within the searches' resolution, for paired runs to decide).
 fn bracketed(dir: &Path, leader: &Candidate, rival: &Candidate) -> anyhow::Result<Option<String>> {
-    let edge = |c: &Candidate| -> anyhow::Result<(f64, Option<f64>)> {
-        let p = c.workload.request_rate.unwrap_or(f64::INFINITY);
-        let f = log_of(dir, c)?.and_then(|l| l.lowest_miss_above(c.workload.request_rate));
-        Ok((p, f))
-    };
-    let (pl, _) = edge(leader)?;
-    let (_, fr) = edge(rival)?;
+    let pl = leader.workload.request_rate.unwrap_or(f64::INFINITY);
+    let fr = missed_above(dir, rival)?;
     let (l, r) = (&leader.framework, &rival.framework);
     Ok(match fr {
         Some(fr) if pl >= fr => Some(format!(
