@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::bin::forge;
+use common::bin::{forge, run};
 use common::sandbox::Sandbox;
 
 fn chromium() -> Option<PathBuf> {
@@ -127,46 +127,28 @@ fn the_dry_run_compare_page_renders_offline_at_desktop_and_phone_widths() {
     let dir = tempfile::tempdir().unwrap();
     let w = common::compare::synth_workload(dir.path(), 8);
     let campaign = dir.path().join("c");
-    let out = common::compare::dry_compare(&campaign, &w)
-        .args(["--frameworks", "vllm,sglang"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        run(common::compare::dry_compare(&campaign, &w).args(["--frameworks", "vllm,sglang"]));
+    assert!(out.success(), "{}", out.stderr);
     check_page(&bin, dir.path(), &campaign.join("benchmark/report.html"), 1);
-    // `forge report` on the campaign directory prints that page, and the summary as a table.
-    let page = forge(&["report"])
-        .arg(&campaign)
-        .args(["--format", "html"])
-        .output()
-        .unwrap();
-    assert!(
-        page.status.success(),
-        "{}",
-        String::from_utf8_lossy(&page.stderr)
-    );
-    let written = std::fs::read(campaign.join("benchmark/report.html")).unwrap();
+    // `forge report` on the campaign directory prints that page; TSV or JSON is refused.
+    let report = |format: &str| run(forge(&["report"]).arg(&campaign).args(["--format", format]));
+    let page = report("html");
+    assert!(page.success(), "{}", page.stderr);
+    let written = std::fs::read_to_string(campaign.join("benchmark/report.html")).unwrap();
     assert_eq!(page.stdout, written);
     // Each framework's best says where its rate search bracketed its capacity.
-    let text = String::from_utf8_lossy(&written);
     let bracket = regex::Regex::new(
         r"everything at once within the SLA: this is its capacity|SLA met at \d+\.\d\d req/s offered",
     )
     .unwrap();
-    assert_eq!(bracket.find_iter(&text).count(), 2, "{text}");
-    let json = forge(&["report"])
-        .arg(&campaign)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
+    assert_eq!(bracket.find_iter(&written).count(), 2, "{written}");
+    let json = report("json");
     assert!(
-        String::from_utf8_lossy(&json.stderr)
+        json.stderr
             .contains("a campaign's report is HTML, Markdown or a table"),
         "{}",
-        String::from_utf8_lossy(&json.stderr)
+        json.stderr
     );
 }
 

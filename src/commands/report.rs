@@ -138,12 +138,7 @@ fn campaign(dir: &std::path::Path, format: report::ReportFormat) -> Option<anyho
     };
     if dir.join(campaign::settings::SETTINGS_FILE).is_file() {
         return Some(match format {
-            Html => (|| {
-                let s = campaign::settings::Settings::load(dir)?;
-                let ledger = campaign::ledger::Ledger::read(dir)?;
-                let charts = campaign::html::charts(dir, &s, &ledger);
-                Ok(campaign::html::page(dir, &s, &ledger, &charts))
-            })(),
+            Html => campaign_page(dir),
             Md | Table => read(campaign::report::FINAL_REPORT_FILE)
                 .or_else(|_| read(campaign::report::CHECKPOINT_FILE)),
             Tsv | Json => Err(not_one_run(dir)),
@@ -157,6 +152,15 @@ fn campaign(dir: &std::path::Path, format: report::ReportFormat) -> Option<anyho
         });
     }
     None
+}
+
+/// A campaign's page, rendered afresh from `campaign.json` and its ledger.
+fn campaign_page(dir: &std::path::Path) -> anyhow::Result<String> {
+    use crate::campaign;
+    let s = campaign::settings::Settings::load(dir)?;
+    let ledger = campaign::ledger::Ledger::read(dir)?;
+    let charts = campaign::html::charts(dir, &s, &ledger);
+    Ok(campaign::html::page(dir, &s, &ledger, &charts))
 }
 
 fn not_one_run(dir: &std::path::Path) -> anyhow::Error {
